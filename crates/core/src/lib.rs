@@ -1,0 +1,22 @@
+//! The heart of CortexLayer that every other crate shares: typed ids, the tenancy and access
+//! domain (tenants, users, roles, credentials, audit events), the plan catalogue and the ports
+//! (traits) that storage backends implement.
+//!
+//! This crate knows no axum, sqlx or reqwest: it is plain data and rules, so the storage
+//! crates and the server can depend on it without pulling each other in.
+//!
+//! - [`ids`]: UUIDv7 newtypes, one per entity, so a `UserId` can never be passed as a `TenantId`.
+//! - [`tenancy`]: tenants, users, roles, email addresses, invitations, verification codes.
+//! - [`credentials`]: API keys and scopes, refresh tokens, platform admins.
+//! - [`audit`]: the audit trail's events.
+//! - [`plans`]: the default plan catalogue and its limits.
+//! - [`store`]: the `Store` port and its error type.
+
+pub mod audit;
+pub mod credentials;
+pub mod ids;
+pub mod plans;
+pub mod store;
+pub mod tenancy;
+
+pub use store::{Store, StoreError};

@@ -1,0 +1,258 @@
+//! The storage port. One trait, implemented by `cortex-store-sqlite` and
+//! `cortex-store-postgres` and checked by the shared conformance suite.
+//!
+//! Every method on tenant data takes the [`TenantId`] first, and a row of another tenant is
+//! `NotFound`, never "forbidden": a tenant cannot even learn that another tenant's id exists.
+//! The few methods without a tenant are the *credential lookups* (an email at login, the hash
+//! of an API key, refresh token or invitation token): the credential is what tells us the
+//! tenant, and each returns the row with its `tenant_id` so the caller continues scoped.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
+use crate::ids::{ApiKeyId, InvitationId, PlatformAdminId, TenantId, TokenFamilyId, UserId};
+use crate::tenancy::{
+    Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
+    Role, Tenant, TenantStatus, User,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist, or belongs to another tenant.
+    #[error("not found")]
+    NotFound,
+    /// A rule held by the store refused the change; the code is stable (e.g. `email_taken`,
+    /// `last_owner`, `invitation_used`).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Anything else: connection loss, a bug, corrupt data. Logged, shown as a 500.
+    #[error("storage failure")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn other(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Other(Box::new(e))
+    }
+}
+
+/// Conflict codes the stores emit.
+pub mod conflict {
+    pub const EMAIL_TAKEN: &str = "email_taken";
+    pub const LAST_OWNER: &str = "last_owner";
+    pub const INVITATION_USED: &str = "invitation_used";
+    pub const ALREADY_REVOKED: &str = "already_revoked";
+}
+
+/// A page of a list ordered by creation, newest first.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub limit: u32,
+    /// Only rows created strictly before this one (cursor of the previous page's last row).
+    pub before: Option<uuid::Uuid>,
+}
+
+impl Page {
+    pub const MAX_LIMIT: u32 = 200;
+
+    pub fn first(limit: u32) -> Self {
+        Self { limit: limit.clamp(1, Self::MAX_LIMIT), before: None }
+    }
+}
+
+/// What consuming a refresh token found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefreshUse {
+    /// The token was fresh and is now used; issue its successor.
+    Fresh(RefreshToken),
+    /// The token had been used before (or revoked): a stolen copy may be in play.
+    Reused(RefreshToken),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Backend name for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Database reachable and every migration this binary knows applied.
+    async fn readiness(&self) -> Result<()>;
+
+    // ----- tenants -------------------------------------------------------------------------
+
+    /// Signup: the tenant, its first owner, the pending verification code and the audit entry,
+    /// all or nothing. `Conflict(email_taken)` if the email already has an account.
+    async fn create_tenant_with_owner(
+        &self,
+        tenant: NewTenant,
+        owner: NewUser,
+        verification: NewEmailVerification,
+        audit: NewAuditEvent,
+    ) -> Result<()>;
+
+    async fn get_tenant(&self, tenant: TenantId) -> Result<Tenant>;
+
+    /// Operator view: every tenant, newest first.
+    async fn list_tenants(&self, page: Page) -> Result<Vec<Tenant>>;
+
+    /// Suspends (remembering the status to return to) or reactivates a tenant.
+    /// Reactivating restores the remembered status. `Conflict(already_revoked)` is not used
+    /// here; setting the status it already has is a no-op that still returns the tenant.
+    async fn set_tenant_suspended(
+        &self,
+        tenant: TenantId,
+        suspended: bool,
+        audit: NewAuditEvent,
+    ) -> Result<Tenant>;
+
+    /// Sets the commercial status directly (billing moves trial → active → past_due).
+    async fn set_tenant_status(&self, tenant: TenantId, status: TenantStatus) -> Result<Tenant>;
+
+    // ----- users ---------------------------------------------------------------------------
+
+    /// Credential lookup for login and signup deduplication.
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>>;
+
+    async fn get_user(&self, tenant: TenantId, user: UserId) -> Result<User>;
+
+    /// Team members, oldest first.
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>>;
+
+    /// Changes a member's role. `Conflict(last_owner)` if it would leave no owner.
+    async fn change_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+        audit: NewAuditEvent,
+    ) -> Result<User>;
+
+    /// Removes a member and every refresh token they hold. `Conflict(last_owner)` if they are
+    /// the only owner.
+    async fn remove_user(&self, tenant: TenantId, user: UserId, audit: NewAuditEvent)
+    -> Result<()>;
+
+    // ----- email verification --------------------------------------------------------------
+
+    /// Replaces any pending code of this user with a new one (resend).
+    async fn replace_email_verification(
+        &self,
+        tenant: TenantId,
+        verification: NewEmailVerification,
+    ) -> Result<()>;
+
+    async fn get_email_verification(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Option<EmailVerification>>;
+
+    /// Counts a wrong guess; returns the attempts made so far.
+    async fn record_verification_failure(&self, tenant: TenantId, user: UserId) -> Result<u32>;
+
+    /// Deletes the pending code and marks the email verified, atomically.
+    async fn complete_email_verification(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<User>;
+
+    // ----- refresh tokens ------------------------------------------------------------------
+
+    async fn insert_refresh_token(&self, tenant: TenantId, token: NewRefreshToken) -> Result<()>;
+
+    /// Credential lookup by the token's hash.
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
+
+    /// Atomically marks the token used. Exactly one of any number of concurrent callers gets
+    /// `Fresh`; every other (and every later) caller gets `Reused`.
+    async fn use_refresh_token(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<RefreshUse>;
+
+    /// Revokes every token of the family; returns how many were still live.
+    async fn revoke_token_family(
+        &self,
+        tenant: TenantId,
+        family: TokenFamilyId,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    // ----- invitations ---------------------------------------------------------------------
+
+    async fn create_invitation(
+        &self,
+        tenant: TenantId,
+        invitation: NewInvitation,
+        audit: NewAuditEvent,
+    ) -> Result<Invitation>;
+
+    /// Invitations not yet accepted, newest first (expired ones included, marked by date).
+    async fn list_pending_invitations(&self, tenant: TenantId) -> Result<Vec<Invitation>>;
+
+    async fn delete_invitation(&self, tenant: TenantId, invitation: InvitationId) -> Result<()>;
+
+    /// Credential lookup by the token's hash.
+    async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>>;
+
+    /// Marks the invitation accepted and creates the member, atomically.
+    /// `Conflict(invitation_used)` if it was accepted already, `Conflict(email_taken)` if the
+    /// email got an account meanwhile.
+    async fn accept_invitation(
+        &self,
+        tenant: TenantId,
+        invitation: InvitationId,
+        user: NewUser,
+        audit: NewAuditEvent,
+    ) -> Result<User>;
+
+    // ----- API keys ------------------------------------------------------------------------
+
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key: NewApiKey,
+        audit: NewAuditEvent,
+    ) -> Result<ApiKey>;
+
+    /// Every key of the tenant, revoked ones included, newest first.
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
+
+    /// `Conflict(already_revoked)` if it was revoked before.
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key: ApiKeyId,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<ApiKey>;
+
+    /// Credential lookup by the key's hash (revoked keys are returned too; the caller refuses).
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+
+    async fn touch_api_key(&self, tenant: TenantId, key: ApiKeyId, at: DateTime<Utc>)
+    -> Result<()>;
+
+    // ----- platform admins -----------------------------------------------------------------
+
+    /// `Conflict(email_taken)` if an operator with this email exists.
+    async fn create_platform_admin(&self, admin: PlatformAdmin) -> Result<()>;
+
+    async fn find_platform_admin(&self, email: &Email) -> Result<Option<PlatformAdmin>>;
+
+    async fn get_platform_admin(&self, id: PlatformAdminId) -> Result<PlatformAdmin>;
+
+    // ----- audit log -----------------------------------------------------------------------
+
+    async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()>;
+
+    /// Newest first.
+    async fn list_audit_events(&self, tenant: TenantId, page: Page) -> Result<Vec<AuditEvent>>;
+}

@@ -1,0 +1,901 @@
+//! The [`Store`] port on SQLite: the embedded default, one file under `./data/` in WAL mode.
+//!
+//! Depends on `cortex-core` and sqlx only. Ids are stored as 16-byte blobs and times as Unix
+//! milliseconds, so ordering and comparisons are plain integer work. Rules that span rows (the
+//! last-owner rule, single use of tokens) are single conditional statements: SQLite runs one
+//! writer at a time, so a statement that reads and writes is atomic.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use cortex_core::audit::{Actor, AuditEvent, NewAuditEvent};
+use cortex_core::credentials::{ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
+use cortex_core::ids::{ApiKeyId, InvitationId, PlatformAdminId, TenantId, TokenFamilyId, UserId};
+use cortex_core::store::{Page, RefreshUse, Result, conflict};
+use cortex_core::tenancy::{
+    Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
+    Role, Tenant, TenantStatus, User,
+};
+use cortex_core::{Store, StoreError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool, Sqlite, Transaction};
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The SQLite backend. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`)
+    /// with WAL journaling, foreign keys and a busy timeout, then applies pending migrations.
+    pub async fn connect(url: &str) -> std::result::Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+        }
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        Ok(Self { pool })
+    }
+
+    /// Applies every migration not yet applied.
+    pub async fn migrate(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// Names of the migrations this binary carries, for the pairing test.
+    pub fn migration_names() -> Vec<String> {
+        MIGRATOR.iter().map(|m| format!("{:04}_{}", m.version, m.description)).collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn ts(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn opt_ts(v: Option<i64>) -> Option<DateTime<Utc>> {
+    v.map(ts)
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        e => StoreError::other(e),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Other(format!("corrupt {what} in database: {value:?}").into())
+}
+
+fn parse_enum<T: FromStr>(what: &str, value: String) -> Result<T> {
+    value.parse().map_err(|_| corrupt(what, &value))
+}
+
+fn tenant_from(row: &SqliteRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId(row.try_get("id").map_err(db)?),
+        name: row.try_get("name").map_err(db)?,
+        plan: row.try_get("plan").map_err(db)?,
+        status: parse_enum("tenant status", row.try_get("status").map_err(db)?)?,
+        status_before_suspension: row
+            .try_get::<Option<String>, _>("status_before_suspension")
+            .map_err(db)?
+            .map(|s| parse_enum("tenant status", s))
+            .transpose()?,
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+        updated_at: ts(row.try_get("updated_at").map_err(db)?),
+    })
+}
+
+fn email_from(value: String) -> Result<Email> {
+    Email::parse(&value).map_err(|_| corrupt("email", &value))
+}
+
+fn user_from(row: &SqliteRow) -> Result<User> {
+    Ok(User {
+        id: UserId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        email: email_from(row.try_get("email").map_err(db)?)?,
+        name: row.try_get("name").map_err(db)?,
+        role: parse_enum("role", row.try_get("role").map_err(db)?)?,
+        password_hash: row.try_get("password_hash").map_err(db)?,
+        email_verified_at: opt_ts(row.try_get("email_verified_at").map_err(db)?),
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+fn verification_from(row: &SqliteRow) -> Result<EmailVerification> {
+    Ok(EmailVerification {
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        user_id: UserId(row.try_get("user_id").map_err(db)?),
+        code_hash: row.try_get("code_hash").map_err(db)?,
+        attempts: row.try_get::<i64, _>("attempts").map_err(db)?.try_into().unwrap_or(u32::MAX),
+        expires_at: ts(row.try_get("expires_at").map_err(db)?),
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+fn refresh_from(row: &SqliteRow) -> Result<RefreshToken> {
+    Ok(RefreshToken {
+        id: row.try_get::<Uuid, _>("id").map_err(db)?.into(),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        user_id: UserId(row.try_get("user_id").map_err(db)?),
+        family_id: TokenFamilyId(row.try_get("family_id").map_err(db)?),
+        token_hash: row.try_get("token_hash").map_err(db)?,
+        expires_at: ts(row.try_get("expires_at").map_err(db)?),
+        used_at: opt_ts(row.try_get("used_at").map_err(db)?),
+        revoked_at: opt_ts(row.try_get("revoked_at").map_err(db)?),
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+fn invitation_from(row: &SqliteRow) -> Result<Invitation> {
+    Ok(Invitation {
+        id: InvitationId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        email: email_from(row.try_get("email").map_err(db)?)?,
+        role: parse_enum("role", row.try_get("role").map_err(db)?)?,
+        invited_by: UserId(row.try_get("invited_by").map_err(db)?),
+        token_hash: row.try_get("token_hash").map_err(db)?,
+        expires_at: ts(row.try_get("expires_at").map_err(db)?),
+        accepted_at: opt_ts(row.try_get("accepted_at").map_err(db)?),
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+fn api_key_from(row: &SqliteRow) -> Result<ApiKey> {
+    let scopes_json: String = row.try_get("scopes").map_err(db)?;
+    let names: Vec<String> =
+        serde_json::from_str(&scopes_json).map_err(|_| corrupt("api key scopes", &scopes_json))?;
+    let scopes = names
+        .into_iter()
+        .map(|s| parse_enum::<ApiScope>("api key scope", s))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ApiKey {
+        id: ApiKeyId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        name: row.try_get("name").map_err(db)?,
+        prefix: row.try_get("prefix").map_err(db)?,
+        key_hash: row.try_get("key_hash").map_err(db)?,
+        scopes,
+        created_by: row.try_get::<Option<Uuid>, _>("created_by").map_err(db)?.map(UserId),
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+        last_used_at: opt_ts(row.try_get("last_used_at").map_err(db)?),
+        revoked_at: opt_ts(row.try_get("revoked_at").map_err(db)?),
+    })
+}
+
+fn admin_from(row: &SqliteRow) -> Result<PlatformAdmin> {
+    Ok(PlatformAdmin {
+        id: PlatformAdminId(row.try_get("id").map_err(db)?),
+        email: email_from(row.try_get("email").map_err(db)?)?,
+        password_hash: row.try_get("password_hash").map_err(db)?,
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+fn audit_from(row: &SqliteRow) -> Result<AuditEvent> {
+    let metadata: String = row.try_get("metadata").map_err(db)?;
+    Ok(AuditEvent {
+        id: row.try_get::<Uuid, _>("id").map_err(db)?.into(),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        actor: Actor::from_parts(
+            &row.try_get::<String, _>("actor_type").map_err(db)?,
+            row.try_get("actor_id").map_err(db)?,
+        ),
+        action: row.try_get("action").map_err(db)?,
+        target_type: row.try_get("target_type").map_err(db)?,
+        target_id: row.try_get("target_id").map_err(db)?,
+        metadata: serde_json::from_str(&metadata).map_err(|_| corrupt("audit metadata", &metadata))?,
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: TenantId,
+    e: &NewAuditEvent,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, metadata, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(e.id.as_uuid())
+    .bind(tenant.0)
+    .bind(e.actor.kind())
+    .bind(e.actor.id())
+    .bind(e.action)
+    .bind(e.target_type)
+    .bind(e.target_id.as_deref())
+    .bind(e.metadata.to_string())
+    .bind(ms(e.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn insert_user(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: TenantId,
+    u: &NewUser,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, name, role, password_hash, email_verified_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(u.id.0)
+    .bind(tenant.0)
+    .bind(u.email.as_str())
+    .bind(u.name.as_deref())
+    .bind(u.role.as_str())
+    .bind(&u.password_hash)
+    .bind(u.email_verified_at.map(ms))
+    .bind(ms(u.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(conflict::EMAIL_TAKEN) } else { db(e) })?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn user_exists(&self, tenant: TenantId, user: UserId) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn readiness(&self) -> Result<()> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        let missing = MIGRATOR.iter().filter(|m| !applied.contains(&m.version)).count();
+        if missing > 0 {
+            return Err(StoreError::Other(format!("{missing} migrations not applied").into()));
+        }
+        Ok(())
+    }
+
+    async fn create_tenant_with_owner(
+        &self,
+        tenant: NewTenant,
+        owner: NewUser,
+        verification: NewEmailVerification,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, plan, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(tenant.id.0)
+        .bind(tenant.name.as_str())
+        .bind(&tenant.plan)
+        .bind(tenant.status.as_str())
+        .bind(ms(tenant.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_user(&mut tx, tenant.id, &owner).await?;
+        sqlx::query(
+            "INSERT INTO email_verifications (user_id, tenant_id, code_hash, attempts, expires_at, created_at)
+             VALUES ($1, $2, $3, 0, $4, $5)",
+        )
+        .bind(verification.user_id.0)
+        .bind(tenant.id.0)
+        .bind(&verification.code_hash)
+        .bind(ms(verification.expires_at))
+        .bind(ms(verification.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_audit(&mut tx, tenant.id, &audit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get_tenant(&self, tenant: TenantId) -> Result<Tenant> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(tenant.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        tenant_from(&row)
+    }
+
+    async fn list_tenants(&self, page: Page) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tenants WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(page.before)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(tenant_from).collect()
+    }
+
+    async fn set_tenant_suspended(
+        &self,
+        tenant: TenantId,
+        suspended: bool,
+        audit: NewAuditEvent,
+    ) -> Result<Tenant> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let sql = if suspended {
+            "UPDATE tenants SET
+                 status_before_suspension = CASE WHEN status = 'suspended' THEN status_before_suspension ELSE status END,
+                 status = 'suspended', updated_at = $2
+             WHERE id = $1 RETURNING *"
+        } else {
+            "UPDATE tenants SET
+                 status = CASE WHEN status = 'suspended' THEN COALESCE(status_before_suspension, 'active') ELSE status END,
+                 status_before_suspension = NULL, updated_at = $2
+             WHERE id = $1 RETURNING *"
+        };
+        let row = sqlx::query(sql)
+            .bind(tenant.0)
+            .bind(ms(audit.created_at))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let updated = tenant_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(updated)
+    }
+
+    async fn set_tenant_status(&self, tenant: TenantId, status: TenantStatus) -> Result<Tenant> {
+        let row = sqlx::query("UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *")
+            .bind(tenant.0)
+            .bind(status.as_str())
+            .bind(ms(Utc::now()))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        tenant_from(&row)
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn get_user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        user_from(&row)
+    }
+
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 ORDER BY id")
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn change_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+        audit: NewAuditEvent,
+    ) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // One statement: the owner count it reads is the one it writes against.
+        let row = sqlx::query(
+            "UPDATE users SET role = $3
+             WHERE tenant_id = $1 AND id = $2
+               AND ($3 = 'owner' OR role <> 'owner'
+                    OR (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = 'owner') > 1)
+             RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(role.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            drop(tx);
+            return Err(if self.user_exists(tenant, user).await? {
+                StoreError::Conflict(conflict::LAST_OWNER)
+            } else {
+                StoreError::NotFound
+            });
+        };
+        let updated = user_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(updated)
+    }
+
+    async fn remove_user(&self, tenant: TenantId, user: UserId, audit: NewAuditEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "DELETE FROM users
+             WHERE tenant_id = $1 AND id = $2
+               AND (role <> 'owner'
+                    OR (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = 'owner') > 1)",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(if self.user_exists(tenant, user).await? {
+                StoreError::Conflict(conflict::LAST_OWNER)
+            } else {
+                StoreError::NotFound
+            });
+        }
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn replace_email_verification(
+        &self,
+        tenant: TenantId,
+        v: NewEmailVerification,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO email_verifications (user_id, tenant_id, code_hash, attempts, expires_at, created_at)
+             SELECT $2, $1, $3, 0, $4, $5 WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2)
+             ON CONFLICT (user_id) DO UPDATE SET
+                 code_hash = excluded.code_hash, attempts = 0,
+                 expires_at = excluded.expires_at, created_at = excluded.created_at",
+        )
+        .bind(tenant.0)
+        .bind(v.user_id.0)
+        .bind(&v.code_hash)
+        .bind(ms(v.expires_at))
+        .bind(ms(v.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_email_verification(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Option<EmailVerification>> {
+        let row = sqlx::query("SELECT * FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(verification_from).transpose()
+    }
+
+    async fn record_verification_failure(&self, tenant: TenantId, user: UserId) -> Result<u32> {
+        let attempts: i64 = sqlx::query_scalar(
+            "UPDATE email_verifications SET attempts = attempts + 1
+             WHERE tenant_id = $1 AND user_id = $2 RETURNING attempts",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(attempts.try_into().unwrap_or(u32::MAX))
+    }
+
+    async fn complete_email_verification(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let gone = sqlx::query("DELETE FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if gone.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let row = sqlx::query(
+            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $3)
+             WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(ms(at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let user = user_from(&row)?;
+        tx.commit().await.map_err(db)?;
+        Ok(user)
+    }
+
+    async fn insert_refresh_token(&self, tenant: TenantId, t: NewRefreshToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at, created_at)
+             SELECT $2, $1, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $3)",
+        )
+        .bind(tenant.0)
+        .bind(t.id.as_uuid())
+        .bind(t.user_id.0)
+        .bind(t.family_id.0)
+        .bind(&t.token_hash)
+        .bind(ms(t.expires_at))
+        .bind(ms(t.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)
+        .and_then(|r| if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) })
+    }
+
+    async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    async fn use_refresh_token(
+        &self,
+        tenant: TenantId,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<RefreshUse> {
+        let fresh = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $3
+             WHERE tenant_id = $1 AND token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL
+             RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(token_hash)
+        .bind(ms(at))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        if let Some(row) = fresh {
+            return Ok(RefreshUse::Fresh(refresh_from(&row)?));
+        }
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2")
+            .bind(tenant.0)
+            .bind(token_hash)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(RefreshUse::Reused(refresh_from(&row)?))
+    }
+
+    async fn revoke_token_family(
+        &self,
+        tenant: TenantId,
+        family: TokenFamilyId,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3
+             WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(tenant.0)
+        .bind(family.0)
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_invitation(
+        &self,
+        tenant: TenantId,
+        inv: NewInvitation,
+        audit: NewAuditEvent,
+    ) -> Result<Invitation> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "INSERT INTO invitations (id, tenant_id, email, role, invited_by, token_hash, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        )
+        .bind(inv.id.0)
+        .bind(tenant.0)
+        .bind(inv.email.as_str())
+        .bind(inv.role.as_str())
+        .bind(inv.invited_by.0)
+        .bind(&inv.token_hash)
+        .bind(ms(inv.expires_at))
+        .bind(ms(inv.created_at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let invitation = invitation_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(invitation)
+    }
+
+    async fn list_pending_invitations(&self, tenant: TenantId) -> Result<Vec<Invitation>> {
+        let rows = sqlx::query(
+            "SELECT * FROM invitations WHERE tenant_id = $1 AND accepted_at IS NULL ORDER BY id DESC",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(invitation_from).collect()
+    }
+
+    async fn delete_invitation(&self, tenant: TenantId, invitation: InvitationId) -> Result<()> {
+        let done = sqlx::query(
+            "DELETE FROM invitations WHERE tenant_id = $1 AND id = $2 AND accepted_at IS NULL",
+        )
+        .bind(tenant.0)
+        .bind(invitation.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>> {
+        let row = sqlx::query("SELECT * FROM invitations WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(invitation_from).transpose()
+    }
+
+    async fn accept_invitation(
+        &self,
+        tenant: TenantId,
+        invitation: InvitationId,
+        user: NewUser,
+        audit: NewAuditEvent,
+    ) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let accepted = sqlx::query(
+            "UPDATE invitations SET accepted_at = $3 WHERE tenant_id = $1 AND id = $2 AND accepted_at IS NULL",
+        )
+        .bind(tenant.0)
+        .bind(invitation.0)
+        .bind(ms(user.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if accepted.rows_affected() == 0 {
+            let exists: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(invitation.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            return Err(if exists > 0 {
+                StoreError::Conflict(conflict::INVITATION_USED)
+            } else {
+                StoreError::NotFound
+            });
+        }
+        insert_user(&mut tx, tenant, &user).await?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(user.id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let created = user_from(&row)?;
+        tx.commit().await.map_err(db)?;
+        Ok(created)
+    }
+
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key: NewApiKey,
+        audit: NewAuditEvent,
+    ) -> Result<ApiKey> {
+        let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+        let scopes = serde_json::to_string(&scopes).map_err(StoreError::other)?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, scopes, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        )
+        .bind(key.id.0)
+        .bind(tenant.0)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.key_hash)
+        .bind(scopes)
+        .bind(key.created_by.map(|u| u.0))
+        .bind(ms(key.created_at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let created = api_key_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(created)
+    }
+
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY id DESC")
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(api_key_from).collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key: ApiKeyId,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<ApiKey> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $3
+             WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(key.0)
+        .bind(ms(at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            let exists: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(key.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            return Err(if exists > 0 {
+                StoreError::Conflict(conflict::ALREADY_REVOKED)
+            } else {
+                StoreError::NotFound
+            });
+        };
+        let revoked = api_key_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(revoked)
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(api_key_from).transpose()
+    }
+
+    async fn touch_api_key(&self, tenant: TenantId, key: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        let done = sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(key.0)
+            .bind(ms(at))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn create_platform_admin(&self, admin: PlatformAdmin) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO platform_admins (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(admin.id.0)
+        .bind(admin.email.as_str())
+        .bind(&admin.password_hash)
+        .bind(ms(admin.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(conflict::EMAIL_TAKEN) } else { db(e) })?;
+        Ok(())
+    }
+
+    async fn find_platform_admin(&self, email: &Email) -> Result<Option<PlatformAdmin>> {
+        let row = sqlx::query("SELECT * FROM platform_admins WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(admin_from).transpose()
+    }
+
+    async fn get_platform_admin(&self, id: PlatformAdminId) -> Result<PlatformAdmin> {
+        let row = sqlx::query("SELECT * FROM platform_admins WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        admin_from(&row)
+    }
+
+    async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        insert_audit(&mut tx, tenant, &event).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn list_audit_events(&self, tenant: TenantId, page: Page) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant.0)
+        .bind(page.before)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(audit_from).collect()
+    }
+}
