@@ -1,1 +1,17 @@
+//! The `cortexlayer` binary as a library, so the API tests can start the real router.
+//!
+//! - [`config`]: the `Settings` tree (defaults → `cortexlayer.toml` → environment).
+//! - [`app`]: shared state (`AppState`) and opening the store the `DATABASE_URL` chooses.
+//! - [`tenancy`]: tenants, members, credentials, operators — the domain, free of HTTP.
+//! - [`infra`]: password hashing, tokens, email, rate limiting.
+//! - [`http`]: the router, middleware, error envelope, extractors, OpenAPI and docs page.
+//! - [`cli`]: the command line (`serve`, `migrate`, `admin`, `config`).
+//! - [`telemetry`]: logging setup.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod infra;
+pub mod telemetry;
+pub mod tenancy;

@@ -1,0 +1,62 @@
+//! The application's shared state: settings and every port, built once at start and cloned
+//! (cheaply, all `Arc`s) into handlers and jobs.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use cortex_core::Store;
+use cortex_store_postgres::PgStore;
+use cortex_store_sqlite::SqliteStore;
+
+use crate::config::Settings;
+use crate::infra::mailer::{LogMailer, Mailer, SmtpMailer};
+use crate::infra::ratelimit::{InMemoryRateLimiter, RateLimiter};
+use crate::infra::tokens::TokenKeys;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub keys: Arc<TokenKeys>,
+}
+
+impl AppState {
+    /// Opens the database named by the settings, applies migrations and wires the ports.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let store = open_store(&settings, true).await?;
+        let mailer: Arc<dyn Mailer> = match &settings.smtp.url {
+            Some(url) => Arc::new(SmtpMailer::new(url.expose(), &settings.smtp.from).context("SMTP_URL")?),
+            None => Arc::new(LogMailer),
+        };
+        Ok(Self {
+            keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
+            settings: Arc::new(settings),
+            store,
+            mailer,
+            limiter: Arc::new(InMemoryRateLimiter::default()),
+        })
+    }
+}
+
+/// The store the `DATABASE_URL` scheme chooses, optionally migrated.
+pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+    let url = settings.database_url.expose();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url).await.context("opening the SQLite database")?;
+        if migrate {
+            store.migrate().await.context("migrating the SQLite database")?;
+        }
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PgStore::connect(url).await.context("connecting to PostgreSQL")?;
+        if migrate {
+            store.migrate().await.context("migrating the PostgreSQL database")?;
+        }
+        Ok(Arc::new(store))
+    } else {
+        anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://")
+    }
+}

@@ -1,0 +1,172 @@
+//! The command line: `serve`, `migrate`, `admin …` and `config`. Startup and CLI code may use
+//! `anyhow`; everything it calls returns typed errors.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use cortex_core::audit::Actor;
+use cortex_core::store::Page;
+
+use crate::app::{AppState, open_store};
+use crate::config::Settings;
+use crate::tenancy::operators;
+
+#[derive(Parser, Debug)]
+#[command(name = "cortexlayer", version, about = "Self-hostable support agent platform")]
+pub struct Cli {
+    /// A TOML configuration file (default: ./cortexlayer.toml if present, or CORTEX_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (API, docs, workers) in one process.
+    Serve {
+        /// Listen address, e.g. 0.0.0.0:8080 (overrides CORTEX_BIND).
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Operator tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print the effective configuration, secrets redacted.
+    Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a platform admin account.
+    Create(CreateAdmin),
+    /// List tenants, newest first.
+    ListTenants {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Suspend a tenant: its members and API keys are refused until reactivated.
+    Suspend { tenant_id: String },
+    /// Lift a tenant's suspension.
+    Reactivate { tenant_id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateAdmin {
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The password (prefer --password-stdin; this shows in the process list).
+    #[arg(long, env = "CORTEX_ADMIN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::from_process_env(cli.config.as_deref())?;
+    crate::telemetry::init(&settings);
+    match cli.command {
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                settings.bind = bind;
+            }
+            serve(settings).await
+        }
+        Command::Migrate => {
+            settings.validate()?;
+            let store = open_store(&settings, true).await?;
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", settings.redacted_toml());
+            Ok(())
+        }
+        Command::Admin(cmd) => admin(settings, cmd).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bind = settings.bind;
+    let state = AppState::build(settings).await?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        http.addr = %addr,
+        database = state.store.backend(),
+        env = ?state.settings.env,
+        "CortexLayer is listening"
+    );
+    println!("CortexLayer is running on http://{addr}");
+    println!("  API:      http://{addr}/api/v1");
+    println!("  API docs: http://{addr}/docs  (OpenAPI: http://{addr}/openapi.json)");
+    println!("  Database: {}", state.store.backend());
+    let app = crate::http::router(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
+    let state = AppState::build(settings).await?;
+    match cmd {
+        AdminCommand::Create(args) => {
+            let password = if args.password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                args.password.context("give the password with --password-stdin or CORTEX_ADMIN_PASSWORD")?
+            };
+            let admin = operators::create_admin(&state, &args.email, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("platform admin created: {}", admin.id);
+        }
+        AdminCommand::ListTenants { limit } => {
+            for t in state.store.list_tenants(Page::first(limit)).await? {
+                println!("{}\t{}\t{}\t{}\t{}", t.id, t.status.as_str(), t.plan, t.created_at.format("%Y-%m-%d"), t.name);
+            }
+        }
+        AdminCommand::Suspend { tenant_id } => {
+            let id = tenant_id.parse().context("not a tenant id")?;
+            let t = operators::set_suspended(&state, Actor::System, id, true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{} is now {}", t.id, t.status.as_str());
+        }
+        AdminCommand::Reactivate { tenant_id } => {
+            let id = tenant_id.parse().context("not a tenant id")?;
+            let t = operators::set_suspended(&state, Actor::System, id, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{} is now {}", t.id, t.status.as_str());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,508 @@
+//! Configuration: one [`Settings`] tree built from built-in defaults (which boot on SQLite with
+//! no setup), then an optional `cortexlayer.toml`, then environment variables. This is the only
+//! module that reads the process environment.
+//!
+//! The environment names of the product brief (`DATABASE_URL`, `JWT_SECRET`, `OPENAI_API_KEY`,
+//! …) are honoured as they are, so an existing `.env` works; everything else is `CORTEX_*`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A secret value: `Debug` and `Serialize` print `[redacted]`, so it cannot leak into logs or
+/// `cortexlayer config` output by accident.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself; call only where it is used, never to print.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "[empty]" } else { "[redacted]" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "[redacted]" })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The JWT secret used when none is configured. Production refuses to start with it.
+pub const DEV_JWT_SECRET: &str = "cortexlayer-development-jwt-secret-do-not-use-in-production";
+/// The encryption key (base64 of 32 bytes) used when none is configured; refused in production.
+pub const DEV_ENCRYPTION_KEY: &str = "Y29ydGV4bGF5ZXItZGV2LWtleS1ub3QtZm9yLXByb2Q=";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `development` logs verification codes instead of requiring SMTP; `production` refuses
+    /// default secrets. (`CORTEX_ENV`)
+    pub env: Environment,
+    /// Listen address. (`CORTEX_BIND`, or `serve --bind`)
+    pub bind: SocketAddr,
+    /// `sqlite://…` (default, under `data_dir`) or `postgres://…`. (`DATABASE_URL`)
+    pub database_url: Secret,
+    /// Where the embedded deployment keeps its files. (`CORTEX_DATA_DIR`)
+    pub data_dir: PathBuf,
+    /// Turns on Redis for shared rate limits and fan-out. (`REDIS_URL`)
+    pub redis_url: Option<Secret>,
+    /// Public base URL, used in links sent by email. (`APP_URL`)
+    pub app_url: String,
+    /// HMAC key for access tokens. (`JWT_SECRET`)
+    pub jwt_secret: Secret,
+    /// 32-byte key (base64 or hex) for secrets stored at rest. (`ENCRYPTION_KEY`)
+    pub encryption_key: Secret,
+    /// `text` or `json`. (`LOG_FORMAT`)
+    pub log_format: LogFormat,
+    /// tracing filter, e.g. `info,cortexlayer=debug`. (`CORTEX_LOG`)
+    pub log_level: String,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
+    pub smtp: SmtpSettings,
+    pub providers: ProviderSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes. (`CORTEX_MAX_BODY_BYTES`)
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; empty means same-origin only. (`CORTEX_CORS_ORIGINS`, comma-separated)
+    pub cors_allowed_origins: Vec<String>,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    /// (`CORTEX_TRUST_PROXY_HEADERS`)
+    pub trust_proxy_headers: bool,
+    /// Requests taking longer are answered 503. (`CORTEX_REQUEST_TIMEOUT_SECS`)
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub verification_code_ttl_secs: u64,
+    pub verification_max_attempts: u32,
+    pub invitation_ttl_secs: u64,
+    /// Login, verification and resend attempts allowed per client address per minute.
+    pub attempts_per_ip_per_minute: u32,
+    /// Attempts allowed per account (email) per 15 minutes.
+    pub attempts_per_account_per_15_minutes: u32,
+    /// Failed logins on one account within 15 minutes that make an audit entry.
+    pub failure_burst_threshold: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// `smtp://user:pass@host:587` (STARTTLS), `smtps://…:465` (TLS) or `smtp://host:25` on a
+    /// trusted network. Unset in development: mails are written to the log. (`SMTP_URL`)
+    pub url: Option<Secret>,
+    /// Sender address. (`CORTEX_SMTP_FROM`)
+    pub from: String,
+}
+
+/// Keys and endpoints of outside services, used by later features.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub openai_api_key: Option<Secret>,
+    pub groq_api_key: Option<Secret>,
+    pub google_api_key: Option<Secret>,
+    pub meta_app_id: Option<String>,
+    pub meta_app_secret: Option<Secret>,
+    pub meta_verify_token: Option<Secret>,
+    pub meta_whatsapp_token: Option<Secret>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_auth_token: Option<Secret>,
+    pub stripe_secret_key: Option<Secret>,
+    pub stripe_webhook_secret: Option<Secret>,
+    pub sentry_dsn: Option<Secret>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: Secret::new("sqlite://data/cortexlayer.db"),
+            data_dir: PathBuf::from("data"),
+            redis_url: None,
+            app_url: "http://127.0.0.1:8080".into(),
+            jwt_secret: Secret::new(DEV_JWT_SECRET),
+            encryption_key: Secret::new(DEV_ENCRYPTION_KEY),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            http: HttpSettings::default(),
+            auth: AuthSettings::default(),
+            smtp: SmtpSettings::default(),
+            providers: ProviderSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            cors_allowed_origins: Vec::new(),
+            trust_proxy_headers: false,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            verification_code_ttl_secs: 15 * 60,
+            verification_max_attempts: 3,
+            invitation_ttl_secs: 7 * 24 * 3600,
+            attempts_per_ip_per_minute: 30,
+            attempts_per_account_per_15_minutes: 10,
+            failure_burst_threshold: 5,
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self { url: None, from: "CortexLayer <no-reply@localhost>".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid {path}: {source}")]
+    Toml { path: PathBuf, source: toml::de::Error },
+    #[error("environment variable {name} is invalid: {reason}")]
+    Env { name: &'static str, reason: String },
+    #[error("refusing to start: {0}")]
+    Unsafe(String),
+}
+
+/// Reads one environment variable; the indirection lets tests pass a map instead.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Settings {
+    /// Defaults, then the TOML file (`path`, else `CORTEX_CONFIG`, else `./cortexlayer.toml`
+    /// if it exists), then the environment.
+    pub fn load(path: Option<&Path>, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let explicit = path.map(Path::to_path_buf).or_else(|| env("CORTEX_CONFIG").map(PathBuf::from));
+        let file = explicit.clone().or_else(|| {
+            let p = PathBuf::from("cortexlayer.toml");
+            p.exists().then_some(p)
+        });
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Toml { path, source })?
+            }
+            None => Settings::default(),
+        };
+        settings.apply_env(env)?;
+        Ok(settings)
+    }
+
+    /// Settings from the process environment (and the TOML file it may name).
+    pub fn from_process_env(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load(path, &|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    fn apply_env(&mut self, env: EnvLookup<'_>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: fmt::Display,
+        {
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Env { name, reason: e.to_string() })
+        }
+        fn flag(name: &'static str, v: &str) -> Result<bool, ConfigError> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::Env { name, reason: "expected true or false".into() }),
+            }
+        }
+        let secret = |name: &str| env(name).map(Secret::new);
+
+        if let Some(v) = env("CORTEX_ENV") {
+            self.env = match v.trim().to_ascii_lowercase().as_str() {
+                "development" | "dev" => Environment::Development,
+                "production" | "prod" => Environment::Production,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "CORTEX_ENV",
+                        reason: "expected development or production".into(),
+                    });
+                }
+            };
+        }
+        if let Some(v) = env("CORTEX_BIND") {
+            self.bind = parse("CORTEX_BIND", &v)?;
+        }
+        if let Some(v) = secret("DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = env("CORTEX_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = secret("REDIS_URL") {
+            self.redis_url = Some(v);
+        }
+        if let Some(v) = env("APP_URL") {
+            self.app_url = v;
+        }
+        if let Some(v) = secret("JWT_SECRET") {
+            self.jwt_secret = v;
+        }
+        if let Some(v) = secret("ENCRYPTION_KEY") {
+            self.encryption_key = v;
+        }
+        if let Some(v) = env("LOG_FORMAT") {
+            self.log_format = match v.trim().to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" | "pretty" => LogFormat::Text,
+                _ => {
+                    return Err(ConfigError::Env { name: "LOG_FORMAT", reason: "expected text or json".into() });
+                }
+            };
+        }
+        if let Some(v) = env("CORTEX_LOG") {
+            self.log_level = v;
+        }
+        if let Some(v) = env("CORTEX_MAX_BODY_BYTES") {
+            self.http.max_body_bytes = parse("CORTEX_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = env("CORTEX_CORS_ORIGINS") {
+            self.http.cors_allowed_origins =
+                v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = env("CORTEX_TRUST_PROXY_HEADERS") {
+            self.http.trust_proxy_headers = flag("CORTEX_TRUST_PROXY_HEADERS", &v)?;
+        }
+        if let Some(v) = env("CORTEX_REQUEST_TIMEOUT_SECS") {
+            self.http.request_timeout_secs = parse("CORTEX_REQUEST_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = secret("SMTP_URL") {
+            self.smtp.url = Some(v);
+        }
+        if let Some(v) = env("CORTEX_SMTP_FROM") {
+            self.smtp.from = v;
+        }
+        let p = &mut self.providers;
+        let pairs: [(&str, &mut Option<Secret>); 10] = [
+            ("OPENAI_API_KEY", &mut p.openai_api_key),
+            ("GROQ_API_KEY", &mut p.groq_api_key),
+            ("GOOGLE_API_KEY", &mut p.google_api_key),
+            ("META_APP_SECRET", &mut p.meta_app_secret),
+            ("META_VERIFY_TOKEN", &mut p.meta_verify_token),
+            ("META_WHATSAPP_TOKEN", &mut p.meta_whatsapp_token),
+            ("TWILIO_AUTH_TOKEN", &mut p.twilio_auth_token),
+            ("STRIPE_SECRET_KEY", &mut p.stripe_secret_key),
+            ("STRIPE_WEBHOOK_SECRET", &mut p.stripe_webhook_secret),
+            ("SENTRY_DSN", &mut p.sentry_dsn),
+        ];
+        for (name, slot) in pairs {
+            if let Some(v) = secret(name) {
+                *slot = Some(v);
+            }
+        }
+        if let Some(v) = env("META_APP_ID") {
+            p.meta_app_id = Some(v);
+        }
+        if let Some(v) = env("TWILIO_ACCOUNT_SID") {
+            p.twilio_account_sid = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Checks that hold in every mode, and the stricter ones of production.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        decode_key(self.encryption_key.expose())
+            .ok_or_else(|| ConfigError::Unsafe("ENCRYPTION_KEY must be 32 bytes, base64 or hex encoded".into()))?;
+        if self.jwt_secret.expose().len() < 32 {
+            return Err(ConfigError::Unsafe("JWT_SECRET must be at least 32 characters".into()));
+        }
+        url::Url::parse(&self.app_url)
+            .map_err(|e| ConfigError::Unsafe(format!("APP_URL is not a URL: {e}")))?;
+        if self.env == Environment::Production {
+            if self.jwt_secret.expose() == DEV_JWT_SECRET {
+                return Err(ConfigError::Unsafe(
+                    "production mode needs JWT_SECRET set to a random value of 32+ characters".into(),
+                ));
+            }
+            if self.encryption_key.expose() == DEV_ENCRYPTION_KEY {
+                return Err(ConfigError::Unsafe(
+                    "production mode needs ENCRYPTION_KEY set (e.g. `openssl rand -base64 32`)".into(),
+                ));
+            }
+            if self.smtp.url.is_none() {
+                return Err(ConfigError::Unsafe(
+                    "production mode needs SMTP_URL: verification codes and invitations go out by email".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    /// The effective configuration as TOML with every secret redacted.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+/// A 32-byte key from base64 (standard or URL-safe) or 64 hex digits.
+pub fn decode_key(s: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let s = s.trim();
+    let bytes = if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(s).ok()?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s))
+            .ok()?
+    };
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load(None, &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_boot_on_sqlite_on_loopback() {
+        let s = load(&[]).expect("defaults load");
+        s.validate().expect("defaults are valid in development");
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert!(s.database_url.expose().starts_with("sqlite://data/"));
+    }
+
+    #[test]
+    fn the_brief_environment_names_are_honoured() {
+        let s = load(&[
+            ("DATABASE_URL", "postgres://u:p@db/cortex"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("OPENAI_API_KEY", "sk-test"),
+            ("META_APP_ID", "123"),
+            ("CORTEX_CORS_ORIGINS", "https://a.example, https://b.example"),
+            ("LOG_FORMAT", "json"),
+        ])
+        .expect("loads");
+        assert_eq!(s.database_url.expose(), "postgres://u:p@db/cortex");
+        assert_eq!(s.providers.openai_api_key.as_ref().map(Secret::expose), Some("sk-test"));
+        assert_eq!(s.providers.meta_app_id.as_deref(), Some("123"));
+        assert_eq!(s.http.cors_allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn production_refuses_default_or_missing_secrets() {
+        let err = load(&[("CORTEX_ENV", "production"), ("SMTP_URL", "smtp://mail:25")])
+            .expect("loads")
+            .validate()
+            .expect_err("default JWT secret refused");
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+
+        let err = load(&[
+            ("CORTEX_ENV", "production"),
+            ("SMTP_URL", "smtp://mail:25"),
+            ("JWT_SECRET", "a-real-random-secret-of-enough-length!"),
+        ])
+        .expect("loads")
+        .validate()
+        .expect_err("default encryption key refused");
+        assert!(err.to_string().contains("ENCRYPTION_KEY"), "{err}");
+
+        load(&[
+            ("CORTEX_ENV", "production"),
+            ("SMTP_URL", "smtp://mail:25"),
+            ("JWT_SECRET", "a-real-random-secret-of-enough-length!"),
+            ("ENCRYPTION_KEY", &"ab".repeat(32)),
+        ])
+        .expect("loads")
+        .validate()
+        .expect("fully configured production starts");
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let err = load(&[("CORTEX_BIND", "not-an-address")]).expect_err("refused");
+        assert!(err.to_string().contains("CORTEX_BIND"));
+        let err = load(&[("ENCRYPTION_KEY", "too-short")]).expect("loads").validate().expect_err("refused");
+        assert!(err.to_string().contains("ENCRYPTION_KEY"));
+    }
+
+    #[test]
+    fn printed_configuration_redacts_secrets() {
+        let s = load(&[("JWT_SECRET", "super-secret-value-that-must-not-print"), ("STRIPE_SECRET_KEY", "sk_live_x")])
+            .expect("loads");
+        let out = s.redacted_toml();
+        assert!(!out.contains("super-secret-value"), "{out}");
+        assert!(!out.contains("sk_live_x"), "{out}");
+        assert!(out.contains("[redacted]"));
+        assert!(!format!("{s:?}").contains("super-secret-value"));
+    }
+
+    #[test]
+    fn a_toml_file_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("cortex-cfg-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("cortexlayer.toml");
+        std::fs::write(&path, "app_url = \"https://support.example\"\nbind = \"0.0.0.0:9000\"\n[auth]\nverification_max_attempts = 5\n")
+            .expect("write");
+        let s = Settings::load(Some(&path), &|k| (k == "CORTEX_BIND").then(|| "127.0.0.1:9100".to_owned()))
+            .expect("loads");
+        assert_eq!(s.app_url, "https://support.example");
+        assert_eq!(s.auth.verification_max_attempts, 5);
+        assert_eq!(s.bind.to_string(), "127.0.0.1:9100", "environment wins over the file");
+    }
+}

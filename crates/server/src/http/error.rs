@@ -1,0 +1,136 @@
+//! The one place where errors become HTTP responses. Every error body has the same envelope,
+//! `{"error": {"code", "message", "request_id"}}` (plus `field` for validation), with a stable
+//! snake_case code documented in `docs/API.md`. A 5xx body never carries the cause: that is
+//! logged once here, next to the request id the client sees.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::tenancy::TenancyError;
+
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub retry_after_secs: Option<u64>,
+    /// For 5xx: the cause, logged and never sent.
+    pub cause: Option<anyhow::Error>,
+}
+
+/// The error envelope.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_credentials`.
+    pub code: String,
+    /// Human-readable explanation; wording may change.
+    pub message: String,
+    /// The `X-Request-ID` of the request, for support.
+    pub request_id: String,
+    /// The request field at fault, for validation errors (`email`, `scopes[1]`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None, retry_after_secs: None, cause: None }
+    }
+
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        Self { field: Some(field), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message) }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    pub fn internal(cause: anyhow::Error) -> Self {
+        Self { cause: Some(cause), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error") }
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "missing or invalid credentials")
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        use StatusCode as S;
+        let message = e.to_string();
+        match e {
+            TenancyError::Validation { field, message } => Self::validation(field, message),
+            TenancyError::Unauthenticated => Self::unauthenticated(),
+            TenancyError::InvalidCredentials => Self::new(S::UNAUTHORIZED, "invalid_credentials", message),
+            TenancyError::EmailNotVerified => Self::new(S::FORBIDDEN, "email_not_verified", message),
+            TenancyError::InvalidCode => Self::new(S::BAD_REQUEST, "invalid_code", message),
+            TenancyError::InvalidRefreshToken => Self::new(S::UNAUTHORIZED, "invalid_refresh_token", message),
+            TenancyError::RefreshTokenReused => Self::new(S::UNAUTHORIZED, "refresh_token_reused", message),
+            TenancyError::InvitationInvalid => Self::new(S::BAD_REQUEST, "invitation_invalid", message),
+            TenancyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", message),
+            TenancyError::LastOwner => Self::new(S::CONFLICT, "last_owner", message),
+            TenancyError::Forbidden(_) => Self::new(S::FORBIDDEN, "forbidden", message),
+            TenancyError::TenantSuspended => Self::new(
+                S::FORBIDDEN,
+                "tenant_suspended",
+                "this tenant is suspended; contact the operator of this service",
+            ),
+            TenancyError::NotFound => Self::not_found(),
+            TenancyError::AlreadyRevoked => Self::new(S::CONFLICT, "already_revoked", message),
+            TenancyError::RateLimited { retry_after_secs } => Self {
+                retry_after_secs: Some(retry_after_secs),
+                ..Self::new(S::TOO_MANY_REQUESTS, "rate_limited", "too many attempts; try again later")
+            },
+            TenancyError::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = current_request_id();
+        if let Some(cause) = &self.cause {
+            tracing::error!(request.id = %request_id, error = format!("{cause:#}"), "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.to_owned(), message: self.message, request_id, field: self.field },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<cortex_core::StoreError> for ApiError {
+    fn from(e: cortex_core::StoreError) -> Self {
+        TenancyError::from(e).into()
+    }
+}

@@ -1,0 +1,134 @@
+//! HTTP: the only module that speaks axum. It owns the router, the middleware stack, the
+//! error envelope, the extractors that authenticate callers, the OpenAPI document (generated
+//! from the handlers' annotations, so it cannot drift from the routes) and the docs page.
+
+pub mod api;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "CortexLayer API",
+        description = "Self-hostable support agent platform. Errors share one envelope: \
+            `{\"error\": {\"code\", \"message\", \"request_id\"}}`; codes are listed in docs/API.md.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Signup, verification, sessions"),
+        (name = "tenant", description = "The caller's tenant and audit log"),
+        (name = "team", description = "Members and invitations"),
+        (name = "api keys", description = "Server-to-server credentials"),
+        (name = "admin", description = "Platform operators"),
+        (name = "operations", description = "Health and documentation"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A member's access token (JWT) or a tenant API key (`ck_…`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(api::auth::signup))
+        .routes(routes!(api::auth::verify_email))
+        .routes(routes!(api::auth::resend_verification))
+        .routes(routes!(api::auth::login))
+        .routes(routes!(api::auth::refresh))
+        .routes(routes!(api::auth::logout))
+        .routes(routes!(api::auth::accept_invitation))
+        .routes(routes!(api::auth::admin_login))
+        .routes(routes!(api::tenant::get_tenant))
+        .routes(routes!(api::tenant::get_me))
+        .routes(routes!(api::tenant::list_audit_events))
+        .routes(routes!(api::members::list_members))
+        .routes(routes!(api::members::change_role, api::members::remove_member))
+        .routes(routes!(api::members::create_invitation, api::members::list_invitations))
+        .routes(routes!(api::members::delete_invitation))
+        .routes(routes!(api::api_keys::create_api_key, api::api_keys::list_api_keys))
+        .routes(routes!(api::api_keys::revoke_api_key))
+        .routes(routes!(api::admin::list_tenants))
+        .routes(routes!(api::admin::get_tenant))
+        .routes(routes!(api::admin::suspend_tenant))
+        .routes(routes!(api::admin::reactivate_tenant))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
+
+/// The OpenAPI 3.1 document of every endpoint.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The whole application: API, docs and middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = routes().split_for_parts();
+    let docs = docs::Docs::new(&spec);
+    let settings = state.settings.clone();
+    api.merge(docs.router())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(settings.http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(settings.http.request_timeout_secs),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
+        }))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(cors(&settings.http.cors_allowed_origins))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+        ])
+        .expose_headers([HeaderName::from_static(middleware::REQUEST_ID_HEADER), header::RETRY_AFTER])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600))
+}
