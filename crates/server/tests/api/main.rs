@@ -1,0 +1,11 @@
+//! API tests: every flow a user has, through real HTTP against the real router. One test
+//! binary, so the code compiles and links once.
+
+mod helpers;
+
+mod admin;
+mod api_keys;
+mod auth;
+mod http_basics;
+mod team;
+mod tokens;
