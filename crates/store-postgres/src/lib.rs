@@ -267,7 +267,7 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
-        "sqlite"
+        "postgres"
     }
 
     async fn readiness(&self) -> Result<()> {

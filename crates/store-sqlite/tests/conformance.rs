@@ -13,4 +13,4 @@ async fn open() -> DynStore {
     Arc::new(store)
 }
 
-conformance_tests!(open);
+conformance_tests!(open, "sqlite");
