@@ -58,7 +58,10 @@ impl Page {
     pub const MAX_LIMIT: u32 = 200;
 
     pub fn first(limit: u32) -> Self {
-        Self { limit: limit.clamp(1, Self::MAX_LIMIT), before: None }
+        Self {
+            limit: limit.clamp(1, Self::MAX_LIMIT),
+            before: None,
+        }
     }
 }
 

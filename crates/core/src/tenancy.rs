@@ -216,7 +216,10 @@ impl CompanyName {
         let s = raw.trim();
         let n = s.chars().count();
         if n == 0 || n > Self::MAX_CHARS {
-            return Err(InvalidInput::Length { min: 1, max: Self::MAX_CHARS });
+            return Err(InvalidInput::Length {
+                min: 1,
+                max: Self::MAX_CHARS,
+            });
         }
         if s.chars().any(char::is_control) {
             return Err(InvalidInput::ControlCharacters);
@@ -344,7 +347,10 @@ mod tests {
     fn passwords_need_twelve_characters() {
         assert!(check_password("short-pass1").is_err());
         assert!(check_password("long-enough-1").is_ok());
-        assert!(check_password("ééééééééééé").is_err(), "counted in characters, not bytes");
+        assert!(
+            check_password("ééééééééééé").is_err(),
+            "counted in characters, not bytes"
+        );
         assert!(check_password(&"x".repeat(1025)).is_err());
     }
 

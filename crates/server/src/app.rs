@@ -28,7 +28,9 @@ impl AppState {
         settings.validate()?;
         let store = open_store(&settings, true).await?;
         let mailer: Arc<dyn Mailer> = match &settings.smtp.url {
-            Some(url) => Arc::new(SmtpMailer::new(url.expose(), &settings.smtp.from).context("SMTP_URL")?),
+            Some(url) => {
+                Arc::new(SmtpMailer::new(url.expose(), &settings.smtp.from).context("SMTP_URL")?)
+            }
             None => Arc::new(LogMailer),
         };
         Ok(Self {
@@ -45,15 +47,25 @@ impl AppState {
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
     let url = settings.database_url.expose();
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(url).await.context("opening the SQLite database")?;
+        let store = SqliteStore::connect(url)
+            .await
+            .context("opening the SQLite database")?;
         if migrate {
-            store.migrate().await.context("migrating the SQLite database")?;
+            store
+                .migrate()
+                .await
+                .context("migrating the SQLite database")?;
         }
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = PgStore::connect(url).await.context("connecting to PostgreSQL")?;
+        let store = PgStore::connect(url)
+            .await
+            .context("connecting to PostgreSQL")?;
         if migrate {
-            store.migrate().await.context("migrating the PostgreSQL database")?;
+            store
+                .migrate()
+                .await
+                .context("migrating the PostgreSQL database")?;
         }
         Ok(Arc::new(store))
     } else {

@@ -15,7 +15,11 @@ use crate::config::Settings;
 use crate::tenancy::operators;
 
 #[derive(Parser, Debug)]
-#[command(name = "cortexlayer", version, about = "Self-hostable support agent platform")]
+#[command(
+    name = "cortexlayer",
+    version,
+    about = "Self-hostable support agent platform"
+)]
 pub struct Cli {
     /// A TOML configuration file (default: ./cortexlayer.toml if present, or CORTEX_CONFIG).
     #[arg(long, global = true)]
@@ -95,7 +99,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.bind;
     let state = AppState::build(settings).await?;
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(
         http.addr = %addr,
@@ -108,9 +114,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("  API docs: http://{addr}/docs  (OpenAPI: http://{addr}/openapi.json)");
     println!("  Database: {}", state.store.backend());
     let app = crate::http::router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -145,7 +154,8 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
                 std::io::stdin().lock().read_line(&mut line)?;
                 line.trim_end_matches(['\r', '\n']).to_owned()
             } else {
-                args.password.context("give the password with --password-stdin or CORTEX_ADMIN_PASSWORD")?
+                args.password
+                    .context("give the password with --password-stdin or CORTEX_ADMIN_PASSWORD")?
             };
             let admin = operators::create_admin(&state, &args.email, password)
                 .await
@@ -154,17 +164,28 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::ListTenants { limit } => {
             for t in state.store.list_tenants(Page::first(limit)).await? {
-                println!("{}\t{}\t{}\t{}\t{}", t.id, t.status.as_str(), t.plan, t.created_at.format("%Y-%m-%d"), t.name);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.status.as_str(),
+                    t.plan,
+                    t.created_at.format("%Y-%m-%d"),
+                    t.name
+                );
             }
         }
         AdminCommand::Suspend { tenant_id } => {
             let id = tenant_id.parse().context("not a tenant id")?;
-            let t = operators::set_suspended(&state, Actor::System, id, true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = operators::set_suspended(&state, Actor::System, id, true)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{} is now {}", t.id, t.status.as_str());
         }
         AdminCommand::Reactivate { tenant_id } => {
             let id = tenant_id.parse().context("not a tenant id")?;
-            let t = operators::set_suspended(&state, Actor::System, id, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = operators::set_suspended(&state, Actor::System, id, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{} is now {}", t.id, t.status.as_str());
         }
     }

@@ -34,7 +34,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "[empty]" } else { "[redacted]" })
+        f.write_str(if self.0.is_empty() {
+            "[empty]"
+        } else {
+            "[redacted]"
+        })
     }
 }
 
@@ -200,16 +204,25 @@ impl Default for AuthSettings {
 
 impl Default for SmtpSettings {
     fn default() -> Self {
-        Self { url: None, from: "CortexLayer <no-reply@localhost>".into() }
+        Self {
+            url: None,
+            from: "CortexLayer <no-reply@localhost>".into(),
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid {path}: {source}")]
-    Toml { path: PathBuf, source: toml::de::Error },
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("environment variable {name} is invalid: {reason}")]
     Env { name: &'static str, reason: String },
     #[error("refusing to start: {0}")]
@@ -223,15 +236,19 @@ impl Settings {
     /// Defaults, then the TOML file (`path`, else `CORTEX_CONFIG`, else `./cortexlayer.toml`
     /// if it exists), then the environment.
     pub fn load(path: Option<&Path>, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        let explicit = path.map(Path::to_path_buf).or_else(|| env("CORTEX_CONFIG").map(PathBuf::from));
+        let explicit = path
+            .map(Path::to_path_buf)
+            .or_else(|| env("CORTEX_CONFIG").map(PathBuf::from));
         let file = explicit.clone().or_else(|| {
             let p = PathBuf::from("cortexlayer.toml");
             p.exists().then_some(p)
         });
         let mut settings = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 toml::from_str(&text).map_err(|source| ConfigError::Toml { path, source })?
             }
             None => Settings::default(),
@@ -242,7 +259,9 @@ impl Settings {
 
     /// Settings from the process environment (and the TOML file it may name).
     pub fn from_process_env(path: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load(path, &|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Self::load(path, &|name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
     }
 
     fn apply_env(&mut self, env: EnvLookup<'_>) -> Result<(), ConfigError> {
@@ -250,13 +269,19 @@ impl Settings {
         where
             T::Err: fmt::Display,
         {
-            v.trim().parse().map_err(|e: T::Err| ConfigError::Env { name, reason: e.to_string() })
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                reason: e.to_string(),
+            })
         }
         fn flag(name: &'static str, v: &str) -> Result<bool, ConfigError> {
             match v.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
                 "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(ConfigError::Env { name, reason: "expected true or false".into() }),
+                _ => Err(ConfigError::Env {
+                    name,
+                    reason: "expected true or false".into(),
+                }),
             }
         }
         let secret = |name: &str| env(name).map(Secret::new);
@@ -299,7 +324,10 @@ impl Settings {
                 "json" => LogFormat::Json,
                 "text" | "pretty" => LogFormat::Text,
                 _ => {
-                    return Err(ConfigError::Env { name: "LOG_FORMAT", reason: "expected text or json".into() });
+                    return Err(ConfigError::Env {
+                        name: "LOG_FORMAT",
+                        reason: "expected text or json".into(),
+                    });
                 }
             };
         }
@@ -310,8 +338,11 @@ impl Settings {
             self.http.max_body_bytes = parse("CORTEX_MAX_BODY_BYTES", &v)?;
         }
         if let Some(v) = env("CORTEX_CORS_ORIGINS") {
-            self.http.cors_allowed_origins =
-                v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            self.http.cors_allowed_origins = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         if let Some(v) = env("CORTEX_TRUST_PROXY_HEADERS") {
             self.http.trust_proxy_headers = flag("CORTEX_TRUST_PROXY_HEADERS", &v)?;
@@ -354,22 +385,27 @@ impl Settings {
 
     /// Checks that hold in every mode, and the stricter ones of production.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        decode_key(self.encryption_key.expose())
-            .ok_or_else(|| ConfigError::Unsafe("ENCRYPTION_KEY must be 32 bytes, base64 or hex encoded".into()))?;
+        decode_key(self.encryption_key.expose()).ok_or_else(|| {
+            ConfigError::Unsafe("ENCRYPTION_KEY must be 32 bytes, base64 or hex encoded".into())
+        })?;
         if self.jwt_secret.expose().len() < 32 {
-            return Err(ConfigError::Unsafe("JWT_SECRET must be at least 32 characters".into()));
+            return Err(ConfigError::Unsafe(
+                "JWT_SECRET must be at least 32 characters".into(),
+            ));
         }
         url::Url::parse(&self.app_url)
             .map_err(|e| ConfigError::Unsafe(format!("APP_URL is not a URL: {e}")))?;
         if self.env == Environment::Production {
             if self.jwt_secret.expose() == DEV_JWT_SECRET {
                 return Err(ConfigError::Unsafe(
-                    "production mode needs JWT_SECRET set to a random value of 32+ characters".into(),
+                    "production mode needs JWT_SECRET set to a random value of 32+ characters"
+                        .into(),
                 ));
             }
             if self.encryption_key.expose() == DEV_ENCRYPTION_KEY {
                 return Err(ConfigError::Unsafe(
-                    "production mode needs ENCRYPTION_KEY set (e.g. `openssl rand -base64 32`)".into(),
+                    "production mode needs ENCRYPTION_KEY set (e.g. `openssl rand -base64 32`)"
+                        .into(),
                 ));
             }
             if self.smtp.url.is_none() {
@@ -413,8 +449,10 @@ mod tests {
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::load(None, &|k| map.get(k).cloned())
     }
 
@@ -433,14 +471,23 @@ mod tests {
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("OPENAI_API_KEY", "sk-test"),
             ("META_APP_ID", "123"),
-            ("CORTEX_CORS_ORIGINS", "https://a.example, https://b.example"),
+            (
+                "CORTEX_CORS_ORIGINS",
+                "https://a.example, https://b.example",
+            ),
             ("LOG_FORMAT", "json"),
         ])
         .expect("loads");
         assert_eq!(s.database_url.expose(), "postgres://u:p@db/cortex");
-        assert_eq!(s.providers.openai_api_key.as_ref().map(Secret::expose), Some("sk-test"));
+        assert_eq!(
+            s.providers.openai_api_key.as_ref().map(Secret::expose),
+            Some("sk-test")
+        );
         assert_eq!(s.providers.meta_app_id.as_deref(), Some("123"));
-        assert_eq!(s.http.cors_allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(
+            s.http.cors_allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
         assert_eq!(s.log_format, LogFormat::Json);
     }
 
@@ -477,14 +524,20 @@ mod tests {
     fn malformed_values_name_the_variable() {
         let err = load(&[("CORTEX_BIND", "not-an-address")]).expect_err("refused");
         assert!(err.to_string().contains("CORTEX_BIND"));
-        let err = load(&[("ENCRYPTION_KEY", "too-short")]).expect("loads").validate().expect_err("refused");
+        let err = load(&[("ENCRYPTION_KEY", "too-short")])
+            .expect("loads")
+            .validate()
+            .expect_err("refused");
         assert!(err.to_string().contains("ENCRYPTION_KEY"));
     }
 
     #[test]
     fn printed_configuration_redacts_secrets() {
-        let s = load(&[("JWT_SECRET", "super-secret-value-that-must-not-print"), ("STRIPE_SECRET_KEY", "sk_live_x")])
-            .expect("loads");
+        let s = load(&[
+            ("JWT_SECRET", "super-secret-value-that-must-not-print"),
+            ("STRIPE_SECRET_KEY", "sk_live_x"),
+        ])
+        .expect("loads");
         let out = s.redacted_toml();
         assert!(!out.contains("super-secret-value"), "{out}");
         assert!(!out.contains("sk_live_x"), "{out}");
@@ -499,10 +552,16 @@ mod tests {
         let path = dir.join("cortexlayer.toml");
         std::fs::write(&path, "app_url = \"https://support.example\"\nbind = \"0.0.0.0:9000\"\n[auth]\nverification_max_attempts = 5\n")
             .expect("write");
-        let s = Settings::load(Some(&path), &|k| (k == "CORTEX_BIND").then(|| "127.0.0.1:9100".to_owned()))
-            .expect("loads");
+        let s = Settings::load(Some(&path), &|k| {
+            (k == "CORTEX_BIND").then(|| "127.0.0.1:9100".to_owned())
+        })
+        .expect("loads");
         assert_eq!(s.app_url, "https://support.example");
         assert_eq!(s.auth.verification_max_attempts, 5);
-        assert_eq!(s.bind.to_string(), "127.0.0.1:9100", "environment wins over the file");
+        assert_eq!(
+            s.bind.to_string(),
+            "127.0.0.1:9100",
+            "environment wins over the file"
+        );
     }
 }

@@ -16,8 +16,7 @@ use cortex_core::ids::{
 };
 use cortex_core::store::{Page, RefreshUse, conflict};
 use cortex_core::tenancy::{
-    CompanyName, Email, NewEmailVerification, NewInvitation, NewTenant, NewUser, Role,
-    TenantStatus,
+    CompanyName, Email, NewEmailVerification, NewInvitation, NewTenant, NewUser, Role, TenantStatus,
 };
 use cortex_core::{Store, StoreError};
 
@@ -118,7 +117,13 @@ async fn tenant_with_owner(store: &DynStore, owner_local: &str) -> (TenantId, Us
 }
 
 /// A member joined through an invitation.
-async fn add_member(store: &DynStore, tenant: TenantId, inviter: UserId, local: &str, role: Role) -> UserId {
+async fn add_member(
+    store: &DynStore,
+    tenant: TenantId,
+    inviter: UserId,
+    local: &str,
+    role: Role,
+) -> UserId {
     let inv = invite(store, tenant, inviter, local, role).await;
     let user = new_user(local, role);
     store
@@ -128,7 +133,13 @@ async fn add_member(store: &DynStore, tenant: TenantId, inviter: UserId, local: 
         .id
 }
 
-async fn invite(store: &DynStore, tenant: TenantId, inviter: UserId, local: &str, role: Role) -> InvitationId {
+async fn invite(
+    store: &DynStore,
+    tenant: TenantId,
+    inviter: UserId,
+    local: &str,
+    role: Role,
+) -> InvitationId {
     let id = InvitationId::new();
     store
         .create_invitation(
@@ -175,7 +186,10 @@ fn new_key(name: &str, scopes: Vec<ApiScope>, by: UserId) -> NewApiKey {
 }
 
 fn assert_not_found<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str) {
-    assert!(matches!(r, Err(StoreError::NotFound)), "{what}: expected NotFound, got {r:?}");
+    assert!(
+        matches!(r, Err(StoreError::NotFound)),
+        "{what}: expected NotFound, got {r:?}"
+    );
 }
 
 fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, code: &str) {
@@ -193,13 +207,27 @@ pub async fn signup_creates_the_tenant_its_owner_and_a_pending_code(store: DynSt
     assert_eq!(t.plan, "starter");
     assert_eq!(t.status, TenantStatus::Trial);
     let u = store.get_user(tenant, owner).await.expect("owner");
-    assert_eq!((u.role, u.email.as_str()), (Role::Owner, "alice@example.com"));
+    assert_eq!(
+        (u.role, u.email.as_str()),
+        (Role::Owner, "alice@example.com")
+    );
     assert!(u.email_verified_at.is_none());
-    let found = store.find_user_by_email(&email("alice")).await.expect("lookup").expect("found");
+    let found = store
+        .find_user_by_email(&email("alice"))
+        .await
+        .expect("lookup")
+        .expect("found");
     assert_eq!(found.id, owner);
-    let v = store.get_email_verification(tenant, owner).await.expect("read").expect("pending");
+    let v = store
+        .get_email_verification(tenant, owner)
+        .await
+        .expect("read")
+        .expect("pending");
     assert_eq!((v.attempts, v.code_hash.as_str()), (0, "code-hash"));
-    let events = store.list_audit_events(tenant, Page::first(10)).await.expect("audit");
+    let events = store
+        .list_audit_events(tenant, Page::first(10))
+        .await
+        .expect("audit");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].action, action::TENANT_CREATED);
 }
@@ -229,7 +257,14 @@ pub async fn signup_with_a_taken_email_writes_nothing(store: DynStore) {
         .await;
     assert_conflict(r, conflict::EMAIL_TAKEN);
     assert_not_found(store.get_tenant(tenant).await, "the half-made tenant");
-    assert_eq!(store.list_tenants(Page::first(10)).await.expect("list").len(), 1);
+    assert_eq!(
+        store
+            .list_tenants(Page::first(10))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 pub async fn another_tenants_rows_are_invisible(store: DynStore) {
@@ -237,18 +272,53 @@ pub async fn another_tenants_rows_are_invisible(store: DynStore) {
     let (b, b_owner) = tenant_with_owner(&store, "b-owner").await;
     let a_member = add_member(&store, a, a_owner, "a-member", Role::Agent).await;
     invite(&store, a, a_owner, "a-pending", Role::Admin).await;
-    store.create_api_key(a, new_key("a key", vec![ApiScope::Chat], a_owner), audit(action::API_KEY_CREATED)).await.expect("key");
+    store
+        .create_api_key(
+            a,
+            new_key("a key", vec![ApiScope::Chat], a_owner),
+            audit(action::API_KEY_CREATED),
+        )
+        .await
+        .expect("key");
 
-    assert_not_found(store.get_user(b, a_member).await, "A's member read through B");
+    assert_not_found(
+        store.get_user(b, a_member).await,
+        "A's member read through B",
+    );
     assert_not_found(store.get_user(b, a_owner).await, "A's owner read through B");
     let b_users = store.list_users(b).await.expect("list");
-    assert_eq!(b_users.iter().map(|u| u.id).collect::<Vec<_>>(), vec![b_owner]);
-    assert!(store.list_pending_invitations(b).await.expect("list").is_empty());
+    assert_eq!(
+        b_users.iter().map(|u| u.id).collect::<Vec<_>>(),
+        vec![b_owner]
+    );
+    assert!(
+        store
+            .list_pending_invitations(b)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert!(store.list_api_keys(b).await.expect("list").is_empty());
-    assert!(store.get_email_verification(b, a_owner).await.expect("read").is_none());
-    let b_audit = store.list_audit_events(b, Page::first(50)).await.expect("audit");
-    assert!(b_audit.iter().all(|e| e.tenant_id == b), "B sees only its own audit events");
-    assert_eq!(store.list_api_keys(a).await.expect("list").len(), 1, "A still sees its key");
+    assert!(
+        store
+            .get_email_verification(b, a_owner)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let b_audit = store
+        .list_audit_events(b, Page::first(50))
+        .await
+        .expect("audit");
+    assert!(
+        b_audit.iter().all(|e| e.tenant_id == b),
+        "B sees only its own audit events"
+    );
+    assert_eq!(
+        store.list_api_keys(a).await.expect("list").len(),
+        1,
+        "A still sees its key"
+    );
 }
 
 pub async fn another_tenants_rows_cannot_be_changed_or_deleted(store: DynStore) {
@@ -257,7 +327,11 @@ pub async fn another_tenants_rows_cannot_be_changed_or_deleted(store: DynStore) 
     let a_member = add_member(&store, a, a_owner, "a-member", Role::Agent).await;
     let inv = invite(&store, a, a_owner, "a-pending", Role::Admin).await;
     let key = store
-        .create_api_key(a, new_key("a key", vec![ApiScope::Chat], a_owner), audit(action::API_KEY_CREATED))
+        .create_api_key(
+            a,
+            new_key("a key", vec![ApiScope::Chat], a_owner),
+            audit(action::API_KEY_CREATED),
+        )
         .await
         .expect("key");
     let family = TokenFamilyId::new();
@@ -265,59 +339,193 @@ pub async fn another_tenants_rows_cannot_be_changed_or_deleted(store: DynStore) 
     let rt_hash = rt.token_hash.clone();
     store.insert_refresh_token(a, rt).await.expect("refresh");
 
-    assert_not_found(store.change_role(b, a_member, Role::Owner, audit(action::MEMBER_ROLE_CHANGED)).await, "role change through B");
-    assert_not_found(store.remove_user(b, a_member, audit(action::MEMBER_REMOVED)).await, "removal through B");
-    assert_not_found(store.delete_invitation(b, inv).await, "invitation deletion through B");
-    assert_not_found(store.accept_invitation(b, inv, new_user("sneaky", Role::Admin), audit(action::MEMBER_JOINED)).await, "acceptance through B");
-    assert_not_found(store.revoke_api_key(b, key.id, now(), audit(action::API_KEY_REVOKED)).await, "key revocation through B");
-    assert_not_found(store.touch_api_key(b, key.id, now()).await, "key touch through B");
-    assert_not_found(store.use_refresh_token(b, &rt_hash, now()).await, "refresh through B");
-    assert_eq!(store.revoke_token_family(b, family, now()).await.expect("revoke"), 0);
-    assert_not_found(store.record_verification_failure(b, a_owner).await, "verification attempt through B");
-    assert_not_found(store.complete_email_verification(b, a_owner, now()).await, "verification through B");
     assert_not_found(
         store
-            .replace_email_verification(b, NewEmailVerification { user_id: a_owner, code_hash: "x".into(), expires_at: now(), created_at: now() })
+            .change_role(b, a_member, Role::Owner, audit(action::MEMBER_ROLE_CHANGED))
+            .await,
+        "role change through B",
+    );
+    assert_not_found(
+        store
+            .remove_user(b, a_member, audit(action::MEMBER_REMOVED))
+            .await,
+        "removal through B",
+    );
+    assert_not_found(
+        store.delete_invitation(b, inv).await,
+        "invitation deletion through B",
+    );
+    assert_not_found(
+        store
+            .accept_invitation(
+                b,
+                inv,
+                new_user("sneaky", Role::Admin),
+                audit(action::MEMBER_JOINED),
+            )
+            .await,
+        "acceptance through B",
+    );
+    assert_not_found(
+        store
+            .revoke_api_key(b, key.id, now(), audit(action::API_KEY_REVOKED))
+            .await,
+        "key revocation through B",
+    );
+    assert_not_found(
+        store.touch_api_key(b, key.id, now()).await,
+        "key touch through B",
+    );
+    assert_not_found(
+        store.use_refresh_token(b, &rt_hash, now()).await,
+        "refresh through B",
+    );
+    assert_eq!(
+        store
+            .revoke_token_family(b, family, now())
+            .await
+            .expect("revoke"),
+        0
+    );
+    assert_not_found(
+        store.record_verification_failure(b, a_owner).await,
+        "verification attempt through B",
+    );
+    assert_not_found(
+        store.complete_email_verification(b, a_owner, now()).await,
+        "verification through B",
+    );
+    assert_not_found(
+        store
+            .replace_email_verification(
+                b,
+                NewEmailVerification {
+                    user_id: a_owner,
+                    code_hash: "x".into(),
+                    expires_at: now(),
+                    created_at: now(),
+                },
+            )
             .await,
         "code replacement through B",
     );
-    assert_not_found(store.insert_refresh_token(b, new_refresh(a_member, TokenFamilyId::new())).await, "token for A's user under B");
+    assert_not_found(
+        store
+            .insert_refresh_token(b, new_refresh(a_member, TokenFamilyId::new()))
+            .await,
+        "token for A's user under B",
+    );
 
     // Everything of A is as it was.
-    assert_eq!(store.get_user(a, a_member).await.expect("member").role, Role::Agent);
-    assert_eq!(store.list_pending_invitations(a).await.expect("list").len(), 1);
+    assert_eq!(
+        store.get_user(a, a_member).await.expect("member").role,
+        Role::Agent
+    );
+    assert_eq!(
+        store.list_pending_invitations(a).await.expect("list").len(),
+        1
+    );
     let k = &store.list_api_keys(a).await.expect("keys")[0];
     assert!(k.revoked_at.is_none() && k.last_used_at.is_none());
-    assert!(matches!(store.use_refresh_token(a, &rt_hash, now()).await, Ok(RefreshUse::Fresh(_))));
-    assert_eq!(store.get_email_verification(a, a_owner).await.expect("read").expect("pending").attempts, 0);
-    assert!(store.find_user_by_email(&email("sneaky")).await.expect("lookup").is_none());
+    assert!(matches!(
+        store.use_refresh_token(a, &rt_hash, now()).await,
+        Ok(RefreshUse::Fresh(_))
+    ));
+    assert_eq!(
+        store
+            .get_email_verification(a, a_owner)
+            .await
+            .expect("read")
+            .expect("pending")
+            .attempts,
+        0
+    );
+    assert!(
+        store
+            .find_user_by_email(&email("sneaky"))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
     assert_eq!(store.list_users(b).await.expect("list").len(), 1);
     let _ = b_owner;
 }
 
 pub async fn the_last_owner_can_be_neither_demoted_nor_removed(store: DynStore) {
     let (t, owner) = tenant_with_owner(&store, "solo").await;
-    assert_conflict(store.change_role(t, owner, Role::Admin, audit(action::MEMBER_ROLE_CHANGED)).await, conflict::LAST_OWNER);
-    assert_conflict(store.remove_user(t, owner, audit(action::MEMBER_REMOVED)).await, conflict::LAST_OWNER);
-    assert_eq!(store.get_user(t, owner).await.expect("still there").role, Role::Owner);
+    assert_conflict(
+        store
+            .change_role(t, owner, Role::Admin, audit(action::MEMBER_ROLE_CHANGED))
+            .await,
+        conflict::LAST_OWNER,
+    );
+    assert_conflict(
+        store
+            .remove_user(t, owner, audit(action::MEMBER_REMOVED))
+            .await,
+        conflict::LAST_OWNER,
+    );
+    assert_eq!(
+        store.get_user(t, owner).await.expect("still there").role,
+        Role::Owner
+    );
 
     let second = add_member(&store, t, owner, "second", Role::Admin).await;
-    let promoted = store.change_role(t, second, Role::Owner, audit(action::MEMBER_ROLE_CHANGED)).await.expect("promote");
+    let promoted = store
+        .change_role(t, second, Role::Owner, audit(action::MEMBER_ROLE_CHANGED))
+        .await
+        .expect("promote");
     assert_eq!(promoted.role, Role::Owner);
-    store.change_role(t, owner, Role::Agent, audit(action::MEMBER_ROLE_CHANGED)).await.expect("demote one of two owners");
-    assert_conflict(store.remove_user(t, second, audit(action::MEMBER_REMOVED)).await, conflict::LAST_OWNER);
-    store.remove_user(t, owner, audit(action::MEMBER_REMOVED)).await.expect("remove the agent");
+    store
+        .change_role(t, owner, Role::Agent, audit(action::MEMBER_ROLE_CHANGED))
+        .await
+        .expect("demote one of two owners");
+    assert_conflict(
+        store
+            .remove_user(t, second, audit(action::MEMBER_REMOVED))
+            .await,
+        conflict::LAST_OWNER,
+    );
+    store
+        .remove_user(t, owner, audit(action::MEMBER_REMOVED))
+        .await
+        .expect("remove the agent");
     assert_not_found(store.get_user(t, owner).await, "removed member");
-    assert_not_found(store.change_role(t, UserId::new(), Role::Agent, audit(action::MEMBER_ROLE_CHANGED)).await, "unknown member");
+    assert_not_found(
+        store
+            .change_role(
+                t,
+                UserId::new(),
+                Role::Agent,
+                audit(action::MEMBER_ROLE_CHANGED),
+            )
+            .await,
+        "unknown member",
+    );
 
     // Two owners demoting each other at once: one wins, one owner remains.
     let third = add_member(&store, t, second, "third", Role::Owner).await;
     let (s1, s2) = (store.clone(), store.clone());
-    let h1 = tokio::spawn(async move { s1.change_role(t, second, Role::Admin, audit(action::MEMBER_ROLE_CHANGED)).await });
-    let h2 = tokio::spawn(async move { s2.change_role(t, third, Role::Admin, audit(action::MEMBER_ROLE_CHANGED)).await });
+    let h1 = tokio::spawn(async move {
+        s1.change_role(t, second, Role::Admin, audit(action::MEMBER_ROLE_CHANGED))
+            .await
+    });
+    let h2 = tokio::spawn(async move {
+        s2.change_role(t, third, Role::Admin, audit(action::MEMBER_ROLE_CHANGED))
+            .await
+    });
     let (r1, r2) = (h1.await.expect("join"), h2.await.expect("join"));
-    assert!(r1.is_ok() != r2.is_ok(), "exactly one demotion succeeds: {r1:?} / {r2:?}");
-    let owners = store.list_users(t).await.expect("list").into_iter().filter(|u| u.role == Role::Owner).count();
+    assert!(
+        r1.is_ok() != r2.is_ok(),
+        "exactly one demotion succeeds: {r1:?} / {r2:?}"
+    );
+    let owners = store
+        .list_users(t)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|u| u.role == Role::Owner)
+        .count();
     assert_eq!(owners, 1);
 }
 
@@ -327,9 +535,21 @@ pub async fn a_removed_member_loses_their_refresh_tokens(store: DynStore) {
     let rt = new_refresh(member, TokenFamilyId::new());
     let hash = rt.token_hash.clone();
     store.insert_refresh_token(t, rt).await.expect("insert");
-    store.remove_user(t, member, audit(action::MEMBER_REMOVED)).await.expect("remove");
-    assert!(store.find_refresh_token(&hash).await.expect("lookup").is_none());
-    let events = store.list_audit_events(t, Page::first(10)).await.expect("audit");
+    store
+        .remove_user(t, member, audit(action::MEMBER_REMOVED))
+        .await
+        .expect("remove");
+    assert!(
+        store
+            .find_refresh_token(&hash)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let events = store
+        .list_audit_events(t, Page::first(10))
+        .await
+        .expect("audit");
     assert_eq!(events[0].action, action::MEMBER_REMOVED);
 }
 
@@ -339,26 +559,64 @@ pub async fn refresh_tokens_are_used_once_and_families_revoke_together(store: Dy
     let first = new_refresh(owner, family);
     let (first_hash, first_id) = (first.token_hash.clone(), first.id);
     store.insert_refresh_token(t, first).await.expect("insert");
-    let found = store.find_refresh_token(&first_hash).await.expect("lookup").expect("found");
-    assert_eq!((found.id, found.tenant_id, found.user_id, found.family_id), (first_id, t, owner, family));
+    let found = store
+        .find_refresh_token(&first_hash)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        (found.id, found.tenant_id, found.user_id, found.family_id),
+        (first_id, t, owner, family)
+    );
     assert!(found.used_at.is_none());
 
-    match store.use_refresh_token(t, &first_hash, now()).await.expect("use") {
+    match store
+        .use_refresh_token(t, &first_hash, now())
+        .await
+        .expect("use")
+    {
         RefreshUse::Fresh(tok) => assert!(tok.used_at.is_some()),
         other => panic!("first use must be fresh: {other:?}"),
     }
     let second = new_refresh(owner, family);
     let second_hash = second.token_hash.clone();
-    store.insert_refresh_token(t, second).await.expect("insert successor");
-    assert!(matches!(store.use_refresh_token(t, &first_hash, now()).await, Ok(RefreshUse::Reused(_))));
+    store
+        .insert_refresh_token(t, second)
+        .await
+        .expect("insert successor");
+    assert!(matches!(
+        store.use_refresh_token(t, &first_hash, now()).await,
+        Ok(RefreshUse::Reused(_))
+    ));
 
-    assert_eq!(store.revoke_token_family(t, family, now()).await.expect("revoke"), 2);
-    assert!(matches!(store.use_refresh_token(t, &second_hash, now()).await, Ok(RefreshUse::Reused(_))));
+    assert_eq!(
+        store
+            .revoke_token_family(t, family, now())
+            .await
+            .expect("revoke"),
+        2
+    );
+    assert!(matches!(
+        store.use_refresh_token(t, &second_hash, now()).await,
+        Ok(RefreshUse::Reused(_))
+    ));
     let other_family = new_refresh(owner, TokenFamilyId::new());
     let other_hash = other_family.token_hash.clone();
-    store.insert_refresh_token(t, other_family).await.expect("insert");
-    assert!(matches!(store.use_refresh_token(t, &other_hash, now()).await, Ok(RefreshUse::Fresh(_))), "other families untouched");
-    assert_not_found(store.use_refresh_token(t, "no-such-token", now()).await, "unknown token");
+    store
+        .insert_refresh_token(t, other_family)
+        .await
+        .expect("insert");
+    assert!(
+        matches!(
+            store.use_refresh_token(t, &other_hash, now()).await,
+            Ok(RefreshUse::Fresh(_))
+        ),
+        "other families untouched"
+    );
+    assert_not_found(
+        store.use_refresh_token(t, "no-such-token", now()).await,
+        "unknown token",
+    );
 }
 
 pub async fn concurrent_refreshes_let_exactly_one_through(store: DynStore) {
@@ -383,19 +641,55 @@ pub async fn concurrent_refreshes_let_exactly_one_through(store: DynStore) {
 
 pub async fn verification_codes_count_failures_and_complete_once(store: DynStore) {
     let (t, owner) = tenant_with_owner(&store, "owner").await;
-    assert_eq!(store.record_verification_failure(t, owner).await.expect("fail"), 1);
-    assert_eq!(store.record_verification_failure(t, owner).await.expect("fail"), 2);
+    assert_eq!(
+        store
+            .record_verification_failure(t, owner)
+            .await
+            .expect("fail"),
+        1
+    );
+    assert_eq!(
+        store
+            .record_verification_failure(t, owner)
+            .await
+            .expect("fail"),
+        2
+    );
     store
-        .replace_email_verification(t, NewEmailVerification { user_id: owner, code_hash: "new".into(), expires_at: now() + Duration::minutes(15), created_at: now() })
+        .replace_email_verification(
+            t,
+            NewEmailVerification {
+                user_id: owner,
+                code_hash: "new".into(),
+                expires_at: now() + Duration::minutes(15),
+                created_at: now(),
+            },
+        )
         .await
         .expect("resend");
-    let v = store.get_email_verification(t, owner).await.expect("read").expect("pending");
+    let v = store
+        .get_email_verification(t, owner)
+        .await
+        .expect("read")
+        .expect("pending");
     assert_eq!((v.attempts, v.code_hash.as_str()), (0, "new"));
     let at = now();
-    let u = store.complete_email_verification(t, owner, at).await.expect("verify");
+    let u = store
+        .complete_email_verification(t, owner, at)
+        .await
+        .expect("verify");
     assert_eq!(u.email_verified_at, Some(at));
-    assert!(store.get_email_verification(t, owner).await.expect("read").is_none());
-    assert_not_found(store.complete_email_verification(t, owner, now()).await, "second completion");
+    assert!(
+        store
+            .get_email_verification(t, owner)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert_not_found(
+        store.complete_email_verification(t, owner, now()).await,
+        "second completion",
+    );
 }
 
 pub async fn invitations_are_accepted_once(store: DynStore) {
@@ -403,93 +697,312 @@ pub async fn invitations_are_accepted_once(store: DynStore) {
     let inv = invite(&store, t, owner, "newbie", Role::Admin).await;
     let pending = store.list_pending_invitations(t).await.expect("list");
     assert_eq!(pending.len(), 1);
-    assert_eq!((pending[0].role, pending[0].email.as_str(), pending[0].invited_by), (Role::Admin, "newbie@example.com", owner));
-    let found = store.find_invitation(&format!("inv-{inv}")).await.expect("lookup").expect("found");
+    assert_eq!(
+        (
+            pending[0].role,
+            pending[0].email.as_str(),
+            pending[0].invited_by
+        ),
+        (Role::Admin, "newbie@example.com", owner)
+    );
+    let found = store
+        .find_invitation(&format!("inv-{inv}"))
+        .await
+        .expect("lookup")
+        .expect("found");
     assert_eq!((found.id, found.tenant_id), (inv, t));
 
-    let user = store.accept_invitation(t, inv, new_user("newbie", Role::Admin), audit(action::MEMBER_JOINED)).await.expect("accept");
+    let user = store
+        .accept_invitation(
+            t,
+            inv,
+            new_user("newbie", Role::Admin),
+            audit(action::MEMBER_JOINED),
+        )
+        .await
+        .expect("accept");
     assert_eq!((user.role, user.tenant_id), (Role::Admin, t));
-    assert!(store.list_pending_invitations(t).await.expect("list").is_empty());
-    assert_conflict(store.accept_invitation(t, inv, new_user("newbie2", Role::Admin), audit(action::MEMBER_JOINED)).await, conflict::INVITATION_USED);
-    assert!(store.find_user_by_email(&email("newbie2")).await.expect("lookup").is_none());
-    assert_not_found(store.delete_invitation(t, inv).await, "deleting an accepted invitation");
+    assert!(
+        store
+            .list_pending_invitations(t)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_conflict(
+        store
+            .accept_invitation(
+                t,
+                inv,
+                new_user("newbie2", Role::Admin),
+                audit(action::MEMBER_JOINED),
+            )
+            .await,
+        conflict::INVITATION_USED,
+    );
+    assert!(
+        store
+            .find_user_by_email(&email("newbie2"))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_not_found(
+        store.delete_invitation(t, inv).await,
+        "deleting an accepted invitation",
+    );
 
     let other = invite(&store, t, owner, "maybe", Role::Agent).await;
     store.delete_invitation(t, other).await.expect("delete");
-    assert!(store.find_invitation(&format!("inv-{other}")).await.expect("lookup").is_none());
+    assert!(
+        store
+            .find_invitation(&format!("inv-{other}"))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
 }
 
 pub async fn accepting_an_invitation_for_a_taken_email_leaves_it_pending(store: DynStore) {
     let (t, owner) = tenant_with_owner(&store, "owner").await;
     tenant_with_owner(&store, "elsewhere").await;
     let inv = invite(&store, t, owner, "elsewhere", Role::Agent).await;
-    assert_conflict(store.accept_invitation(t, inv, new_user("elsewhere", Role::Agent), audit(action::MEMBER_JOINED)).await, conflict::EMAIL_TAKEN);
-    let still = store.find_invitation(&format!("inv-{inv}")).await.expect("lookup").expect("found");
-    assert!(still.accepted_at.is_none(), "the failed acceptance rolled back");
+    assert_conflict(
+        store
+            .accept_invitation(
+                t,
+                inv,
+                new_user("elsewhere", Role::Agent),
+                audit(action::MEMBER_JOINED),
+            )
+            .await,
+        conflict::EMAIL_TAKEN,
+    );
+    let still = store
+        .find_invitation(&format!("inv-{inv}"))
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert!(
+        still.accepted_at.is_none(),
+        "the failed acceptance rolled back"
+    );
 }
 
 pub async fn api_keys_are_created_listed_touched_and_revoked_once(store: DynStore) {
     let (t, owner) = tenant_with_owner(&store, "owner").await;
-    let new = new_key("CRM sync", vec![ApiScope::Chat, ApiScope::KnowledgeRead], owner);
+    let new = new_key(
+        "CRM sync",
+        vec![ApiScope::Chat, ApiScope::KnowledgeRead],
+        owner,
+    );
     let hash = new.key_hash.clone();
-    let key = store.create_api_key(t, new, audit(action::API_KEY_CREATED)).await.expect("create");
+    let key = store
+        .create_api_key(t, new, audit(action::API_KEY_CREATED))
+        .await
+        .expect("create");
     assert_eq!(key.scopes, vec![ApiScope::Chat, ApiScope::KnowledgeRead]);
-    assert_eq!((key.name.as_str(), key.created_by), ("CRM sync", Some(owner)));
-    let found = store.find_api_key(&hash).await.expect("lookup").expect("found");
+    assert_eq!(
+        (key.name.as_str(), key.created_by),
+        ("CRM sync", Some(owner))
+    );
+    let found = store
+        .find_api_key(&hash)
+        .await
+        .expect("lookup")
+        .expect("found");
     assert_eq!((found.id, found.tenant_id), (key.id, t));
     let at = now();
     store.touch_api_key(t, key.id, at).await.expect("touch");
-    assert_eq!(store.list_api_keys(t).await.expect("list")[0].last_used_at, Some(at));
-    let revoked = store.revoke_api_key(t, key.id, at, audit(action::API_KEY_REVOKED)).await.expect("revoke");
+    assert_eq!(
+        store.list_api_keys(t).await.expect("list")[0].last_used_at,
+        Some(at)
+    );
+    let revoked = store
+        .revoke_api_key(t, key.id, at, audit(action::API_KEY_REVOKED))
+        .await
+        .expect("revoke");
     assert_eq!(revoked.revoked_at, Some(at));
-    assert_conflict(store.revoke_api_key(t, key.id, now(), audit(action::API_KEY_REVOKED)).await, conflict::ALREADY_REVOKED);
-    assert!(store.find_api_key(&hash).await.expect("lookup").expect("found").revoked_at.is_some());
-    let actions: Vec<String> = store.list_audit_events(t, Page::first(10)).await.expect("audit").into_iter().map(|e| e.action).collect();
-    assert_eq!(&actions[..2], [action::API_KEY_REVOKED, action::API_KEY_CREATED]);
+    assert_conflict(
+        store
+            .revoke_api_key(t, key.id, now(), audit(action::API_KEY_REVOKED))
+            .await,
+        conflict::ALREADY_REVOKED,
+    );
+    assert!(
+        store
+            .find_api_key(&hash)
+            .await
+            .expect("lookup")
+            .expect("found")
+            .revoked_at
+            .is_some()
+    );
+    let actions: Vec<String> = store
+        .list_audit_events(t, Page::first(10))
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        &actions[..2],
+        [action::API_KEY_REVOKED, action::API_KEY_CREATED]
+    );
 }
 
 pub async fn platform_admins_have_unique_emails(store: DynStore) {
-    let admin = PlatformAdmin { id: PlatformAdminId::new(), email: email("ops"), password_hash: "h".into(), created_at: now() };
-    store.create_platform_admin(admin.clone()).await.expect("create");
-    assert_eq!(store.find_platform_admin(&email("ops")).await.expect("lookup"), Some(admin.clone()));
-    assert_eq!(store.get_platform_admin(admin.id).await.expect("get"), admin);
-    let twin = PlatformAdmin { id: PlatformAdminId::new(), ..admin };
-    assert_conflict(store.create_platform_admin(twin).await, conflict::EMAIL_TAKEN);
-    assert!(store.find_platform_admin(&email("nobody")).await.expect("lookup").is_none());
-    assert_not_found(store.get_platform_admin(PlatformAdminId::new()).await, "unknown admin");
+    let admin = PlatformAdmin {
+        id: PlatformAdminId::new(),
+        email: email("ops"),
+        password_hash: "h".into(),
+        created_at: now(),
+    };
+    store
+        .create_platform_admin(admin.clone())
+        .await
+        .expect("create");
+    assert_eq!(
+        store
+            .find_platform_admin(&email("ops"))
+            .await
+            .expect("lookup"),
+        Some(admin.clone())
+    );
+    assert_eq!(
+        store.get_platform_admin(admin.id).await.expect("get"),
+        admin
+    );
+    let twin = PlatformAdmin {
+        id: PlatformAdminId::new(),
+        ..admin
+    };
+    assert_conflict(
+        store.create_platform_admin(twin).await,
+        conflict::EMAIL_TAKEN,
+    );
+    assert!(
+        store
+            .find_platform_admin(&email("nobody"))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_not_found(
+        store.get_platform_admin(PlatformAdminId::new()).await,
+        "unknown admin",
+    );
 }
 
 pub async fn suspension_remembers_and_restores_the_previous_status(store: DynStore) {
     let (t, _) = tenant_with_owner(&store, "owner").await;
     let who = Actor::PlatformAdmin(PlatformAdminId::new().to_string());
-    let s = store.set_tenant_suspended(t, true, NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now())).await.expect("suspend");
-    assert_eq!((s.status, s.status_before_suspension), (TenantStatus::Suspended, Some(TenantStatus::Trial)));
-    let s = store.set_tenant_suspended(t, true, NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now())).await.expect("suspend again");
-    assert_eq!(s.status_before_suspension, Some(TenantStatus::Trial), "a second suspension keeps the remembered status");
-    let r = store.set_tenant_suspended(t, false, NewAuditEvent::new(who.clone(), action::TENANT_REACTIVATED, now())).await.expect("reactivate");
-    assert_eq!((r.status, r.status_before_suspension), (TenantStatus::Trial, None));
-    store.set_tenant_status(t, TenantStatus::PastDue).await.expect("past due");
-    store.set_tenant_suspended(t, true, NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now())).await.expect("suspend");
-    let r = store.set_tenant_suspended(t, false, NewAuditEvent::new(who.clone(), action::TENANT_REACTIVATED, now())).await.expect("reactivate");
+    let s = store
+        .set_tenant_suspended(
+            t,
+            true,
+            NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now()),
+        )
+        .await
+        .expect("suspend");
+    assert_eq!(
+        (s.status, s.status_before_suspension),
+        (TenantStatus::Suspended, Some(TenantStatus::Trial))
+    );
+    let s = store
+        .set_tenant_suspended(
+            t,
+            true,
+            NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now()),
+        )
+        .await
+        .expect("suspend again");
+    assert_eq!(
+        s.status_before_suspension,
+        Some(TenantStatus::Trial),
+        "a second suspension keeps the remembered status"
+    );
+    let r = store
+        .set_tenant_suspended(
+            t,
+            false,
+            NewAuditEvent::new(who.clone(), action::TENANT_REACTIVATED, now()),
+        )
+        .await
+        .expect("reactivate");
+    assert_eq!(
+        (r.status, r.status_before_suspension),
+        (TenantStatus::Trial, None)
+    );
+    store
+        .set_tenant_status(t, TenantStatus::PastDue)
+        .await
+        .expect("past due");
+    store
+        .set_tenant_suspended(
+            t,
+            true,
+            NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now()),
+        )
+        .await
+        .expect("suspend");
+    let r = store
+        .set_tenant_suspended(
+            t,
+            false,
+            NewAuditEvent::new(who.clone(), action::TENANT_REACTIVATED, now()),
+        )
+        .await
+        .expect("reactivate");
     assert_eq!(r.status, TenantStatus::PastDue);
-    let events = store.list_audit_events(t, Page::first(10)).await.expect("audit");
+    let events = store
+        .list_audit_events(t, Page::first(10))
+        .await
+        .expect("audit");
     assert_eq!(events[0].action, action::TENANT_REACTIVATED);
     assert_eq!(events[0].actor, who);
-    assert_not_found(store.set_tenant_suspended(TenantId::new(), true, NewAuditEvent::new(who, action::TENANT_SUSPENDED, now())).await, "unknown tenant");
+    assert_not_found(
+        store
+            .set_tenant_suspended(
+                TenantId::new(),
+                true,
+                NewAuditEvent::new(who, action::TENANT_SUSPENDED, now()),
+            )
+            .await,
+        "unknown tenant",
+    );
 }
 
 pub async fn audit_events_page_newest_first(store: DynStore) {
     let (t, _) = tenant_with_owner(&store, "owner").await;
     for i in 0..5 {
         store
-            .record_audit(t, audit(action::LOGIN_FAILURE_BURST).metadata(serde_json::json!({ "n": i })))
+            .record_audit(
+                t,
+                audit(action::LOGIN_FAILURE_BURST).metadata(serde_json::json!({ "n": i })),
+            )
             .await
             .expect("record");
     }
-    let first = store.list_audit_events(t, Page::first(2)).await.expect("page 1");
-    assert_eq!(first.iter().map(|e| e.metadata["n"].as_i64()).collect::<Vec<_>>(), vec![Some(4), Some(3)]);
+    let first = store
+        .list_audit_events(t, Page::first(2))
+        .await
+        .expect("page 1");
+    assert_eq!(
+        first
+            .iter()
+            .map(|e| e.metadata["n"].as_i64())
+            .collect::<Vec<_>>(),
+        vec![Some(4), Some(3)]
+    );
     let next = store
-        .list_audit_events(t, Page { limit: 10, before: Some(first[1].id.as_uuid()) })
+        .list_audit_events(
+            t,
+            Page {
+                limit: 10,
+                before: Some(first[1].id.as_uuid()),
+            },
+        )
         .await
         .expect("page 2");
     // Three remaining failures plus the signup event.
@@ -504,7 +1017,13 @@ pub async fn tenants_page_newest_first(store: DynStore) {
     let (c, _) = tenant_with_owner(&store, "third").await;
     let page = store.list_tenants(Page::first(2)).await.expect("page");
     assert_eq!(page.iter().map(|t| t.id).collect::<Vec<_>>(), vec![c, b]);
-    let rest = store.list_tenants(Page { limit: 2, before: Some(b.0) }).await.expect("page 2");
+    let rest = store
+        .list_tenants(Page {
+            limit: 2,
+            before: Some(b.0),
+        })
+        .await
+        .expect("page 2");
     assert_eq!(rest.iter().map(|t| t.id).collect::<Vec<_>>(), vec![a]);
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cortex_core::audit::{Actor, AuditEvent, NewAuditEvent};
-use cortex_core::credentials::{ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
+use cortex_core::credentials::{
+    ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken,
+};
 use cortex_core::ids::{ApiKeyId, InvitationId, PlatformAdminId, TenantId, TokenFamilyId, UserId};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
@@ -49,7 +51,10 @@ impl PgStore {
 
     /// Names of the migrations this binary carries, for the pairing test.
     pub fn migration_names() -> Vec<String> {
-        MIGRATOR.iter().map(|m| format!("{:04}_{}", m.version, m.description)).collect()
+        MIGRATOR
+            .iter()
+            .map(|m| format!("{:04}_{}", m.version, m.description))
+            .collect()
     }
 
     pub async fn close(&self) {
@@ -114,7 +119,11 @@ fn verification_from(row: &PgRow) -> Result<EmailVerification> {
         tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
         user_id: UserId(row.try_get("user_id").map_err(db)?),
         code_hash: row.try_get("code_hash").map_err(db)?,
-        attempts: row.try_get::<i32, _>("attempts").map_err(db)?.try_into().unwrap_or(u32::MAX),
+        attempts: row
+            .try_get::<i32, _>("attempts")
+            .map_err(db)?
+            .try_into()
+            .unwrap_or(u32::MAX),
         expires_at: row.try_get("expires_at").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
     })
@@ -161,7 +170,10 @@ fn api_key_from(row: &PgRow) -> Result<ApiKey> {
         prefix: row.try_get("prefix").map_err(db)?,
         key_hash: row.try_get("key_hash").map_err(db)?,
         scopes,
-        created_by: row.try_get::<Option<Uuid>, _>("created_by").map_err(db)?.map(UserId),
+        created_by: row
+            .try_get::<Option<Uuid>, _>("created_by")
+            .map_err(db)?
+            .map(UserId),
         created_at: row.try_get("created_at").map_err(db)?,
         last_used_at: row.try_get("last_used_at").map_err(db)?,
         revoked_at: row.try_get("revoked_at").map_err(db)?,
@@ -254,12 +266,13 @@ async fn insert_user(
 
 impl PgStore {
     async fn user_exists(&self, tenant: TenantId, user: UserId) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(user.0)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
         Ok(n > 0)
     }
 }
@@ -276,9 +289,14 @@ impl Store for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db)?;
-        let missing = MIGRATOR.iter().filter(|m| !applied.contains(&m.version)).count();
+        let missing = MIGRATOR
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count();
         if missing > 0 {
-            return Err(StoreError::Other(format!("{missing} migrations not applied").into()));
+            return Err(StoreError::Other(
+                format!("{missing} migrations not applied").into(),
+            ));
         }
         Ok(())
     }
@@ -371,13 +389,15 @@ impl Store for PgStore {
     }
 
     async fn set_tenant_status(&self, tenant: TenantId, status: TenantStatus) -> Result<Tenant> {
-        let row = sqlx::query("UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *")
-            .bind(tenant.0)
-            .bind(status.as_str())
-            .bind(Utc::now())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(status.as_str())
+        .bind(Utc::now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
         tenant_from(&row)
     }
 
@@ -446,7 +466,12 @@ impl Store for PgStore {
         Ok(updated)
     }
 
-    async fn remove_user(&self, tenant: TenantId, user: UserId, audit: NewAuditEvent) -> Result<()> {
+    async fn remove_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         lock_tenant(&mut tx, tenant).await?;
         let done = sqlx::query(
@@ -503,12 +528,13 @@ impl Store for PgStore {
         tenant: TenantId,
         user: UserId,
     ) -> Result<Option<EmailVerification>> {
-        let row = sqlx::query("SELECT * FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant.0)
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT * FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
         row.as_ref().map(verification_from).transpose()
     }
 
@@ -532,12 +558,13 @@ impl Store for PgStore {
         at: DateTime<Utc>,
     ) -> Result<User> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let gone = sqlx::query("DELETE FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant.0)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let gone =
+            sqlx::query("DELETE FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         if gone.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -603,12 +630,13 @@ impl Store for PgStore {
         if let Some(row) = fresh {
             return Ok(RefreshUse::Fresh(refresh_from(&row)?));
         }
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2")
-            .bind(tenant.0)
-            .bind(token_hash)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT * FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2")
+                .bind(tenant.0)
+                .bind(token_hash)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
         Ok(RefreshUse::Reused(refresh_from(&row)?))
     }
 
@@ -712,13 +740,14 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         if accepted.rows_affected() == 0 {
-            let exists: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(invitation.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(invitation.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
             return Err(if exists > 0 {
                 StoreError::Conflict(conflict::INVITATION_USED)
             } else {
@@ -795,13 +824,14 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         let Some(row) = row else {
-            let exists: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(key.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(key.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
             return Err(if exists > 0 {
                 StoreError::Conflict(conflict::ALREADY_REVOKED)
             } else {
@@ -823,14 +853,20 @@ impl Store for PgStore {
         row.as_ref().map(api_key_from).transpose()
     }
 
-    async fn touch_api_key(&self, tenant: TenantId, key: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        let done = sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(key.0)
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn touch_api_key(
+        &self,
+        tenant: TenantId,
+        key: ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(key.0)
+                .bind(at)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -899,7 +935,9 @@ pub mod testing {
     pub async fn fresh_database(base_url: &str) -> Result<String, sqlx::Error> {
         let name = format!("cortex_test_{}", uuid::Uuid::now_v7().simple());
         let mut conn = sqlx::PgConnection::connect(base_url).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
         Ok(with_database(base_url, &name))
     }
@@ -927,7 +965,10 @@ pub mod testing {
 
         #[test]
         fn the_database_name_is_replaced_and_the_query_kept() {
-            assert_eq!(with_database("postgres://u@h:5/postgres", "x"), "postgres://u@h:5/x");
+            assert_eq!(
+                with_database("postgres://u@h:5/postgres", "x"),
+                "postgres://u@h:5/x"
+            );
             assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
             assert_eq!(
                 with_database("postgres://u:p@h/db?sslmode=disable", "x"),

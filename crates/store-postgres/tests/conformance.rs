@@ -10,7 +10,9 @@ async fn open() -> DynStore {
     let base = std::env::var("TEST_DATABASE_URL").expect(
         "TEST_DATABASE_URL must point at a PostgreSQL 16 server; run ./scripts/test.sh, which starts one",
     );
-    let url = cortex_store_postgres::testing::fresh_database(&base).await.expect("create test database");
+    let url = cortex_store_postgres::testing::fresh_database(&base)
+        .await
+        .expect("create test database");
     let store = PgStore::connect(&url).await.expect("connect");
     store.migrate().await.expect("migrate");
     Arc::new(store)

@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use cortex_core::audit::{Actor, AuditEvent, NewAuditEvent};
-use cortex_core::credentials::{ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
+use cortex_core::credentials::{
+    ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken,
+};
 use cortex_core::ids::{ApiKeyId, InvitationId, PlatformAdminId, TenantId, TokenFamilyId, UserId};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
@@ -19,8 +21,10 @@ use cortex_core::tenancy::{
     Role, Tenant, TenantStatus, User,
 };
 use cortex_core::{Store, StoreError};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool, Sqlite, Transaction};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -46,7 +50,10 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
         }
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -57,7 +64,10 @@ impl SqliteStore {
 
     /// Names of the migrations this binary carries, for the pairing test.
     pub fn migration_names() -> Vec<String> {
-        MIGRATOR.iter().map(|m| format!("{:04}_{}", m.version, m.description)).collect()
+        MIGRATOR
+            .iter()
+            .map(|m| format!("{:04}_{}", m.version, m.description))
+            .collect()
     }
 
     pub async fn close(&self) {
@@ -134,7 +144,11 @@ fn verification_from(row: &SqliteRow) -> Result<EmailVerification> {
         tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
         user_id: UserId(row.try_get("user_id").map_err(db)?),
         code_hash: row.try_get("code_hash").map_err(db)?,
-        attempts: row.try_get::<i64, _>("attempts").map_err(db)?.try_into().unwrap_or(u32::MAX),
+        attempts: row
+            .try_get::<i64, _>("attempts")
+            .map_err(db)?
+            .try_into()
+            .unwrap_or(u32::MAX),
         expires_at: ts(row.try_get("expires_at").map_err(db)?),
         created_at: ts(row.try_get("created_at").map_err(db)?),
     })
@@ -183,7 +197,10 @@ fn api_key_from(row: &SqliteRow) -> Result<ApiKey> {
         prefix: row.try_get("prefix").map_err(db)?,
         key_hash: row.try_get("key_hash").map_err(db)?,
         scopes,
-        created_by: row.try_get::<Option<Uuid>, _>("created_by").map_err(db)?.map(UserId),
+        created_by: row
+            .try_get::<Option<Uuid>, _>("created_by")
+            .map_err(db)?
+            .map(UserId),
         created_at: ts(row.try_get("created_at").map_err(db)?),
         last_used_at: opt_ts(row.try_get("last_used_at").map_err(db)?),
         revoked_at: opt_ts(row.try_get("revoked_at").map_err(db)?),
@@ -211,7 +228,8 @@ fn audit_from(row: &SqliteRow) -> Result<AuditEvent> {
         action: row.try_get("action").map_err(db)?,
         target_type: row.try_get("target_type").map_err(db)?,
         target_id: row.try_get("target_id").map_err(db)?,
-        metadata: serde_json::from_str(&metadata).map_err(|_| corrupt("audit metadata", &metadata))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|_| corrupt("audit metadata", &metadata))?,
         created_at: ts(row.try_get("created_at").map_err(db)?),
     })
 }
@@ -265,12 +283,13 @@ async fn insert_user(
 
 impl SqliteStore {
     async fn user_exists(&self, tenant: TenantId, user: UserId) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(user.0)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
         Ok(n > 0)
     }
 }
@@ -287,9 +306,14 @@ impl Store for SqliteStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db)?;
-        let missing = MIGRATOR.iter().filter(|m| !applied.contains(&m.version)).count();
+        let missing = MIGRATOR
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count();
         if missing > 0 {
-            return Err(StoreError::Other(format!("{missing} migrations not applied").into()));
+            return Err(StoreError::Other(
+                format!("{missing} migrations not applied").into(),
+            ));
         }
         Ok(())
     }
@@ -382,13 +406,15 @@ impl Store for SqliteStore {
     }
 
     async fn set_tenant_status(&self, tenant: TenantId, status: TenantStatus) -> Result<Tenant> {
-        let row = sqlx::query("UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *")
-            .bind(tenant.0)
-            .bind(status.as_str())
-            .bind(ms(Utc::now()))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(status.as_str())
+        .bind(ms(Utc::now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
         tenant_from(&row)
     }
 
@@ -456,7 +482,12 @@ impl Store for SqliteStore {
         Ok(updated)
     }
 
-    async fn remove_user(&self, tenant: TenantId, user: UserId, audit: NewAuditEvent) -> Result<()> {
+    async fn remove_user(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query(
             "DELETE FROM users
@@ -512,12 +543,13 @@ impl Store for SqliteStore {
         tenant: TenantId,
         user: UserId,
     ) -> Result<Option<EmailVerification>> {
-        let row = sqlx::query("SELECT * FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant.0)
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT * FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
         row.as_ref().map(verification_from).transpose()
     }
 
@@ -541,12 +573,13 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<User> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let gone = sqlx::query("DELETE FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant.0)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let gone =
+            sqlx::query("DELETE FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         if gone.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -612,12 +645,13 @@ impl Store for SqliteStore {
         if let Some(row) = fresh {
             return Ok(RefreshUse::Fresh(refresh_from(&row)?));
         }
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2")
-            .bind(tenant.0)
-            .bind(token_hash)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
+        let row =
+            sqlx::query("SELECT * FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2")
+                .bind(tenant.0)
+                .bind(token_hash)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
         Ok(RefreshUse::Reused(refresh_from(&row)?))
     }
 
@@ -721,13 +755,14 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         if accepted.rows_affected() == 0 {
-            let exists: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(invitation.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(invitation.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
             return Err(if exists > 0 {
                 StoreError::Conflict(conflict::INVITATION_USED)
             } else {
@@ -805,13 +840,14 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?;
         let Some(row) = row else {
-            let exists: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(key.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(key.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
             return Err(if exists > 0 {
                 StoreError::Conflict(conflict::ALREADY_REVOKED)
             } else {
@@ -833,14 +869,20 @@ impl Store for SqliteStore {
         row.as_ref().map(api_key_from).transpose()
     }
 
-    async fn touch_api_key(&self, tenant: TenantId, key: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
-        let done = sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(key.0)
-            .bind(ms(at))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn touch_api_key(
+        &self,
+        tenant: TenantId,
+        key: ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(key.0)
+                .bind(ms(at))
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -22,7 +22,10 @@ impl Docs {
     pub fn new(spec: &utoipa::openapi::OpenApi) -> Self {
         let value = serde_json::to_value(spec).unwrap_or(Value::Null);
         let json = serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".into());
-        Self { json: Arc::new(json), html: Arc::new(render(&value)) }
+        Self {
+            json: Arc::new(json),
+            html: Arc::new(render(&value)),
+        }
     }
 
     pub fn router(self) -> Router<AppState> {
@@ -32,7 +35,13 @@ impl Docs {
                 "/openapi.json",
                 get(move || {
                     let json = json.clone();
-                    async move { ([(header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()).into_response() }
+                    async move {
+                        (
+                            [(header::CONTENT_TYPE, "application/json")],
+                            json.as_str().to_owned(),
+                        )
+                            .into_response()
+                    }
                 }),
             )
             .route(
@@ -46,7 +55,10 @@ impl Docs {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `#/components/schemas/Name` → `Name`.
@@ -59,31 +71,66 @@ fn type_label(schema: &Value) -> String {
         return format!("<a href=\"#schema-{0}\">{0}</a>", esc(name));
     }
     if let Some(one_of) = schema.get("oneOf").and_then(Value::as_array) {
-        return one_of.iter().map(type_label).collect::<Vec<_>>().join(" | ");
+        return one_of
+            .iter()
+            .map(type_label)
+            .collect::<Vec<_>>()
+            .join(" | ");
     }
     match schema.get("type") {
         Some(Value::String(t)) if t == "array" => {
-            format!("array of {}", schema.get("items").map(type_label).unwrap_or_else(|| "any".into()))
+            format!(
+                "array of {}",
+                schema
+                    .get("items")
+                    .map(type_label)
+                    .unwrap_or_else(|| "any".into())
+            )
         }
         Some(Value::String(t)) => {
-            let fmt = schema.get("format").and_then(Value::as_str).map(|f| format!(" ({f})")).unwrap_or_default();
+            let fmt = schema
+                .get("format")
+                .and_then(Value::as_str)
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
             let values = schema
                 .get("enum")
                 .and_then(Value::as_array)
-                .map(|e| format!(": {}", e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")))
+                .map(|e| {
+                    format!(
+                        ": {}",
+                        e.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
                 .unwrap_or_default();
             format!("{}{fmt}{}", esc(t), esc(&values))
         }
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => "object".into(),
     }
 }
 
 fn render(spec: &Value) -> String {
     let mut out = String::new();
-    let title = spec.pointer("/info/title").and_then(Value::as_str).unwrap_or("API");
-    let version = spec.pointer("/info/version").and_then(Value::as_str).unwrap_or("");
-    let intro = spec.pointer("/info/description").and_then(Value::as_str).unwrap_or("");
+    let title = spec
+        .pointer("/info/title")
+        .and_then(Value::as_str)
+        .unwrap_or("API");
+    let version = spec
+        .pointer("/info/version")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let intro = spec
+        .pointer("/info/description")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -100,26 +147,43 @@ fn render(spec: &Value) -> String {
             ts.iter()
                 .map(|t| {
                     (
-                        t.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                        t.get("description").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        t.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        t.get("description")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
                     )
                 })
                 .collect()
         })
         .unwrap_or_default();
     let empty = serde_json::Map::new();
-    let paths = spec.get("paths").and_then(Value::as_object).unwrap_or(&empty);
+    let paths = spec
+        .get("paths")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     out.push_str("<nav><ul>");
     for (tag, _) in &tags {
         let _ = write!(out, "<li><a href=\"#tag-{0}\">{0}</a></li>", esc(tag));
     }
     out.push_str("<li><a href=\"#schemas\">schemas</a></li></ul></nav>");
     for (tag, description) in &tags {
-        let _ = write!(out, "<section id=\"tag-{0}\"><h2>{0}</h2><p>{1}</p>", esc(tag), esc(description));
+        let _ = write!(
+            out,
+            "<section id=\"tag-{0}\"><h2>{0}</h2><p>{1}</p>",
+            esc(tag),
+            esc(description)
+        );
         for (path, item) in paths {
             for method in ["get", "post", "put", "patch", "delete"] {
                 let Some(op) = item.get(method) else { continue };
-                let in_tag = op.get("tags").and_then(Value::as_array).is_some_and(|t| t.iter().any(|x| x == tag.as_str()));
+                let in_tag = op
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .is_some_and(|t| t.iter().any(|x| x == tag.as_str()));
                 if in_tag {
                     render_operation(&mut out, method, path, op);
                 }
@@ -128,9 +192,16 @@ fn render(spec: &Value) -> String {
         out.push_str("</section>");
     }
     out.push_str("<section id=\"schemas\"><h2>schemas</h2>");
-    if let Some(schemas) = spec.pointer("/components/schemas").and_then(Value::as_object) {
+    if let Some(schemas) = spec
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    {
         for (name, schema) in schemas {
-            let _ = write!(out, "<div class=\"schema\" id=\"schema-{0}\"><h3>{0}</h3>", esc(name));
+            let _ = write!(
+                out,
+                "<div class=\"schema\" id=\"schema-{0}\"><h3>{0}</h3>",
+                esc(name)
+            );
             if let Some(d) = schema.get("description").and_then(Value::as_str) {
                 let _ = write!(out, "<p>{}</p>", esc(d));
             }
@@ -146,7 +217,11 @@ fn render(spec: &Value) -> String {
                         out,
                         "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
                         esc(field),
-                        if required.contains(&field.as_str()) { " <em>required</em>" } else { "" },
+                        if required.contains(&field.as_str()) {
+                            " <em>required</em>"
+                        } else {
+                            ""
+                        },
                         type_label(p),
                         esc(p.get("description").and_then(Value::as_str).unwrap_or(""))
                     );
@@ -198,7 +273,10 @@ fn render_operation(out: &mut String, method: &str, path: &str, op: &Value) {
     if let Some(responses) = op.get("responses").and_then(Value::as_object) {
         out.push_str("<h4>Responses</h4><ul>");
         for (status, r) in responses {
-            let schema = r.pointer("/content/application~1json/schema").map(type_label).unwrap_or_default();
+            let schema = r
+                .pointer("/content/application~1json/schema")
+                .map(type_label)
+                .unwrap_or_default();
             let _ = write!(
                 out,
                 "<li><strong>{}</strong> {} {}</li>",

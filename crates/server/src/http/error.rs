@@ -52,13 +52,27 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, retry_after_secs: None, cause: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after_secs: None,
+            cause: None,
+        }
     }
 
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
         let message = format!("{field}: {}", message.into());
-        Self { field: Some(field), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message) }
+        Self {
+            field: Some(field),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                message,
+            )
+        }
     }
 
     pub fn not_found() -> Self {
@@ -66,11 +80,22 @@ impl ApiError {
     }
 
     pub fn internal(cause: anyhow::Error) -> Self {
-        Self { cause: Some(cause), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error") }
+        Self {
+            cause: Some(cause),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            )
+        }
     }
 
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "missing or invalid credentials")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "missing or invalid credentials",
+        )
     }
 }
 
@@ -81,12 +106,22 @@ impl From<TenancyError> for ApiError {
         match e {
             TenancyError::Validation { field, message } => Self::validation(field, message),
             TenancyError::Unauthenticated => Self::unauthenticated(),
-            TenancyError::InvalidCredentials => Self::new(S::UNAUTHORIZED, "invalid_credentials", message),
-            TenancyError::EmailNotVerified => Self::new(S::FORBIDDEN, "email_not_verified", message),
+            TenancyError::InvalidCredentials => {
+                Self::new(S::UNAUTHORIZED, "invalid_credentials", message)
+            }
+            TenancyError::EmailNotVerified => {
+                Self::new(S::FORBIDDEN, "email_not_verified", message)
+            }
             TenancyError::InvalidCode => Self::new(S::BAD_REQUEST, "invalid_code", message),
-            TenancyError::InvalidRefreshToken => Self::new(S::UNAUTHORIZED, "invalid_refresh_token", message),
-            TenancyError::RefreshTokenReused => Self::new(S::UNAUTHORIZED, "refresh_token_reused", message),
-            TenancyError::InvitationInvalid => Self::new(S::BAD_REQUEST, "invitation_invalid", message),
+            TenancyError::InvalidRefreshToken => {
+                Self::new(S::UNAUTHORIZED, "invalid_refresh_token", message)
+            }
+            TenancyError::RefreshTokenReused => {
+                Self::new(S::UNAUTHORIZED, "refresh_token_reused", message)
+            }
+            TenancyError::InvitationInvalid => {
+                Self::new(S::BAD_REQUEST, "invitation_invalid", message)
+            }
             TenancyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", message),
             TenancyError::LastOwner => Self::new(S::CONFLICT, "last_owner", message),
             TenancyError::Forbidden(_) => Self::new(S::FORBIDDEN, "forbidden", message),
@@ -99,7 +134,11 @@ impl From<TenancyError> for ApiError {
             TenancyError::AlreadyRevoked => Self::new(S::CONFLICT, "already_revoked", message),
             TenancyError::RateLimited { retry_after_secs } => Self {
                 retry_after_secs: Some(retry_after_secs),
-                ..Self::new(S::TOO_MANY_REQUESTS, "rate_limited", "too many attempts; try again later")
+                ..Self::new(
+                    S::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many attempts; try again later",
+                )
             },
             TenancyError::Internal(cause) => Self::internal(cause),
         }
@@ -113,7 +152,12 @@ impl IntoResponse for ApiError {
             tracing::error!(request.id = %request_id, error = format!("{cause:#}"), "request failed");
         }
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_owned(), message: self.message, request_id, field: self.field },
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                request_id,
+                field: self.field,
+            },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

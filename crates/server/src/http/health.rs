@@ -21,7 +21,10 @@ pub struct HealthView {
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Up", body = HealthView)))]
 pub async fn healthz() -> Json<HealthView> {
-    Json(HealthView { status: "ok", database: None })
+    Json(HealthView {
+        status: "ok",
+        database: None,
+    })
 }
 
 /// Readiness: the database answers and every migration is applied
@@ -33,10 +36,22 @@ pub async fn healthz() -> Json<HealthView> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
     let database = Some(state.store.backend());
     match state.store.readiness().await {
-        Ok(()) => (StatusCode::OK, Json(HealthView { status: "ok", database })),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(HealthView {
+                status: "ok",
+                database,
+            }),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(HealthView { status: "unavailable", database }))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(HealthView {
+                    status: "unavailable",
+                    database,
+                }),
+            )
         }
     }
 }

@@ -19,7 +19,8 @@ fn accept_request_id(v: Option<&HeaderValue>) -> Option<String> {
     let s = v?.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
     ok.then(|| s.to_owned())
 }
 
@@ -33,7 +34,9 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.route = %route);
     let started = Instant::now();
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span.clone())).await;
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
@@ -56,7 +59,10 @@ mod tests {
     #[test]
     fn only_sane_incoming_ids_are_kept() {
         let ok = HeaderValue::from_static("abc-123_x.y:z");
-        assert_eq!(accept_request_id(Some(&ok)).as_deref(), Some("abc-123_x.y:z"));
+        assert_eq!(
+            accept_request_id(Some(&ok)).as_deref(),
+            Some("abc-123_x.y:z")
+        );
         for bad in ["", "has space", "new\tline", "<script>"] {
             let v = HeaderValue::from_str(bad).expect("header");
             assert_eq!(accept_request_id(Some(&v)), None, "{bad:?}");

@@ -54,7 +54,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A member's access token (JWT) or a tenant API key (`ck_…`)"))
+                    .description(Some(
+                        "A member's access token (JWT) or a tenant API key (`ck_…`)",
+                    ))
                     .build(),
             ),
         );
@@ -76,10 +78,19 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::tenant::get_me))
         .routes(routes!(api::tenant::list_audit_events))
         .routes(routes!(api::members::list_members))
-        .routes(routes!(api::members::change_role, api::members::remove_member))
-        .routes(routes!(api::members::create_invitation, api::members::list_invitations))
+        .routes(routes!(
+            api::members::change_role,
+            api::members::remove_member
+        ))
+        .routes(routes!(
+            api::members::create_invitation,
+            api::members::list_invitations
+        ))
         .routes(routes!(api::members::delete_invitation))
-        .routes(routes!(api::api_keys::create_api_key, api::api_keys::list_api_keys))
+        .routes(routes!(
+            api::api_keys::create_api_key,
+            api::api_keys::list_api_keys
+        ))
         .routes(routes!(api::api_keys::revoke_api_key))
         .routes(routes!(api::admin::list_tenants))
         .routes(routes!(api::admin::get_tenant))
@@ -100,9 +111,15 @@ pub fn router(state: AppState) -> Router {
     let docs = docs::Docs::new(&spec);
     let settings = state.settings.clone();
     api.merge(docs.router())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+        })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
         })
         .with_state(state)
         .layer(DefaultBodyLimit::max(settings.http.max_body_bytes))
@@ -111,24 +128,38 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(settings.http.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
+            axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!(
+                "handler panicked"
+            )))
         }))
         .layer(axum::middleware::from_fn(middleware::request_context))
         .layer(cors(&settings.http.cors_allowed_origins))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
-    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("x-api-key"),
             HeaderName::from_static(middleware::REQUEST_ID_HEADER),
         ])
-        .expose_headers([HeaderName::from_static(middleware::REQUEST_ID_HEADER), header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+            header::RETRY_AFTER,
+        ])
         .allow_credentials(true)
         .max_age(Duration::from_secs(600))
 }

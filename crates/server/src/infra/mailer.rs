@@ -56,7 +56,10 @@ impl SmtpMailer {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
             .timeout(Some(Duration::from_secs(15)))
             .build();
-        Ok(Self { transport, from: from.parse()? })
+        Ok(Self {
+            transport,
+            from: from.parse()?,
+        })
     }
 }
 

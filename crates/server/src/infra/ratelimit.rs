@@ -38,7 +38,10 @@ const SWEEP_AT: usize = 10_000;
 impl RateLimiter for InMemoryRateLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Hit {
         let now = Instant::now();
-        let mut map = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if map.len() >= SWEEP_AT {
             map.retain(|_, (start, _)| now.duration_since(*start) < window);
         }

@@ -50,11 +50,21 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
-            code_key: Sha256::digest([b"verification-code:".as_slice(), secret.as_bytes()].concat()).to_vec(),
+            code_key: Sha256::digest(
+                [b"verification-code:".as_slice(), secret.as_bytes()].concat(),
+            )
+            .to_vec(),
         }
     }
 
-    pub fn sign(&self, sub: &str, tid: Option<&str>, role: &str, now: DateTime<Utc>, ttl_secs: u64) -> anyhow::Result<String> {
+    pub fn sign(
+        &self,
+        sub: &str,
+        tid: Option<&str>,
+        role: &str,
+        now: DateTime<Utc>,
+        ttl_secs: u64,
+    ) -> anyhow::Result<String> {
         let iat = now.timestamp();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -65,7 +75,11 @@ impl TokenKeys {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// The claims of a valid, unexpired HS256 token from this server; `None` otherwise.
@@ -77,7 +91,8 @@ impl TokenKeys {
 
     /// The stored form of a verification code, bound to its user.
     pub fn hash_code(&self, user_id: &str, code: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.code_key).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.code_key).expect("HMAC takes keys of any length");
         mac.update(user_id.as_bytes());
         mac.update(b":");
         mac.update(code.as_bytes());
@@ -111,7 +126,9 @@ pub fn hashes_equal(a: &str, b: &str) -> bool {
 pub fn api_key() -> (String, String) {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let pick = |n: usize| -> String {
-        (0..n).map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char).collect()
+        (0..n)
+            .map(|_| ALPHABET[OsRng.gen_range(0..ALPHABET.len())] as char)
+            .collect()
     };
     let visible = pick(8);
     let secret = pick(40);
@@ -126,20 +143,41 @@ mod tests {
     #[test]
     fn a_signed_token_verifies_and_a_tampered_one_does_not() {
         let keys = TokenKeys::new("0123456789abcdef0123456789abcdef");
-        let t = keys.sign("user-1", Some("tenant-1"), "owner", Utc::now(), 900).expect("sign");
+        let t = keys
+            .sign("user-1", Some("tenant-1"), "owner", Utc::now(), 900)
+            .expect("sign");
         let claims = keys.verify(&t).expect("valid");
-        assert_eq!((claims.sub.as_str(), claims.tid.as_deref(), claims.role.as_str()), ("user-1", Some("tenant-1"), "owner"));
+        assert_eq!(
+            (
+                claims.sub.as_str(),
+                claims.tid.as_deref(),
+                claims.role.as_str()
+            ),
+            ("user-1", Some("tenant-1"), "owner")
+        );
         let mut tampered = t.clone();
         tampered.pop();
         tampered.push(if t.ends_with('A') { 'B' } else { 'A' });
         assert!(keys.verify(&tampered).is_none());
-        assert!(TokenKeys::new("another-secret-of-thirty-two-chars!!").verify(&t).is_none());
+        assert!(
+            TokenKeys::new("another-secret-of-thirty-two-chars!!")
+                .verify(&t)
+                .is_none()
+        );
     }
 
     #[test]
     fn expired_tokens_are_refused() {
         let keys = TokenKeys::new("0123456789abcdef0123456789abcdef");
-        let t = keys.sign("u", Some("t"), "agent", Utc::now() - chrono::Duration::minutes(20), 900).expect("sign");
+        let t = keys
+            .sign(
+                "u",
+                Some("t"),
+                "agent",
+                Utc::now() - chrono::Duration::minutes(20),
+                900,
+            )
+            .expect("sign");
         assert!(keys.verify(&t).is_none());
     }
 

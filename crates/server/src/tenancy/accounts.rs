@@ -14,7 +14,8 @@ use cortex_core::ids::{RefreshTokenId, TenantId, TokenFamilyId, UserId};
 use cortex_core::plans::DEFAULT_PLAN;
 use cortex_core::store::RefreshUse;
 use cortex_core::tenancy::{
-    CompanyName, Email, NewEmailVerification, NewTenant, NewUser, Role, TenantStatus, User, check_password,
+    CompanyName, Email, NewEmailVerification, NewTenant, NewUser, Role, TenantStatus, User,
+    check_password,
 };
 
 use super::{Result, TenancyError, invalid};
@@ -43,21 +44,44 @@ pub struct SignupInput {
 }
 
 /// Counts an attempt of `what` against the client address and, when given, the account.
-pub(crate) async fn check_attempts(state: &AppState, what: &str, ip: IpAddr, account: Option<&str>) -> Result<()> {
+pub(crate) async fn check_attempts(
+    state: &AppState,
+    what: &str,
+    ip: IpAddr,
+    account: Option<&str>,
+) -> Result<()> {
     let auth = &state.settings.auth;
     let by_ip = state
         .limiter
-        .hit(&format!("{what}:ip:{ip}"), auth.attempts_per_ip_per_minute, Duration::from_secs(60))
+        .hit(
+            &format!("{what}:ip:{ip}"),
+            auth.attempts_per_ip_per_minute,
+            Duration::from_secs(60),
+        )
         .await;
     if !by_ip.allowed {
-        return Err(TenancyError::RateLimited { retry_after_secs: by_ip.retry_after.as_secs().max(1) });
+        return Err(TenancyError::RateLimited {
+            retry_after_secs: by_ip.retry_after.as_secs().max(1),
+        });
     }
     if let Some(account) = account {
         // Keys hold a hash, never the address itself.
-        let key = format!("{what}:account:{}", tokens::sha256_hex(&account.trim().to_lowercase()));
-        let by_account = state.limiter.hit(&key, auth.attempts_per_account_per_15_minutes, FIFTEEN_MINUTES).await;
+        let key = format!(
+            "{what}:account:{}",
+            tokens::sha256_hex(&account.trim().to_lowercase())
+        );
+        let by_account = state
+            .limiter
+            .hit(
+                &key,
+                auth.attempts_per_account_per_15_minutes,
+                FIFTEEN_MINUTES,
+            )
+            .await;
         if !by_account.allowed {
-            return Err(TenancyError::RateLimited { retry_after_secs: by_account.retry_after.as_secs().max(1) });
+            return Err(TenancyError::RateLimited {
+                retry_after_secs: by_account.retry_after.as_secs().max(1),
+            });
         }
     }
     Ok(())
@@ -65,7 +89,11 @@ pub(crate) async fn check_attempts(state: &AppState, what: &str, ip: IpAddr, acc
 
 pub(crate) fn optional_name(raw: Option<String>) -> Result<Option<String>> {
     raw.filter(|n| !n.trim().is_empty())
-        .map(|n| CompanyName::parse(&n).map(|n| n.as_str().to_owned()).map_err(|e| invalid("name", e)))
+        .map(|n| {
+            CompanyName::parse(&n)
+                .map(|n| n.as_str().to_owned())
+                .map_err(|e| invalid("name", e))
+        })
         .transpose()
 }
 
@@ -75,7 +103,8 @@ pub async fn signup(state: &AppState, ip: IpAddr, input: SignupInput) -> Result<
     check_attempts(state, "signup", ip, None).await?;
     let email = Email::parse(&input.email).map_err(|e| invalid("email", e))?;
     check_password(&input.password).map_err(|e| invalid("password", e))?;
-    let company = CompanyName::parse(&input.company_name).map_err(|e| invalid("company_name", e))?;
+    let company =
+        CompanyName::parse(&input.company_name).map_err(|e| invalid("company_name", e))?;
     let name = optional_name(input.name)?;
     let password_hash = passwords::hash(input.password).await?;
 
@@ -90,7 +119,13 @@ pub async fn signup(state: &AppState, ip: IpAddr, input: SignupInput) -> Result<
     let result = state
         .store
         .create_tenant_with_owner(
-            NewTenant { id: tenant, name: company, plan: DEFAULT_PLAN.into(), status: TenantStatus::Trial, created_at: now },
+            NewTenant {
+                id: tenant,
+                name: company,
+                plan: DEFAULT_PLAN.into(),
+                status: TenantStatus::Trial,
+                created_at: now,
+            },
             NewUser {
                 id: user,
                 email: email.clone(),
@@ -174,7 +209,12 @@ async fn send_account_exists(state: &AppState, to: Email) {
 }
 
 /// Checks a signup code; on success the email is verified and the owner is signed in.
-pub async fn verify_email(state: &AppState, ip: IpAddr, email: &str, code: &str) -> Result<Session> {
+pub async fn verify_email(
+    state: &AppState,
+    ip: IpAddr,
+    email: &str,
+    code: &str,
+) -> Result<Session> {
     check_attempts(state, "verify", ip, Some(email)).await?;
     let code = code.trim();
     let user = match Email::parse(email) {
@@ -185,18 +225,33 @@ pub async fn verify_email(state: &AppState, ip: IpAddr, email: &str, code: &str)
     let (Some(user), true) = (user, well_formed) else {
         return Err(TenancyError::InvalidCode);
     };
-    let Some(pending) = state.store.get_email_verification(user.tenant_id, user.id).await? else {
+    let Some(pending) = state
+        .store
+        .get_email_verification(user.tenant_id, user.id)
+        .await?
+    else {
         return Err(TenancyError::InvalidCode);
     };
     let now = Utc::now();
-    if pending.expires_at <= now || pending.attempts >= state.settings.auth.verification_max_attempts {
+    if pending.expires_at <= now
+        || pending.attempts >= state.settings.auth.verification_max_attempts
+    {
         return Err(TenancyError::InvalidCode);
     }
-    if !hashes_equal(&state.keys.hash_code(&user.id.to_string(), code), &pending.code_hash) {
-        state.store.record_verification_failure(user.tenant_id, user.id).await?;
+    if !hashes_equal(
+        &state.keys.hash_code(&user.id.to_string(), code),
+        &pending.code_hash,
+    ) {
+        state
+            .store
+            .record_verification_failure(user.tenant_id, user.id)
+            .await?;
         return Err(TenancyError::InvalidCode);
     }
-    let user = state.store.complete_email_verification(user.tenant_id, user.id, now).await?;
+    let user = state
+        .store
+        .complete_email_verification(user.tenant_id, user.id, now)
+        .await?;
     ensure_tenant_live(state, user.tenant_id).await?;
     issue_session(state, user, TokenFamilyId::new()).await
 }
@@ -204,8 +259,12 @@ pub async fn verify_email(state: &AppState, ip: IpAddr, email: &str, code: &str)
 /// Sends a fresh code if the address belongs to an unverified account. Always answers `Ok`.
 pub async fn resend_verification(state: &AppState, ip: IpAddr, email: &str) -> Result<()> {
     check_attempts(state, "resend", ip, Some(email)).await?;
-    let Ok(email) = Email::parse(email) else { return Ok(()) };
-    let Some(user) = state.store.find_user_by_email(&email).await? else { return Ok(()) };
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
+    };
+    let Some(user) = state.store.find_user_by_email(&email).await? else {
+        return Ok(());
+    };
     if user.email_verified_at.is_some() {
         return Ok(());
     }
@@ -261,7 +320,14 @@ pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: String) 
 /// Counts failures per account; the failure that reaches the threshold writes one audit entry.
 async fn note_failed_login(state: &AppState, user: &User) {
     let threshold = state.settings.auth.failure_burst_threshold;
-    let hit = state.limiter.hit(&format!("login-failures:{}", user.id), threshold, FIFTEEN_MINUTES).await;
+    let hit = state
+        .limiter
+        .hit(
+            &format!("login-failures:{}", user.id),
+            threshold,
+            FIFTEEN_MINUTES,
+        )
+        .await;
     if hit.count == threshold {
         let event = NewAuditEvent::new(Actor::System, action::LOGIN_FAILURE_BURST, Utc::now())
             .target("user", user.id)
@@ -312,13 +378,23 @@ pub async fn issue_session(state: &AppState, user: User, family: TokenFamilyId) 
 /// time means a copy is in someone else's hands: the whole family is revoked.
 pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<Session> {
     let hash = tokens::sha256_hex(refresh_token);
-    let token = state.store.find_refresh_token(&hash).await?.ok_or(TenancyError::InvalidRefreshToken)?;
+    let token = state
+        .store
+        .find_refresh_token(&hash)
+        .await?
+        .ok_or(TenancyError::InvalidRefreshToken)?;
     let now = Utc::now();
-    match state.store.use_refresh_token(token.tenant_id, &hash, now).await? {
+    match state
+        .store
+        .use_refresh_token(token.tenant_id, &hash, now)
+        .await?
+    {
         RefreshUse::Fresh(t) if t.expires_at > now => {
             let user = match state.store.get_user(t.tenant_id, t.user_id).await {
                 Ok(u) => u,
-                Err(cortex_core::StoreError::NotFound) => return Err(TenancyError::InvalidRefreshToken),
+                Err(cortex_core::StoreError::NotFound) => {
+                    return Err(TenancyError::InvalidRefreshToken);
+                }
                 Err(e) => return Err(e.into()),
             };
             ensure_tenant_live(state, user.tenant_id).await?;
@@ -326,10 +402,17 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<Session> {
         }
         RefreshUse::Fresh(_) => Err(TenancyError::InvalidRefreshToken),
         RefreshUse::Reused(t) if t.used_at.is_some() => {
-            let revoked = state.store.revoke_token_family(t.tenant_id, t.family_id, now).await?;
-            let event = NewAuditEvent::new(Actor::User(t.user_id.to_string()), action::REFRESH_TOKEN_REUSED, now)
-                .target("user", t.user_id)
-                .metadata(serde_json::json!({ "revoked_tokens": revoked }));
+            let revoked = state
+                .store
+                .revoke_token_family(t.tenant_id, t.family_id, now)
+                .await?;
+            let event = NewAuditEvent::new(
+                Actor::User(t.user_id.to_string()),
+                action::REFRESH_TOKEN_REUSED,
+                now,
+            )
+            .target("user", t.user_id)
+            .metadata(serde_json::json!({ "revoked_tokens": revoked }));
             state.store.record_audit(t.tenant_id, event).await?;
             tracing::warn!(tenant.id = %t.tenant_id, user.id = %t.user_id, "refresh token reuse: family revoked");
             Err(TenancyError::RefreshTokenReused)
@@ -341,8 +424,15 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<Session> {
 
 /// Revokes the family of the presented refresh token. Unknown tokens are ignored.
 pub async fn logout(state: &AppState, refresh_token: &str) -> Result<()> {
-    if let Some(t) = state.store.find_refresh_token(&tokens::sha256_hex(refresh_token)).await? {
-        state.store.revoke_token_family(t.tenant_id, t.family_id, Utc::now()).await?;
+    if let Some(t) = state
+        .store
+        .find_refresh_token(&tokens::sha256_hex(refresh_token))
+        .await?
+    {
+        state
+            .store
+            .revoke_token_family(t.tenant_id, t.family_id, Utc::now())
+            .await?;
     }
     Ok(())
 }

@@ -19,13 +19,22 @@ pub struct CreatedKey {
     pub secret: String,
 }
 
-pub async fn create(state: &AppState, ctx: &TenantCtx, name: &str, scopes: Vec<ApiScope>) -> Result<CreatedKey> {
+pub async fn create(
+    state: &AppState,
+    ctx: &TenantCtx,
+    name: &str,
+    scopes: Vec<ApiScope>,
+) -> Result<CreatedKey> {
     let creator = ctx.member_with(Role::Admin)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(invalid("name", "must be 1 to 100 printable characters"));
     }
-    let scopes: Vec<ApiScope> = scopes.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    let scopes: Vec<ApiScope> = scopes
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if scopes.is_empty() {
         return Err(invalid("scopes", "name at least one scope"));
     }
@@ -62,5 +71,8 @@ pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: ApiKeyId) -> Result<A
     ctx.member_with(Role::Admin)?;
     let now = Utc::now();
     let event = NewAuditEvent::new(ctx.actor(), action::API_KEY_REVOKED, now).target("api_key", id);
-    Ok(state.store.revoke_api_key(ctx.tenant_id(), id, now, event).await?)
+    Ok(state
+        .store
+        .revoke_api_key(ctx.tenant_id(), id, now, event)
+        .await?)
 }

@@ -25,7 +25,10 @@ use crate::infra::tokens::{self, API_KEY_PREFIX};
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
     #[error("{field}: {message}")]
-    Validation { field: &'static str, message: String },
+    Validation {
+        field: &'static str,
+        message: String,
+    },
     #[error("missing or invalid credentials")]
     Unauthenticated,
     #[error("invalid email or password")]
@@ -75,7 +78,10 @@ impl From<StoreError> for TenancyError {
 pub type Result<T> = std::result::Result<T, TenancyError>;
 
 pub(crate) fn invalid(field: &'static str, message: impl ToString) -> TenancyError {
-    TenancyError::Validation { field, message: message.to_string() }
+    TenancyError::Validation {
+        field,
+        message: message.to_string(),
+    }
 }
 
 /// Who is calling on behalf of a tenant.
@@ -120,7 +126,9 @@ impl TenantCtx {
         match &self.caller {
             Caller::User(u) if u.role.at_least(min) => Ok(u),
             Caller::User(_) => Err(TenancyError::Forbidden("your role does not allow this")),
-            Caller::ApiKey(_) => Err(TenancyError::Forbidden("this needs a signed-in team member, not an API key")),
+            Caller::ApiKey(_) => Err(TenancyError::Forbidden(
+                "this needs a signed-in team member, not an API key",
+            )),
         }
     }
 
@@ -129,7 +137,9 @@ impl TenantCtx {
         match &self.caller {
             Caller::User(_) => Ok(()),
             Caller::ApiKey(k) if k.scopes.contains(&scope) => Ok(()),
-            Caller::ApiKey(_) => Err(TenancyError::Forbidden("the API key lacks the scope this needs")),
+            Caller::ApiKey(_) => Err(TenancyError::Forbidden(
+                "the API key lacks the scope this needs",
+            )),
         }
     }
 }
@@ -162,12 +172,24 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<TenantCtx> {
             .ok_or(TenancyError::Unauthenticated)?;
         (key.tenant_id, Caller::ApiKey(key))
     } else {
-        let claims = state.keys.verify(bearer).ok_or(TenancyError::Unauthenticated)?;
+        let claims = state
+            .keys
+            .verify(bearer)
+            .ok_or(TenancyError::Unauthenticated)?;
         if claims.role == PLATFORM_ADMIN_ROLE {
-            return Err(TenancyError::Forbidden("operator tokens cannot act inside a tenant"));
+            return Err(TenancyError::Forbidden(
+                "operator tokens cannot act inside a tenant",
+            ));
         }
-        let tenant: TenantId = claims.tid.as_deref().and_then(|t| t.parse().ok()).ok_or(TenancyError::Unauthenticated)?;
-        let user: UserId = claims.sub.parse().map_err(|_| TenancyError::Unauthenticated)?;
+        let tenant: TenantId = claims
+            .tid
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .ok_or(TenancyError::Unauthenticated)?;
+        let user: UserId = claims
+            .sub
+            .parse()
+            .map_err(|_| TenancyError::Unauthenticated)?;
         let user = match state.store.get_user(tenant, user).await {
             Ok(u) => u,
             Err(StoreError::NotFound) => return Err(TenancyError::Unauthenticated),
@@ -185,7 +207,11 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<TenantCtx> {
     }
     if let Caller::ApiKey(key) = &caller {
         // Best effort: a failed timestamp update must not fail the caller's request.
-        if let Err(e) = state.store.touch_api_key(tenant.id, key.id, Utc::now()).await {
+        if let Err(e) = state
+            .store
+            .touch_api_key(tenant.id, key.id, Utc::now())
+            .await
+        {
             tracing::warn!(error = %e, api_key.id = %key.id, "could not record API key use");
         }
     }
@@ -194,11 +220,17 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<TenantCtx> {
 
 /// Turns an operator access token into an operator context.
 pub async fn authenticate_operator(state: &AppState, bearer: &str) -> Result<OperatorCtx> {
-    let claims = state.keys.verify(bearer).ok_or(TenancyError::Unauthenticated)?;
+    let claims = state
+        .keys
+        .verify(bearer)
+        .ok_or(TenancyError::Unauthenticated)?;
     if claims.role != PLATFORM_ADMIN_ROLE || claims.tid.is_some() {
         return Err(TenancyError::Forbidden("this needs a platform admin"));
     }
-    let id: PlatformAdminId = claims.sub.parse().map_err(|_| TenancyError::Unauthenticated)?;
+    let id: PlatformAdminId = claims
+        .sub
+        .parse()
+        .map_err(|_| TenancyError::Unauthenticated)?;
     match state.store.get_platform_admin(id).await {
         Ok(admin) => Ok(OperatorCtx { admin }),
         Err(StoreError::NotFound) => Err(TenancyError::Unauthenticated),

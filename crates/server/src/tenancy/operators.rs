@@ -16,7 +16,11 @@ use crate::app::AppState;
 use crate::infra::passwords;
 
 /// Creates an operator account (`cortexlayer admin create`).
-pub async fn create_admin(state: &AppState, email: &str, password: String) -> Result<PlatformAdmin> {
+pub async fn create_admin(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<PlatformAdmin> {
     let email = Email::parse(email).map_err(|e| invalid("email", e))?;
     check_password(&password).map_err(|e| invalid("password", e))?;
     let admin = PlatformAdmin {
@@ -30,7 +34,12 @@ pub async fn create_admin(state: &AppState, email: &str, password: String) -> Re
 }
 
 /// An operator access token. Operators get no refresh token: they sign in again.
-pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: String) -> Result<(PlatformAdmin, String)> {
+pub async fn login(
+    state: &AppState,
+    ip: IpAddr,
+    email: &str,
+    password: String,
+) -> Result<(PlatformAdmin, String)> {
     check_attempts(state, "admin-login", ip, Some(email)).await?;
     let admin = match Email::parse(email) {
         Ok(e) => state.store.find_platform_admin(&e).await?,
@@ -64,10 +73,22 @@ pub async fn get_tenant(state: &AppState, _ctx: &OperatorCtx, id: TenantId) -> R
 
 /// Suspends (`true`) or reactivates (`false`) a tenant; the audit entry lands in that tenant's
 /// log, naming the operator (`Actor::System` when done from the command line).
-pub async fn set_suspended(state: &AppState, by: Actor, id: TenantId, suspended: bool) -> Result<Tenant> {
-    let what = if suspended { action::TENANT_SUSPENDED } else { action::TENANT_REACTIVATED };
+pub async fn set_suspended(
+    state: &AppState,
+    by: Actor,
+    id: TenantId,
+    suspended: bool,
+) -> Result<Tenant> {
+    let what = if suspended {
+        action::TENANT_SUSPENDED
+    } else {
+        action::TENANT_REACTIVATED
+    };
     let event = NewAuditEvent::new(by, what, Utc::now()).target("tenant", id);
-    let tenant = state.store.set_tenant_suspended(id, suspended, event).await?;
+    let tenant = state
+        .store
+        .set_tenant_suspended(id, suspended, event)
+        .await?;
     tracing::info!(tenant.id = %id, suspended, "tenant status changed by operator");
     Ok(tenant)
 }

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use chrono::Utc;
 use cortex_core::audit::{Actor, NewAuditEvent, action};
 use cortex_core::ids::{InvitationId, TokenFamilyId, UserId};
-use cortex_core::tenancy::{Email, Invitation, NewInvitation, NewUser, Role, TenantStatus, User, check_password};
+use cortex_core::tenancy::{
+    Email, Invitation, NewInvitation, NewUser, Role, TenantStatus, User, check_password,
+};
 
 use super::accounts::{Session, check_attempts, issue_session, optional_name};
 use super::{Result, TenancyError, TenantCtx, invalid};
@@ -16,7 +18,12 @@ use crate::infra::mailer::Mail;
 use crate::infra::{passwords, tokens};
 
 /// Invites `email` with `role` and mails the one-time link.
-pub async fn invite(state: &AppState, ctx: &TenantCtx, email: &str, role: Role) -> Result<Invitation> {
+pub async fn invite(
+    state: &AppState,
+    ctx: &TenantCtx,
+    email: &str,
+    role: Role,
+) -> Result<Invitation> {
     let inviter = ctx.member_with(Role::Admin)?;
     if !inviter.role.may_manage(role) {
         return Err(TenancyError::Forbidden("only owners can invite owners"));
@@ -25,7 +32,9 @@ pub async fn invite(state: &AppState, ctx: &TenantCtx, email: &str, role: Role) 
     let now = Utc::now();
     let token = tokens::random_token(32);
     let id = InvitationId::new();
-    let ttl = chrono::Duration::seconds(i64::try_from(state.settings.auth.invitation_ttl_secs).unwrap_or(i64::MAX / 1000));
+    let ttl = chrono::Duration::seconds(
+        i64::try_from(state.settings.auth.invitation_ttl_secs).unwrap_or(i64::MAX / 1000),
+    );
     let invitation = state
         .store
         .create_invitation(
@@ -44,12 +53,18 @@ pub async fn invite(state: &AppState, ctx: &TenantCtx, email: &str, role: Role) 
                 .metadata(serde_json::json!({ "role": role.as_str() })),
         )
         .await?;
-    let link = format!("{}/accept-invitation?token={token}", state.settings.app_url.trim_end_matches('/'));
+    let link = format!(
+        "{}/accept-invitation?token={token}",
+        state.settings.app_url.trim_end_matches('/')
+    );
     let mail = Mail {
         to: email,
         kind: "invitation",
         about: format!("invitation {id}"),
-        subject: format!("You are invited to join {} on CortexLayer", ctx.tenant().name),
+        subject: format!(
+            "You are invited to join {} on CortexLayer",
+            ctx.tenant().name
+        ),
         body: format!(
             "You have been invited to join {} on CortexLayer as {role}.\n\nAccept the invitation: {link}\n\nOr use this token in the API: {token}\n\nThe invitation works once and expires in {} days.\n",
             ctx.tenant().name,
@@ -64,7 +79,10 @@ pub async fn invite(state: &AppState, ctx: &TenantCtx, email: &str, role: Role) 
 
 pub async fn list_invitations(state: &AppState, ctx: &TenantCtx) -> Result<Vec<Invitation>> {
     ctx.member_with(Role::Admin)?;
-    Ok(state.store.list_pending_invitations(ctx.tenant_id()).await?)
+    Ok(state
+        .store
+        .list_pending_invitations(ctx.tenant_id())
+        .await?)
 }
 
 pub async fn revoke_invitation(state: &AppState, ctx: &TenantCtx, id: InvitationId) -> Result<()> {
@@ -79,7 +97,11 @@ pub struct AcceptInput {
 }
 
 /// Creates the invited member (their email is proven by the link) and signs them in.
-pub async fn accept_invitation(state: &AppState, ip: IpAddr, input: AcceptInput) -> Result<Session> {
+pub async fn accept_invitation(
+    state: &AppState,
+    ip: IpAddr,
+    input: AcceptInput,
+) -> Result<Session> {
     check_attempts(state, "accept-invitation", ip, None).await?;
     check_password(&input.password).map_err(|e| invalid("password", e))?;
     let name = optional_name(input.name)?;
@@ -129,20 +151,32 @@ async fn manageable(state: &AppState, ctx: &TenantCtx, target: UserId) -> Result
     let me = ctx.member_with(Role::Admin)?;
     let member = state.store.get_user(ctx.tenant_id(), target).await?;
     if !me.role.may_manage(member.role) {
-        return Err(TenancyError::Forbidden("only owners can change or remove owners"));
+        return Err(TenancyError::Forbidden(
+            "only owners can change or remove owners",
+        ));
     }
     Ok((me.role, member))
 }
 
-pub async fn change_role(state: &AppState, ctx: &TenantCtx, target: UserId, role: Role) -> Result<User> {
+pub async fn change_role(
+    state: &AppState,
+    ctx: &TenantCtx,
+    target: UserId,
+    role: Role,
+) -> Result<User> {
     let (my_role, member) = manageable(state, ctx, target).await?;
     if !my_role.may_manage(role) {
-        return Err(TenancyError::Forbidden("only owners can make someone an owner"));
+        return Err(TenancyError::Forbidden(
+            "only owners can make someone an owner",
+        ));
     }
     let event = NewAuditEvent::new(ctx.actor(), action::MEMBER_ROLE_CHANGED, Utc::now())
         .target("user", target)
         .metadata(serde_json::json!({ "from": member.role.as_str(), "to": role.as_str() }));
-    Ok(state.store.change_role(ctx.tenant_id(), target, role, event).await?)
+    Ok(state
+        .store
+        .change_role(ctx.tenant_id(), target, role, event)
+        .await?)
 }
 
 pub async fn remove_member(state: &AppState, ctx: &TenantCtx, target: UserId) -> Result<()> {
@@ -150,5 +184,8 @@ pub async fn remove_member(state: &AppState, ctx: &TenantCtx, target: UserId) ->
     let event = NewAuditEvent::new(ctx.actor(), action::MEMBER_REMOVED, Utc::now())
         .target("user", target)
         .metadata(serde_json::json!({ "role": member.role.as_str() }));
-    Ok(state.store.remove_user(ctx.tenant_id(), target, event).await?)
+    Ok(state
+        .store
+        .remove_user(ctx.tenant_id(), target, event)
+        .await?)
 }

@@ -19,32 +19,76 @@ async fn a_business_signs_up_verifies_and_owns_a_trial_tenant_on_the_default_pla
 
     let r = app.verify("founder@acme.example", &code).await;
     assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let owner = TestApp::session_of("founder@acme.example", r).await;
-    for attr in ["cortex_refresh=", "HttpOnly", "Secure", "SameSite=Strict", "Max-Age=604800"] {
+    for attr in [
+        "cortex_refresh=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Max-Age=604800",
+    ] {
         assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
     }
 
-    let t: Value = app.get_as("/api/v1/tenant", &owner.access).await.json().await.expect("json");
-    assert_eq!((t["name"].as_str(), t["plan"].as_str(), t["status"].as_str()), (Some("Acme Ltd"), Some("starter"), Some("trial")));
-    let me: Value = app.get_as("/api/v1/me", &owner.access).await.json().await.expect("json");
+    let t: Value = app
+        .get_as("/api/v1/tenant", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (t["name"].as_str(), t["plan"].as_str(), t["status"].as_str()),
+        (Some("Acme Ltd"), Some("starter"), Some("trial"))
+    );
+    let me: Value = app
+        .get_as("/api/v1/me", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(me["role"], "owner");
     assert_eq!(me["email"], "founder@acme.example");
     assert!(me["email_verified_at"].is_string());
     assert!(me.get("password_hash").is_none());
-    assert!(app.audit_actions(&owner).await.contains(&"tenant.created".to_owned()));
+    assert!(
+        app.audit_actions(&owner)
+            .await
+            .contains(&"tenant.created".to_owned())
+    );
 }
 
 #[tokio::test]
 async fn weak_passwords_and_bad_emails_are_refused_naming_the_field() {
     let app = spawn_app().await;
-    let r = app.post_json("/api/v1/auth/signup", &json!({ "email": "a@b.example", "password": "short-pw", "company_name": "X" })).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            &json!({ "email": "a@b.example", "password": "short-pw", "company_name": "X" }),
+        )
+        .await;
     let v: Value = r.json().await.expect("json");
-    assert_eq!((v["error"]["code"].as_str(), v["error"]["field"].as_str()), (Some("validation_failed"), Some("password")));
-    let r = app.post_json("/api/v1/auth/signup", &json!({ "email": "not-an-email", "password": PASSWORD, "company_name": "X" })).await;
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+        (Some("validation_failed"), Some("password"))
+    );
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            &json!({ "email": "not-an-email", "password": PASSWORD, "company_name": "X" }),
+        )
+        .await;
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["field"], "email");
-    let r = app.post_json("/api/v1/auth/signup", &json!({ "email": "a@b.example", "password": PASSWORD, "company_name": "  " })).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/signup",
+            &json!({ "email": "a@b.example", "password": PASSWORD, "company_name": "  " }),
+        )
+        .await;
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["field"], "company_name");
 }
@@ -53,15 +97,32 @@ async fn weak_passwords_and_bad_emails_are_refused_naming_the_field() {
 async fn signing_up_with_a_taken_email_looks_the_same_and_mails_a_notice() {
     let app = spawn_app().await;
     let owner = app.owner("taken@acme.example", "Acme").await;
-    let first: Value = app.signup("fresh@acme.example", "Other").await.json().await.expect("json");
+    let first: Value = app
+        .signup("fresh@acme.example", "Other")
+        .await
+        .json()
+        .await
+        .expect("json");
     let again = app.signup("taken@acme.example", "Impostor").await;
     assert_eq!(again.status(), 202);
     let again: Value = again.json().await.expect("json");
-    assert_eq!(first, again, "same answer whether or not the email is taken");
+    assert_eq!(
+        first, again,
+        "same answer whether or not the email is taken"
+    );
     let notice = app.last_mail_to("taken@acme.example").await;
-    assert!(notice.subject.contains("already have"), "{}", notice.subject);
+    assert!(
+        notice.subject.contains("already have"),
+        "{}",
+        notice.subject
+    );
     assert!(!notice.body.contains("code is"));
-    let t: Value = app.get_as("/api/v1/tenant", &owner.access).await.json().await.expect("json");
+    let t: Value = app
+        .get_as("/api/v1/tenant", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(t["name"], "Acme", "the existing tenant is untouched");
 }
 
@@ -72,18 +133,30 @@ async fn three_wrong_codes_use_up_the_code_and_a_resend_gives_a_working_one() {
     let code = app.code_for("tries@acme.example").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..3 {
-        assert_eq!(error_code(app.verify("tries@acme.example", wrong).await).await, (400, "invalid_code".into()));
+        assert_eq!(
+            error_code(app.verify("tries@acme.example", wrong).await).await,
+            (400, "invalid_code".into())
+        );
     }
     assert_eq!(
         error_code(app.verify("tries@acme.example", &code).await).await,
         (400, "invalid_code".into()),
         "the right code no longer works after three failures"
     );
-    let r = app.post_json("/api/v1/auth/resend-verification", &json!({ "email": "tries@acme.example" })).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/resend-verification",
+            &json!({ "email": "tries@acme.example" }),
+        )
+        .await;
     assert_eq!(r.status(), 202);
     let fresh = app.code_for("tries@acme.example").await;
     assert_eq!(app.verify("tries@acme.example", &fresh).await.status(), 200);
-    assert_eq!(error_code(app.verify("tries@acme.example", &fresh).await).await, (400, "invalid_code".into()), "codes work once");
+    assert_eq!(
+        error_code(app.verify("tries@acme.example", &fresh).await).await,
+        (400, "invalid_code".into()),
+        "codes work once"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +165,10 @@ async fn an_expired_code_is_refused() {
     app.signup("late@acme.example", "Acme").await;
     let code = app.code_for("late@acme.example").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(error_code(app.verify("late@acme.example", &code).await).await, (400, "invalid_code".into()));
+    assert_eq!(
+        error_code(app.verify("late@acme.example", &code).await).await,
+        (400, "invalid_code".into())
+    );
 }
 
 #[tokio::test]
@@ -102,12 +178,31 @@ async fn verification_and_resend_do_not_reveal_which_emails_exist() {
     let known = app.verify("known@acme.example", "123456").await;
     let unknown = app.verify("nobody@acme.example", "123456").await;
     let (ks, us) = (known.status(), unknown.status());
-    let (kv, uv): (Value, Value) = (known.json().await.expect("json"), unknown.json().await.expect("json"));
-    assert_eq!((ks, &kv["error"]["code"], &kv["error"]["message"]), (us, &uv["error"]["code"], &uv["error"]["message"]));
+    let (kv, uv): (Value, Value) = (
+        known.json().await.expect("json"),
+        unknown.json().await.expect("json"),
+    );
+    assert_eq!(
+        (ks, &kv["error"]["code"], &kv["error"]["message"]),
+        (us, &uv["error"]["code"], &uv["error"]["message"])
+    );
 
-    let a = app.post_json("/api/v1/auth/resend-verification", &json!({ "email": "known@acme.example" })).await;
-    let b = app.post_json("/api/v1/auth/resend-verification", &json!({ "email": "nobody@acme.example" })).await;
-    assert_eq!((a.status(), a.text().await.expect("text")), (b.status(), b.text().await.expect("text")));
+    let a = app
+        .post_json(
+            "/api/v1/auth/resend-verification",
+            &json!({ "email": "known@acme.example" }),
+        )
+        .await;
+    let b = app
+        .post_json(
+            "/api/v1/auth/resend-verification",
+            &json!({ "email": "nobody@acme.example" }),
+        )
+        .await;
+    assert_eq!(
+        (a.status(), a.text().await.expect("text")),
+        (b.status(), b.text().await.expect("text"))
+    );
     assert!(app.mails_to("nobody@acme.example").is_empty());
 }
 
@@ -115,7 +210,10 @@ async fn verification_and_resend_do_not_reveal_which_emails_exist() {
 async fn login_needs_a_verified_email() {
     let app = spawn_app().await;
     app.signup("unverified@acme.example", "Acme").await;
-    assert_eq!(error_code(app.login("unverified@acme.example", PASSWORD).await).await, (403, "email_not_verified".into()));
+    assert_eq!(
+        error_code(app.login("unverified@acme.example", PASSWORD).await).await,
+        (403, "email_not_verified".into())
+    );
 }
 
 #[tokio::test]
@@ -126,9 +224,15 @@ async fn wrong_passwords_and_unknown_emails_get_the_same_answer() {
     let unknown = app.login("ghost@acme.example", "a wrong password!").await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(wrong.headers()["www-authenticate"], "Bearer");
-    let (a, b): (Value, Value) = (wrong.json().await.expect("json"), unknown.json().await.expect("json"));
+    let (a, b): (Value, Value) = (
+        wrong.json().await.expect("json"),
+        unknown.json().await.expect("json"),
+    );
     assert_eq!(a["error"]["code"], "invalid_credentials");
-    assert_eq!((&a["error"]["code"], &a["error"]["message"]), (&b["error"]["code"], &b["error"]["message"]));
+    assert_eq!(
+        (&a["error"]["code"], &a["error"]["message"]),
+        (&b["error"]["code"], &b["error"]["message"])
+    );
 
     let r = app.login("REAL@acme.example", PASSWORD).await;
     assert_eq!(r.status(), 200, "emails match case-insensitively");
@@ -139,23 +243,46 @@ async fn logins_are_rate_limited_per_account_with_retry_after() {
     let app = spawn_app_with(|s| s.auth.attempts_per_account_per_15_minutes = 3).await;
     app.owner("limited@acme.example", "Acme").await;
     for _ in 0..3 {
-        assert_eq!(app.login("limited@acme.example", "wrong password!!").await.status(), 401);
+        assert_eq!(
+            app.login("limited@acme.example", "wrong password!!")
+                .await
+                .status(),
+            401
+        );
     }
     let r = app.login("limited@acme.example", PASSWORD).await;
     assert_eq!(r.status(), 429, "even the right password waits");
-    let retry: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
     assert!((1..=900).contains(&retry));
     assert_eq!(error_code(r).await.1, "rate_limited");
-    assert_eq!(app.login("other@acme.example", "whatever pass").await.status(), 401, "other accounts are not limited");
+    assert_eq!(
+        app.login("other@acme.example", "whatever pass")
+            .await
+            .status(),
+        401,
+        "other accounts are not limited"
+    );
 }
 
 #[tokio::test]
 async fn logins_are_rate_limited_per_client_address() {
     let app = spawn_app_with(|s| s.auth.attempts_per_ip_per_minute = 4).await;
     for i in 0..4 {
-        assert_eq!(app.login(&format!("user{i}@acme.example"), "wrong password!!").await.status(), 401);
+        assert_eq!(
+            app.login(&format!("user{i}@acme.example"), "wrong password!!")
+                .await
+                .status(),
+            401
+        );
     }
-    assert_eq!(error_code(app.login("user9@acme.example", "wrong password!!").await).await, (429, "rate_limited".into()));
+    assert_eq!(
+        error_code(app.login("user9@acme.example", "wrong password!!").await).await,
+        (429, "rate_limited".into())
+    );
 }
 
 #[tokio::test]
@@ -165,7 +292,12 @@ async fn a_burst_of_failed_logins_is_written_to_the_audit_log_once() {
     for _ in 0..5 {
         app.login("burst@acme.example", "wrong password!!").await;
     }
-    let bursts = app.audit_actions(&owner).await.into_iter().filter(|a| a == "auth.login_failure_burst").count();
+    let bursts = app
+        .audit_actions(&owner)
+        .await
+        .into_iter()
+        .filter(|a| a == "auth.login_failure_burst")
+        .count();
     assert_eq!(bursts, 1);
 }
 
@@ -179,16 +311,27 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_whole_family() {
     assert_ne!(second.refresh, owner.refresh);
     assert_eq!(app.get_as("/api/v1/me", &second.access).await.status(), 200);
 
-    assert_eq!(error_code(app.refresh(&owner.refresh).await).await, (401, "refresh_token_reused".into()));
+    assert_eq!(
+        error_code(app.refresh(&owner.refresh).await).await,
+        (401, "refresh_token_reused".into())
+    );
     assert_eq!(
         error_code(app.refresh(&second.refresh).await).await,
         (401, "invalid_refresh_token".into()),
         "the legitimate successor is revoked too"
     );
-    assert!(app.audit_actions(&owner).await.contains(&"auth.refresh_token_reused".to_owned()));
+    assert!(
+        app.audit_actions(&owner)
+            .await
+            .contains(&"auth.refresh_token_reused".to_owned())
+    );
 
     // Another login's family is untouched.
-    let other = TestApp::session_of("rotate@acme.example", app.login("rotate@acme.example", PASSWORD).await).await;
+    let other = TestApp::session_of(
+        "rotate@acme.example",
+        app.login("rotate@acme.example", PASSWORD).await,
+    )
+    .await;
     assert_eq!(app.refresh(&other.refresh).await.status(), 200);
 }
 
@@ -204,18 +347,42 @@ async fn the_refresh_cookie_works_without_a_body() {
         .await
         .expect("request");
     assert_eq!(r.status(), 200);
-    let r = app.client.post(app.url("/api/v1/auth/refresh")).send().await.expect("request");
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .send()
+        .await
+        .expect("request");
     let v: Value = r.json().await.expect("json");
-    assert_eq!((v["error"]["code"].as_str(), v["error"]["field"].as_str()), (Some("validation_failed"), Some("refresh_token")));
-    assert_eq!(error_code(app.refresh("not-a-token").await).await, (401, "invalid_refresh_token".into()));
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+        (Some("validation_failed"), Some("refresh_token"))
+    );
+    assert_eq!(
+        error_code(app.refresh("not-a-token").await).await,
+        (401, "invalid_refresh_token".into())
+    );
 }
 
 #[tokio::test]
 async fn logout_revokes_the_refresh_token_and_clears_the_cookie() {
     let app = spawn_app().await;
     let owner = app.owner("bye@acme.example", "Acme").await;
-    let r = app.post_json("/api/v1/auth/logout", &json!({ "refresh_token": owner.refresh })).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/logout",
+            &json!({ "refresh_token": owner.refresh }),
+        )
+        .await;
     assert_eq!(r.status(), 204);
-    assert!(r.headers()["set-cookie"].to_str().expect("ascii").contains("Max-Age=0"));
-    assert_eq!(error_code(app.refresh(&owner.refresh).await).await, (401, "invalid_refresh_token".into()));
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        error_code(app.refresh(&owner.refresh).await).await,
+        (401, "invalid_refresh_token".into())
+    );
 }

@@ -37,22 +37,32 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mails = Arc::new(Mutex::new(Vec::new()));
     let smtp_port = spawn_smtp(mails.clone()).await;
-    let mut settings = Settings::default();
-    settings.database_url = Secret::new(test_database_url().await);
-    settings.jwt_secret = Secret::new(JWT_SECRET);
+    let mut settings = Settings {
+        database_url: Secret::new(test_database_url().await),
+        jwt_secret: Secret::new(JWT_SECRET),
+        app_url: "https://support.example".into(),
+        ..Settings::default()
+    };
     settings.smtp.url = Some(Secret::new(format!("smtp://127.0.0.1:{smtp_port}")));
-    settings.app_url = "https://support.example".into();
     configure(&mut settings);
     let state = AppState::build(settings).await.expect("app state");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = cortexlayer_server::http::router(state.clone());
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serve");
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
     });
     TestApp {
         base: format!("http://{addr}"),
-        client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
         state,
         mails,
     }
@@ -64,9 +74,12 @@ pub fn backend() -> String {
 
 pub async fn test_database_url() -> String {
     if backend() == "postgres" {
-        let base = std::env::var("TEST_DATABASE_URL")
-            .expect("CORTEX_TEST_BACKEND=postgres needs TEST_DATABASE_URL; ./scripts/test.sh sets both");
-        cortex_store_postgres::testing::fresh_database(&base).await.expect("fresh database")
+        let base = std::env::var("TEST_DATABASE_URL").expect(
+            "CORTEX_TEST_BACKEND=postgres needs TEST_DATABASE_URL; ./scripts/test.sh sets both",
+        );
+        cortex_store_postgres::testing::fresh_database(&base)
+            .await
+            .expect("fresh database")
     } else {
         let dir = std::env::temp_dir().join(format!("cortex-api-{}", uuid::Uuid::now_v7()));
         format!("sqlite://{}", dir.join("cortex.db").display())
@@ -127,14 +140,20 @@ fn parse_mail(to: &str, raw: &[String]) -> SentMail {
         .find_map(|h| h.strip_prefix("Subject: "))
         .unwrap_or_default()
         .to_owned();
-    let qp = headers.iter().any(|h| h.to_ascii_lowercase().contains("quoted-printable"));
+    let qp = headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().contains("quoted-printable"));
     let mut body = raw.get(split + 1..).unwrap_or_default().join("\n");
     if qp {
         body = decode_quoted_printable(&body);
     }
     // SMTP dot-stuffing.
     body = body.replace("\n..", "\n.");
-    SentMail { to: to.to_owned(), subject, body }
+    SentMail {
+        to: to.to_owned(),
+        subject,
+        body,
+    }
 }
 
 fn decode_quoted_printable(s: &str) -> String {
@@ -143,12 +162,13 @@ fn decode_quoted_printable(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -170,7 +190,10 @@ impl Member {
         let _ = email;
         Member {
             user_id: v["user"]["id"].as_str().expect("user id").to_owned(),
-            tenant_id: v["user"]["tenant_id"].as_str().expect("tenant id").to_owned(),
+            tenant_id: v["user"]["tenant_id"]
+                .as_str()
+                .expect("tenant id")
+                .to_owned(),
             access: v["access_token"].as_str().expect("access").to_owned(),
             refresh: v["refresh_token"].as_str().expect("refresh").to_owned(),
         }
@@ -183,28 +206,61 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_as(&self, path: &str, token: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn patch_as(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.client.patch(self.url(path)).bearer_auth(token).json(body).send().await.expect("request")
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn delete_as(&self, path: &str, token: &str) -> Response {
-        self.client.delete(self.url(path)).bearer_auth(token).send().await.expect("request")
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Every mail sent so far to `to`.
     pub fn mails_to(&self, to: &str) -> Vec<SentMail> {
-        self.mails.lock().expect("lock").iter().filter(|m| m.to == to).cloned().collect()
+        self.mails
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| m.to == to)
+            .cloned()
+            .collect()
     }
 
     /// Waits briefly for the SMTP exchange to land, then returns the last mail to `to`.
@@ -227,15 +283,24 @@ impl TestApp {
     }
 
     pub async fn verify(&self, email: &str, code: &str) -> Response {
-        self.post_json("/api/v1/auth/verify-email", &json!({ "email": email, "code": code })).await
+        self.post_json(
+            "/api/v1/auth/verify-email",
+            &json!({ "email": email, "code": code }),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post_json("/api/v1/auth/login", &json!({ "email": email, "password": password })).await
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
     }
 
     pub async fn refresh(&self, token: &str) -> Response {
-        self.post_json("/api/v1/auth/refresh", &json!({ "refresh_token": token })).await
+        self.post_json("/api/v1/auth/refresh", &json!({ "refresh_token": token }))
+            .await
     }
 
     /// The code in the newest verification mail to `email`.
@@ -255,7 +320,13 @@ impl TestApp {
 
     /// Invites `email` with `role` as `by`; returns the token from the invitation mail.
     pub async fn invite(&self, by: &Member, email: &str, role: &str) -> String {
-        let r = self.post_as("/api/v1/invitations", &by.access, &json!({ "email": email, "role": role })).await;
+        let r = self
+            .post_as(
+                "/api/v1/invitations",
+                &by.access,
+                &json!({ "email": email, "role": role }),
+            )
+            .await;
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
         let mail = self.last_mail_to(email).await;
         token_in(&mail.body).unwrap_or_else(|| panic!("no token in {:?}", mail.body))
@@ -283,10 +354,19 @@ impl TestApp {
 
     /// Creates an API key as `by` and returns (id, full key).
     pub async fn api_key(&self, by: &Member, scopes: &[&str]) -> (String, String) {
-        let r = self.post_as("/api/v1/api-keys", &by.access, &json!({ "name": "integration", "scopes": scopes })).await;
+        let r = self
+            .post_as(
+                "/api/v1/api-keys",
+                &by.access,
+                &json!({ "name": "integration", "scopes": scopes }),
+            )
+            .await;
         assert_eq!(r.status(), 201);
         let v: Value = r.json().await.expect("json");
-        (v["api_key"]["id"].as_str().expect("id").to_owned(), v["key"].as_str().expect("key").to_owned())
+        (
+            v["api_key"]["id"].as_str().expect("id").to_owned(),
+            v["key"].as_str().expect("key").to_owned(),
+        )
     }
 
     /// Creates a platform admin the way `cortexlayer admin create` does and signs in.
@@ -294,7 +374,12 @@ impl TestApp {
         cortexlayer_server::tenancy::operators::create_admin(&self.state, email, PASSWORD.into())
             .await
             .expect("create admin");
-        let r = self.post_json("/api/v1/auth/admin/login", &json!({ "email": email, "password": PASSWORD })).await;
+        let r = self
+            .post_json(
+                "/api/v1/auth/admin/login",
+                &json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.expect("json");
         v["access_token"].as_str().expect("token").to_owned()
@@ -304,7 +389,12 @@ impl TestApp {
         let r = self.get_as("/api/v1/audit-events", &by.access).await;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.expect("json");
-        v["data"].as_array().expect("data").iter().map(|e| e["action"].as_str().expect("action").to_owned()).collect()
+        v["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|e| e["action"].as_str().expect("action").to_owned())
+            .collect()
     }
 }
 
@@ -323,5 +413,8 @@ pub fn token_in(body: &str) -> Option<String> {
 pub async fn error_code(r: Response) -> (u16, String) {
     let status = r.status().as_u16();
     let v: Value = r.json().await.expect("error body is JSON");
-    (status, v["error"]["code"].as_str().expect("code").to_owned())
+    (
+        status,
+        v["error"]["code"].as_str().expect("code").to_owned(),
+    )
 }

@@ -7,9 +7,19 @@ use crate::helpers::{error_code, spawn_app};
 #[tokio::test]
 async fn health_and_readiness_answer_ok_and_name_the_database() {
     let app = spawn_app().await;
-    let r = app.client.get(app.url("/healthz")).send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
-    let r = app.client.get(app.url("/readyz")).send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["status"], "ok");
@@ -19,35 +29,72 @@ async fn health_and_readiness_answer_ok_and_name_the_database() {
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_sane_incoming_ones_are_kept() {
     let app = spawn_app().await;
-    let r = app.client.get(app.url("/healthz")).send().await.expect("request");
-    let id = r.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
+    let id = r.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     assert_eq!(id.len(), 36, "a fresh UUID: {id}");
 
-    let r = app.client.get(app.url("/healthz")).header("x-request-id", "lb-7f3a.42").send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "lb-7f3a.42")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.headers()["x-request-id"], "lb-7f3a.42");
 
-    let r = app.client.get(app.url("/healthz")).header("x-request-id", "bad id <script>").send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id <script>")
+        .send()
+        .await
+        .expect("request");
     assert_ne!(r.headers()["x-request-id"], "bad id <script>");
 }
 
 #[tokio::test]
 async fn errors_share_one_envelope_with_the_request_id() {
     let app = spawn_app().await;
-    let r = app.client.get(app.url("/api/v1/nothing-here")).header("x-request-id", "trace-1").send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/api/v1/nothing-here"))
+        .header("x-request-id", "trace-1")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "route_not_found");
     assert_eq!(v["error"]["request_id"], "trace-1");
     assert!(v["error"]["message"].is_string());
 
-    let r = app.client.put(app.url("/api/v1/auth/login")).send().await.expect("request");
+    let r = app
+        .client
+        .put(app.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(error_code(r).await, (405, "method_not_allowed".into()));
 }
 
 #[tokio::test]
 async fn bodies_that_are_not_json_or_do_not_fit_are_refused_naming_the_field() {
     let app = spawn_app().await;
-    let r = app.client.post(app.url("/api/v1/auth/login")).body("email=a").send().await.expect("request");
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .body("email=a")
+        .send()
+        .await
+        .expect("request");
     assert_eq!(error_code(r).await, (415, "unsupported_media_type".into()));
 
     let r = app
@@ -60,25 +107,41 @@ async fn bodies_that_are_not_json_or_do_not_fit_are_refused_naming_the_field() {
         .expect("request");
     assert_eq!(error_code(r).await, (400, "invalid_json".into()));
 
-    let r = app.post_json("/api/v1/auth/login", &json!({ "email": "a@b.co" })).await;
+    let r = app
+        .post_json("/api/v1/auth/login", &json!({ "email": "a@b.co" }))
+        .await;
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "validation_failed");
     assert_eq!(v["error"]["field"], "password");
 
-    let r = app.post_json("/api/v1/auth/login", &json!({ "email": 42, "password": "x" })).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": 42, "password": "x" }),
+        )
+        .await;
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["field"], "email");
 
     let r = app.post_json("/api/v1/auth/signup", &json!({ "email": "a@b.co", "password": "long enough pw", "company_name": "x", "plan": "scale" })).await;
-    assert_eq!(error_code(r).await, (422, "validation_failed".into()), "unknown fields are refused");
+    assert_eq!(
+        error_code(r).await,
+        (422, "validation_failed".into()),
+        "unknown fields are refused"
+    );
 }
 
 #[tokio::test]
 async fn oversized_bodies_are_refused() {
     let app = spawn_app_with_small_body().await;
     let big = "x".repeat(4096);
-    let r = app.post_json("/api/v1/auth/login", &json!({ "email": big, "password": "p" })).await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": big, "password": "p" }),
+        )
+        .await;
     assert_eq!(error_code(r).await, (413, "payload_too_large".into()));
 }
 
@@ -89,7 +152,12 @@ async fn spawn_app_with_small_body() -> crate::helpers::TestApp {
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let app = spawn_app().await;
-    let r = app.client.get(app.url("/openapi.json")).send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.expect("json");
     assert!(v["openapi"].as_str().expect("version").starts_with("3.1"));
@@ -122,7 +190,10 @@ async fn the_openapi_document_describes_every_route() {
         ("/healthz", "get"),
         ("/readyz", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from the spec");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the spec"
+        );
     }
     assert!(v["components"]["securitySchemes"]["bearer"].is_object());
 }
@@ -130,13 +201,21 @@ async fn the_openapi_document_describes_every_route() {
 #[tokio::test]
 async fn the_docs_page_is_self_contained() {
     let app = spawn_app().await;
-    let r = app.client.get(app.url("/docs")).send().await.expect("request");
+    let r = app
+        .client
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("text");
     assert!(html.contains("/api/v1/auth/signup"));
     assert!(html.contains("Create a tenant and its owner"));
     assert!(html.contains("id=\"schema-SessionView\""));
     for external in ["<script", "src=\"http", "href=\"http", "@import"] {
-        assert!(!html.contains(external), "docs page loads something from outside: {external}");
+        assert!(
+            !html.contains(external),
+            "docs page loads something from outside: {external}"
+        );
     }
 }

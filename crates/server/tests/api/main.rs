@@ -7,5 +7,6 @@ mod admin;
 mod api_keys;
 mod auth;
 mod http_basics;
+mod migrations;
 mod team;
 mod tokens;

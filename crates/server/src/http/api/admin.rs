@@ -22,8 +22,13 @@ pub async fn list_tenants(
 ) -> ApiResult<Json<ListView<TenantView>>> {
     let page = params.page();
     let tenants = operators::list_tenants(&state, &op, page).await?;
-    let next_before = (tenants.len() == page.limit as usize).then(|| tenants.last().map(|t| t.id.0)).flatten();
-    Ok(Json(ListView { data: tenants.into_iter().map(Into::into).collect(), next_before }))
+    let next_before = (tenants.len() == page.limit as usize)
+        .then(|| tenants.last().map(|t| t.id.0))
+        .flatten();
+    Ok(Json(ListView {
+        data: tenants.into_iter().map(Into::into).collect(),
+        next_before,
+    }))
 }
 
 /// One tenant
@@ -35,7 +40,11 @@ pub async fn get_tenant(
     Operator(op): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(operators::get_tenant(&state, &op, path_id(&id)?).await?.into()))
+    Ok(Json(
+        operators::get_tenant(&state, &op, path_id(&id)?)
+            .await?
+            .into(),
+    ))
 }
 
 /// Suspend a tenant
@@ -49,7 +58,11 @@ pub async fn suspend_tenant(
     Operator(op): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(operators::set_suspended(&state, op.actor(), path_id(&id)?, true).await?.into()))
+    Ok(Json(
+        operators::set_suspended(&state, op.actor(), path_id(&id)?, true)
+            .await?
+            .into(),
+    ))
 }
 
 /// Reactivate a tenant
@@ -63,5 +76,9 @@ pub async fn reactivate_tenant(
     Operator(op): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TenantView>> {
-    Ok(Json(operators::set_suspended(&state, op.actor(), path_id(&id)?, false).await?.into()))
+    Ok(Json(
+        operators::set_suspended(&state, op.actor(), path_id(&id)?, false)
+            .await?
+            .into(),
+    ))
 }

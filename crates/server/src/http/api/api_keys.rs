@@ -46,7 +46,13 @@ pub async fn create_api_key(
     ApiJson(req): ApiJson<CreateApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKeyView>)> {
     let created = api_keys::create(&state, &ctx, &req.name, req.scopes).await?;
-    Ok((StatusCode::CREATED, Json(CreatedApiKeyView { key: created.secret, api_key: created.key.into() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKeyView {
+            key: created.secret,
+            api_key: created.key.into(),
+        }),
+    ))
 }
 
 /// List API keys
@@ -54,7 +60,10 @@ pub async fn create_api_key(
 /// Revoked keys are listed too, with their revocation time.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys", security(("bearer" = [])),
     responses((status = 200, description = "Keys, newest first", body = Vec<ApiKeyView>)))]
-pub async fn list_api_keys(State(state): State<AppState>, Auth(ctx): Auth) -> ApiResult<Json<Vec<ApiKeyView>>> {
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+) -> ApiResult<Json<Vec<ApiKeyView>>> {
     let keys = api_keys::list(&state, &ctx).await?;
     Ok(Json(keys.into_iter().map(Into::into).collect()))
 }

@@ -117,7 +117,9 @@ fn session_response(status: StatusCode, s: Session) -> Response {
     };
     let mut response = (status, Json(view)).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -140,9 +142,12 @@ fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> ApiResult<Strin
     } else {
         parse_json::<RefreshRequest>(headers, body)?.refresh_token
     };
-    from_body
-        .or_else(|| cookie_token(headers))
-        .ok_or_else(|| ApiError::validation("refresh_token", "send it in the body or the cortex_refresh cookie"))
+    from_body.or_else(|| cookie_token(headers)).ok_or_else(|| {
+        ApiError::validation(
+            "refresh_token",
+            "send it in the body or the cortex_refresh cookie",
+        )
+    })
 }
 
 /// Create a tenant and its owner
@@ -163,12 +168,20 @@ pub async fn signup(
     accounts::signup(
         &state,
         ip,
-        SignupInput { email: req.email, password: req.password, company_name: req.company_name, name: req.name },
+        SignupInput {
+            email: req.email,
+            password: req.password,
+            company_name: req.company_name,
+            name: req.name,
+        },
     )
     .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(AcceptedView { status: "accepted", message: "check your inbox for a 6-digit verification code" }),
+        Json(AcceptedView {
+            status: "accepted",
+            message: "check your inbox for a 6-digit verification code",
+        }),
     ))
 }
 
@@ -206,7 +219,10 @@ pub async fn resend_verification(
     accounts::resend_verification(&state, ip, &req.email).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(AcceptedView { status: "accepted", message: "if the account needs verifying, a new code is on its way" }),
+        Json(AcceptedView {
+            status: "accepted",
+            message: "if the account needs verifying, a new code is on its way",
+        }),
     ))
 }
 
@@ -235,7 +251,11 @@ pub async fn login(
         (status = 200, description = "A new pair", body = SessionView),
         (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`", body = ErrorBody),
     ))]
-pub async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let token = presented_refresh_token(&headers, &body)?;
     let session = accounts::refresh(&state, &token).await?;
     Ok(session_response(StatusCode::OK, session))
@@ -246,12 +266,18 @@ pub async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: By
 /// Revokes the refresh token's whole family and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body(content = RefreshRequest, description = "Optional when the cookie is sent"),
     responses((status = 204, description = "Signed out")))]
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     if let Ok(token) = presented_refresh_token(&headers, &body) {
         accounts::logout(&state, &token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, refresh_cookie("", 0));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, refresh_cookie("", 0));
     Ok(response)
 }
 
@@ -272,7 +298,11 @@ pub async fn accept_invitation(
     let session = team::accept_invitation(
         &state,
         ip,
-        team::AcceptInput { token: req.token, password: req.password, name: req.name },
+        team::AcceptInput {
+            token: req.token,
+            password: req.password,
+            name: req.name,
+        },
     )
     .await?;
     Ok(session_response(StatusCode::CREATED, session))

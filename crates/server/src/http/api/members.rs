@@ -28,7 +28,10 @@ pub struct ChangeRoleRequest {
 /// List the team's members
 #[utoipa::path(get, path = "/api/v1/members", tag = "team", security(("bearer" = [])),
     responses((status = 200, description = "Members, oldest first", body = Vec<MemberView>)))]
-pub async fn list_members(State(state): State<AppState>, Auth(ctx): Auth) -> ApiResult<Json<Vec<MemberView>>> {
+pub async fn list_members(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+) -> ApiResult<Json<Vec<MemberView>>> {
     let members = team::list_members(&state, &ctx).await?;
     Ok(Json(members.into_iter().map(Into::into).collect()))
 }

@@ -190,7 +190,10 @@ pub struct PageParams {
 impl PageParams {
     pub fn page(&self) -> cortex_core::store::Page {
         cortex_core::store::Page {
-            limit: self.limit.unwrap_or(50).clamp(1, cortex_core::store::Page::MAX_LIMIT),
+            limit: self
+                .limit
+                .unwrap_or(50)
+                .clamp(1, cortex_core::store::Page::MAX_LIMIT),
             before: self.before,
         }
     }
@@ -203,4 +206,3 @@ pub struct ListView<T: ToSchema> {
     /// Pass as `before` to get the next page; absent on the last page.
     pub next_before: Option<Uuid>,
 }
-

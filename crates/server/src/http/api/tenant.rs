@@ -34,7 +34,10 @@ pub async fn get_tenant(Auth(ctx): Auth) -> Json<CurrentTenantView> {
         Caller::User(_) => "user",
         Caller::ApiKey(_) => "api_key",
     };
-    Json(CurrentTenantView { tenant: ctx.tenant().clone().into(), authenticated_as })
+    Json(CurrentTenantView {
+        tenant: ctx.tenant().clone().into(),
+        authenticated_as,
+    })
 }
 
 /// The signed-in member
@@ -64,6 +67,11 @@ pub async fn list_audit_events(
     ctx.member_with(Role::Admin)?;
     let page = params.page();
     let events = state.store.list_audit_events(ctx.tenant_id(), page).await?;
-    let next_before = (events.len() == page.limit as usize).then(|| events.last().map(|e| e.id.as_uuid())).flatten();
-    Ok(Json(ListView { data: events.into_iter().map(Into::into).collect(), next_before }))
+    let next_before = (events.len() == page.limit as usize)
+        .then(|| events.last().map(|e| e.id.as_uuid()))
+        .flatten();
+    Ok(Json(ListView {
+        data: events.into_iter().map(Into::into).collect(),
+        next_before,
+    }))
 }

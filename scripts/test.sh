@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's test command: every test, on SQLite and on a real PostgreSQL 16.
+# Starts a throwaway PostgreSQL (scripts/pg-test-server.sh) unless TEST_DATABASE_URL is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  eval "$(scripts/pg-test-server.sh start)"
+  trap 'scripts/pg-test-server.sh stop "$PG_TEST_DIR"' EXIT
+fi
+export TEST_DATABASE_URL
+
+if cargo nextest --version >/dev/null 2>&1; then
+  run() { cargo nextest run --no-fail-fast "$@"; }
+else
+  run() { cargo test --no-fail-fast "$@"; }
+fi
+
+echo "== every crate; store conformance on SQLite and PostgreSQL; API on SQLite"
+CORTEX_TEST_BACKEND=sqlite run --workspace
+echo "== API suite again on PostgreSQL"
+CORTEX_TEST_BACKEND=postgres run -p cortexlayer-server --test api
