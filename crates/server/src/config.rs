@@ -427,6 +427,25 @@ impl Settings {
     }
 }
 
+/// `KEY=value` lines of a `.env` file: `#` comments, optional `export `, optional quotes.
+pub fn parse_dotenv(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
 /// A 32-byte key from base64 (standard or URL-safe) or 64 hex digits.
 pub fn decode_key(s: &str) -> Option<[u8; 32]> {
     use base64::Engine;
@@ -543,6 +562,20 @@ mod tests {
         assert!(!out.contains("sk_live_x"), "{out}");
         assert!(out.contains("[redacted]"));
         assert!(!format!("{s:?}").contains("super-secret-value"));
+    }
+
+    #[test]
+    fn dotenv_files_are_read_like_a_shell_would() {
+        let env = parse_dotenv(
+            "# comment\nexport JWT_SECRET=\"abc def\"\nDATABASE_URL='postgres://x'\nEMPTY=\n\nBAD LINE\n",
+        );
+        assert_eq!(env.get("JWT_SECRET").map(String::as_str), Some("abc def"));
+        assert_eq!(
+            env.get("DATABASE_URL").map(String::as_str),
+            Some("postgres://x")
+        );
+        assert_eq!(env.get("EMPTY").map(String::as_str), Some(""));
+        assert_eq!(env.len(), 3);
     }
 
     #[test]

@@ -19,7 +19,12 @@ fn both_migration_folders_hold_the_same_files() {
     let postgres = names(&crates.join("store-postgres/migrations"));
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, postgres);
-    assert!(sqlite.iter().all(|n| n.ends_with(".sql") && n.as_bytes()[..4].iter().all(u8::is_ascii_digit)), "{sqlite:?}");
+    assert!(
+        sqlite
+            .iter()
+            .all(|n| n.ends_with(".sql") && n.as_bytes()[..4].iter().all(u8::is_ascii_digit)),
+        "{sqlite:?}"
+    );
 }
 
 #[test]
