@@ -265,15 +265,26 @@ async fn insert_user(
 }
 
 impl PgStore {
-    async fn user_exists(&self, tenant: TenantId, user: UserId) -> Result<bool> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.0)
-                .bind(user.0)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-        Ok(n > 0)
+    /// Why a conditional change matched no row: the row is there, so the rule refused it
+    /// (`Conflict(code)`), or this tenant has no such row (`NotFound`).
+    async fn refused(
+        &self,
+        table: &'static str,
+        tenant: TenantId,
+        id: Uuid,
+        code: &'static str,
+    ) -> StoreError {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = $1 AND id = $2");
+        match sqlx::query_scalar::<_, i64>(&sql)
+            .bind(tenant.0)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+        {
+            Ok(n) if n > 0 => StoreError::Conflict(code),
+            Ok(_) => StoreError::NotFound,
+            Err(e) => db(e),
+        }
     }
 }
 
@@ -454,11 +465,9 @@ impl Store for PgStore {
         .map_err(db)?;
         let Some(row) = row else {
             drop(tx);
-            return Err(if self.user_exists(tenant, user).await? {
-                StoreError::Conflict(conflict::LAST_OWNER)
-            } else {
-                StoreError::NotFound
-            });
+            return Err(self
+                .refused("users", tenant, user.0, conflict::LAST_OWNER)
+                .await);
         };
         let updated = user_from(&row)?;
         insert_audit(&mut tx, tenant, &audit).await?;
@@ -487,11 +496,9 @@ impl Store for PgStore {
         .map_err(db)?;
         if done.rows_affected() == 0 {
             drop(tx);
-            return Err(if self.user_exists(tenant, user).await? {
-                StoreError::Conflict(conflict::LAST_OWNER)
-            } else {
-                StoreError::NotFound
-            });
+            return Err(self
+                .refused("users", tenant, user.0, conflict::LAST_OWNER)
+                .await);
         }
         insert_audit(&mut tx, tenant, &audit).await?;
         tx.commit().await.map_err(db)
@@ -740,19 +747,15 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         if accepted.rows_affected() == 0 {
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM invitations WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.0)
-            .bind(invitation.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            return Err(if exists > 0 {
-                StoreError::Conflict(conflict::INVITATION_USED)
-            } else {
-                StoreError::NotFound
-            });
+            drop(tx);
+            return Err(self
+                .refused(
+                    "invitations",
+                    tenant,
+                    invitation.0,
+                    conflict::INVITATION_USED,
+                )
+                .await);
         }
         insert_user(&mut tx, tenant, &user).await?;
         insert_audit(&mut tx, tenant, &audit).await?;
@@ -824,19 +827,10 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         let Some(row) = row else {
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.0)
-            .bind(key.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            return Err(if exists > 0 {
-                StoreError::Conflict(conflict::ALREADY_REVOKED)
-            } else {
-                StoreError::NotFound
-            });
+            drop(tx);
+            return Err(self
+                .refused("api_keys", tenant, key.0, conflict::ALREADY_REVOKED)
+                .await);
         };
         let revoked = api_key_from(&row)?;
         insert_audit(&mut tx, tenant, &audit).await?;

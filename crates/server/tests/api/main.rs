@@ -8,5 +8,6 @@ mod api_keys;
 mod auth;
 mod http_basics;
 mod migrations;
+mod serve;
 mod team;
 mod tokens;

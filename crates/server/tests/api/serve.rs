@@ -1,0 +1,146 @@
+//! The binary as a user starts it: `cortexlayer serve` prints where it listens, and in
+//! development without SMTP the verification code appears in the log (and the email address
+//! does not).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::PASSWORD;
+
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(extra_env: &[(&str, &str)]) -> Server {
+    let db = crate::helpers::test_database_url().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cortexlayer"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", &db)
+        .env_remove("SMTP_URL")
+        .env_remove("CORTEX_ENV")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start cortexlayer serve");
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().expect("stderr");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .expect("lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("read stdout");
+    let mut rest = String::new();
+    for _ in 0..2 {
+        stdout.read_line(&mut rest).expect("read stdout");
+    }
+    let base = first
+        .trim()
+        .strip_prefix("CortexLayer is running on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected first line {first:?}; log: {}",
+                log.lock().expect("lock")
+            )
+        })
+        .to_owned();
+    assert!(rest.contains(&format!("API docs: {base}/docs")), "{rest}");
+    Server { child, base, log }
+}
+
+async fn code_from_log(log: &Arc<Mutex<String>>) -> String {
+    for _ in 0..100 {
+        if let Some(code) = crate::helpers::code_in(&log.lock().expect("lock")) {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no code in the log: {}", log.lock().expect("lock"));
+}
+
+#[tokio::test]
+async fn in_development_the_verification_code_is_in_the_log_and_the_email_is_not() {
+    let server = start(&[]).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/api/v1/auth/signup", server.base))
+        .json(&json!({ "email": "dev@acme.example", "password": PASSWORD, "company_name": "Acme" }))
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(r.status(), 202);
+    let code = code_from_log(&server.log).await;
+    let r = client
+        .post(format!("{}/api/v1/auth/verify-email", server.base))
+        .json(&json!({ "email": "dev@acme.example", "code": code }))
+        .send()
+        .await
+        .expect("verify");
+    assert_eq!(r.status(), 200);
+    let log = server.log.lock().expect("lock").clone();
+    assert!(
+        !log.contains("dev@acme.example"),
+        "the log holds an email address:\n{log}"
+    );
+    assert!(!log.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let server = start(&[("LOG_FORMAT", "json")]).await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base))
+        .header("x-request-id", "json-log-check")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200);
+    let mut found = false;
+    for _ in 0..100 {
+        found = server.log.lock().expect("lock").contains("json-log-check");
+        if found {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(found, "the request id is logged");
+    let log = server.log.lock().expect("lock").clone();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
+    let response_line = log
+        .lines()
+        .find(|l| l.contains("json-log-check"))
+        .expect("line");
+    let v: Value = serde_json::from_str(response_line).expect("json");
+    assert_eq!(v["span"]["http.route"], "/healthz", "{response_line}");
+}
