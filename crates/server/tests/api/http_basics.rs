@@ -219,3 +219,26 @@ async fn the_docs_page_is_self_contained() {
         );
     }
 }
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.http.cors_allowed_origins = vec!["https://dash.example".into()]
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://dash.example").await.expect("request");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://dash.example"
+    );
+    let other = preflight("https://evil.example").await.expect("request");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
