@@ -84,6 +84,10 @@ id_type!(
     /// One entry of the audit log.
     AuditEventId
 );
+id_type!(
+    /// A background job.
+    JobId
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,12 +9,14 @@
 //! - [`tenancy`]: tenants, users, roles, email addresses, invitations, verification codes.
 //! - [`credentials`]: API keys and scopes, refresh tokens, platform admins.
 //! - [`audit`]: the audit trail's events.
+//! - [`jobs`]: the durable job queue's data and backoff rule.
 //! - [`plans`]: the default plan catalogue and its limits.
 //! - [`store`]: the `Store` port and its error type.
 
 pub mod audit;
 pub mod credentials;
 pub mod ids;
+pub mod jobs;
 pub mod plans;
 pub mod store;
 pub mod tenancy;

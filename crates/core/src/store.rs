@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
-use crate::ids::{ApiKeyId, InvitationId, PlatformAdminId, TenantId, TokenFamilyId, UserId};
+use crate::ids::{ApiKeyId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId};
+use crate::jobs::{Job, Lease, NewJob};
 use crate::tenancy::{
     Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
     Role, Tenant, TenantStatus, User,
@@ -44,6 +45,7 @@ pub mod conflict {
     pub const LAST_OWNER: &str = "last_owner";
     pub const INVITATION_USED: &str = "invitation_used";
     pub const ALREADY_REVOKED: &str = "already_revoked";
+    pub const LEASE_LOST: &str = "lease_lost";
 }
 
 /// A page of a list ordered by creation, newest first.
@@ -251,6 +253,46 @@ pub trait Store: Send + Sync + 'static {
     async fn find_platform_admin(&self, email: &Email) -> Result<Option<PlatformAdmin>>;
 
     async fn get_platform_admin(&self, id: PlatformAdminId) -> Result<PlatformAdmin>;
+
+    // ----- job queue ----------------------------------------------------------------------
+    // Jobs are leased across all tenants by the workers, so the queue methods are platform
+    // methods; each job carries its tenant and the job body continues scoped to it.
+
+    /// Enqueues a job (for `tenant`, or a platform job with `None`). Returns `false`, and
+    /// changes nothing, when a job with the same unique key exists.
+    async fn enqueue_job(&self, tenant: Option<TenantId>, job: NewJob) -> Result<bool>;
+
+    /// Leases up to `limit` jobs that are due (queued with `run_at <= now`, or running with a
+    /// lease that ran out) until `now + lease_for`, counting an attempt for each. Jobs whose
+    /// lease ran out on their last attempt are marked failed instead. Concurrent callers never
+    /// get the same job.
+    async fn lease_jobs(
+        &self,
+        now: DateTime<Utc>,
+        lease_for: chrono::Duration,
+        limit: u32,
+    ) -> Result<Vec<Lease>>;
+
+    /// Extends a lease still held (a heartbeat for long jobs). `Conflict(lease_lost)` otherwise.
+    async fn extend_lease(&self, job: JobId, token: uuid::Uuid, until: DateTime<Utc>)
+    -> Result<()>;
+
+    /// Marks a leased job done. `Conflict(lease_lost)` if the lease is no longer this token's.
+    async fn complete_job(&self, job: JobId, token: uuid::Uuid, at: DateTime<Utc>) -> Result<()>;
+
+    /// Records a failed attempt: back to `queued` at `retry_at` while attempts remain,
+    /// otherwise `failed` for good. `Conflict(lease_lost)` if the lease is gone.
+    async fn fail_job(
+        &self,
+        job: JobId,
+        token: uuid::Uuid,
+        error: &str,
+        retry_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Job>;
+
+    /// One job, for the worker runtime and operators.
+    async fn get_job(&self, job: JobId) -> Result<Job>;
 
     // ----- audit log -----------------------------------------------------------------------
 

@@ -109,10 +109,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         env = ?state.settings.env,
         "CortexLayer is listening"
     );
-    println!("CortexLayer is running on http://{addr}");
-    println!("  API:      http://{addr}/api/v1");
-    println!("  API docs: http://{addr}/docs  (OpenAPI: http://{addr}/openapi.json)");
-    println!("  Database: {}", state.store.backend());
+    // A closed stdout (a supervisor that stopped reading) must not take the server down, so
+    // these lines ignore write errors instead of panicking like println! would.
+    let banner = format!(
+        "CortexLayer is running on http://{addr}\n  API:      http://{addr}/api/v1\n  API docs: http://{addr}/docs  (OpenAPI: http://{addr}/openapi.json)\n  Database: {}\n",
+        state.store.backend()
+    );
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     let app = crate::http::router(state);
     axum::serve(
         listener,

@@ -206,12 +206,13 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<TenantCtx> {
         return Err(TenancyError::TenantSuspended);
     }
     if let Caller::ApiKey(key) = &caller {
-        // Best effort: a failed timestamp update must not fail the caller's request.
-        if let Err(e) = state
-            .store
-            .touch_api_key(tenant.id, key.id, Utc::now())
-            .await
-        {
+        // "Last used" is shown to the minute; writing it on every call would turn each API
+        // read into a database write. Best effort: a failure must not fail the request.
+        let now = Utc::now();
+        let stale = key
+            .last_used_at
+            .is_none_or(|t| now - t >= chrono::Duration::seconds(60));
+        if stale && let Err(e) = state.store.touch_api_key(tenant.id, key.id, now).await {
             tracing::warn!(error = %e, api_key.id = %key.id, "could not record API key use");
         }
     }

@@ -13,6 +13,8 @@ use crate::helpers::PASSWORD;
 
 struct Server {
     child: Child,
+    /// Kept open for the life of the server, as a terminal would be.
+    _stdout: BufReader<std::process::ChildStdout>,
     base: String,
     log: Arc<Mutex<String>>,
 }
@@ -55,7 +57,7 @@ async fn start(extra_env: &[(&str, &str)]) -> Server {
     let mut first = String::new();
     stdout.read_line(&mut first).expect("read stdout");
     let mut rest = String::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         stdout.read_line(&mut rest).expect("read stdout");
     }
     let base = first
@@ -69,7 +71,13 @@ async fn start(extra_env: &[(&str, &str)]) -> Server {
         })
         .to_owned();
     assert!(rest.contains(&format!("API docs: {base}/docs")), "{rest}");
-    Server { child, base, log }
+    assert!(rest.contains("Database: "), "{rest}");
+    Server {
+        child,
+        _stdout: stdout,
+        base,
+        log,
+    }
 }
 
 async fn code_from_log(log: &Arc<Mutex<String>>) -> String {
