@@ -1,6 +1,21 @@
-//! Document ingestion: content sniffing, bounded parsers (PDF, DOCX, HTML, Markdown, text) and
-//! structure-aware chunking. Pure functions over bytes: this crate knows nothing of tenants,
-//! databases or HTTP, so it can be fuzzed and benchmarked on its own.
+//! Document ingestion: content sniffing, bounded parsers and structure-aware chunking.
+//! Pure functions over bytes: this crate knows nothing of tenants, databases or HTTP, so it
+//! can be fuzzed and benchmarked on its own.
 //!
-//! Empty until the knowledge-base issue lands; the crate exists now so that the heavy parser
-//! dependencies never end up in `server`'s own compile unit.
+//! - [`sniff`]: what a file really is, from its bytes (magic numbers and structure), checked
+//!   against the name it came with; and filename sanitising.
+//! - [`extract`]: text with its structure (headings, paragraphs, list items, table rows,
+//!   pages) from plain text, Markdown and HTML.
+//! - [`chunk`]: token-bounded chunks that follow that structure, with overlap, never cutting a
+//!   sentence when it can be avoided, each carrying its heading path and page range.
+//!
+//! PDF and DOCX extraction land with the rest of the knowledge-base work; sniffing already
+//! recognises them.
+
+pub mod chunk;
+pub mod extract;
+pub mod sniff;
+
+pub use chunk::{Chunk, ChunkOptions, chunk};
+pub use extract::{Block, BlockKind, ExtractError, Extracted, extract};
+pub use sniff::{DocKind, SniffError, sanitize_filename, sniff};
