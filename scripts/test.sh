@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: every test, on SQLite and on a real PostgreSQL 16.
-# Starts a throwaway PostgreSQL (scripts/pg-test-server.sh) unless TEST_DATABASE_URL is set.
+# Starts a throwaway PostgreSQL (scripts/pg-test-server.sh) unless TEST_DATABASE_URL is set,
+# and fetches the local embedding model (scripts/fetch-model.sh) unless CORTEX_MODEL_DIR is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,13 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   trap 'scripts/pg-test-server.sh stop "$PG_TEST_DIR"' EXIT
 fi
 export TEST_DATABASE_URL
+
+# The real embedding model, fetched once into a cache outside the clone.
+if [ -z "${CORTEX_MODEL_DIR:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then cache=/var/tmp/cortexlayer-models; else cache="${XDG_CACHE_HOME:-$HOME/.cache}/cortexlayer-models"; fi
+  CORTEX_MODEL_DIR="$(scripts/fetch-model.sh "$cache/all-MiniLM-L6-v2")"
+fi
+export CORTEX_MODEL_DIR
 
 if cargo nextest --version >/dev/null 2>&1; then
   run() { cargo nextest run --no-fail-fast "$@"; }

@@ -1,5 +1,10 @@
-//! Models: the local all-MiniLM-L6-v2 embedder (candle), OpenAI-compatible embedding and chat
-//! clients, the fallback chain and the extractive answerer. Knows nothing of tenants or storage.
+//! Models: the local all-MiniLM-L6-v2 embedder on CPU (candle). Later: OpenAI-compatible
+//! embedding and chat clients, the fallback chain and the extractive answerer. Knows nothing
+//! of tenants or storage.
 //!
-//! Empty until the answer-engine issue lands; it is its own crate so that candle's long build
-//! never sits in `server`'s incremental rebuilds.
+//! It is its own crate so that candle's long build never sits in `server`'s incremental
+//! rebuilds.
+
+pub mod minilm;
+
+pub use minilm::{EmbedError, MiniLm};

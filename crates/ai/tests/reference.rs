@@ -1,0 +1,94 @@
+//! The local embedder against sentence-transformers: every reference text must come out with
+//! cosine ≥ 0.999 to the embedding the Python library made of it (`tests/data`). Needs the
+//! real model: `scripts/test.sh` fetches it and sets `CORTEX_MODEL_DIR`.
+
+use std::path::PathBuf;
+
+use cortex_ai::MiniLm;
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var("CORTEX_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2")
+        });
+    assert!(
+        dir.join("model.safetensors").exists(),
+        "the model is not at {}; run scripts/fetch-model.sh or scripts/test.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn reference() -> Vec<(String, Vec<f32>)> {
+    include_str!("data/minilm-reference.jsonl")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            let text = v["text"].as_str().expect("text").to_owned();
+            let emb = v["embedding"]
+                .as_array()
+                .expect("embedding")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect();
+            (text, emb)
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn embeddings_match_sentence_transformers() {
+    let model = MiniLm::load(&model_dir()).expect("load");
+    assert_eq!(model.dimensions(), 384);
+    let refs = reference();
+    assert_eq!(refs.len(), 12);
+    let texts: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
+    // All at once: mixed lengths in one call exercise padding, masking and bucketing.
+    let got = model.embed(&texts).expect("embed");
+    let mut worst = f32::MAX;
+    for ((text, want), got) in refs.iter().zip(&got) {
+        assert_eq!(got.len(), 384);
+        let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "not unit length: {norm}");
+        let c = cosine(got, want);
+        assert!(c >= 0.999, "cosine {c} for {text:?}");
+        worst = worst.min(c);
+    }
+    eprintln!(
+        "lowest cosine to sentence-transformers over {} texts: {worst:.7}",
+        refs.len()
+    );
+}
+
+#[test]
+fn a_text_embeds_the_same_alone_and_in_a_padded_batch() {
+    let model = MiniLm::load(&model_dir()).expect("load");
+    let alone = model.embed(&["hi"]).expect("embed").remove(0);
+    let long = "a considerably longer sentence that forces padding of the short one ".repeat(4);
+    let batched = model
+        .embed(&[long.as_str(), "hi"])
+        .expect("embed")
+        .remove(1);
+    assert!(cosine(&alone, &batched) > 0.99999);
+}
+
+#[test]
+fn tokens_are_counted_without_markers_or_truncation() {
+    let model = MiniLm::load(&model_dir()).expect("load");
+    assert_eq!(model.count_tokens("hi"), 1);
+    assert_eq!(model.count_tokens(""), 0);
+    let long = "word ".repeat(600);
+    assert_eq!(
+        model.count_tokens(&long),
+        600,
+        "no truncation at 128 or 256"
+    );
+}
