@@ -18,13 +18,17 @@ if [ -z "${CORTEX_MODEL_DIR:-}" ]; then
 fi
 export CORTEX_MODEL_DIR
 
+# Both passes build the whole workspace the same way, so the second reuses the first's build
+# (selecting one package would change feature unification and rebuild dependencies).
 if cargo nextest --version >/dev/null 2>&1; then
-  run() { cargo nextest run --no-fail-fast "$@"; }
+  all() { cargo nextest run --no-fail-fast --workspace; }
+  api() { cargo nextest run --no-fail-fast --workspace -E 'binary(api)'; }
 else
-  run() { cargo test --no-fail-fast "$@"; }
+  all() { cargo test --no-fail-fast --workspace; }
+  api() { cargo test --no-fail-fast --workspace --test api; }
 fi
 
 echo "== every crate; store conformance on SQLite and PostgreSQL; API on SQLite"
-CORTEX_TEST_BACKEND=sqlite run --workspace
+CORTEX_TEST_BACKEND=sqlite all
 echo "== API suite again on PostgreSQL"
-CORTEX_TEST_BACKEND=postgres run -p cortexlayer-server --test api
+CORTEX_TEST_BACKEND=postgres api

@@ -1,0 +1,72 @@
+//! Embedding throughput of the local MiniLM on this machine.
+//!
+//! `cargo run --release -p cortex-ai --example embed_throughput -- MODEL_DIR [PASSAGES] [CORPUS.jsonl]`
+//!
+//! Embeds PASSAGES (default 128) passages of about 256 tokens — built from the `text`/`title`
+//! fields of a BEIR `corpus.jsonl` if given, else from a fixed English paragraph — and prints
+//! passages/s and tokens/s (tokens the model actually processed, markers included, after
+//! truncation at 256). Threads: `RAYON_NUM_THREADS` (default: all cores).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cortex_ai::MiniLm;
+use cortex_ai::minilm::MAX_TOKENS;
+
+const FILLER: &str = "Customers can return unused items within thirty days of delivery for a full refund, \
+provided the original packaging is intact and a proof of purchase is supplied. Refunds are issued to the \
+original payment method within five business days after the warehouse inspects the returned goods.";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = PathBuf::from(
+        args.get(1)
+            .ok_or("usage: embed_throughput MODEL_DIR [PASSAGES] [CORPUS.jsonl]")?,
+    );
+    let n: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(128);
+    let model = MiniLm::load(&dir)?;
+
+    let sources: Vec<String> = match args.get(3) {
+        Some(path) => std::fs::read_to_string(path)?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    v["title"].as_str().unwrap_or(""),
+                    v["text"].as_str().unwrap_or("")
+                )
+            })
+            .collect(),
+        None => vec![FILLER.to_owned()],
+    };
+    // Passages of at least 256 tokens: concatenate sources until long enough.
+    let mut passages = Vec::with_capacity(n);
+    let mut it = sources.iter().cycle();
+    while passages.len() < n {
+        let mut p = String::new();
+        while model.count_tokens(&p) < MAX_TOKENS {
+            p.push(' ');
+            p.push_str(it.next().ok_or("empty corpus")?);
+        }
+        passages.push(p);
+    }
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let tokens: usize = refs
+        .iter()
+        .map(|p| (model.count_tokens(p) + 2).min(MAX_TOKENS))
+        .sum();
+
+    model.embed(&refs[..refs.len().min(8)])?; // warm-up
+    let start = Instant::now();
+    let out = model.embed(&refs)?;
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(out.len(), n);
+    println!(
+        "{n} passages, {tokens} tokens in {secs:.2} s: {:.1} passages/s, {:.0} tokens/s (threads: {})",
+        n as f64 / secs,
+        tokens as f64 / secs,
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
+    );
+    Ok(())
+}
