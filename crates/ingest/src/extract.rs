@@ -53,6 +53,10 @@ pub enum ExtractError {
     NotYetSupported(&'static str),
     #[error("the HTML nests elements more than {MAX_HTML_DEPTH} deep")]
     TooDeeplyNested,
+    #[error("the document is damaged: {0}")]
+    Corrupt(String),
+    #[error("the document is too large to process: {0}")]
+    TooLarge(String),
 }
 
 /// Deepest element nesting accepted in HTML. Real pages stay in the tens; html5ever's scope
@@ -122,7 +126,7 @@ pub fn extract(kind: DocKind, bytes: &[u8]) -> Result<Extracted, ExtractError> {
             html(text)
         }
         DocKind::Pdf => return Err(ExtractError::NotYetSupported("PDF")),
-        DocKind::Docx => return Err(ExtractError::NotYetSupported("DOCX")),
+        DocKind::Docx => crate::docx::docx(bytes)?,
     };
     if extracted.blocks.is_empty() {
         return Err(ExtractError::NoText);
@@ -137,13 +141,13 @@ fn normalize(s: &str) -> String {
 
 /// Tracks the heading path while blocks are emitted in document order.
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     headings: Vec<(u8, String)>,
-    out: Extracted,
+    pub(crate) out: Extracted,
 }
 
 impl Builder {
-    fn push(&mut self, kind: BlockKind, raw: &str) {
+    pub(crate) fn push(&mut self, kind: BlockKind, raw: &str) {
         let text = if kind == BlockKind::Code {
             raw.trim_matches('\n').to_owned()
         } else {
