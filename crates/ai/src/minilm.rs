@@ -60,9 +60,10 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
 impl MiniLm {
     /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
-        let config: Config = serde_json::from_slice(&read(dir, "config.json")?)
-            .map_err(|e| EmbedError::Config(e.to_string()))?;
-        let dimensions = serde_json::from_slice::<serde_json::Value>(&read(dir, "config.json")?)
+        let config_json = read(dir, "config.json")?;
+        let config: Config =
+            serde_json::from_slice(&config_json).map_err(|e| EmbedError::Config(e.to_string()))?;
+        let dimensions = serde_json::from_slice::<serde_json::Value>(&config_json)
             .ok()
             .and_then(|v| v["hidden_size"].as_u64())
             .and_then(|d| usize::try_from(d).ok())

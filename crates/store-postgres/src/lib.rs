@@ -309,6 +309,28 @@ async fn insert_user(
 }
 
 impl PgStore {
+    /// Runs `sql` (`$1` job, `$2` lease token, `$3` a time), which changes the job only while
+    /// `token` still holds its lease; `Conflict(lease_lost)` when it no longer does.
+    async fn update_leased(
+        &self,
+        sql: &str,
+        job: JobId,
+        token: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = sqlx::query(sql)
+            .bind(job.0)
+            .bind(token)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(conflict::LEASE_LOST));
+        }
+        Ok(())
+    }
+
     /// Why a conditional change matched no row: the row is there, so the rule refused it
     /// (`Conflict(code)`), or this tenant has no such row (`NotFound`).
     async fn refused(
@@ -996,36 +1018,24 @@ impl Store for PgStore {
     }
 
     async fn extend_lease(&self, job: JobId, token: Uuid, until: DateTime<Utc>) -> Result<()> {
-        let done = sqlx::query(
+        self.update_leased(
             "UPDATE jobs SET leased_until = $3 WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+            job,
+            token,
+            until,
         )
-        .bind(job.0)
-        .bind(token)
-        .bind(until)
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(conflict::LEASE_LOST));
-        }
-        Ok(())
     }
 
     async fn complete_job(&self, job: JobId, token: Uuid, at: DateTime<Utc>) -> Result<()> {
-        let done = sqlx::query(
+        self.update_leased(
             "UPDATE jobs SET status = 'done', finished_at = $3, updated_at = $3, leased_until = NULL
              WHERE id = $1 AND lease_token = $2 AND status = 'running'",
+            job,
+            token,
+            at,
         )
-        .bind(job.0)
-        .bind(token)
-        .bind(at)
-        .execute(&self.pool)
         .await
-        .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(conflict::LEASE_LOST));
-        }
-        Ok(())
     }
 
     async fn fail_job(

@@ -161,7 +161,8 @@ pub async fn signup(state: &AppState, ip: IpAddr, input: SignupInput) -> Result<
     }
 }
 
-fn ttl(secs: u64) -> chrono::Duration {
+/// A configured lifetime in seconds as a duration (absurd values saturate, never wrap).
+pub(crate) fn ttl(secs: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
 }
 

@@ -11,7 +11,7 @@ use cortex_core::tenancy::{
     Email, Invitation, NewInvitation, NewUser, Role, TenantStatus, User, check_password,
 };
 
-use super::accounts::{Session, check_attempts, issue_session, optional_name};
+use super::accounts::{Session, check_attempts, issue_session, optional_name, ttl};
 use super::{Result, TenancyError, TenantCtx, invalid};
 use crate::app::AppState;
 use crate::infra::mailer::Mail;
@@ -32,9 +32,7 @@ pub async fn invite(
     let now = Utc::now();
     let token = tokens::random_token(32);
     let id = InvitationId::new();
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(state.settings.auth.invitation_ttl_secs).unwrap_or(i64::MAX / 1000),
-    );
+    let ttl = ttl(state.settings.auth.invitation_ttl_secs);
     let invitation = state
         .store
         .create_invitation(

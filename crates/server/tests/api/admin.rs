@@ -61,11 +61,8 @@ async fn an_operator_lists_tenants_and_a_suspension_locks_out_members_and_keys()
     let t: Value = r.json().await.expect("json");
     assert_eq!(t["status"], "trial", "back to the status it had");
     assert_eq!(app.get_as("/api/v1/tenant", &key).await.status(), 200);
-    let fresh = crate::helpers::TestApp::session_of(
-        "owner@acme.example",
-        app.login("owner@acme.example", PASSWORD).await,
-    )
-    .await;
+    let fresh =
+        crate::helpers::TestApp::session_of(app.login("owner@acme.example", PASSWORD).await).await;
     let actions = app.audit_actions(&fresh).await;
     assert!(
         actions.contains(&"tenant.suspended".to_owned())

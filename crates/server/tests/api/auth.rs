@@ -23,7 +23,7 @@ async fn a_business_signs_up_verifies_and_owns_a_trial_tenant_on_the_default_pla
         .to_str()
         .expect("ascii")
         .to_owned();
-    let owner = TestApp::session_of("founder@acme.example", r).await;
+    let owner = TestApp::session_of(r).await;
     for attr in [
         "cortex_refresh=",
         "HttpOnly",
@@ -307,7 +307,7 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_whole_family() {
     let owner = app.owner("rotate@acme.example", "Acme").await;
     let r = app.refresh(&owner.refresh).await;
     assert_eq!(r.status(), 200);
-    let second = TestApp::session_of("rotate@acme.example", r).await;
+    let second = TestApp::session_of(r).await;
     assert_ne!(second.refresh, owner.refresh);
     assert_eq!(app.get_as("/api/v1/me", &second.access).await.status(), 200);
 
@@ -327,11 +327,7 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_whole_family() {
     );
 
     // Another login's family is untouched.
-    let other = TestApp::session_of(
-        "rotate@acme.example",
-        app.login("rotate@acme.example", PASSWORD).await,
-    )
-    .await;
+    let other = TestApp::session_of(app.login("rotate@acme.example", PASSWORD).await).await;
     assert_eq!(app.refresh(&other.refresh).await.status(), 200);
 }
 

@@ -186,8 +186,7 @@ pub struct Member {
 }
 
 impl Member {
-    fn from_session(email: &str, v: &Value) -> Self {
-        let _ = email;
+    fn from_session(v: &Value) -> Self {
         Member {
             user_id: v["user"]["id"].as_str().expect("user id").to_owned(),
             tenant_id: v["user"]["tenant_id"]
@@ -315,7 +314,7 @@ impl TestApp {
         let code = self.code_for(email).await;
         let r = self.verify(email, &code).await;
         assert_eq!(r.status(), 200);
-        Member::from_session(email, &r.json().await.expect("json"))
+        Member::from_session(&r.json().await.expect("json"))
     }
 
     /// Invites `email` with `role` as `by`; returns the token from the invitation mail.
@@ -345,11 +344,11 @@ impl TestApp {
         let token = self.invite(by, email, role).await;
         let r = self.accept(&token).await;
         assert_eq!(r.status(), 201);
-        Member::from_session(email, &r.json().await.expect("json"))
+        Member::from_session(&r.json().await.expect("json"))
     }
 
-    pub async fn session_of(email: &str, r: Response) -> Member {
-        Member::from_session(email, &r.json().await.expect("json"))
+    pub async fn session_of(r: Response) -> Member {
+        Member::from_session(&r.json().await.expect("json"))
     }
 
     /// Creates an API key as `by` and returns (id, full key).

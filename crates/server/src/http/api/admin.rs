@@ -22,13 +22,7 @@ pub async fn list_tenants(
 ) -> ApiResult<Json<ListView<TenantView>>> {
     let page = params.page();
     let tenants = operators::list_tenants(&state, &op, page).await?;
-    let next_before = (tenants.len() == page.limit as usize)
-        .then(|| tenants.last().map(|t| t.id.0))
-        .flatten();
-    Ok(Json(ListView {
-        data: tenants.into_iter().map(Into::into).collect(),
-        next_before,
-    }))
+    Ok(Json(ListView::page(tenants, page, |t| t.id.0)))
 }
 
 /// One tenant

@@ -206,3 +206,21 @@ pub struct ListView<T: ToSchema> {
     /// Pass as `before` to get the next page; absent on the last page.
     pub next_before: Option<Uuid>,
 }
+
+impl<T: ToSchema> ListView<T> {
+    /// One page of `rows` fetched with `page`: a full page points at its last row's id, a short
+    /// one is the last page.
+    pub fn page<R: Into<T>>(
+        rows: Vec<R>,
+        page: cortex_core::store::Page,
+        id: impl Fn(&R) -> Uuid,
+    ) -> Self {
+        let next_before = (rows.len() == page.limit as usize)
+            .then(|| rows.last().map(&id))
+            .flatten();
+        Self {
+            data: rows.into_iter().map(Into::into).collect(),
+            next_before,
+        }
+    }
+}

@@ -67,11 +67,5 @@ pub async fn list_audit_events(
     ctx.member_with(Role::Admin)?;
     let page = params.page();
     let events = state.store.list_audit_events(ctx.tenant_id(), page).await?;
-    let next_before = (events.len() == page.limit as usize)
-        .then(|| events.last().map(|e| e.id.as_uuid()))
-        .flatten();
-    Ok(Json(ListView {
-        data: events.into_iter().map(Into::into).collect(),
-        next_before,
-    }))
+    Ok(Json(ListView::page(events, page, |e| e.id.as_uuid())))
 }
