@@ -88,6 +88,14 @@ id_type!(
     /// A background job.
     JobId
 );
+id_type!(
+    /// A document of a tenant's knowledge base.
+    DocumentId
+);
+id_type!(
+    /// One chunk of a document.
+    ChunkId
+);
 
 #[cfg(test)]
 mod tests {

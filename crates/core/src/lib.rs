@@ -10,6 +10,7 @@
 //! - [`credentials`]: API keys and scopes, refresh tokens, platform admins.
 //! - [`audit`]: the audit trail's events.
 //! - [`jobs`]: the durable job queue's data and backoff rule.
+//! - [`knowledge`]: documents, chunks, search hits and the vector maths the stores share.
 //! - [`plans`]: the default plan catalogue and its limits.
 //! - [`store`]: the `Store` port and its error type.
 
@@ -17,6 +18,7 @@ pub mod audit;
 pub mod credentials;
 pub mod ids;
 pub mod jobs;
+pub mod knowledge;
 pub mod plans;
 pub mod store;
 pub mod tenancy;

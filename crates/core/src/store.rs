@@ -12,8 +12,13 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
-use crate::ids::{ApiKeyId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId};
+use crate::ids::{
+    ApiKeyId, DocumentId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId,
+};
 use crate::jobs::{Job, Lease, NewJob};
+use crate::knowledge::{
+    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, PendingEmbedding,
+};
 use crate::tenancy::{
     Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
     Role, Tenant, TenantStatus, User,
@@ -46,6 +51,10 @@ pub mod conflict {
     pub const INVITATION_USED: &str = "invitation_used";
     pub const ALREADY_REVOKED: &str = "already_revoked";
     pub const LEASE_LOST: &str = "lease_lost";
+    pub const DOCUMENT_LIMIT_REACHED: &str = "document_limit_reached";
+    /// A job of an older generation of a document tried to change it after reprocessing
+    /// started a newer one.
+    pub const STALE_GENERATION: &str = "stale_generation";
 }
 
 /// A page of a list ordered by creation, newest first.
@@ -293,6 +302,131 @@ pub trait Store: Send + Sync + 'static {
 
     /// One job, for the worker runtime and operators.
     async fn get_job(&self, job: JobId) -> Result<Job>;
+
+    // ----- knowledge base -----------------------------------------------------------------
+
+    /// Creates the document and enqueues its first job, atomically. With `max_documents`,
+    /// refuses with `Conflict(document_limit_reached)` when the tenant already has that many
+    /// (checked under a lock, so concurrent uploads cannot overshoot).
+    async fn create_document(
+        &self,
+        tenant: TenantId,
+        document: NewDocument,
+        job: NewJob,
+        max_documents: Option<u32>,
+    ) -> Result<Document>;
+
+    async fn get_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document>;
+
+    /// Newest first.
+    async fn list_documents(&self, tenant: TenantId, page: Page) -> Result<Vec<Document>>;
+
+    async fn count_documents(&self, tenant: TenantId) -> Result<u64>;
+
+    /// Deletes the document with its chunks, their lexical entries and every vector no other
+    /// chunk of the tenant still uses, in one transaction. Returns the deleted row (the caller
+    /// removes the original from the blob store).
+    async fn delete_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document>;
+
+    /// Starts processing again under the next generation (status `pending`, stage `queued`)
+    /// and enqueues `job`, atomically. The current chunks stay searchable until the new run
+    /// replaces them.
+    async fn restart_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        job: NewJob,
+    ) -> Result<Document>;
+
+    /// Records progress of the run of `generation` (status `processing`).
+    /// `Conflict(stale_generation)` when a newer run started, `NotFound` when it was deleted.
+    async fn set_document_stage(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        stage: DocumentStage,
+        progress: u8,
+    ) -> Result<()>;
+
+    /// Replaces the document's chunks (and their lexical entries) with `chunks`, marks it
+    /// lexically searchable at stage `embedding`, drops vectors no chunk uses any more and
+    /// enqueues `next` (the embedding job), all in one transaction: a run that dies halfway
+    /// leaves the previous chunks, never a mix. `Conflict(stale_generation)` as above.
+    async fn replace_chunks(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        chunks: Vec<NewChunk>,
+        next: NewJob,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Marks the run failed with a stable code and a readable message and removes the
+    /// document's chunks: a failed document answers nothing.
+    async fn fail_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        code: &str,
+        message: &str,
+    ) -> Result<()>;
+
+    /// Up to `limit` distinct chunk texts of the document that have no vector for `model`.
+    async fn pending_embeddings(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        model: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingEmbedding>>;
+
+    /// Stores vectors by content hash; a hash that has one already keeps it.
+    async fn put_embeddings(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        vectors: &[(String, Vec<f32>)],
+    ) -> Result<()>;
+
+    /// Marks the run of `generation` ready (every chunk has a vector of `model`).
+    async fn finish_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        model: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Document>;
+
+    /// The document's chunks in order, from `offset`.
+    async fn list_chunks(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Chunk>>;
+
+    /// Full-text search of the tenant's chunks, best first, on the terms of
+    /// [`crate::knowledge::search_terms`] (any term may match; rarer terms weigh more).
+    async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>>;
+
+    /// The `k` chunks of the tenant whose `model` vectors are closest (cosine) to `vector`,
+    /// best first. The tenant always gets its own `k` best, however many other tenants hold.
+    async fn vector_search(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        vector: &[f32],
+        k: u32,
+    ) -> Result<Vec<ChunkHit>>;
+
+    /// Maintenance: documents still pending or processing whose job failed for good (e.g. a
+    /// worker died on the last attempt) become `failed`. Returns how many.
+    async fn fail_abandoned_documents(&self, at: DateTime<Utc>) -> Result<u64>;
 
     // ----- audit log -----------------------------------------------------------------------
 

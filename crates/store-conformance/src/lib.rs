@@ -21,6 +21,10 @@ use cortex_core::tenancy::{
 };
 use cortex_core::{Store, StoreError};
 
+mod knowledge;
+
+pub use knowledge::*;
+
 pub type DynStore = Arc<dyn Store>;
 
 /// Expands to one test per conformance case. `$open` is an async fn returning `DynStore`;
@@ -56,6 +60,16 @@ macro_rules! conformance_tests {
             an_expired_lease_passes_to_the_next_worker,
             a_lease_running_out_on_the_last_attempt_fails_the_job,
             concurrent_workers_never_share_a_job,
+            documents_are_created_with_their_first_job_and_listed_newest_first,
+            the_document_limit_holds_under_concurrent_uploads,
+            chunks_replace_atomically_and_are_found_lexically,
+            chunks_list_in_order_from_an_offset,
+            vectors_are_stored_once_per_text_and_searched_by_cosine,
+            another_tenants_documents_chunks_and_vectors_are_out_of_reach,
+            deleting_a_document_removes_its_chunks_index_entries_and_unused_vectors,
+            a_failed_document_answers_nothing_until_reprocessed,
+            a_tenant_gets_its_k_best_vectors_however_many_others_hold,
+            documents_whose_job_failed_for_good_are_marked_failed,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

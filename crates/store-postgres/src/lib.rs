@@ -5,6 +5,8 @@
 //! (`SELECT … FOR UPDATE`), so two owners demoting each other at once cannot both succeed under
 //! READ COMMITTED. Single use of tokens is one conditional `UPDATE … RETURNING`.
 
+mod vector;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,9 +17,13 @@ use cortex_core::credentials::{
     ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken,
 };
 use cortex_core::ids::{
-    ApiKeyId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId,
+    ApiKeyId, ChunkId, DocumentId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId,
+    UserId,
 };
 use cortex_core::jobs::{Job, Lease, NewJob};
+use cortex_core::knowledge::{
+    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, PendingEmbedding, search_terms,
+};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
     Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
@@ -25,7 +31,9 @@ use cortex_core::tenancy::{
 };
 use cortex_core::{Store, StoreError};
 use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+
+use crate::vector::PgVector;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -236,6 +244,122 @@ fn job_from(row: &PgRow) -> Result<Job> {
         finished_at: row.try_get("finished_at").map_err(db)?,
     })
 }
+
+async fn insert_job(
+    conn: &mut PgConnection,
+    tenant: Option<TenantId>,
+    job: &NewJob,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8)
+         ON CONFLICT (unique_key) DO NOTHING",
+    )
+    .bind(job.id.0)
+    .bind(tenant.map(|t| t.0))
+    .bind(&job.kind)
+    .bind(&job.payload)
+    .bind(job.unique_key.as_deref())
+    .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+    .bind(job.run_at)
+    .bind(job.created_at)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn count(v: i32) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+fn int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+fn document_from(row: &PgRow) -> Result<Document> {
+    Ok(Document {
+        id: DocumentId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        title: row.try_get("title").map_err(db)?,
+        filename: row.try_get("filename").map_err(db)?,
+        source: parse_enum("document source", row.try_get("source").map_err(db)?)?,
+        source_url: row.try_get("source_url").map_err(db)?,
+        kind: row.try_get("kind").map_err(db)?,
+        size_bytes: row.try_get::<i64, _>("size_bytes").map_err(db)?.max(0) as u64,
+        sha256: row.try_get("sha256").map_err(db)?,
+        blob_key: row.try_get("blob_key").map_err(db)?,
+        status: parse_enum("document status", row.try_get("status").map_err(db)?)?,
+        stage: parse_enum("document stage", row.try_get("stage").map_err(db)?)?,
+        progress: row.try_get::<i32, _>("progress").map_err(db)?.clamp(0, 100) as u8,
+        chunk_count: count(row.try_get("chunk_count").map_err(db)?),
+        error_code: row.try_get("error_code").map_err(db)?,
+        error_message: row.try_get("error_message").map_err(db)?,
+        generation: count(row.try_get("generation").map_err(db)?),
+        job_id: row
+            .try_get::<Option<Uuid>, _>("job_id")
+            .map_err(db)?
+            .map(JobId),
+        lexical_ready_at: row.try_get("lexical_ready_at").map_err(db)?,
+        vectors_ready_at: row.try_get("vectors_ready_at").map_err(db)?,
+        embedding_model: row.try_get("embedding_model").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+fn chunk_from(row: &PgRow) -> Result<Chunk> {
+    Ok(Chunk {
+        id: ChunkId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        document_id: DocumentId(row.try_get("document_id").map_err(db)?),
+        ordinal: count(row.try_get("ordinal").map_err(db)?),
+        text: row.try_get("text").map_err(db)?,
+        answer: row.try_get("answer").map_err(db)?,
+        heading_path: row.try_get("heading_path").map_err(db)?,
+        page_start: row
+            .try_get::<Option<i32>, _>("page_start")
+            .map_err(db)?
+            .map(count),
+        page_end: row
+            .try_get::<Option<i32>, _>("page_end")
+            .map_err(db)?
+            .map(count),
+        token_count: count(row.try_get("token_count").map_err(db)?),
+        content_hash: row.try_get("content_hash").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn hit_from(row: &PgRow) -> Result<ChunkHit> {
+    Ok(ChunkHit {
+        chunk: chunk_from(row)?,
+        document_title: row.try_get("document_title").map_err(db)?,
+        score: row.try_get::<f64, _>("score").map_err(db)? as f32,
+    })
+}
+
+/// Drops vectors of the tenant that no chunk uses any more.
+async fn collect_vectors(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM embeddings e WHERE e.tenant_id = $1 AND NOT EXISTS (
+             SELECT 1 FROM chunks c WHERE c.tenant_id = $1 AND c.content_hash = e.content_hash)",
+    )
+    .bind(tenant.0)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The chunk columns plus the document title, for search hits.
+const HIT_COLUMNS: &str = "c.id, c.tenant_id, c.document_id, c.ordinal, c.text, c.answer,
+    c.heading_path, c.page_start, c.page_end, c.token_count, c.content_hash, c.created_at,
+    d.title AS document_title";
+
+/// The dimension the HNSW index covers (migration `0003`); other dimensions are searched
+/// exactly.
+const INDEXED_DIMS: usize = 384;
 
 /// Leases due jobs. `FOR UPDATE SKIP LOCKED` lets concurrent workers each take different
 /// jobs without waiting on one another.
@@ -966,23 +1090,8 @@ impl Store for PgStore {
     }
 
     async fn enqueue_job(&self, tenant: Option<TenantId>, job: NewJob) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8)
-             ON CONFLICT (unique_key) DO NOTHING",
-        )
-        .bind(job.id.0)
-        .bind(tenant.map(|t| t.0))
-        .bind(&job.kind)
-        .bind(&job.payload)
-        .bind(job.unique_key.as_deref())
-        .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
-        .bind(job.run_at)
-        .bind(job.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        insert_job(&mut conn, tenant, &job).await
     }
 
     async fn lease_jobs(
@@ -1076,6 +1185,501 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
         job_from(&row)
+    }
+
+    async fn create_document(
+        &self,
+        tenant: TenantId,
+        d: NewDocument,
+        job: NewJob,
+        max_documents: Option<u32>,
+    ) -> Result<Document> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Concurrent uploads of one tenant queue on its row, so the count below is current.
+        lock_tenant(&mut tx, tenant).await?;
+        if let Some(max) = max_documents {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            if n >= i64::from(max) {
+                return Err(StoreError::Conflict(conflict::DOCUMENT_LIMIT_REACHED));
+            }
+        }
+        let row = sqlx::query(
+            "INSERT INTO documents (id, tenant_id, title, filename, source, source_url, kind, size_bytes,
+                 sha256, blob_key, status, stage, job_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', 'queued', $11, $12, $12)
+             RETURNING *",
+        )
+        .bind(d.id.0)
+        .bind(tenant.0)
+        .bind(&d.title)
+        .bind(d.filename.as_deref())
+        .bind(d.source.as_str())
+        .bind(d.source_url.as_deref())
+        .bind(&d.kind)
+        .bind(i64::try_from(d.size_bytes).unwrap_or(i64::MAX))
+        .bind(&d.sha256)
+        .bind(d.blob_key.as_deref())
+        .bind(job.id.0)
+        .bind(d.created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_job(&mut tx, Some(tenant), &job).await?;
+        tx.commit().await.map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn get_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document> {
+        let row = sqlx::query("SELECT * FROM documents WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(document.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn list_documents(&self, tenant: TenantId, page: Page) -> Result<Vec<Document>> {
+        let rows = sqlx::query(
+            "SELECT * FROM documents WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant.0)
+        .bind(page.before)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(document_from).collect()
+    }
+
+    async fn count_documents(&self, tenant: TenantId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2 RETURNING *")
+            .bind(tenant.0)
+            .bind(document.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or(StoreError::NotFound)?;
+        // The cascade removes the chunks and with them their lexical entries.
+        collect_vectors(&mut tx, tenant).await?;
+        tx.commit().await.map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn restart_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        job: NewJob,
+    ) -> Result<Document> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE documents SET generation = generation + 1, status = 'pending', stage = 'queued',
+                 progress = 0, error_code = NULL, error_message = NULL, job_id = $3, updated_at = $4
+             WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(job.id.0)
+        .bind(job.created_at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound)?;
+        insert_job(&mut tx, Some(tenant), &job).await?;
+        tx.commit().await.map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn set_document_stage(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        stage: DocumentStage,
+        progress: u8,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'processing', stage = $4, progress = $5, updated_at = $6
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(int(generation))
+        .bind(stage.as_str())
+        .bind(i32::from(progress.min(100)))
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        Ok(())
+    }
+
+    async fn replace_chunks(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        chunks: Vec<NewChunk>,
+        next: NewJob,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'processing', stage = 'embedding', progress = 50,
+                 chunk_count = $4, lexical_ready_at = $5, vectors_ready_at = NULL, job_id = $6,
+                 updated_at = $5
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(int(generation))
+        .bind(i32::try_from(chunks.len()).unwrap_or(i32::MAX))
+        .bind(at)
+        .bind(next.id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+            .bind(tenant.0)
+            .bind(document.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        // One statement per 500 chunks: the rows travel as arrays and are unnested.
+        for batch in chunks.chunks(500) {
+            let ids: Vec<Uuid> = batch.iter().map(|c| c.id.0).collect();
+            let ordinals: Vec<i32> = batch.iter().map(|c| int(c.ordinal)).collect();
+            let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
+            let answers: Vec<Option<&str>> = batch.iter().map(|c| c.answer.as_deref()).collect();
+            let paths: Vec<String> = batch
+                .iter()
+                .map(|c| serde_json::to_string(&c.heading_path).unwrap_or_else(|_| "[]".into()))
+                .collect();
+            let starts: Vec<Option<i32>> = batch.iter().map(|c| c.page_start.map(int)).collect();
+            let ends: Vec<Option<i32>> = batch.iter().map(|c| c.page_end.map(int)).collect();
+            let tokens: Vec<i32> = batch.iter().map(|c| int(c.token_count)).collect();
+            let hashes: Vec<&str> = batch.iter().map(|c| c.content_hash.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, answer, heading_path,
+                     page_start, page_end, token_count, content_hash, created_at)
+                 SELECT u.id, $1, $2, u.ordinal, u.text, u.answer,
+                     ARRAY(SELECT jsonb_array_elements_text(u.path::jsonb)),
+                     u.page_start, u.page_end, u.tokens, u.hash, $3
+                 FROM UNNEST($4::uuid[], $5::int4[], $6::text[], $7::text[], $8::text[],
+                             $9::int4[], $10::int4[], $11::int4[], $12::text[])
+                     AS u(id, ordinal, text, answer, path, page_start, page_end, tokens, hash)",
+            )
+            .bind(tenant.0)
+            .bind(document.0)
+            .bind(at)
+            .bind(ids)
+            .bind(ordinals)
+            .bind(texts)
+            .bind(answers)
+            .bind(paths)
+            .bind(starts)
+            .bind(ends)
+            .bind(tokens)
+            .bind(hashes)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        collect_vectors(&mut tx, tenant).await?;
+        insert_job(&mut tx, Some(tenant), &next).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn fail_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        code: &str,
+        message: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'failed', error_code = $4, error_message = $5,
+                 chunk_count = 0, lexical_ready_at = NULL, vectors_ready_at = NULL, updated_at = $6
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(int(generation))
+        .bind(code)
+        .bind(message)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+            .bind(tenant.0)
+            .bind(document.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        collect_vectors(&mut tx, tenant).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn pending_embeddings(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        model: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingEmbedding>> {
+        let rows = sqlx::query(
+            "SELECT c.content_hash, MIN(c.text) AS text FROM chunks c
+             WHERE c.tenant_id = $1 AND c.document_id = $2 AND NOT EXISTS (
+                 SELECT 1 FROM embeddings e
+                 WHERE e.tenant_id = $1 AND e.model = $3 AND e.content_hash = c.content_hash)
+             GROUP BY c.content_hash ORDER BY MIN(c.ordinal) LIMIT $4",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(model)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingEmbedding {
+                    content_hash: r.try_get("content_hash").map_err(db)?,
+                    text: r.try_get("text").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_embeddings(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        vectors: &[(String, Vec<f32>)],
+    ) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for (hash, v) in vectors {
+            sqlx::query(
+                "INSERT INTO embeddings (tenant_id, model, content_hash, dims, embedding, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(model)
+            .bind(hash)
+            .bind(i32::try_from(v.len()).unwrap_or(i32::MAX))
+            .bind(PgVector(v))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn finish_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        model: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Document> {
+        let row = sqlx::query(
+            "UPDATE documents SET status = 'ready', stage = 'done', progress = 100,
+                 vectors_ready_at = $4, embedding_model = $5, updated_at = $4
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(int(generation))
+        .bind(at)
+        .bind(model)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => document_from(&row),
+            None => Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await),
+        }
+    }
+
+    async fn list_chunks(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Chunk>> {
+        let rows = sqlx::query(
+            "SELECT * FROM chunks WHERE tenant_id = $1 AND document_id = $2 AND ordinal >= $3
+             ORDER BY ordinal LIMIT $4",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(int(offset))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(chunk_from).collect()
+    }
+
+    async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
+        let terms = search_terms(query);
+        if terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        // Terms are letters and digits only, so `|` between them is a safe OR query.
+        let any = terms.join(" | ");
+        let sql = format!(
+            "SELECT {HIT_COLUMNS}, ts_rank(c.tsv, q, 1)::float8 AS score
+             FROM chunks c JOIN documents d ON d.id = c.document_id,
+                  to_tsquery('english', $2) AS q
+             WHERE c.tenant_id = $1 AND c.tsv @@ q
+             ORDER BY score DESC, c.id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(any)
+            .bind(i64::from(k))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(hit_from).collect()
+    }
+
+    async fn vector_search(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        vector: &[f32],
+        k: u32,
+    ) -> Result<Vec<ChunkHit>> {
+        if k == 0 || vector.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dims = vector.len();
+        // Spare candidates cover hashes shared by several chunks.
+        let want = i64::from(k) + 8;
+        let search = |approximate: bool| {
+            // HNSW filters by tenant *after* walking the graph, so it may find fewer than k
+            // rows of this tenant; the exact scan below then answers instead.
+            let order = if approximate {
+                format!("e.embedding::vector({INDEXED_DIMS}) <=> $3::vector({INDEXED_DIMS})")
+            } else {
+                "e.embedding <=> $3".to_owned()
+            };
+            format!(
+                "WITH best AS (
+                     SELECT e.content_hash, 1 - ({order}) AS score FROM embeddings e
+                     WHERE e.tenant_id = $1 AND e.model = $2 AND e.dims = {dims}
+                     ORDER BY {order} LIMIT $4)
+                 SELECT {HIT_COLUMNS}, best.score::float8 AS score
+                 FROM best JOIN chunks c ON c.tenant_id = $1 AND c.content_hash = best.content_hash
+                 JOIN documents d ON d.id = c.document_id
+                 ORDER BY score DESC, c.id LIMIT $5"
+            )
+        };
+        let run = |sql: String, ef_search: Option<i64>| async move {
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            if let Some(ef) = ef_search {
+                sqlx::query(&format!("SET LOCAL hnsw.ef_search = {ef}"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(model)
+                .bind(PgVector(vector))
+                .bind(want)
+                .bind(i64::from(k))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.iter().map(hit_from).collect::<Result<Vec<_>>>()
+        };
+        if dims == INDEXED_DIMS {
+            let ef = (want * 10).clamp(40, 1000);
+            let hits = run(search(true), Some(ef)).await?;
+            if hits.len() >= k as usize {
+                return Ok(hits);
+            }
+        }
+        run(search(false), None).await
+    }
+
+    async fn fail_abandoned_documents(&self, at: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let rows = sqlx::query(
+            "UPDATE documents SET status = 'failed', error_code = 'processing_abandoned',
+                 error_message = 'processing stopped after its last attempt: ' || COALESCE(
+                     (SELECT last_error FROM jobs WHERE jobs.id = documents.job_id), 'unknown error'),
+                 chunk_count = 0, lexical_ready_at = NULL, vectors_ready_at = NULL, updated_at = $1
+             WHERE status IN ('pending', 'processing')
+               AND job_id IN (SELECT id FROM jobs WHERE status = 'failed')
+             RETURNING id, tenant_id",
+        )
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        for row in &rows {
+            let tenant = TenantId(row.try_get("tenant_id").map_err(db)?);
+            let id: Uuid = row.try_get("id").map_err(db)?;
+            sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+                .bind(tenant.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            collect_vectors(&mut tx, tenant).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(rows.len() as u64)
     }
 
     async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()> {

@@ -5,7 +5,10 @@
 //! last-owner rule, single use of tokens) are single conditional statements: SQLite runs one
 //! writer at a time, so a statement that reads and writes is atomic.
 
+mod vectors;
+
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,9 +18,14 @@ use cortex_core::credentials::{
     ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken,
 };
 use cortex_core::ids::{
-    ApiKeyId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId,
+    ApiKeyId, ChunkId, DocumentId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId,
+    UserId,
 };
 use cortex_core::jobs::{Job, Lease, NewJob};
+use cortex_core::knowledge::{
+    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, PendingEmbedding,
+    search_terms, vector_from_bytes, vector_to_bytes,
+};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
     Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
@@ -27,8 +35,10 @@ use cortex_core::{Store, StoreError};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use uuid::Uuid;
+
+use crate::vectors::{Matrix, VectorCache};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -36,7 +46,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    vectors: Arc<VectorCache>,
 }
+
+/// Memory the in-process vector matrices may use before the least recently searched tenants
+/// are dropped: 1 GiB holds ~650k chunks of 384 dimensions.
+pub const DEFAULT_VECTOR_CACHE_BYTES: usize = 1 << 30;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`)
@@ -57,7 +72,10 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            vectors: Arc::new(VectorCache::new(DEFAULT_VECTOR_CACHE_BYTES)),
+        })
     }
 
     /// Applies every migration not yet applied.
@@ -267,6 +285,103 @@ fn job_from(row: &SqliteRow) -> Result<Job> {
     })
 }
 
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn count(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+fn document_from(row: &SqliteRow) -> Result<Document> {
+    Ok(Document {
+        id: DocumentId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        title: row.try_get("title").map_err(db)?,
+        filename: row.try_get("filename").map_err(db)?,
+        source: parse_enum("document source", row.try_get("source").map_err(db)?)?,
+        source_url: row.try_get("source_url").map_err(db)?,
+        kind: row.try_get("kind").map_err(db)?,
+        size_bytes: row.try_get::<i64, _>("size_bytes").map_err(db)?.max(0) as u64,
+        sha256: row.try_get("sha256").map_err(db)?,
+        blob_key: row.try_get("blob_key").map_err(db)?,
+        status: parse_enum("document status", row.try_get("status").map_err(db)?)?,
+        stage: parse_enum("document stage", row.try_get("stage").map_err(db)?)?,
+        progress: row.try_get::<i64, _>("progress").map_err(db)?.clamp(0, 100) as u8,
+        chunk_count: count(row.try_get("chunk_count").map_err(db)?),
+        error_code: row.try_get("error_code").map_err(db)?,
+        error_message: row.try_get("error_message").map_err(db)?,
+        generation: count(row.try_get("generation").map_err(db)?),
+        job_id: row
+            .try_get::<Option<Uuid>, _>("job_id")
+            .map_err(db)?
+            .map(JobId),
+        lexical_ready_at: opt_ts(row.try_get("lexical_ready_at").map_err(db)?),
+        vectors_ready_at: opt_ts(row.try_get("vectors_ready_at").map_err(db)?),
+        embedding_model: row.try_get("embedding_model").map_err(db)?,
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+        updated_at: ts(row.try_get("updated_at").map_err(db)?),
+    })
+}
+
+fn chunk_from(row: &SqliteRow) -> Result<Chunk> {
+    let path: String = row.try_get("heading_path").map_err(db)?;
+    Ok(Chunk {
+        id: ChunkId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        document_id: DocumentId(row.try_get("document_id").map_err(db)?),
+        ordinal: count(row.try_get("ordinal").map_err(db)?),
+        text: row.try_get("text").map_err(db)?,
+        answer: row.try_get("answer").map_err(db)?,
+        heading_path: serde_json::from_str(&path).map_err(|_| corrupt("heading path", &path))?,
+        page_start: row
+            .try_get::<Option<i64>, _>("page_start")
+            .map_err(db)?
+            .map(count),
+        page_end: row
+            .try_get::<Option<i64>, _>("page_end")
+            .map_err(db)?
+            .map(count),
+        token_count: count(row.try_get("token_count").map_err(db)?),
+        content_hash: row.try_get("content_hash").map_err(db)?,
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+fn hit_from(row: &SqliteRow) -> Result<ChunkHit> {
+    Ok(ChunkHit {
+        chunk: chunk_from(row)?,
+        document_title: row.try_get("document_title").map_err(db)?,
+        score: row.try_get::<f64, _>("score").map_err(db)? as f32,
+    })
+}
+
+/// Drops vectors of the tenant that no chunk uses any more, and tells the vector caches
+/// when some went.
+async fn collect_vectors(conn: &mut SqliteConnection, tenant: TenantId) -> Result<()> {
+    let gone = sqlx::query(
+        "DELETE FROM embeddings WHERE tenant_id = $1 AND NOT EXISTS (
+             SELECT 1 FROM chunks c WHERE c.tenant_id = $1 AND c.content_hash = embeddings.content_hash)",
+    )
+    .bind(tenant.0)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if gone.rows_affected() > 0 {
+        sqlx::query("UPDATE embedding_versions SET version = version + 1 WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// The chunk columns plus the document title, for search hits.
+const HIT_COLUMNS: &str = "c.seq, c.id, c.tenant_id, c.document_id, c.ordinal, c.text, c.answer,
+    c.heading_path, c.page_start, c.page_end, c.token_count, c.content_hash, c.created_at,
+    d.title AS document_title";
+
 /// Leases due jobs: one statement, so two workers cannot take the same job (SQLite runs one
 /// writer at a time).
 const LEASE_SQL: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1,
@@ -300,6 +415,30 @@ async fn insert_audit(
     .await
     .map_err(db)?;
     Ok(())
+}
+
+async fn insert_job(
+    conn: &mut SqliteConnection,
+    tenant: Option<TenantId>,
+    job: &NewJob,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8)
+         ON CONFLICT (unique_key) DO NOTHING",
+    )
+    .bind(job.id.0)
+    .bind(tenant.map(|t| t.0))
+    .bind(&job.kind)
+    .bind(job.payload.to_string())
+    .bind(job.unique_key.as_deref())
+    .bind(i64::from(job.max_attempts))
+    .bind(ms(job.run_at))
+    .bind(ms(job.created_at))
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
 }
 
 async fn insert_user(
@@ -340,6 +479,53 @@ impl SqliteStore {
             return Err(StoreError::Conflict(conflict::LEASE_LOST));
         }
         Ok(())
+    }
+
+    /// The tenant's matrix of `model` vectors, from the cache when it is current.
+    async fn matrix(&self, tenant: TenantId, model: &str, dims: usize) -> Result<Arc<Matrix>> {
+        let version: i64 = sqlx::query_scalar(
+            "SELECT version FROM embedding_versions WHERE tenant_id = $1 AND model = $2",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .unwrap_or(0);
+        if let Some(m) = self.vectors.get(tenant, model, version) {
+            return Ok(m);
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Read the version again inside the snapshot the rows come from.
+        let version: i64 = sqlx::query_scalar(
+            "SELECT version FROM embedding_versions WHERE tenant_id = $1 AND model = $2",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .unwrap_or(0);
+        let rows = sqlx::query(
+            "SELECT content_hash, vector FROM embeddings WHERE tenant_id = $1 AND model = $2 AND dims = $3",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .bind(i64::try_from(dims).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut vectors = Vec::with_capacity(rows.len());
+        for row in rows {
+            let hash: String = row.try_get("content_hash").map_err(db)?;
+            let bytes: Vec<u8> = row.try_get("vector").map_err(db)?;
+            let v = vector_from_bytes(&bytes).ok_or_else(|| corrupt("vector", &hash))?;
+            vectors.push((hash, v));
+        }
+        let matrix = Arc::new(Matrix::new(version, dims, vectors));
+        self.vectors.put(tenant, model, matrix.clone());
+        Ok(matrix)
     }
 
     /// Why a conditional change matched no row: the row is there, so the rule refused it
@@ -976,23 +1162,8 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue_job(&self, tenant: Option<TenantId>, job: NewJob) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8)
-             ON CONFLICT (unique_key) DO NOTHING",
-        )
-        .bind(job.id.0)
-        .bind(tenant.map(|t| t.0))
-        .bind(&job.kind)
-        .bind(job.payload.to_string())
-        .bind(job.unique_key.as_deref())
-        .bind(i64::from(job.max_attempts))
-        .bind(ms(job.run_at))
-        .bind(ms(job.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        insert_job(&mut conn, tenant, &job).await
     }
 
     async fn lease_jobs(
@@ -1086,6 +1257,478 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         job_from(&row)
+    }
+
+    async fn create_document(
+        &self,
+        tenant: TenantId,
+        d: NewDocument,
+        job: NewJob,
+        max_documents: Option<u32>,
+    ) -> Result<Document> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // One statement checks the limit and inserts: SQLite runs one writer at a time.
+        let done = sqlx::query(
+            "INSERT INTO documents (id, tenant_id, title, filename, source, source_url, kind, size_bytes,
+                 sha256, blob_key, status, stage, job_id, created_at, updated_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', 'queued', $11, $12, $12
+             WHERE $13 IS NULL OR (SELECT COUNT(*) FROM documents WHERE tenant_id = $2) < $13",
+        )
+        .bind(d.id.0)
+        .bind(tenant.0)
+        .bind(&d.title)
+        .bind(d.filename.as_deref())
+        .bind(d.source.as_str())
+        .bind(d.source_url.as_deref())
+        .bind(&d.kind)
+        .bind(i64::try_from(d.size_bytes).unwrap_or(i64::MAX))
+        .bind(&d.sha256)
+        .bind(d.blob_key.as_deref())
+        .bind(job.id.0)
+        .bind(ms(d.created_at))
+        .bind(max_documents.map(i64::from))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(conflict::DOCUMENT_LIMIT_REACHED));
+        }
+        insert_job(&mut tx, Some(tenant), &job).await?;
+        let row = sqlx::query("SELECT * FROM documents WHERE id = $1")
+            .bind(d.id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn get_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document> {
+        let row = sqlx::query("SELECT * FROM documents WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(document.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn list_documents(&self, tenant: TenantId, page: Page) -> Result<Vec<Document>> {
+        let rows = sqlx::query(
+            "SELECT * FROM documents WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant.0)
+        .bind(page.before)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(document_from).collect()
+    }
+
+    async fn count_documents(&self, tenant: TenantId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2 RETURNING *")
+            .bind(tenant.0)
+            .bind(document.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or(StoreError::NotFound)?;
+        // The cascade removes the chunks; their triggers remove the lexical entries.
+        collect_vectors(&mut tx, tenant).await?;
+        tx.commit().await.map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn restart_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        job: NewJob,
+    ) -> Result<Document> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE documents SET generation = generation + 1, status = 'pending', stage = 'queued',
+                 progress = 0, error_code = NULL, error_message = NULL, job_id = $3, updated_at = $4
+             WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(job.id.0)
+        .bind(ms(job.created_at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound)?;
+        insert_job(&mut tx, Some(tenant), &job).await?;
+        tx.commit().await.map_err(db)?;
+        document_from(&row)
+    }
+
+    async fn set_document_stage(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        stage: DocumentStage,
+        progress: u8,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'processing', stage = $4, progress = $5, updated_at = $6
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(i64::from(generation))
+        .bind(stage.as_str())
+        .bind(i64::from(progress.min(100)))
+        .bind(ms(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        Ok(())
+    }
+
+    async fn replace_chunks(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        chunks: Vec<NewChunk>,
+        next: NewJob,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'processing', stage = 'embedding', progress = 50,
+                 chunk_count = $4, lexical_ready_at = $5, vectors_ready_at = NULL, job_id = $6,
+                 updated_at = $5
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(i64::from(generation))
+        .bind(i64::try_from(chunks.len()).unwrap_or(i64::MAX))
+        .bind(ms(at))
+        .bind(next.id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+            .bind(tenant.0)
+            .bind(document.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for c in &chunks {
+            sqlx::query(
+                "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, answer, heading_path,
+                     page_start, page_end, token_count, content_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(c.id.0)
+            .bind(tenant.0)
+            .bind(document.0)
+            .bind(i64::from(c.ordinal))
+            .bind(&c.text)
+            .bind(c.answer.as_deref())
+            .bind(serde_json::to_string(&c.heading_path).unwrap_or_else(|_| "[]".into()))
+            .bind(c.page_start.map(i64::from))
+            .bind(c.page_end.map(i64::from))
+            .bind(i64::from(c.token_count))
+            .bind(&c.content_hash)
+            .bind(ms(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        collect_vectors(&mut tx, tenant).await?;
+        insert_job(&mut tx, Some(tenant), &next).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn fail_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        code: &str,
+        message: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'failed', error_code = $4, error_message = $5,
+                 chunk_count = 0, lexical_ready_at = NULL, vectors_ready_at = NULL, updated_at = $6
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(i64::from(generation))
+        .bind(code)
+        .bind(message)
+        .bind(ms(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+            .bind(tenant.0)
+            .bind(document.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        collect_vectors(&mut tx, tenant).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn pending_embeddings(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        model: &str,
+        limit: u32,
+    ) -> Result<Vec<PendingEmbedding>> {
+        let rows = sqlx::query(
+            "SELECT c.content_hash, MIN(c.text) AS text FROM chunks c
+             WHERE c.tenant_id = $1 AND c.document_id = $2 AND NOT EXISTS (
+                 SELECT 1 FROM embeddings e
+                 WHERE e.tenant_id = $1 AND e.model = $3 AND e.content_hash = c.content_hash)
+             GROUP BY c.content_hash ORDER BY MIN(c.ordinal) LIMIT $4",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(model)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingEmbedding {
+                    content_hash: r.try_get("content_hash").map_err(db)?,
+                    text: r.try_get("text").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_embeddings(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        vectors: &[(String, Vec<f32>)],
+    ) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let now = ms(Utc::now());
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for (hash, v) in vectors {
+            sqlx::query(
+                "INSERT INTO embeddings (tenant_id, model, content_hash, dims, vector, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(model)
+            .bind(hash)
+            .bind(i64::try_from(v.len()).unwrap_or(i64::MAX))
+            .bind(vector_to_bytes(v))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        sqlx::query(
+            "INSERT INTO embedding_versions (tenant_id, model, version) VALUES ($1, $2, 1)
+             ON CONFLICT (tenant_id, model) DO UPDATE SET version = version + 1",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn finish_document(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        model: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Document> {
+        let row = sqlx::query(
+            "UPDATE documents SET status = 'ready', stage = 'done', progress = 100,
+                 vectors_ready_at = $4, embedding_model = $5, updated_at = $4
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(i64::from(generation))
+        .bind(ms(at))
+        .bind(model)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => document_from(&row),
+            None => Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await),
+        }
+    }
+
+    async fn list_chunks(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Chunk>> {
+        let rows = sqlx::query(
+            "SELECT * FROM chunks WHERE tenant_id = $1 AND document_id = $2 AND ordinal >= $3
+             ORDER BY ordinal LIMIT $4",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(i64::from(offset))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(chunk_from).collect()
+    }
+
+    async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
+        let terms = search_terms(query);
+        if terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        // Terms are letters and digits only, so quoting them is all the escaping needed.
+        let any = terms
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let tenant_token = format!("t{}", hex_lower(tenant.0.as_bytes()));
+        let expr = format!("tenant : \"{tenant_token}\" AND text : ({any})");
+        let sql = format!(
+            "SELECT {HIT_COLUMNS}, -bm25(chunks_fts, 1.0, 0.0) AS score
+             FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid
+             JOIN documents d ON d.id = c.document_id
+             WHERE chunks_fts MATCH $1 AND c.tenant_id = $2
+             ORDER BY bm25(chunks_fts, 1.0, 0.0) LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(expr)
+            .bind(tenant.0)
+            .bind(i64::from(k))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(hit_from).collect()
+    }
+
+    async fn vector_search(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        vector: &[f32],
+        k: u32,
+    ) -> Result<Vec<ChunkHit>> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let matrix = self.matrix(tenant, model, vector.len()).await?;
+        // A hash may stand for several chunks with the same text; a few spare candidates
+        // cover hashes whose chunks went since the matrix was loaded.
+        let best = matrix.search(vector, k as usize + 8);
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<&str> = best.iter().map(|(h, _)| h.as_str()).collect();
+        let sql = format!(
+            "SELECT {HIT_COLUMNS}, 0.0 AS score FROM chunks c JOIN documents d ON d.id = c.document_id
+             WHERE c.tenant_id = $1 AND c.content_hash IN (SELECT value FROM json_each($2))"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant.0)
+            .bind(serde_json::to_string(&hashes).map_err(StoreError::other)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut hits = rows.iter().map(hit_from).collect::<Result<Vec<_>>>()?;
+        for hit in &mut hits {
+            hit.score = best
+                .iter()
+                .find(|(h, _)| *h == hit.chunk.content_hash)
+                .map_or(f32::MIN, |(_, s)| *s);
+        }
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.chunk.id.cmp(&b.chunk.id))
+        });
+        hits.truncate(k as usize);
+        Ok(hits)
+    }
+
+    async fn fail_abandoned_documents(&self, at: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let rows = sqlx::query(
+            "UPDATE documents SET status = 'failed', error_code = 'processing_abandoned',
+                 error_message = 'processing stopped after its last attempt: ' || COALESCE(
+                     (SELECT last_error FROM jobs WHERE jobs.id = documents.job_id), 'unknown error'),
+                 chunk_count = 0, lexical_ready_at = NULL, vectors_ready_at = NULL, updated_at = $1
+             WHERE status IN ('pending', 'processing')
+               AND job_id IN (SELECT id FROM jobs WHERE status = 'failed')
+             RETURNING id, tenant_id",
+        )
+        .bind(ms(at))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        for row in &rows {
+            let tenant = TenantId(row.try_get("tenant_id").map_err(db)?);
+            let id: Uuid = row.try_get("id").map_err(db)?;
+            sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+                .bind(tenant.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            collect_vectors(&mut tx, tenant).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(rows.len() as u64)
     }
 
     async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()> {

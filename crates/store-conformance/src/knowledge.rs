@@ -1,0 +1,658 @@
+//! Conformance cases of the knowledge base: documents, chunks, the lexical index and vectors.
+
+use chrono::Duration;
+use cortex_core::ids::{DocumentId, TenantId};
+use cortex_core::jobs::NewJob;
+use cortex_core::knowledge::{
+    DocumentSource, DocumentStage, DocumentStatus, NewChunk, NewDocument, Searchable,
+};
+use cortex_core::store::{Page, conflict};
+
+use super::{DynStore, assert_conflict, assert_not_found, now, tenant_with_owner};
+
+const MODEL: &str = "test-model";
+const DIMS: usize = 384;
+
+fn new_document(title: &str) -> NewDocument {
+    NewDocument {
+        id: DocumentId::new(),
+        title: title.to_owned(),
+        filename: Some(format!("{title}.md")),
+        source: DocumentSource::Upload,
+        source_url: None,
+        kind: "markdown".into(),
+        size_bytes: 1234,
+        sha256: "ab".repeat(32),
+        blob_key: Some(format!("blobs/{title}")),
+        created_at: now(),
+    }
+}
+
+fn parse_job(doc: DocumentId, generation: u32) -> NewJob {
+    NewJob::now(
+        "ParseDocument",
+        serde_json::json!({ "document_id": doc, "generation": generation }),
+    )
+    .unique(format!("ParseDocument:{doc}:{generation}"))
+}
+
+fn embed_job(doc: DocumentId, generation: u32) -> NewJob {
+    NewJob::now(
+        "EmbedChunks",
+        serde_json::json!({ "document_id": doc, "generation": generation }),
+    )
+    .unique(format!("EmbedChunks:{doc}:{generation}"))
+}
+
+async fn create(store: &DynStore, tenant: TenantId, title: &str) -> DocumentId {
+    let d = new_document(title);
+    let id = d.id;
+    store
+        .create_document(tenant, d, parse_job(id, 1), None)
+        .await
+        .expect("create document");
+    id
+}
+
+fn chunks(texts: &[&str]) -> Vec<NewChunk> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut c = NewChunk::new(i as u32, (*t).to_owned(), 10);
+            c.heading_path = vec!["Guide".into(), format!("Part {i}")];
+            c.page_start = Some(i as u32 + 1);
+            c.page_end = Some(i as u32 + 2);
+            c
+        })
+        .collect()
+}
+
+async fn put_chunks(store: &DynStore, tenant: TenantId, doc: DocumentId, g: u32, texts: &[&str]) {
+    store
+        .replace_chunks(tenant, doc, g, chunks(texts), embed_job(doc, g), now())
+        .await
+        .expect("replace chunks");
+}
+
+/// A deterministic unit vector: mostly along axis `axis`, a little along `axis + 1`.
+fn unit(axis: usize, tilt: f32) -> Vec<f32> {
+    let mut v = vec![0.0f32; DIMS];
+    v[axis % DIMS] = 1.0;
+    v[(axis + 1) % DIMS] = tilt;
+    let n = (1.0 + tilt * tilt).sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+/// Embeds every pending chunk of `doc` with `vector_of(text)`.
+async fn embed_all(
+    store: &DynStore,
+    tenant: TenantId,
+    doc: DocumentId,
+    vector_of: impl Fn(&str) -> Vec<f32>,
+) {
+    let pending = store
+        .pending_embeddings(tenant, doc, MODEL, 1000)
+        .await
+        .expect("pending");
+    let vectors: Vec<(String, Vec<f32>)> = pending
+        .iter()
+        .map(|p| (p.content_hash.clone(), vector_of(&p.text)))
+        .collect();
+    store
+        .put_embeddings(tenant, MODEL, &vectors)
+        .await
+        .expect("put embeddings");
+}
+
+fn texts(hits: &[cortex_core::knowledge::ChunkHit]) -> Vec<&str> {
+    hits.iter().map(|h| h.chunk.text.as_str()).collect()
+}
+
+pub async fn documents_are_created_with_their_first_job_and_listed_newest_first(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let a = create(&store, t, "a").await;
+    let b = create(&store, t, "b").await;
+    let doc = store.get_document(t, a).await.expect("get");
+    assert_eq!(
+        (doc.status, doc.stage, doc.generation, doc.progress),
+        (DocumentStatus::Pending, DocumentStage::Queued, 1, 0)
+    );
+    assert_eq!(doc.searchable(), Searchable::No);
+    assert_eq!(doc.filename.as_deref(), Some("a.md"));
+    assert_eq!(doc.blob_key.as_deref(), Some("blobs/a"));
+    assert_eq!(doc.size_bytes, 1234);
+    let listed = store
+        .list_documents(t, Page::first(10))
+        .await
+        .expect("list");
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![b, a]);
+    let second_page = store
+        .list_documents(
+            t,
+            Page {
+                limit: 10,
+                before: Some(b.0),
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(second_page.len(), 1);
+    assert_eq!(store.count_documents(t).await.expect("count"), 2);
+    let leased = store
+        .lease_jobs(now() + Duration::seconds(1), Duration::seconds(60), 10)
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 2, "each document came with its job");
+    assert_eq!(leased[0].job.tenant_id, Some(t));
+    assert_eq!(doc.job_id, Some(leased[0].job.id));
+}
+
+pub async fn the_document_limit_holds_under_concurrent_uploads(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let d = new_document(&format!("doc{i}"));
+                let id = d.id;
+                s.create_document(t, d, parse_job(id, 1), Some(3)).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for h in handles {
+        match h.await.expect("join") {
+            Ok(_) => created += 1,
+            Err(e) => assert!(
+                matches!(e, cortex_core::StoreError::Conflict(c) if c == conflict::DOCUMENT_LIMIT_REACHED),
+                "unexpected {e:?}"
+            ),
+        }
+    }
+    assert_eq!(created, 3);
+    assert_eq!(store.count_documents(t).await.expect("count"), 3);
+    let jobs = store
+        .lease_jobs(now() + Duration::seconds(1), Duration::seconds(60), 20)
+        .await
+        .expect("lease");
+    assert_eq!(jobs.len(), 3, "a refused document leaves no job behind");
+}
+
+pub async fn chunks_replace_atomically_and_are_found_lexically(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let doc = create(&store, t, "refunds").await;
+    store
+        .set_document_stage(t, doc, 1, DocumentStage::Parsing, 10)
+        .await
+        .expect("stage");
+    put_chunks(
+        &store,
+        t,
+        doc,
+        1,
+        &[
+            "Refunds are issued within 14 days of a return.",
+            "Shipping to Canada takes five business days.",
+            "Our office cat is named Biscuit.",
+        ],
+    )
+    .await;
+    let d = store.get_document(t, doc).await.expect("get");
+    assert_eq!(
+        (d.status, d.stage, d.chunk_count),
+        (DocumentStatus::Processing, DocumentStage::Embedding, 3)
+    );
+    assert_eq!(
+        d.searchable(),
+        Searchable::Lexical,
+        "searchable before vectors"
+    );
+    let hits = store
+        .lexical_search(t, "How do I get a refund?", 5)
+        .await
+        .expect("search");
+    assert_eq!(
+        texts(&hits),
+        vec!["Refunds are issued within 14 days of a return."],
+        "stemming finds 'refunds' for 'refund'"
+    );
+    assert_eq!(hits[0].document_title, "refunds");
+    assert_eq!(hits[0].chunk.heading_path, vec!["Guide", "Part 0"]);
+    assert_eq!(hits[0].chunk.page_start, Some(1));
+    assert!(hits[0].score > 0.0);
+    let both = store
+        .lexical_search(t, "canada refund", 5)
+        .await
+        .expect("search");
+    assert_eq!(both.len(), 2, "any term may match");
+    assert!(
+        store
+            .lexical_search(t, "\"unbalanced ( NEAR OR", 5)
+            .await
+            .expect("odd syntax is just words")
+            .is_empty()
+    );
+    assert!(
+        store
+            .lexical_search(t, "?!", 5)
+            .await
+            .expect("no terms")
+            .is_empty()
+    );
+
+    // A second run replaces every chunk at once.
+    put_chunks(&store, t, doc, 1, &["Returns are free for members."]).await;
+    assert!(
+        store
+            .lexical_search(t, "refund", 5)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    let listed = store.list_chunks(t, doc, 0, 100).await.expect("chunks");
+    assert_eq!(texts_of(&listed), vec!["Returns are free for members."]);
+
+    // A run of an older generation cannot touch the document once a newer one started.
+    store
+        .restart_document(t, doc, parse_job(doc, 2))
+        .await
+        .expect("restart");
+    assert_conflict(
+        store
+            .replace_chunks(t, doc, 1, chunks(&["stale"]), embed_job(doc, 1), now())
+            .await,
+        conflict::STALE_GENERATION,
+    );
+    assert_conflict(
+        store
+            .set_document_stage(t, doc, 1, DocumentStage::Parsing, 5)
+            .await,
+        conflict::STALE_GENERATION,
+    );
+    assert_eq!(
+        texts_of(&store.list_chunks(t, doc, 0, 100).await.expect("chunks")),
+        vec!["Returns are free for members."],
+        "the stale run wrote nothing"
+    );
+}
+
+fn texts_of(chunks: &[cortex_core::knowledge::Chunk]) -> Vec<&str> {
+    chunks.iter().map(|c| c.text.as_str()).collect()
+}
+
+pub async fn chunks_list_in_order_from_an_offset(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let doc = create(&store, t, "long").await;
+    let many: Vec<String> = (0..30).map(|i| format!("Sentence number {i}.")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    put_chunks(&store, t, doc, 1, &refs).await;
+    let page = store.list_chunks(t, doc, 10, 5).await.expect("chunks");
+    assert_eq!(
+        page.iter().map(|c| c.ordinal).collect::<Vec<_>>(),
+        vec![10, 11, 12, 13, 14]
+    );
+    assert_eq!(page[0].document_id, doc);
+    assert_eq!(page[0].tenant_id, t);
+}
+
+pub async fn vectors_are_stored_once_per_text_and_searched_by_cosine(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let a = create(&store, t, "a").await;
+    let b = create(&store, t, "b").await;
+    put_chunks(&store, t, a, 1, &["alpha", "beta", "alpha"]).await;
+    let pending = store
+        .pending_embeddings(t, a, MODEL, 100)
+        .await
+        .expect("pending");
+    assert_eq!(pending.len(), 2, "the repeated text is embedded once");
+    let axis = |text: &str| match text {
+        "alpha" => unit(0, 0.0),
+        "beta" => unit(1, 0.0),
+        _ => unit(2, 0.0),
+    };
+    embed_all(&store, t, a, axis).await;
+    assert!(
+        store
+            .pending_embeddings(t, a, MODEL, 100)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    // The same text in another document reuses the stored vector.
+    put_chunks(&store, t, b, 1, &["beta", "gamma"]).await;
+    let pending_b = store
+        .pending_embeddings(t, b, MODEL, 100)
+        .await
+        .expect("pending");
+    assert_eq!(
+        pending_b
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect::<Vec<_>>(),
+        vec!["gamma"]
+    );
+    embed_all(&store, t, b, axis).await;
+    // Another model has vectors of its own.
+    assert_eq!(
+        store
+            .pending_embeddings(t, b, "other-model", 100)
+            .await
+            .expect("pending")
+            .len(),
+        2
+    );
+
+    let hits = store
+        .vector_search(t, MODEL, &unit(1, 0.1), 3)
+        .await
+        .expect("search");
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0].chunk.text, "beta");
+    assert_eq!(
+        hits[1].chunk.text, "beta",
+        "both chunks holding the text are found"
+    );
+    assert_ne!(hits[0].chunk.id, hits[1].chunk.id);
+    assert_eq!(hits[2].chunk.text, "gamma");
+    assert!(
+        (hits[0].score - 0.995).abs() < 0.01,
+        "cosine, got {}",
+        hits[0].score
+    );
+    assert!(hits[0].score >= hits[2].score);
+
+    let done = store
+        .finish_document(t, a, 1, MODEL, now())
+        .await
+        .expect("finish");
+    assert_eq!(
+        (done.status, done.stage, done.progress, done.searchable()),
+        (
+            DocumentStatus::Ready,
+            DocumentStage::Done,
+            100,
+            Searchable::Full
+        )
+    );
+    assert_eq!(done.embedding_model.as_deref(), Some(MODEL));
+}
+
+pub async fn another_tenants_documents_chunks_and_vectors_are_out_of_reach(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "alice").await;
+    let (b, _) = tenant_with_owner(&store, "bob").await;
+    let doc = create(&store, a, "secret").await;
+    put_chunks(&store, a, doc, 1, &["The launch code is swordfish."]).await;
+    embed_all(&store, a, doc, |_| unit(5, 0.0)).await;
+
+    assert_not_found(store.get_document(b, doc).await, "get");
+    assert!(
+        store
+            .list_documents(b, Page::first(10))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(store.count_documents(b).await.expect("count"), 0);
+    assert!(
+        store
+            .list_chunks(b, doc, 0, 10)
+            .await
+            .expect("chunks")
+            .is_empty()
+    );
+    assert!(
+        store
+            .pending_embeddings(b, doc, MODEL, 10)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert!(
+        store
+            .lexical_search(b, "swordfish launch code", 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    assert!(
+        store
+            .vector_search(b, MODEL, &unit(5, 0.0), 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    assert_not_found(
+        store.restart_document(b, doc, parse_job(doc, 2)).await,
+        "restart",
+    );
+    assert_not_found(
+        store
+            .set_document_stage(b, doc, 1, DocumentStage::Parsing, 1)
+            .await,
+        "stage",
+    );
+    assert_not_found(
+        store
+            .replace_chunks(b, doc, 1, chunks(&["x"]), embed_job(doc, 9), now())
+            .await,
+        "replace",
+    );
+    assert_not_found(store.fail_document(b, doc, 1, "x", "y").await, "fail");
+    assert_not_found(
+        store.finish_document(b, doc, 1, MODEL, now()).await,
+        "finish",
+    );
+    assert_not_found(store.delete_document(b, doc).await, "delete");
+    // Vectors put under b's name for a's text do not reach a's search, and the other way.
+    store
+        .put_embeddings(b, MODEL, &[("whatever".into(), unit(5, 0.0))])
+        .await
+        .expect("put");
+    assert_eq!(
+        store
+            .vector_search(a, MODEL, &unit(5, 0.0), 10)
+            .await
+            .expect("search")
+            .len(),
+        1
+    );
+    let still = store.get_document(a, doc).await.expect("still there");
+    assert_eq!((still.chunk_count, still.generation), (1, 1));
+    assert_eq!(
+        store
+            .lexical_search(a, "swordfish", 10)
+            .await
+            .expect("search")
+            .len(),
+        1
+    );
+}
+
+pub async fn deleting_a_document_removes_its_chunks_index_entries_and_unused_vectors(
+    store: DynStore,
+) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let a = create(&store, t, "a").await;
+    let b = create(&store, t, "b").await;
+    put_chunks(&store, t, a, 1, &["shared words here", "only in a: zebra"]).await;
+    put_chunks(&store, t, b, 1, &["shared words here"]).await;
+    let vec_of = |text: &str| {
+        if text.contains("zebra") {
+            unit(7, 0.0)
+        } else {
+            unit(8, 0.0)
+        }
+    };
+    embed_all(&store, t, a, vec_of).await;
+    let gone = store.delete_document(t, a).await.expect("delete");
+    assert_eq!(gone.id, a);
+    assert_not_found(store.get_document(t, a).await, "deleted");
+    assert!(
+        store
+            .list_chunks(t, a, 0, 10)
+            .await
+            .expect("chunks")
+            .is_empty()
+    );
+    assert!(
+        store
+            .lexical_search(t, "zebra", 10)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+    let near_zebra = store
+        .vector_search(t, MODEL, &unit(7, 0.0), 10)
+        .await
+        .expect("search");
+    assert_eq!(
+        texts(&near_zebra),
+        vec!["shared words here"],
+        "only the other document's chunk is left"
+    );
+    assert!(
+        store
+            .pending_embeddings(t, b, MODEL, 10)
+            .await
+            .expect("pending")
+            .is_empty(),
+        "the vector b still uses was kept"
+    );
+    assert_not_found(store.delete_document(t, a).await, "twice");
+}
+
+pub async fn a_failed_document_answers_nothing_until_reprocessed(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let doc = create(&store, t, "manual").await;
+    put_chunks(&store, t, doc, 1, &["Press the red button to reset."]).await;
+    store
+        .fail_document(t, doc, 1, "chunk_limit_exceeded", "too many chunks")
+        .await
+        .expect("fail");
+    let d = store.get_document(t, doc).await.expect("get");
+    assert_eq!(d.status, DocumentStatus::Failed);
+    assert_eq!(d.error_code.as_deref(), Some("chunk_limit_exceeded"));
+    assert_eq!(d.error_message.as_deref(), Some("too many chunks"));
+    assert_eq!((d.chunk_count, d.searchable()), (0, Searchable::No));
+    assert!(
+        store
+            .lexical_search(t, "reset button", 5)
+            .await
+            .expect("search")
+            .is_empty()
+    );
+
+    let again = store
+        .restart_document(t, doc, parse_job(doc, 2))
+        .await
+        .expect("restart");
+    assert_eq!(
+        (
+            again.status,
+            again.stage,
+            again.generation,
+            again.error_code
+        ),
+        (DocumentStatus::Pending, DocumentStage::Queued, 2, None)
+    );
+    put_chunks(&store, t, doc, 2, &["Press the red button to reset."]).await;
+    assert_eq!(
+        store
+            .lexical_search(t, "reset button", 5)
+            .await
+            .expect("search")
+            .len(),
+        1
+    );
+}
+
+pub async fn a_tenant_gets_its_k_best_vectors_however_many_others_hold(store: DynStore) {
+    let (small, _) = tenant_with_owner(&store, "small").await;
+    let (big, _) = tenant_with_owner(&store, "big").await;
+    // The big tenant's vectors all sit closer to the query than the small tenant's.
+    let big_doc = create(&store, big, "big").await;
+    let texts_big: Vec<String> = (0..400).map(|i| format!("big chunk {i}")).collect();
+    let refs: Vec<&str> = texts_big.iter().map(String::as_str).collect();
+    put_chunks(&store, big, big_doc, 1, &refs).await;
+    embed_all(&store, big, big_doc, |text| {
+        let i: f32 = text
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0);
+        unit(10, 0.01 + i * 0.0005)
+    })
+    .await;
+    let small_doc = create(&store, small, "small").await;
+    put_chunks(
+        &store,
+        small,
+        small_doc,
+        1,
+        &["one", "two", "three", "four"],
+    )
+    .await;
+    embed_all(&store, small, small_doc, |text| match text {
+        "one" => unit(10, 2.0),
+        "two" => unit(10, 3.0),
+        "three" => unit(10, 4.0),
+        _ => unit(11, 0.0),
+    })
+    .await;
+    let hits = store
+        .vector_search(small, MODEL, &unit(10, 0.0), 3)
+        .await
+        .expect("search");
+    assert_eq!(texts(&hits), vec!["one", "two", "three"]);
+    assert!(hits.iter().all(|h| h.chunk.tenant_id == small));
+    let big_hits = store
+        .vector_search(big, MODEL, &unit(10, 0.0), 5)
+        .await
+        .expect("search");
+    assert_eq!(
+        texts(&big_hits),
+        vec![
+            "big chunk 0",
+            "big chunk 1",
+            "big chunk 2",
+            "big chunk 3",
+            "big chunk 4"
+        ]
+    );
+}
+
+pub async fn documents_whose_job_failed_for_good_are_marked_failed(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let doc = create(&store, t, "stuck").await;
+    let mut at = now() + Duration::seconds(1);
+    let mut job_id = None;
+    for _ in 0..3 {
+        let l = store
+            .lease_jobs(at, Duration::seconds(60), 1)
+            .await
+            .expect("lease")
+            .remove(0);
+        job_id = Some(l.job.id);
+        at += Duration::seconds(10);
+        store
+            .fail_job(l.job.id, l.token, "worker crashed", at, at)
+            .await
+            .expect("fail");
+    }
+    let job_id = job_id.expect("leased");
+    let job = store.get_job(job_id).await.expect("job");
+    assert_eq!(job.status, cortex_core::jobs::JobStatus::Failed);
+    assert_eq!(
+        store.fail_abandoned_documents(now()).await.expect("sweep"),
+        1
+    );
+    let d = store.get_document(t, doc).await.expect("get");
+    assert_eq!(d.status, DocumentStatus::Failed);
+    assert_eq!(d.error_code.as_deref(), Some("processing_abandoned"));
+    assert!(d.error_message.expect("message").contains("worker crashed"));
+    assert_eq!(
+        store.fail_abandoned_documents(now()).await.expect("sweep"),
+        0
+    );
+}
