@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn the_cache_forgets_stale_versions_and_stays_in_budget() {
-        let cache = VectorCache::new(2_000);
+        let cache = VectorCache::new(1_700);
         let t1 = TenantId::new();
         let t2 = TenantId::new();
         let m = |v| Arc::new(Matrix::new(v, 4, vec![("h".into(), vec![0.5; 4])]));
