@@ -12,6 +12,7 @@
 //! - [`jobs`]: the durable job queue's data and backoff rule.
 //! - [`knowledge`]: documents, chunks, search hits and the vector maths the stores share.
 //! - [`plans`]: the default plan catalogue and its limits.
+//! - [`ports`]: the embedding model and blob store ports.
 //! - [`store`]: the `Store` port and its error type.
 
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod jobs;
 pub mod knowledge;
 pub mod plans;
+pub mod ports;
 pub mod store;
 pub mod tenancy;
 

@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cortex_core::Store;
+use cortex_core::ports::{BlobStore, Embedder};
 use cortex_store_postgres::PgStore;
 use cortex_store_sqlite::SqliteStore;
 
 use crate::config::Settings;
+use crate::infra::blobs::LocalBlobStore;
+use crate::infra::embedder::LocalEmbedder;
 use crate::infra::mailer::{LogMailer, Mailer, SmtpMailer};
 use crate::infra::ratelimit::{InMemoryRateLimiter, RateLimiter};
 use crate::infra::tokens::TokenKeys;
@@ -20,6 +23,10 @@ pub struct AppState {
     pub mailer: Arc<dyn Mailer>,
     pub limiter: Arc<dyn RateLimiter>,
     pub keys: Arc<TokenKeys>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub embedder: Arc<dyn Embedder>,
+    /// Wakes idle workers when a job is enqueued in this process (others poll).
+    pub jobs_ready: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -33,8 +40,13 @@ impl AppState {
             }
             None => Arc::new(LogMailer),
         };
+        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(settings.blob_dir()));
+        let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::new(settings.model_dir()));
         Ok(Self {
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
+            blobs,
+            embedder,
+            jobs_ready: Arc::new(tokio::sync::Notify::new()),
             settings: Arc::new(settings),
             store,
             mailer,

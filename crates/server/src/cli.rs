@@ -99,6 +99,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.bind;
     let state = AppState::build(settings).await?;
+    state
+        .embedder
+        .warm_up()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("binding {bind}"))?;
@@ -112,14 +117,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // A closed stdout (a supervisor that stopped reading) must not take the server down, so
     // these lines ignore write errors instead of panicking like println! would.
     let banner = format!(
-        "CortexLayer is running on http://{addr}\n  API:      http://{addr}/api/v1\n  API docs: http://{addr}/docs  (OpenAPI: http://{addr}/openapi.json)\n  Database: {}\n",
-        state.store.backend()
+        "CortexLayer is running on http://{addr}\n  API:      http://{addr}/api/v1\n  API docs: http://{addr}/docs  (OpenAPI: http://{addr}/openapi.json)\n  Database: {}\n  Embeddings: {} ({} workers)\n",
+        state.store.backend(),
+        state.embedder.model(),
+        state.settings.knowledge.workers
     );
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
+    let workers = crate::worker::Workers::start(&state);
     let app = crate::http::router(state);
     axum::serve(
         listener,
@@ -127,6 +135,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    workers.shutdown(std::time::Duration::from_secs(20)).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -94,6 +94,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub auth: AuthSettings,
     pub smtp: SmtpSettings,
+    pub knowledge: KnowledgeSettings,
     pub providers: ProviderSettings,
 }
 
@@ -137,6 +138,46 @@ pub struct SmtpSettings {
     pub from: String,
 }
 
+/// Documents, chunking, embedding and the background workers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeSettings {
+    /// Folder of the local embedding model (`model.safetensors`, `tokenizer.json`,
+    /// `config.json`); default `<data_dir>/models/all-MiniLM-L6-v2`. (`CORTEX_MODEL_DIR`)
+    pub model_dir: Option<PathBuf>,
+    /// Where originals are kept; default `<data_dir>/blobs`. (`CORTEX_BLOB_DIR`)
+    pub blob_dir: Option<PathBuf>,
+    /// Background workers in this process; 0 runs none (another process does the work).
+    /// (`CORTEX_WORKERS`)
+    pub workers: usize,
+    /// How long a worker holds a job before another may take it over; workers renew it while
+    /// they work, so this is how quickly a crashed worker's job resumes. (`CORTEX_JOB_LEASE_SECS`)
+    pub job_lease_secs: u64,
+    /// Longest a parser may run on one document. (`CORTEX_PARSE_TIMEOUT_SECS`)
+    pub parse_timeout_secs: u64,
+    /// Target chunk size in tokens (capped at what the embedding model reads).
+    pub chunk_tokens: usize,
+    /// Tokens repeated from the end of one chunk at the start of the next.
+    pub chunk_overlap_tokens: usize,
+    /// Largest upload request, all files together. (`CORTEX_MAX_UPLOAD_BYTES`)
+    pub max_upload_bytes: usize,
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        Self {
+            model_dir: None,
+            blob_dir: None,
+            workers: 2,
+            job_lease_secs: 120,
+            parse_timeout_secs: 60,
+            chunk_tokens: 350,
+            chunk_overlap_tokens: 52,
+            max_upload_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// Keys and endpoints of outside services, used by later features.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -171,6 +212,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             auth: AuthSettings::default(),
             smtp: SmtpSettings::default(),
+            knowledge: KnowledgeSettings::default(),
             providers: ProviderSettings::default(),
         }
     }
@@ -356,6 +398,25 @@ impl Settings {
         if let Some(v) = env("CORTEX_SMTP_FROM") {
             self.smtp.from = v;
         }
+        let k = &mut self.knowledge;
+        if let Some(v) = env("CORTEX_MODEL_DIR") {
+            k.model_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("CORTEX_BLOB_DIR") {
+            k.blob_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("CORTEX_WORKERS") {
+            k.workers = parse("CORTEX_WORKERS", &v)?;
+        }
+        if let Some(v) = env("CORTEX_JOB_LEASE_SECS") {
+            k.job_lease_secs = parse("CORTEX_JOB_LEASE_SECS", &v)?;
+        }
+        if let Some(v) = env("CORTEX_PARSE_TIMEOUT_SECS") {
+            k.parse_timeout_secs = parse("CORTEX_PARSE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("CORTEX_MAX_UPLOAD_BYTES") {
+            k.max_upload_bytes = parse("CORTEX_MAX_UPLOAD_BYTES", &v)?;
+        }
         let p = &mut self.providers;
         let pairs: [(&str, &mut Option<Secret>); 10] = [
             ("OPENAI_API_KEY", &mut p.openai_api_key),
@@ -393,6 +454,19 @@ impl Settings {
                 "JWT_SECRET must be at least 32 characters".into(),
             ));
         }
+        let k = &self.knowledge;
+        if k.job_lease_secs < 3 || k.parse_timeout_secs == 0 {
+            return Err(ConfigError::Unsafe(
+                "CORTEX_JOB_LEASE_SECS must be at least 3 and CORTEX_PARSE_TIMEOUT_SECS at least 1"
+                    .into(),
+            ));
+        }
+        if k.chunk_tokens < 32 || k.chunk_overlap_tokens >= k.chunk_tokens / 2 {
+            return Err(ConfigError::Unsafe(
+                "knowledge.chunk_tokens must be at least 32 and the overlap under half of it"
+                    .into(),
+            ));
+        }
         url::Url::parse(&self.app_url)
             .map_err(|e| ConfigError::Unsafe(format!("APP_URL is not a URL: {e}")))?;
         if self.env == Environment::Production {
@@ -415,6 +489,22 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The local embedding model's folder.
+    pub fn model_dir(&self) -> PathBuf {
+        self.knowledge
+            .model_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models").join("all-MiniLM-L6-v2"))
+    }
+
+    /// The folder of the local blob store.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.knowledge
+            .blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
     pub fn is_production(&self) -> bool {

@@ -3,7 +3,9 @@
 //! - [`config`]: the `Settings` tree (defaults → `cortexlayer.toml` → environment).
 //! - [`app`]: shared state (`AppState`) and opening the store the `DATABASE_URL` chooses.
 //! - [`tenancy`]: tenants, members, credentials, operators — the domain, free of HTTP.
-//! - [`infra`]: password hashing, tokens, email, rate limiting.
+//! - [`knowledge`]: documents, their processing pipeline (jobs) and search.
+//! - [`worker`]: the background job runtime.
+//! - [`infra`]: password hashing, tokens, email, rate limiting, blobs, the local embedder.
 //! - [`http`]: the router, middleware, error envelope, extractors, OpenAPI and docs page.
 //! - [`cli`]: the command line (`serve`, `migrate`, `admin`, `config`).
 //! - [`telemetry`]: logging setup.
@@ -13,5 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod infra;
+pub mod knowledge;
 pub mod telemetry;
 pub mod tenancy;
+pub mod worker;

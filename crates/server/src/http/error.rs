@@ -178,3 +178,25 @@ impl From<cortex_core::StoreError> for ApiError {
         TenancyError::from(e).into()
     }
 }
+
+impl From<crate::knowledge::KnowledgeError> for ApiError {
+    fn from(e: crate::knowledge::KnowledgeError) -> Self {
+        use crate::knowledge::KnowledgeError as K;
+        use StatusCode as S;
+        let message = e.to_string();
+        match e {
+            K::FileTooLarge { .. } | K::UploadTooLarge { .. } => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "file_too_large", message)
+            }
+            K::DocumentLimitReached { .. } => {
+                Self::new(S::CONFLICT, "document_limit_reached", message)
+            }
+            K::UnsupportedMediaType { .. } => {
+                Self::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+            }
+            K::OriginalMissing => Self::new(S::NOT_FOUND, "original_missing", message),
+            K::Tenancy(t) => t.into(),
+            K::Internal(cause) => Self::internal(cause),
+        }
+    }
+}

@@ -38,6 +38,7 @@ use error::ApiError;
         (name = "tenant", description = "The caller's tenant and audit log"),
         (name = "team", description = "Members and invitations"),
         (name = "api keys", description = "Server-to-server credentials"),
+        (name = "knowledge", description = "Documents and search"),
         (name = "admin", description = "Platform operators"),
         (name = "operations", description = "Health and documentation"),
     )
@@ -92,6 +93,24 @@ fn routes() -> OpenApiRouter<AppState> {
             api::api_keys::list_api_keys
         ))
         .routes(routes!(api::api_keys::revoke_api_key))
+        .merge(
+            // Uploads stream through their own size checks (plan limit per file, request
+            // allowance overall), so the general body limit does not apply here.
+            OpenApiRouter::new()
+                .routes(routes!(
+                    api::documents::upload_documents,
+                    api::documents::list_documents
+                ))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(
+            api::documents::get_document,
+            api::documents::delete_document
+        ))
+        .routes(routes!(api::documents::reprocess_document))
+        .routes(routes!(api::documents::download_original))
+        .routes(routes!(api::documents::list_chunks))
+        .routes(routes!(api::documents::search_chunks))
         .routes(routes!(api::admin::list_tenants))
         .routes(routes!(api::admin::get_tenant))
         .routes(routes!(api::admin::suspend_tenant))

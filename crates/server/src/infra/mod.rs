@@ -1,6 +1,9 @@
 //! Technical services the domain modules use through small interfaces: password hashing,
-//! token minting and checking, outgoing email and rate limiting. Nothing here knows HTTP.
+//! token minting and checking, outgoing email, rate limiting, blob storage and the local
+//! embedding model. Nothing here knows HTTP.
 
+pub mod blobs;
+pub mod embedder;
 pub mod mailer;
 pub mod passwords;
 pub mod ratelimit;

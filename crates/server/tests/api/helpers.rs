@@ -28,6 +28,7 @@ pub struct TestApp {
     pub client: Client,
     pub state: AppState,
     mails: Arc<Mutex<Vec<SentMail>>>,
+    _workers: cortexlayer_server::worker::Workers,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -44,8 +45,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         ..Settings::default()
     };
     settings.smtp.url = Some(Secret::new(format!("smtp://127.0.0.1:{smtp_port}")));
+    settings.data_dir =
+        std::env::temp_dir().join(format!("cortex-api-data-{}", uuid::Uuid::now_v7()));
+    settings.knowledge.model_dir = Some(model_dir());
     configure(&mut settings);
     let state = AppState::build(settings).await.expect("app state");
+    // Workers run as in `serve`.
+    let workers = cortexlayer_server::worker::Workers::start(&state);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = cortexlayer_server::http::router(state.clone());
@@ -65,7 +71,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             .expect("client"),
         state,
         mails,
+        _workers: workers,
     }
+}
+
+/// The real local embedding model (scripts/test.sh fetches it and sets CORTEX_MODEL_DIR).
+pub fn model_dir() -> std::path::PathBuf {
+    std::env::var("CORTEX_MODEL_DIR")
+        .expect("CORTEX_MODEL_DIR must name the all-MiniLM-L6-v2 folder; run ./scripts/test.sh, which fetches it")
+        .into()
 }
 
 pub fn backend() -> String {

@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod api_keys;
 mod auth;
+mod documents;
 mod http_basics;
 mod migrations;
 mod serve;

@@ -1,0 +1,127 @@
+//! The local embedding model behind the [`Embedder`] port: all-MiniLM-L6-v2 on the CPU
+//! (candle). Loading takes a moment and ~90 MB, so a process loads each model folder once and
+//! shares it; the forward pass runs on the blocking pool, never on the async workers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use cortex_ai::MiniLm;
+use cortex_core::ports::{EmbedError, Embedder};
+
+/// The stable name stored with this model's vectors.
+pub const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
+
+/// Files the model folder must hold.
+pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
+
+pub struct LocalEmbedder {
+    dir: PathBuf,
+    model: OnceLock<Arc<MiniLm>>,
+}
+
+/// Models already loaded in this process, by folder.
+fn loaded() -> &'static Mutex<HashMap<PathBuf, Arc<MiniLm>>> {
+    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<MiniLm>>>> = OnceLock::new();
+    LOADED.get_or_init(Default::default)
+}
+
+impl LocalEmbedder {
+    /// An embedder for the model in `dir`, loaded on first use (or by [`Self::load`]).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            model: OnceLock::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the model now (blocking), with a message that says how to get it when missing.
+    pub fn load(&self) -> anyhow::Result<Arc<MiniLm>> {
+        if let Some(m) = self.model.get() {
+            return Ok(m.clone());
+        }
+        let missing: Vec<&str> = MODEL_FILES
+            .iter()
+            .copied()
+            .filter(|f| !self.dir.join(f).is_file())
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "the embedding model is not in {} (missing {}): run scripts/fetch-model.sh, or set CORTEX_MODEL_DIR to a folder with model.safetensors, tokenizer.json and config.json",
+                self.dir.display(),
+                missing.join(", ")
+            );
+        }
+        let key = self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone());
+        let mut cache = loaded().lock().unwrap_or_else(|e| e.into_inner());
+        let model = match cache.get(&key) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(MiniLm::load(&self.dir).map_err(|e| {
+                    anyhow::anyhow!(
+                        "loading the embedding model from {}: {e}",
+                        self.dir.display()
+                    )
+                })?);
+                cache.insert(key, m.clone());
+                m
+            }
+        };
+        drop(cache);
+        Ok(self.model.get_or_init(|| model).clone())
+    }
+
+    fn model(&self) -> Result<Arc<MiniLm>, EmbedError> {
+        self.load()
+            .map_err(|e| EmbedError::Failed(format!("{e:#}")))
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn model(&self) -> &str {
+        LOCAL_MODEL
+    }
+
+    fn dimensions(&self) -> usize {
+        self.model.get().map_or(384, |m| m.dimensions())
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        // [CLS] and [SEP] take two of the model's positions.
+        cortex_ai::minilm::MAX_TOKENS - 2
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        match self.model() {
+            Ok(m) => m.count_tokens(text),
+            Err(_) => text.split_whitespace().count(),
+        }
+    }
+
+    async fn warm_up(&self) -> Result<(), EmbedError> {
+        let dir = self.dir.clone();
+        let model = tokio::task::spawn_blocking(move || LocalEmbedder::new(dir).load())
+            .await
+            .map_err(|e| EmbedError::Failed(format!("loading stopped: {e}")))?
+            .map_err(|e| EmbedError::Failed(format!("{e:#}")))?;
+        let _ = self.model.set(model);
+        Ok(())
+    }
+
+    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = self.model()?;
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.embed(&refs)
+        })
+        .await
+        .map_err(|e| EmbedError::Failed(format!("the embedding task stopped: {e}")))?
+        .map_err(|e| EmbedError::Failed(e.to_string()))
+    }
+}

@@ -1,0 +1,344 @@
+//! The knowledge base: adding documents (checked against the tenant's plan, typed by their
+//! content), watching them, deleting and reprocessing them, and searching their chunks.
+//! Processing itself happens in background jobs ([`pipeline`]).
+//!
+//! Depends on the core ports, `cortex-ingest` and `tenancy`; never on axum.
+
+pub mod pipeline;
+pub mod search;
+
+use chrono::Utc;
+use cortex_core::StoreError;
+use cortex_core::credentials::ApiScope;
+use cortex_core::ids::DocumentId;
+use cortex_core::jobs::NewJob;
+use cortex_core::knowledge::{Chunk, Document, DocumentSource, NewDocument};
+use cortex_core::plans::{self, Plan};
+use cortex_core::ports::BlobError;
+use cortex_core::store::{Page, conflict};
+use cortex_core::tenancy::Role;
+use cortex_ingest::{DocKind, SniffError, sanitize_filename, sniff};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::tenancy::{TenancyError, TenantCtx};
+
+/// What can go wrong, each mapped to one status and stable code in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    #[error("{file} is {size} bytes; the {plan} plan accepts files up to {limit} bytes")]
+    FileTooLarge {
+        file: String,
+        size: u64,
+        limit: u64,
+        plan: String,
+    },
+    #[error("the upload is larger than the server accepts ({limit} bytes per request)")]
+    UploadTooLarge { limit: usize },
+    #[error("the {plan} plan holds up to {limit} documents; delete some or upgrade")]
+    DocumentLimitReached { limit: u32, plan: String },
+    #[error("{file}: {reason}")]
+    UnsupportedMediaType { file: String, reason: String },
+    #[error("the original of this document is no longer stored")]
+    OriginalMissing,
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for KnowledgeError {
+    fn from(e: StoreError) -> Self {
+        Self::Tenancy(e.into())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, KnowledgeError>;
+
+/// The tenant's plan, or the default one if the catalogue no longer has it.
+pub fn plan_of(ctx: &TenantCtx) -> Plan {
+    plans::plan(&ctx.tenant().plan)
+        .or_else(|| plans::plan(plans::DEFAULT_PLAN))
+        .expect("the default plan is in the catalogue")
+}
+
+/// Members may read the knowledge base; API keys need `knowledge:read`.
+fn may_read(ctx: &TenantCtx) -> Result<()> {
+    ctx.require_scope(ApiScope::KnowledgeRead)?;
+    Ok(())
+}
+
+/// Admins and owners may change it; API keys need `knowledge:write`.
+fn may_write(ctx: &TenantCtx) -> Result<()> {
+    if matches!(ctx.caller(), crate::tenancy::Caller::User(_)) {
+        ctx.member_with(Role::Admin)?;
+    }
+    ctx.require_scope(ApiScope::KnowledgeWrite)?;
+    Ok(())
+}
+
+/// A file as received.
+pub struct IncomingFile {
+    pub filename: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// A file that passed every check, ready to store.
+struct CheckedFile {
+    filename: String,
+    kind: DocKind,
+    bytes: Vec<u8>,
+}
+
+/// Refuses a file larger than the plan allows, before it is read any further.
+pub fn check_size(ctx: &TenantCtx, file: &str, size: u64) -> Result<()> {
+    let plan = plan_of(ctx);
+    if size > plan.max_file_bytes {
+        return Err(KnowledgeError::FileTooLarge {
+            file: file.to_owned(),
+            size,
+            limit: plan.max_file_bytes,
+            plan: plan.name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_file(ctx: &TenantCtx, file: IncomingFile) -> Result<CheckedFile> {
+    let filename = sanitize_filename(file.filename.as_deref().unwrap_or(""));
+    check_size(ctx, &filename, file.bytes.len() as u64)?;
+    let kind =
+        sniff(&file.bytes, Some(&filename)).map_err(|e| KnowledgeError::UnsupportedMediaType {
+            file: filename.clone(),
+            reason: match e {
+                SniffError::Empty => "the file is empty".to_owned(),
+                other => other.to_string(),
+            },
+        })?;
+    Ok(CheckedFile {
+        filename,
+        kind,
+        bytes: file.bytes,
+    })
+}
+
+/// The job that parses a document's run of `generation`.
+pub fn parse_job(document: DocumentId, generation: u32) -> NewJob {
+    NewJob::now(
+        pipeline::PARSE_DOCUMENT,
+        serde_json::json!({ "document_id": document, "generation": generation }),
+    )
+    .unique(format!(
+        "{}:{document}:{generation}",
+        pipeline::PARSE_DOCUMENT
+    ))
+}
+
+fn blob_key(ctx: &TenantCtx, document: DocumentId) -> String {
+    format!("documents/{}/{document}", ctx.tenant_id())
+}
+
+fn title_of(filename: &str) -> String {
+    let stem = filename
+        .rsplit_once('.')
+        .map_or(filename, |(stem, _)| stem)
+        .trim();
+    if stem.is_empty() {
+        "Untitled".to_owned()
+    } else {
+        stem.to_owned()
+    }
+}
+
+/// Adds uploaded files. Every file is checked (size, type) before any is stored, so a bad
+/// file refuses the whole request; each stored file gets its document row and its parse job
+/// in one transaction. Returns the documents, `pending`.
+pub async fn add_files(
+    state: &AppState,
+    ctx: &TenantCtx,
+    files: Vec<IncomingFile>,
+) -> Result<Vec<Document>> {
+    may_write(ctx)?;
+    if files.is_empty() {
+        return Err(TenancyError::Validation {
+            field: "file",
+            message: "attach at least one file".into(),
+        }
+        .into());
+    }
+    let checked = files
+        .into_iter()
+        .map(|f| check_file(ctx, f))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = plan_of(ctx);
+    if let Some(max) = plan.max_documents {
+        let have = state.store.count_documents(ctx.tenant_id()).await?;
+        if have + checked.len() as u64 > u64::from(max) {
+            return Err(KnowledgeError::DocumentLimitReached {
+                limit: max,
+                plan: plan.name.to_owned(),
+            });
+        }
+    }
+    let mut created = Vec::with_capacity(checked.len());
+    for file in checked {
+        let id = DocumentId::new();
+        let key = blob_key(ctx, id);
+        let doc = NewDocument {
+            id,
+            title: title_of(&file.filename),
+            filename: Some(file.filename),
+            source: DocumentSource::Upload,
+            source_url: None,
+            kind: file.kind.as_str().to_owned(),
+            size_bytes: file.bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&file.bytes)),
+            blob_key: Some(key.clone()),
+            created_at: Utc::now(),
+        };
+        created.push(store_new_document(state, ctx, &plan, doc, file.bytes).await?);
+    }
+    state.jobs_ready.notify_waiters();
+    Ok(created)
+}
+
+/// Stores the original, then the row and its first job; removes the original again when the
+/// row is refused, so nothing is left half-written.
+async fn store_new_document(
+    state: &AppState,
+    ctx: &TenantCtx,
+    plan: &Plan,
+    doc: NewDocument,
+    bytes: Vec<u8>,
+) -> Result<Document> {
+    let key = doc.blob_key.clone();
+    if let Some(key) = &key {
+        state
+            .blobs
+            .put(key, bytes)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the original: {e}"))?;
+    }
+    let job = parse_job(doc.id, 1);
+    match state
+        .store
+        .create_document(ctx.tenant_id(), doc, job, plan.max_documents)
+        .await
+    {
+        Ok(d) => {
+            tracing::info!(document.id = %d.id, document.kind = %d.kind, document.bytes = d.size_bytes, "document added");
+            Ok(d)
+        }
+        Err(e) => {
+            if let Some(key) = &key {
+                let _ = state.blobs.delete(key).await;
+            }
+            Err(match e {
+                StoreError::Conflict(c) if c == conflict::DOCUMENT_LIMIT_REACHED => {
+                    KnowledgeError::DocumentLimitReached {
+                        limit: plan.max_documents.unwrap_or(0),
+                        plan: plan.name.to_owned(),
+                    }
+                }
+                other => other.into(),
+            })
+        }
+    }
+}
+
+pub async fn list(state: &AppState, ctx: &TenantCtx, page: Page) -> Result<Vec<Document>> {
+    may_read(ctx)?;
+    Ok(state.store.list_documents(ctx.tenant_id(), page).await?)
+}
+
+pub async fn get(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<Document> {
+    may_read(ctx)?;
+    Ok(state.store.get_document(ctx.tenant_id(), id).await?)
+}
+
+/// Deletes the document, its chunks, lexical entries and unused vectors (one transaction),
+/// then its original.
+pub async fn delete(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<()> {
+    may_write(ctx)?;
+    let doc = state.store.delete_document(ctx.tenant_id(), id).await?;
+    if let Some(key) = &doc.blob_key
+        && let Err(e) = state.blobs.delete(key).await
+    {
+        // The row is gone, so the blob is unreachable; log it for the operator to sweep.
+        tracing::warn!(document.id = %id, error = %e, "could not delete a document's original");
+    }
+    tracing::info!(document.id = %id, "document deleted");
+    Ok(())
+}
+
+/// Processes the document again from its original (after a model or chunking change, or a
+/// failure); its current chunks answer until the new ones replace them.
+pub async fn reprocess(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<Document> {
+    may_write(ctx)?;
+    let current = state.store.get_document(ctx.tenant_id(), id).await?;
+    let doc = state
+        .store
+        .restart_document(ctx.tenant_id(), id, parse_job(id, current.generation + 1))
+        .await?;
+    state.jobs_ready.notify_waiters();
+    Ok(doc)
+}
+
+/// The stored original, with the type it was sniffed as.
+pub async fn original(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: DocumentId,
+) -> Result<(Document, Vec<u8>)> {
+    may_read(ctx)?;
+    let doc = state.store.get_document(ctx.tenant_id(), id).await?;
+    let key = doc
+        .blob_key
+        .clone()
+        .ok_or(KnowledgeError::OriginalMissing)?;
+    match state.blobs.get(&key).await {
+        Ok(bytes) => Ok((doc, bytes)),
+        Err(BlobError::NotFound) => Err(KnowledgeError::OriginalMissing),
+        Err(e) => Err(anyhow::anyhow!("reading the original: {e}").into()),
+    }
+}
+
+pub async fn chunks(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: DocumentId,
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<Chunk>> {
+    may_read(ctx)?;
+    // A missing document is a 404, not an empty list.
+    state.store.get_document(ctx.tenant_id(), id).await?;
+    Ok(state
+        .store
+        .list_chunks(ctx.tenant_id(), id, offset, limit.clamp(1, 500))
+        .await?)
+}
+
+/// MIME type to serve an original of `kind` with.
+pub fn mime_of(kind: &str) -> &'static str {
+    match kind {
+        "pdf" => DocKind::Pdf.mime(),
+        "docx" => DocKind::Docx.mime(),
+        "html" => DocKind::Html.mime(),
+        "markdown" => DocKind::Markdown.mime(),
+        "text" => DocKind::Text.mime(),
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_come_from_file_names() {
+        assert_eq!(title_of("Refund policy.pdf"), "Refund policy");
+        assert_eq!(title_of("notes"), "notes");
+        assert_eq!(title_of(".md"), "Untitled");
+    }
+}

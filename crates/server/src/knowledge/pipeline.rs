@@ -1,0 +1,417 @@
+//! The document pipeline as two idempotent jobs.
+//!
+//! `ParseDocument`: original → text blocks (bounded in time, panics caught) → token-bounded
+//! chunks → stored in one transaction with the lexical index, which makes the document
+//! searchable by words at once, together with the `EmbedChunks` job.
+//!
+//! `EmbedChunks`: embeds, in batches, the chunk texts that have no vector yet for the model,
+//! then marks the document ready. A batch either lands whole or not at all, so a worker killed
+//! mid-document leaves work that the next lease simply continues.
+//!
+//! Both jobs carry the document's generation; a job whose generation is no longer current (the
+//! document was reprocessed or deleted meanwhile) stops without touching it. A bad document
+//! (broken, empty, too many chunks) is not an error of the job: the document is marked failed
+//! with a stable code and a readable reason, and the job is done.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use cortex_core::StoreError;
+use cortex_core::ids::{DocumentId, TenantId};
+use cortex_core::jobs::{Job, NewJob};
+use cortex_core::knowledge::{Document, DocumentStage, DocumentStatus, NewChunk};
+use cortex_core::plans;
+use cortex_core::ports::{BlobError, EmbedError};
+use cortex_core::store::conflict;
+use cortex_ingest::{ChunkOptions, DocKind, ExtractError, Extracted};
+use serde::Deserialize;
+
+use crate::app::AppState;
+
+pub const PARSE_DOCUMENT: &str = "ParseDocument";
+pub const EMBED_CHUNKS: &str = "EmbedChunks";
+
+/// Texts per embedding call: enough for length bucketing to pay, small enough that progress
+/// moves and a lost lease wastes little.
+const EMBED_BATCH: u32 = 64;
+
+/// Why a job attempt did not finish. Only transient causes are errors; the worker retries them
+/// with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Retry(String),
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        Self::Retry(format!("storage: {e:#}"))
+    }
+}
+
+#[derive(Deserialize)]
+struct DocumentJob {
+    document_id: DocumentId,
+    generation: u32,
+}
+
+/// A document failure: stable code and readable message.
+struct Failure {
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs one job of this module; `Ok(false)` when the kind is not one of ours.
+pub async fn run(state: &AppState, job: &Job) -> Result<bool, JobError> {
+    let handler = match job.kind.as_str() {
+        PARSE_DOCUMENT => parse,
+        EMBED_CHUNKS => embed,
+        _ => return Ok(false),
+    };
+    let Some(tenant) = job.tenant_id else {
+        tracing::warn!(job.id = %job.id, "document job without a tenant; dropped");
+        return Ok(true);
+    };
+    let Ok(args) = serde_json::from_value::<DocumentJob>(job.payload.clone()) else {
+        tracing::warn!(job.id = %job.id, "document job with an unreadable payload; dropped");
+        return Ok(true);
+    };
+    handler(state, tenant, args).await?;
+    Ok(true)
+}
+
+/// The document if the job's run is still the current one.
+async fn current(
+    state: &AppState,
+    tenant: TenantId,
+    args: &DocumentJob,
+) -> Result<Option<Document>, JobError> {
+    match state.store.get_document(tenant, args.document_id).await {
+        Ok(d) if d.generation == args.generation && d.status != DocumentStatus::Failed => {
+            Ok(Some(d))
+        }
+        Ok(_) | Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Treats "the run moved on" as done, other store errors as retryable.
+fn settled(r: Result<(), StoreError>) -> Result<bool, JobError> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(StoreError::Conflict(c)) if c == conflict::STALE_GENERATION => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn fail(
+    state: &AppState,
+    tenant: TenantId,
+    args: &DocumentJob,
+    f: Failure,
+) -> Result<(), JobError> {
+    tracing::info!(document.id = %args.document_id, error.code = f.code, "document failed");
+    settled(
+        state
+            .store
+            .fail_document(
+                tenant,
+                args.document_id,
+                args.generation,
+                f.code,
+                &f.message,
+            )
+            .await,
+    )?;
+    Ok(())
+}
+
+fn parse(
+    state: &AppState,
+    tenant: TenantId,
+    args: DocumentJob,
+) -> futures_boxed::BoxFuture<'_, Result<(), JobError>> {
+    Box::pin(async move {
+        let Some(doc) = current(state, tenant, &args).await? else {
+            return Ok(());
+        };
+        if matches!(doc.stage, DocumentStage::Embedding | DocumentStage::Done) {
+            // An earlier attempt stored the chunks and died before finishing the job.
+            return Ok(());
+        }
+        if !settled(
+            state
+                .store
+                .set_document_stage(tenant, doc.id, args.generation, DocumentStage::Parsing, 10)
+                .await,
+        )? {
+            return Ok(());
+        }
+        let chunks = match parse_and_chunk(state, &doc).await? {
+            Ok(chunks) => chunks,
+            Err(f) => return fail(state, tenant, &args, f).await,
+        };
+        let plan = state
+            .store
+            .get_tenant(tenant)
+            .await
+            .ok()
+            .and_then(|t| plans::plan(&t.plan))
+            .or_else(|| plans::plan(plans::DEFAULT_PLAN))
+            .expect("the default plan is in the catalogue");
+        if chunks.len() > plan.max_chunks_per_document as usize {
+            let f = Failure::new(
+                "chunk_limit_exceeded",
+                format!(
+                    "the document makes {} chunks; the {} plan allows {} per document",
+                    chunks.len(),
+                    plan.name,
+                    plan.max_chunks_per_document
+                ),
+            );
+            return fail(state, tenant, &args, f).await;
+        }
+        let next = NewJob::now(
+            EMBED_CHUNKS,
+            serde_json::json!({ "document_id": doc.id, "generation": args.generation }),
+        )
+        .unique(format!("{EMBED_CHUNKS}:{}:{}", doc.id, args.generation));
+        let count = chunks.len();
+        if settled(
+            state
+                .store
+                .replace_chunks(tenant, doc.id, args.generation, chunks, next, Utc::now())
+                .await,
+        )? {
+            tracing::info!(document.id = %doc.id, chunks = count, "document chunked; lexically searchable");
+            state.jobs_ready.notify_waiters();
+        }
+        Ok(())
+    })
+}
+
+/// Reads the original and turns it into chunks. The outer error is transient (retry); the
+/// inner one is the document's fault.
+async fn parse_and_chunk(
+    state: &AppState,
+    doc: &Document,
+) -> Result<Result<Vec<NewChunk>, Failure>, JobError> {
+    let Some(key) = &doc.blob_key else {
+        return Ok(Err(Failure::new(
+            "original_missing",
+            "the document has no stored original",
+        )));
+    };
+    let bytes = match state.blobs.get(key).await {
+        Ok(b) => b,
+        Err(BlobError::NotFound) => {
+            return Ok(Err(Failure::new(
+                "original_missing",
+                "the stored original is gone",
+            )));
+        }
+        Err(e) => return Err(JobError::Retry(format!("reading the original: {e}"))),
+    };
+    let Some(kind) = kind_of(&doc.kind) else {
+        return Ok(Err(Failure::new(
+            "unsupported_media_type",
+            format!("documents of type {} cannot be parsed", doc.kind),
+        )));
+    };
+    let timeout = Duration::from_secs(state.settings.knowledge.parse_timeout_secs);
+    let extracted = match bounded(timeout, move || cortex_ingest::extract(kind, &bytes)).await {
+        Bounded::Done(Ok(e)) => e,
+        Bounded::Done(Err(e)) => return Ok(Err(extract_failure(e))),
+        Bounded::TimedOut => {
+            return Ok(Err(Failure::new(
+                "parse_timeout",
+                format!(
+                    "reading the document took longer than {} s",
+                    timeout.as_secs()
+                ),
+            )));
+        }
+        Bounded::Panicked => {
+            return Ok(Err(Failure::new(
+                "parse_failed",
+                "the document could not be read: the parser stopped on malformed content",
+            )));
+        }
+    };
+    let embedder = state.embedder.clone();
+    let k = &state.settings.knowledge;
+    let options = ChunkOptions {
+        max_tokens: k.chunk_tokens.min(embedder.max_input_tokens()),
+        overlap_tokens: k.chunk_overlap_tokens,
+        ..ChunkOptions::default()
+    };
+    let chunked = bounded(timeout, move || chunk(&extracted, options, &*embedder)).await;
+    match chunked {
+        Bounded::Done(chunks) if chunks.is_empty() => Ok(Err(Failure::new(
+            "no_text",
+            "no text could be extracted from the document",
+        ))),
+        Bounded::Done(chunks) => Ok(Ok(chunks)),
+        Bounded::TimedOut => Ok(Err(Failure::new(
+            "parse_timeout",
+            "cutting the document into chunks took too long",
+        ))),
+        Bounded::Panicked => Err(JobError::Retry("the chunker stopped unexpectedly".into())),
+    }
+}
+
+fn chunk(
+    extracted: &Extracted,
+    options: ChunkOptions,
+    embedder: &dyn cortex_core::ports::Embedder,
+) -> Vec<NewChunk> {
+    cortex_ingest::chunk(&extracted.blocks, options, &|t| embedder.count_tokens(t))
+        .into_iter()
+        .map(|c| {
+            let mut n = NewChunk::new(
+                c.ordinal,
+                c.text,
+                u32::try_from(c.token_count).unwrap_or(u32::MAX),
+            );
+            n.heading_path = c.heading_path;
+            n.page_start = c.page_start;
+            n.page_end = c.page_end;
+            n
+        })
+        .collect()
+}
+
+fn kind_of(kind: &str) -> Option<DocKind> {
+    Some(match kind {
+        "pdf" => DocKind::Pdf,
+        "docx" => DocKind::Docx,
+        "html" => DocKind::Html,
+        "markdown" => DocKind::Markdown,
+        "text" => DocKind::Text,
+        _ => return None,
+    })
+}
+
+fn extract_failure(e: ExtractError) -> Failure {
+    let code = match &e {
+        ExtractError::NoText => "no_text",
+        ExtractError::NotUtf8 => "not_utf8",
+        ExtractError::NotYetSupported(_) => "unsupported_media_type",
+        ExtractError::TooDeeplyNested => "too_deeply_nested",
+        ExtractError::TooLarge(_) => "too_large",
+        ExtractError::Corrupt(_) => "parse_failed",
+    };
+    Failure::new(code, e.to_string())
+}
+
+enum Bounded<T> {
+    Done(T),
+    TimedOut,
+    Panicked,
+}
+
+/// Runs CPU-bound `f` on the blocking pool, catching panics and giving up after `limit`. (A
+/// timed-out parser thread cannot be killed; the parsers bound their own work, and the limit
+/// frees the job and the worker.)
+async fn bounded<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Bounded<T> {
+    let task = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+    });
+    match tokio::time::timeout(limit, task).await {
+        Ok(Ok(Ok(v))) => Bounded::Done(v),
+        Ok(Ok(Err(_)) | Err(_)) => Bounded::Panicked,
+        Err(_) => Bounded::TimedOut,
+    }
+}
+
+fn embed(
+    state: &AppState,
+    tenant: TenantId,
+    args: DocumentJob,
+) -> futures_boxed::BoxFuture<'_, Result<(), JobError>> {
+    Box::pin(async move {
+        let Some(doc) = current(state, tenant, &args).await? else {
+            return Ok(());
+        };
+        let model = state.embedder.model().to_owned();
+        let total = doc.chunk_count.max(1);
+        let mut done = 0u32;
+        loop {
+            let batch = state
+                .store
+                .pending_embeddings(tenant, doc.id, &model, EMBED_BATCH)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let texts: Vec<String> = batch.iter().map(|p| p.text.clone()).collect();
+            let vectors = match state.embedder.embed(texts).await {
+                Ok(v) if v.len() == batch.len() => v,
+                Ok(v) => {
+                    return Err(JobError::Retry(format!(
+                        "the embedder returned {} vectors for {} texts",
+                        v.len(),
+                        batch.len()
+                    )));
+                }
+                Err(EmbedError::Unavailable(m)) => return Err(JobError::Retry(m)),
+                Err(EmbedError::Failed(m)) => {
+                    return fail(state, tenant, &args, Failure::new("embedding_failed", m)).await;
+                }
+            };
+            let pairs: Vec<(String, Vec<f32>)> = batch
+                .into_iter()
+                .map(|p| p.content_hash)
+                .zip(vectors)
+                .collect();
+            state.store.put_embeddings(tenant, &model, &pairs).await?;
+            done += pairs.len() as u32;
+            let progress = 50 + (49 * done.min(total) / total) as u8;
+            if !settled(
+                state
+                    .store
+                    .set_document_stage(
+                        tenant,
+                        doc.id,
+                        args.generation,
+                        DocumentStage::Embedding,
+                        progress,
+                    )
+                    .await,
+            )? {
+                return Ok(());
+            }
+        }
+        match state
+            .store
+            .finish_document(tenant, doc.id, args.generation, &model, Utc::now())
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(document.id = %doc.id, "document ready");
+                Ok(())
+            }
+            Err(StoreError::NotFound) => Ok(()),
+            Err(StoreError::Conflict(c)) if c == conflict::STALE_GENERATION => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+/// Boxed futures, so both handlers share one function type.
+mod futures_boxed {
+    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+}

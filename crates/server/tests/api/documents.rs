@@ -1,0 +1,700 @@
+//! The knowledge base through the API, with the real local embedding model: upload, watch,
+//! search by words and by meaning, delete, reprocess, download, limits and bad input, and
+//! tenants kept apart.
+
+use std::time::{Duration, Instant};
+
+use cortexlayer_server::knowledge::pipeline;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use crate::helpers::{Member, TestApp, error_code, spawn_app, spawn_app_with};
+
+pub const GUIDE: &str = "# Acme Help Center
+
+## Refunds
+
+Refunds are issued to the original payment method within 14 days of receiving the returned item. Items must be unused and in their original packaging.
+
+## Shipping
+
+We ship to Canada, Mexico and the United States. Standard delivery takes five business days; express delivery takes two.
+
+## Account security
+
+To change your password, open Settings, choose Security and follow the link we email you. Two-factor authentication can be turned on in the same place.
+";
+
+pub const FAQ: &str = "Our support team answers phone calls from 9 am to 5 pm on weekdays.\n\nThe office dog is called Biscuit and visits on Fridays.\n";
+
+pub async fn upload(app: &TestApp, token: &str, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
+    let mut form = Form::new();
+    for (name, bytes) in files {
+        form = form.part(
+            "file",
+            Part::bytes(bytes.clone())
+                .file_name((*name).to_owned())
+                .mime_str("application/octet-stream")
+                .expect("mime"),
+        );
+    }
+    app.client
+        .post(app.url("/api/v1/documents"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// Uploads one file and returns its document id.
+pub async fn upload_one(app: &TestApp, token: &str, name: &str, bytes: &[u8]) -> String {
+    let r = upload(app, token, &[(name, bytes.to_vec())]).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let v: Value = r.json().await.expect("json");
+    v["data"][0]["id"].as_str().expect("id").to_owned()
+}
+
+pub async fn document(app: &TestApp, token: &str, id: &str) -> Value {
+    let r = app.get_as(&format!("/api/v1/documents/{id}"), token).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+/// Polls the document until it is `ready` or `failed` (two minutes at most).
+pub async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let d = document(app, token, id).await;
+        let status = d["status"].as_str().expect("status");
+        if status == "ready" || status == "failed" {
+            return d;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "document still {status} after two minutes: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn search(app: &TestApp, token: &str, query: &str, mode: &str, k: u32) -> Vec<Value> {
+    let r = app
+        .post_as(
+            "/api/v1/search",
+            token,
+            &json!({ "query": query, "mode": mode, "top_k": k }),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["mode"], mode);
+    v["results"].as_array().expect("results").clone()
+}
+
+fn first_text(results: &[Value]) -> &str {
+    results
+        .first()
+        .and_then(|r| r["chunk"]["text"].as_str())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn uploaded_documents_become_ready_and_searchable_by_words_and_meaning() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let r = upload(
+        &app,
+        &owner.access,
+        &[
+            ("help-center.md", GUIDE.as_bytes().to_vec()),
+            ("faq.txt", FAQ.as_bytes().to_vec()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.expect("json");
+    let docs = v["data"].as_array().expect("data");
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["status"], "pending");
+    assert_eq!(docs[0]["kind"], "markdown");
+    assert_eq!(docs[0]["title"], "help-center");
+    assert_eq!(docs[1]["kind"], "text");
+    assert_eq!(docs[0]["size_bytes"], GUIDE.len());
+    let guide = docs[0]["id"].as_str().expect("id").to_owned();
+    let faq = docs[1]["id"].as_str().expect("id").to_owned();
+
+    let d = settled(&app, &owner.access, &guide).await;
+    assert_eq!(d["status"], "ready", "{d}");
+    assert_eq!(
+        (d["stage"].as_str(), d["progress"].as_u64()),
+        (Some("done"), Some(100))
+    );
+    assert_eq!(d["searchable"], "full");
+    assert_eq!(d["embedding_model"], "all-MiniLM-L6-v2");
+    assert!(d["chunk_count"].as_u64().expect("count") >= 1);
+    assert!(d["error"].is_null());
+    assert_eq!(settled(&app, &owner.access, &faq).await["status"], "ready");
+
+    let listed: Value = app
+        .get_as("/api/v1/documents", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"].as_array().expect("data").len(), 2);
+
+    // By words: the lexical index, with citation metadata.
+    let hits = search(&app, &owner.access, "refund payment method", "lexical", 3).await;
+    assert!(first_text(&hits).contains("Refunds are issued"), "{hits:?}");
+    assert_eq!(hits[0]["document_title"], "help-center");
+    assert_eq!(hits[0]["chunk"]["document_id"], guide.as_str());
+    assert!(
+        hits[0]["chunk"]["heading_path"]
+            .as_array()
+            .expect("path")
+            .iter()
+            .any(|h| h == "Acme Help Center"),
+        "{hits:?}"
+    );
+
+    // By meaning: no word of the question is in the answer's paragraph.
+    let hits = search(
+        &app,
+        &owner.access,
+        "what is the name of the pet at the workplace",
+        "vector",
+        3,
+    )
+    .await;
+    assert!(first_text(&hits).contains("Biscuit"), "{hits:?}");
+    let score = hits[0]["score"].as_f64().expect("score");
+    assert!(
+        score > 0.2 && score <= 1.0,
+        "cosine similarity, got {score}"
+    );
+
+    let hits = search(
+        &app,
+        &owner.access,
+        "how long until my parcel arrives in Canada",
+        "hybrid",
+        5,
+    )
+    .await;
+    assert!(first_text(&hits).contains("five business days"), "{hits:?}");
+
+    // What the bot read.
+    let r = app
+        .get_as(&format!("/api/v1/documents/{guide}/chunks"), &owner.access)
+        .await;
+    assert_eq!(r.status(), 200);
+    let chunks: Value = r.json().await.expect("json");
+    let chunks = chunks["data"].as_array().expect("data");
+    assert_eq!(
+        chunks.len() as u64,
+        d["chunk_count"].as_u64().expect("count")
+    );
+    assert_eq!(chunks[0]["ordinal"], 0);
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["text"].as_str().unwrap_or("").contains("Two-factor"))
+    );
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["token_count"].as_u64().expect("tokens") <= 254)
+    );
+}
+
+#[tokio::test]
+async fn a_document_is_found_by_words_before_its_vectors_exist() {
+    // No background workers: the test runs each job itself and looks in between.
+    let app = spawn_app_with(|s| s.knowledge.workers = 0).await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
+    assert_eq!(document(&app, &owner.access, &id).await["searchable"], "no");
+
+    run_next_job(&app, pipeline::PARSE_DOCUMENT).await;
+    let d = document(&app, &owner.access, &id).await;
+    assert_eq!(
+        (
+            d["status"].as_str(),
+            d["stage"].as_str(),
+            d["searchable"].as_str()
+        ),
+        (Some("processing"), Some("embedding"), Some("lexical"))
+    );
+    assert!(!d["lexical_ready_at"].is_null() && d["vectors_ready_at"].is_null());
+    let words = search(&app, &owner.access, "password security", "lexical", 3).await;
+    assert!(
+        first_text(&words).contains("change your password"),
+        "{words:?}"
+    );
+    assert!(
+        search(&app, &owner.access, "password security", "vector", 3)
+            .await
+            .is_empty(),
+        "no vectors yet"
+    );
+    let hybrid = search(&app, &owner.access, "password security", "hybrid", 3).await;
+    assert!(
+        first_text(&hybrid).contains("change your password"),
+        "hybrid works on words alone"
+    );
+
+    run_next_job(&app, pipeline::EMBED_CHUNKS).await;
+    let d = document(&app, &owner.access, &id).await;
+    assert_eq!(
+        (d["status"].as_str(), d["searchable"].as_str()),
+        (Some("ready"), Some("full"))
+    );
+    assert!(
+        !search(&app, &owner.access, "password security", "vector", 3)
+            .await
+            .is_empty()
+    );
+}
+
+/// Leases the next due job, checks its kind, runs it as a worker would and completes it.
+pub async fn run_next_job(app: &TestApp, kind: &str) {
+    let lease = app
+        .state
+        .store
+        .lease_jobs(chrono::Utc::now(), chrono::Duration::seconds(60), 1)
+        .await
+        .expect("lease")
+        .pop()
+        .expect("a job is due");
+    assert_eq!(lease.job.kind, kind);
+    assert!(
+        pipeline::run(&app.state, &lease.job)
+            .await
+            .expect("job runs")
+    );
+    app.state
+        .store
+        .complete_job(lease.job.id, lease.token, chrono::Utc::now())
+        .await
+        .expect("complete");
+}
+
+#[tokio::test]
+async fn limits_and_bad_files_are_refused_with_stable_codes() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+
+    let big = vec![b'a'; 5_000_001];
+    let r = upload(&app, t, &[("big.txt", big)]).await;
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "file_too_large");
+    let msg = v["error"]["message"].as_str().expect("message");
+    assert!(msg.contains("Starter") && msg.contains("5000000"), "{msg}");
+
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    assert_eq!(
+        error_code(upload(&app, t, &[("logo.png", png)]).await).await,
+        (415, "unsupported_media_type".into())
+    );
+    assert_eq!(
+        error_code(upload(&app, t, &[("report.pdf", b"plain words".to_vec())]).await).await,
+        (415, "unsupported_media_type".into()),
+        "the extension must agree with the content"
+    );
+    assert_eq!(
+        error_code(upload(&app, t, &[("empty.txt", Vec::new())]).await).await,
+        (415, "unsupported_media_type".into())
+    );
+    // One bad file refuses the whole request: nothing is stored.
+    let r = upload(
+        &app,
+        t,
+        &[
+            ("ok.txt", b"fine".to_vec()),
+            ("bad.png", b"\x89PNG\r\n\x1a\n".to_vec()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 415);
+    let r = app
+        .client
+        .post(app.url("/api/v1/documents"))
+        .bearer_auth(t)
+        .json(&json!({ "file": "nope" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_code(r).await, (415, "unsupported_media_type".into()));
+    let r = app
+        .client
+        .post(app.url("/api/v1/documents"))
+        .bearer_auth(t)
+        .multipart(Form::new().text("note", "no file part"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_code(r).await, (422, "validation_failed".into()));
+    let listed: Value = app
+        .get_as("/api/v1/documents", t)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        listed["data"].as_array().expect("data").is_empty(),
+        "{listed}"
+    );
+
+    // Starter holds 10 documents.
+    let files: Vec<(&str, Vec<u8>)> = (0..10)
+        .map(|_| ("note.txt", b"A short note.".to_vec()))
+        .collect();
+    assert_eq!(upload(&app, t, &files).await.status(), 202);
+    let r = upload(&app, t, &[("one-more.txt", b"Too many.".to_vec())]).await;
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "document_limit_reached");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("10 documents")
+    );
+}
+
+#[tokio::test]
+async fn broken_and_hostile_documents_fail_with_a_readable_reason() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+
+    let deep = format!(
+        "<html><body>{}deep{}</body></html>",
+        "<div>".repeat(5_000),
+        "</div>".repeat(5_000)
+    );
+    let nested = upload_one(&app, t, "deep.html", deep.as_bytes()).await;
+    // A DOCX whose ZIP central directory is cut off.
+    let mut docx = b"PK\x03\x04".to_vec();
+    docx.extend_from_slice(&[0u8; 60]);
+    let broken = upload(&app, t, &[("broken.docx", docx)]).await;
+    let broken_status = broken.status();
+    let truncated_pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog".to_vec();
+    let pdf = upload_one(&app, t, "scan.pdf", &truncated_pdf).await;
+    // 300 paragraphs of ~200 tokens each: more chunks than Starter's 250 per document.
+    let para = "Every paragraph of this manual explains one more setting of the device in detail. "
+        .repeat(12);
+    let long: String = (0..300)
+        .map(|i| format!("Section {i}. {para}\n\n"))
+        .collect();
+    let many = upload_one(&app, t, "manual.txt", long.as_bytes()).await;
+
+    let d = settled(&app, t, &nested).await;
+    assert_eq!(
+        (d["status"].as_str(), d["error"]["code"].as_str()),
+        (Some("failed"), Some("too_deeply_nested"))
+    );
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("2048")
+    );
+    assert_eq!(d["searchable"], "no");
+
+    if broken_status == 202 {
+        let v: Value = broken.json().await.expect("json");
+        let id = v["data"][0]["id"].as_str().expect("id").to_owned();
+        let d = settled(&app, t, &id).await;
+        assert_eq!(
+            (d["status"].as_str(), d["error"]["code"].as_str()),
+            (Some("failed"), Some("parse_failed")),
+            "{d}"
+        );
+    } else {
+        assert_eq!(
+            broken_status, 415,
+            "refused at the door or failed, never half-stored"
+        );
+    }
+
+    let d = settled(&app, t, &pdf).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(!d["error"]["message"].as_str().expect("msg").is_empty());
+
+    let d = settled(&app, t, &many).await;
+    assert_eq!(
+        (d["status"].as_str(), d["error"]["code"].as_str()),
+        (Some("failed"), Some("chunk_limit_exceeded")),
+        "{d}"
+    );
+    let msg = d["error"]["message"].as_str().expect("msg");
+    assert!(msg.contains("Starter") && msg.contains("250"), "{msg}");
+    assert!(
+        search(&app, t, "device setting manual", "lexical", 5)
+            .await
+            .is_empty(),
+        "a failed document answers nothing"
+    );
+}
+
+#[tokio::test]
+async fn deleting_removes_everything_and_reprocessing_replaces_chunks() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    let keep = upload_one(&app, t, "faq.txt", FAQ.as_bytes()).await;
+    let id = upload_one(&app, t, "guide.md", GUIDE.as_bytes()).await;
+    let first = settled(&app, t, &id).await;
+    settled(&app, t, &keep).await;
+
+    // Download: the bytes as uploaded, as an attachment of the sniffed type.
+    let r = app
+        .get_as(&format!("/api/v1/documents/{id}/original"), t)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/markdown; charset=utf-8");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment; filename=\"guide.md\"")
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), GUIDE.as_bytes());
+
+    // Reprocess: a new generation, the same chunks again, none twice.
+    let r = app
+        .post_as(&format!("/api/v1/documents/{id}/reprocess"), t, &json!({}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["status"].as_str(), v["generation"].as_u64()),
+        (Some("pending"), Some(2))
+    );
+    let again = settled(&app, t, &id).await;
+    assert_eq!(
+        (again["status"].as_str(), again["generation"].as_u64()),
+        (Some("ready"), Some(2))
+    );
+    assert_eq!(again["chunk_count"], first["chunk_count"]);
+    let chunks: Value = app
+        .get_as(&format!("/api/v1/documents/{id}/chunks"), t)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ordinals: Vec<u64> = chunks["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|c| c["ordinal"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(ordinals, (0..ordinals.len() as u64).collect::<Vec<_>>());
+
+    // Delete: the row, chunks, lexical entries, vectors and the original go.
+    let r = app.delete_as(&format!("/api/v1/documents/{id}"), t).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        error_code(app.get_as(&format!("/api/v1/documents/{id}"), t).await).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(
+            app.get_as(&format!("/api/v1/documents/{id}/original"), t)
+                .await
+        )
+        .await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(
+            app.get_as(&format!("/api/v1/documents/{id}/chunks"), t)
+                .await
+        )
+        .await,
+        (404, "not_found".into())
+    );
+    assert!(search(&app, t, "refund", "lexical", 5).await.is_empty());
+    let meaning = search(
+        &app,
+        t,
+        "refund to the original payment method",
+        "vector",
+        5,
+    )
+    .await;
+    assert!(
+        meaning
+            .iter()
+            .all(|h| h["chunk"]["document_id"] == keep.as_str()),
+        "{meaning:?}"
+    );
+    let blob = app.state.settings.blob_dir().join("documents");
+    let stored: Vec<_> = walk(&blob);
+    assert_eq!(
+        stored.len(),
+        1,
+        "only the kept document's original remains: {stored:?}"
+    );
+    assert_eq!(
+        error_code(app.delete_as(&format!("/api/v1/documents/{id}"), t).await).await,
+        (404, "not_found".into())
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn another_tenant_can_neither_see_nor_touch_the_documents() {
+    let app = spawn_app().await;
+    let alice = app.owner("alice@acme.example", "Acme").await;
+    let bob = app.owner("bob@globex.example", "Globex").await;
+    let id = upload_one(&app, &alice.access, "guide.md", GUIDE.as_bytes()).await;
+    settled(&app, &alice.access, &id).await;
+
+    for path in [
+        format!("/api/v1/documents/{id}"),
+        format!("/api/v1/documents/{id}/original"),
+        format!("/api/v1/documents/{id}/chunks"),
+    ] {
+        assert_eq!(
+            error_code(app.get_as(&path, &bob.access).await).await,
+            (404, "not_found".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        error_code(
+            app.post_as(
+                &format!("/api/v1/documents/{id}/reprocess"),
+                &bob.access,
+                &json!({})
+            )
+            .await
+        )
+        .await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(
+            app.delete_as(&format!("/api/v1/documents/{id}"), &bob.access)
+                .await
+        )
+        .await,
+        (404, "not_found".into())
+    );
+    let listed: Value = app
+        .get_as("/api/v1/documents", &bob.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(listed["data"].as_array().expect("data").is_empty());
+    for mode in ["lexical", "vector", "hybrid"] {
+        assert!(
+            search(&app, &bob.access, "refunds shipping password", mode, 10)
+                .await
+                .is_empty(),
+            "{mode}"
+        );
+    }
+    // Still all there for its owner.
+    assert_eq!(document(&app, &alice.access, &id).await["status"], "ready");
+}
+
+#[tokio::test]
+async fn roles_and_api_key_scopes_decide_who_reads_and_who_writes() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let agent: Member = app.member(&owner, "agent@acme.example", "agent").await;
+    let id = upload_one(&app, &owner.access, "faq.txt", FAQ.as_bytes()).await;
+    settled(&app, &owner.access, &id).await;
+
+    assert_eq!(
+        error_code(upload(&app, &agent.access, &[("x.txt", b"x".to_vec())]).await).await,
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        search(&app, &agent.access, "support phone hours", "lexical", 3)
+            .await
+            .len(),
+        1
+    );
+
+    let (_, reader) = app.api_key(&owner, &["knowledge:read"]).await;
+    let (_, writer) = app
+        .api_key(&owner, &["knowledge:write", "knowledge:read"])
+        .await;
+    let (_, chat_only) = app.api_key(&owner, &["chat"]).await;
+    assert_eq!(
+        error_code(upload(&app, &reader, &[("x.txt", b"x".to_vec())]).await).await,
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        upload(&app, &writer, &[("x.txt", b"written by a key".to_vec())])
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        search(&app, &reader, "office dog", "hybrid", 3)
+            .await
+            .len()
+            .min(1),
+        1
+    );
+    let r = app
+        .post_as("/api/v1/search", &chat_only, &json!({ "query": "dog" }))
+        .await;
+    assert_eq!(error_code(r).await, (403, "forbidden".into()));
+}
+
+#[tokio::test]
+async fn search_requests_are_validated() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    for (body, field) in [
+        (json!({ "query": "  " }), "query"),
+        (json!({ "query": "x".repeat(2_001) }), "query"),
+        (json!({ "query": "ok", "top_k": 0 }), "top_k"),
+        (json!({ "query": "ok", "top_k": 51 }), "top_k"),
+    ] {
+        let r = app.post_as("/api/v1/search", t, &body).await;
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(
+            (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+            (Some("validation_failed"), Some(field)),
+            "{body}"
+        );
+    }
+    let r = app
+        .post_as(
+            "/api/v1/search",
+            t,
+            &json!({ "query": "ok", "mode": "psychic" }),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        search(&app, t, "nothing uploaded yet", "hybrid", 5)
+            .await
+            .is_empty()
+    );
+}
