@@ -698,3 +698,106 @@ async fn search_requests_are_validated() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_server_killed_mid_document_resumes_it_after_restart_without_duplicates() {
+    // The test's own app (no workers) shares the database and data folder with the binary.
+    let app = spawn_app_with(|s| s.knowledge.workers = 0).await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    // ~200 chunks of ~240 tokens: long enough to be caught halfway through embedding.
+    let body: String = (0..200)
+        .map(|i| {
+            format!(
+                "## Topic {i}\n\nArticle {i} describes configuration option number {i} of the router, how it interacts with the firewall, which defaults apply after a factory reset and what the status light shows while it is active. {}\n\n",
+                "Operators should read the whole article before changing the option in production. ".repeat(10)
+            )
+        })
+        .collect();
+    let id = upload_one(&app, t, "router-manual.md", body.as_bytes()).await;
+
+    let settings = &app.state.settings;
+    let data_dir = settings.data_dir.display().to_string();
+    let model_dir = crate::helpers::model_dir().display().to_string();
+    let env = [
+        ("CORTEX_DATA_DIR", data_dir.as_str()),
+        ("CORTEX_MODEL_DIR", model_dir.as_str()),
+        ("CORTEX_WORKERS", "1"),
+        ("CORTEX_JOB_LEASE_SECS", "3"),
+        ("JWT_SECRET", crate::helpers::JWT_SECRET),
+    ];
+    let server = crate::serve::start_on(settings.database_url.expose(), &env);
+    // Wait until embedding is under way, then pull the plug.
+    let start = Instant::now();
+    let before_kill = loop {
+        let d = document(&app, t, &id).await;
+        if d["stage"] == "embedding" && d["progress"].as_u64().unwrap_or(0) >= 60 {
+            break d;
+        }
+        assert!(
+            d["status"] != "ready",
+            "finished before it could be interrupted; make the document longer"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    server.kill_hard();
+    let chunk_count = before_kill["chunk_count"].as_u64().expect("count");
+    assert!(chunk_count > 150, "{before_kill}");
+    let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant id");
+    let pending = app
+        .state
+        .store
+        .pending_embeddings(tenant, id.parse().expect("id"), "all-MiniLM-L6-v2", 10_000)
+        .await
+        .expect("pending")
+        .len() as u64;
+    assert!(
+        pending > 0 && pending < chunk_count,
+        "killed halfway: {pending} of {chunk_count} chunks still need vectors"
+    );
+    assert_eq!(document(&app, t, &id).await["status"], "processing");
+
+    // A new process takes the job over once the dead one's lease runs out.
+    let server = crate::serve::start_on(settings.database_url.expose(), &env);
+    let done = settled(&app, t, &id).await;
+    drop(server);
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["chunk_count"].as_u64(), Some(chunk_count));
+    let chunks: Value = app
+        .get_as(&format!("/api/v1/documents/{id}/chunks?limit=500"), t)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let chunks = chunks["data"].as_array().expect("data");
+    let mut ordinals: Vec<u64> = chunks
+        .iter()
+        .map(|c| c["ordinal"].as_u64().expect("n"))
+        .collect();
+    ordinals.dedup();
+    assert_eq!(
+        ordinals,
+        (0..chunk_count).collect::<Vec<_>>(),
+        "every chunk once"
+    );
+    let mut texts: Vec<&str> = chunks
+        .iter()
+        .map(|c| c["text"].as_str().expect("text"))
+        .collect();
+    texts.sort_unstable();
+    texts.dedup();
+    assert_eq!(texts.len() as u64, chunk_count, "no chunk stored twice");
+    let hits = search(
+        &app,
+        t,
+        "what does the status light show for option 137",
+        "hybrid",
+        3,
+    )
+    .await;
+    assert!(first_text(&hits).contains("option number 137"), "{hits:?}");
+}

@@ -11,12 +11,20 @@ use serde_json::{Value, json};
 
 use crate::helpers::PASSWORD;
 
-struct Server {
+pub struct Server {
     child: Child,
     /// Kept open for the life of the server, as a terminal would be.
     _stdout: BufReader<std::process::ChildStdout>,
-    base: String,
-    log: Arc<Mutex<String>>,
+    pub base: String,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Kills the process without warning (SIGKILL), as a crash or the OOM killer would.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Server {
@@ -27,10 +35,18 @@ impl Drop for Server {
 }
 
 async fn start(extra_env: &[(&str, &str)]) -> Server {
-    let db = crate::helpers::test_database_url().await;
+    start_on(&crate::helpers::test_database_url().await, extra_env)
+}
+
+/// `cortexlayer serve` on the database at `db`.
+pub fn start_on(db: &str, extra_env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cortexlayer"));
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
-        .env("DATABASE_URL", &db)
+        .env("DATABASE_URL", db)
+        .env(
+            "CORTEX_DATA_DIR",
+            std::env::temp_dir().join(format!("cortex-serve-{}", uuid::Uuid::now_v7())),
+        )
         .env_remove("SMTP_URL")
         .env_remove("CORTEX_ENV")
         .stdout(Stdio::piped())
