@@ -49,6 +49,12 @@ pub enum ExtractError {
     NotUtf8,
     #[error("no text could be extracted from the document")]
     NoText,
+    #[error(
+        "the PDF has no text layer (a scanned document?); it would need OCR, which is not supported"
+    )]
+    NoTextLayer,
+    #[error("the PDF is password-protected; upload a copy without a password")]
+    Encrypted,
     #[error("{0} extraction is not available yet")]
     NotYetSupported(&'static str),
     #[error("the HTML nests elements more than {MAX_HTML_DEPTH} deep")]
@@ -125,7 +131,7 @@ pub fn extract(kind: DocKind, bytes: &[u8]) -> Result<Extracted, ExtractError> {
             }
             html(text)
         }
-        DocKind::Pdf => return Err(ExtractError::NotYetSupported("PDF")),
+        DocKind::Pdf => crate::pdf::pdf(bytes)?,
         DocKind::Docx => crate::docx::docx(bytes)?,
     };
     if extracted.blocks.is_empty() {
@@ -175,7 +181,7 @@ impl Builder {
 
 /// Plain text: paragraphs are separated by blank lines; lines starting with a bullet or a
 /// number are list items.
-fn plain(text: &str) -> Extracted {
+pub(crate) fn plain(text: &str) -> Extracted {
     let mut b = Builder::default();
     let mut para = String::new();
     let flush = |b: &mut Builder, para: &mut String| {
@@ -521,9 +527,9 @@ mod tests {
             extract(DocKind::Text, &[0xff, 0xfe, 0x00]),
             Err(ExtractError::NotUtf8)
         );
-        assert_eq!(
+        assert!(matches!(
             extract(DocKind::Pdf, b"%PDF-1.4"),
-            Err(ExtractError::NotYetSupported("PDF"))
-        );
+            Err(ExtractError::Corrupt(_))
+        ));
     }
 }

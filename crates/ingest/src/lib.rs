@@ -5,16 +5,16 @@
 //! - [`sniff`]: what a file really is, from its bytes (magic numbers and structure), checked
 //!   against the name it came with; and filename sanitising.
 //! - [`extract`]: text with its structure (headings, paragraphs, list items, table rows,
-//!   pages) from plain text, Markdown, HTML and DOCX ([`docx`], zip-bomb safe).
+//!   pages) from plain text, Markdown, HTML, DOCX and PDF ([`docx`], zip-bomb safe).
 //! - [`chunk`]: token-bounded chunks that follow that structure, with overlap, never cutting a
 //!   sentence when it can be avoided, each carrying its heading path and page range.
 //!
-//! PDF extraction lands with the rest of the knowledge-base work; sniffing already
-//! recognises PDFs.
+//! - [`pdf`]: PDF text page by page (`lopdf`), bounded in pages, content and text.
 
 pub mod chunk;
 pub mod docx;
 pub mod extract;
+pub mod pdf;
 pub mod sniff;
 
 pub use chunk::{Chunk, ChunkOptions, chunk};

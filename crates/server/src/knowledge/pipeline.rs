@@ -305,6 +305,8 @@ fn kind_of(kind: &str) -> Option<DocKind> {
 fn extract_failure(e: ExtractError) -> Failure {
     let code = match &e {
         ExtractError::NoText => "no_text",
+        ExtractError::NoTextLayer => "no_text_layer",
+        ExtractError::Encrypted => "pdf_encrypted",
         ExtractError::NotUtf8 => "not_utf8",
         ExtractError::NotYetSupported(_) => "unsupported_media_type",
         ExtractError::TooDeeplyNested => "too_deeply_nested",

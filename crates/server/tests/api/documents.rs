@@ -420,8 +420,18 @@ async fn broken_and_hostile_documents_fail_with_a_readable_reason() {
     }
 
     let d = settled(&app, t, &pdf).await;
-    assert_eq!(d["status"], "failed", "{d}");
-    assert!(!d["error"]["message"].as_str().expect("msg").is_empty());
+    assert_eq!(
+        (d["status"].as_str(), d["error"]["code"].as_str()),
+        (Some("failed"), Some("parse_failed")),
+        "{d}"
+    );
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("PDF cannot be read"),
+        "{d}"
+    );
 
     let d = settled(&app, t, &many).await;
     assert_eq!(
@@ -800,4 +810,42 @@ async fn a_server_killed_mid_document_resumes_it_after_restart_without_duplicate
     )
     .await;
     assert!(first_text(&hits).contains("option number 137"), "{hits:?}");
+}
+
+fn ingest_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/../ingest/tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+#[tokio::test]
+async fn pdfs_are_read_page_by_page_and_scans_fail_with_the_reason() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    let handbook = upload_one(&app, t, "handbook.pdf", &ingest_fixture("handbook.pdf")).await;
+    let scan = upload_one(&app, t, "scan.pdf", &ingest_fixture("scan.pdf")).await;
+
+    let d = settled(&app, t, &handbook).await;
+    assert_eq!(
+        (d["status"].as_str(), d["kind"].as_str()),
+        (Some("ready"), Some("pdf")),
+        "{d}"
+    );
+    let hits = search(&app, t, "when are travel expenses paid back", "hybrid", 1).await;
+    assert!(
+        first_text(&hits).contains("reimbursed within 30 days"),
+        "{hits:?}"
+    );
+    assert_eq!(hits[0]["chunk"]["page_end"], 2, "{hits:?}");
+
+    let d = settled(&app, t, &scan).await;
+    assert_eq!(
+        (d["status"].as_str(), d["error"]["code"].as_str()),
+        (Some("failed"), Some("no_text_layer")),
+        "{d}"
+    );
+    assert!(d["error"]["message"].as_str().expect("msg").contains("OCR"));
 }
