@@ -9,12 +9,14 @@
 //! - [`chunk`]: token-bounded chunks that follow that structure, with overlap, never cutting a
 //!   sentence when it can be avoided, each carrying its heading path and page range.
 //!
+//! - [`qa`]: Q&A pairs and their CSV import.
 //! - [`pdf`]: PDF text page by page (`lopdf`), bounded in pages, content and text.
 
 pub mod chunk;
 pub mod docx;
 pub mod extract;
 pub mod pdf;
+pub mod qa;
 pub mod sniff;
 
 pub use chunk::{Chunk, ChunkOptions, chunk};

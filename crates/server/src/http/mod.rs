@@ -101,12 +101,14 @@ fn routes() -> OpenApiRouter<AppState> {
                     api::documents::upload_documents,
                     api::documents::list_documents
                 ))
+                .routes(routes!(api::documents::import_qa))
                 .layer(DefaultBodyLimit::disable()),
         )
         .routes(routes!(
             api::documents::get_document,
             api::documents::delete_document
         ))
+        .routes(routes!(api::documents::add_qa))
         .routes(routes!(api::documents::reprocess_document))
         .routes(routes!(api::documents::download_original))
         .routes(routes!(api::documents::list_chunks))

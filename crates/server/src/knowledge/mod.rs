@@ -17,6 +17,7 @@ use cortex_core::plans::{self, Plan};
 use cortex_core::ports::BlobError;
 use cortex_core::store::{Page, conflict};
 use cortex_core::tenancy::Role;
+use cortex_ingest::qa::{self, QaPair};
 use cortex_ingest::{DocKind, SniffError, sanitize_filename, sniff};
 use sha2::{Digest, Sha256};
 
@@ -160,11 +161,7 @@ pub async fn add_files(
 ) -> Result<Vec<Document>> {
     may_write(ctx)?;
     if files.is_empty() {
-        return Err(TenancyError::Validation {
-            field: "file",
-            message: "attach at least one file".into(),
-        }
-        .into());
+        return Err(invalid("file", "attach at least one file"));
     }
     let checked = files
         .into_iter()
@@ -244,6 +241,66 @@ async fn store_new_document(
             })
         }
     }
+}
+
+/// Adds Q&A pairs as one document: each pair becomes one chunk that is found by its question
+/// and carries its answer. `original` is what is kept for download: the JSON of the pairs, or
+/// the CSV they were imported from (`kind` `qa` or `csv`).
+pub async fn add_qa(
+    state: &AppState,
+    ctx: &TenantCtx,
+    title: &str,
+    pairs: &[QaPair],
+    kind: &'static str,
+    original: Vec<u8>,
+) -> Result<Document> {
+    may_write(ctx)?;
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(invalid("title", "must be 1 to 200 characters"));
+    }
+    if pairs.is_empty() {
+        return Err(invalid("pairs", "add at least one question and answer"));
+    }
+    let plan = plan_of(ctx);
+    check_size(ctx, title, original.len() as u64)?;
+    let id = DocumentId::new();
+    let doc = NewDocument {
+        id,
+        title: title.to_owned(),
+        filename: None,
+        source: DocumentSource::Qa,
+        source_url: None,
+        kind: kind.to_owned(),
+        size_bytes: original.len() as u64,
+        sha256: hex::encode(Sha256::digest(&original)),
+        blob_key: Some(blob_key(ctx, id)),
+        created_at: Utc::now(),
+    };
+    let created = store_new_document(state, ctx, &plan, doc, original).await?;
+    state.jobs_ready.notify_waiters();
+    Ok(created)
+}
+
+/// Checks pairs given as JSON (the same rules as a CSV import).
+pub fn check_pairs(pairs: &[(String, String)]) -> Result<Vec<QaPair>> {
+    if pairs.len() > qa::MAX_PAIRS {
+        return Err(invalid("pairs", format!("at most {} pairs", qa::MAX_PAIRS)));
+    }
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (q, a))| qa::check_pair(i + 1, q, a))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| invalid("pairs", e))
+}
+
+fn invalid(field: &'static str, message: impl ToString) -> KnowledgeError {
+    TenancyError::Validation {
+        field,
+        message: message.to_string(),
+    }
+    .into()
 }
 
 pub async fn list(state: &AppState, ctx: &TenantCtx, page: Page) -> Result<Vec<Document>> {
@@ -327,6 +384,8 @@ pub fn mime_of(kind: &str) -> &'static str {
         "html" => DocKind::Html.mime(),
         "markdown" => DocKind::Markdown.mime(),
         "text" => DocKind::Text.mime(),
+        "qa" => "application/json",
+        "csv" => "text/csv; charset=utf-8",
         _ => "application/octet-stream",
     }
 }

@@ -222,6 +222,9 @@ async fn parse_and_chunk(
         }
         Err(e) => return Err(JobError::Retry(format!("reading the original: {e}"))),
     };
+    if doc.kind == "qa" || doc.kind == "csv" {
+        return Ok(qa_chunks(state, doc, &bytes));
+    }
     let Some(kind) = kind_of(&doc.kind) else {
         return Ok(Err(Failure::new(
             "unsupported_media_type",
@@ -268,6 +271,36 @@ async fn parse_and_chunk(
         ))),
         Bounded::Panicked => Err(JobError::Retry("the chunker stopped unexpectedly".into())),
     }
+}
+
+/// One chunk per pair: the question is what is indexed and embedded, the answer rides along.
+fn qa_chunks(state: &AppState, doc: &Document, bytes: &[u8]) -> Result<Vec<NewChunk>, Failure> {
+    let pairs = if doc.kind == "csv" {
+        cortex_ingest::qa::parse_csv(bytes)
+            .map_err(|e| Failure::new("parse_failed", e.to_string()))?
+    } else {
+        serde_json::from_slice::<Vec<cortex_ingest::qa::QaPair>>(bytes).map_err(|e| {
+            Failure::new(
+                "parse_failed",
+                format!("the stored pairs cannot be read: {e}"),
+            )
+        })?
+    };
+    Ok(pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let tokens = state.embedder.count_tokens(&p.question);
+            let mut c = NewChunk::new(
+                u32::try_from(i).unwrap_or(u32::MAX),
+                p.question,
+                u32::try_from(tokens).unwrap_or(u32::MAX),
+            );
+            c.answer = Some(p.answer);
+            c.heading_path = vec![doc.title.clone()];
+            c
+        })
+        .collect())
 }
 
 fn chunk(

@@ -849,3 +849,114 @@ async fn pdfs_are_read_page_by_page_and_scans_fail_with_the_reason() {
     );
     assert!(d["error"]["message"].as_str().expect("msg").contains("OCR"));
 }
+
+#[tokio::test]
+async fn qa_pairs_are_found_by_their_question_and_carry_their_answer() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    let r = app
+        .post_as(
+            "/api/v1/documents/qa",
+            t,
+            &json!({ "title": "Store FAQ", "pairs": [
+                { "question": "Are you open on Sundays?", "answer": "No, we are closed on Sundays and public holidays." },
+                { "question": "Do you sell gift cards?", "answer": "Yes, in amounts from 10 to 200 euros." },
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["source"].as_str(), v["kind"].as_str()),
+        (Some("qa"), Some("qa"))
+    );
+    let id = v["id"].as_str().expect("id").to_owned();
+
+    let csv = "question,answer\r\n\"Can I pay by invoice?\",\"Yes, for orders above 500 euros.\"\r\nWhere is the shop?,\"Main Street 5, Springfield\"\r\n";
+    let form = Form::new().text("title", "Payments").part(
+        "file",
+        Part::bytes(csv.as_bytes().to_vec()).file_name("payments.csv"),
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/documents/qa/import"))
+        .bearer_auth(t)
+        .multipart(form)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let v: Value = r.json().await.expect("json");
+    let imported = v["id"].as_str().expect("id").to_owned();
+    assert_eq!(v["title"], "Payments");
+
+    let d = settled(&app, t, &id).await;
+    assert_eq!(
+        (d["status"].as_str(), d["chunk_count"].as_u64()),
+        (Some("ready"), Some(2))
+    );
+    assert_eq!(settled(&app, t, &imported).await["chunk_count"], 2);
+    let hits = search(&app, t, "is the store open on sunday", "hybrid", 1).await;
+    assert_eq!(hits[0]["chunk"]["text"], "Are you open on Sundays?");
+    assert_eq!(
+        hits[0]["chunk"]["answer"],
+        "No, we are closed on Sundays and public holidays."
+    );
+    assert_eq!(hits[0]["chunk"]["heading_path"], json!(["Store FAQ"]));
+    let hits = search(&app, t, "paying with an invoice", "vector", 1).await;
+    assert_eq!(
+        hits[0]["chunk"]["answer"],
+        "Yes, for orders above 500 euros."
+    );
+    // The original comes back as it was given.
+    let r = app
+        .get_as(&format!("/api/v1/documents/{imported}/original"), t)
+        .await;
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(r.text().await.expect("body"), csv);
+
+    // Bad pairs are refused with the row named, and nothing is stored.
+    let r = app
+        .post_as(
+            "/api/v1/documents/qa",
+            t,
+            &json!({ "title": "x", "pairs": [{ "question": "q?", "answer": " " }] }),
+        )
+        .await;
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+        (Some("validation_failed"), Some("pairs"))
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("row 1")
+    );
+    let form = Form::new().part(
+        "file",
+        Part::bytes(b"question,answer\nok?,fine\n\"broken".to_vec()).file_name("bad.csv"),
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/documents/qa/import"))
+        .bearer_auth(t)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+        (Some("validation_failed"), Some("file"))
+    );
+    let listed: Value = app
+        .get_as("/api/v1/documents", t)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"].as_array().expect("data").len(), 2);
+}

@@ -158,13 +158,7 @@ pub async fn upload_documents(
     Auth(ctx): Auth,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<DocumentsView>)> {
-    let mut multipart = multipart.map_err(|_| {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the files as multipart/form-data",
-        )
-    })?;
+    let mut multipart = multipart.map_err(|_| not_multipart())?;
     let limit = state.settings.knowledge.max_upload_bytes;
     let mut total = 0usize;
     let mut files = Vec::new();
@@ -212,6 +206,102 @@ async fn read_field(
         }
     }
     Ok(bytes)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QaPairInput {
+    /// 1–1,000 characters; what customers' questions are matched against.
+    pub question: String,
+    /// 1–10,000 characters.
+    pub answer: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddQaRequest {
+    /// The document's title, e.g. "Shipping FAQ".
+    pub title: String,
+    pub pairs: Vec<QaPairInput>,
+}
+
+/// Add Q&A pairs
+///
+/// One document whose every pair is one chunk: found by its question, carrying its answer.
+#[utoipa::path(post, path = "/api/v1/documents/qa", tag = "knowledge", security(("bearer" = [])),
+    request_body = AddQaRequest,
+    responses(
+        (status = 202, description = "Accepted for processing", body = DocumentView),
+        (status = 409, description = "`document_limit_reached`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    ))]
+pub async fn add_qa(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    ApiJson(req): ApiJson<AddQaRequest>,
+) -> ApiResult<(StatusCode, Json<DocumentView>)> {
+    let raw: Vec<(String, String)> = req
+        .pairs
+        .into_iter()
+        .map(|p| (p.question, p.answer))
+        .collect();
+    let pairs = knowledge::check_pairs(&raw)?;
+    let original = serde_json::to_vec(&pairs).map_err(|e| ApiError::internal(e.into()))?;
+    let doc = knowledge::add_qa(&state, &ctx, &req.title, &pairs, "qa", original).await?;
+    Ok((StatusCode::ACCEPTED, Json(doc.into())))
+}
+
+/// Import Q&A pairs from CSV
+///
+/// `multipart/form-data` with one `file` part: CSV with `question` and `answer` columns (a
+/// header row naming them, in any order; without one, the first two columns), and an optional
+/// `title` part (default: the file name). Rows are checked before anything is stored; a bad
+/// row is named in the error.
+#[utoipa::path(post, path = "/api/v1/documents/qa/import", tag = "knowledge", security(("bearer" = [])),
+    request_body(content_type = "multipart/form-data", description = "`file` (CSV) and optional `title`"),
+    responses(
+        (status = 202, description = "Accepted for processing", body = DocumentView),
+        (status = 413, description = "`file_too_large`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (names the row)", body = ErrorBody),
+    ))]
+pub async fn import_qa(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<DocumentView>)> {
+    let mut multipart = multipart.map_err(|_| not_multipart())?;
+    let limit = state.settings.knowledge.max_upload_bytes;
+    let (mut title, mut csv) = (None, None);
+    while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+        match field.name() {
+            Some("title") => title = Some(field.text().await.map_err(bad_multipart)?),
+            Some("file") => {
+                let name = field.file_name().map(str::to_owned);
+                let bytes = read_field(&ctx, field, name.as_deref(), limit).await?;
+                csv = Some((name, bytes));
+            }
+            _ => {}
+        }
+    }
+    let (name, bytes) =
+        csv.ok_or_else(|| ApiError::validation("file", "attach the CSV as a `file` part"))?;
+    let pairs = cortex_ingest::qa::parse_csv(&bytes)
+        .map_err(|e| ApiError::validation("file", e.to_string()))?;
+    let title = title.unwrap_or_else(|| {
+        let n = cortex_ingest::sanitize_filename(name.as_deref().unwrap_or("Q&A"));
+        n.rsplit_once('.')
+            .map_or(n.clone(), |(stem, _)| stem.to_owned())
+    });
+    let doc = knowledge::add_qa(&state, &ctx, &title, &pairs, "csv", bytes).await?;
+    Ok((StatusCode::ACCEPTED, Json(doc.into())))
+}
+
+fn not_multipart() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the files as multipart/form-data",
+    )
 }
 
 /// List documents
