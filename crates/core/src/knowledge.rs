@@ -153,6 +153,18 @@ pub struct NewDocument {
     pub created_at: DateTime<Utc>,
 }
 
+/// The original of a fetched document, recorded once it is stored.
+#[derive(Clone, Debug)]
+pub struct Original {
+    pub kind: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub blob_key: String,
+    pub title: Option<String>,
+    /// Where the content came from after redirects.
+    pub source_url: Option<String>,
+}
+
 /// A chunk to store.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewChunk {

@@ -17,7 +17,7 @@ use crate::ids::{
 };
 use crate::jobs::{Job, Lease, NewJob};
 use crate::knowledge::{
-    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, PendingEmbedding,
+    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
 };
 use crate::tenancy::{
     Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
@@ -55,6 +55,8 @@ pub mod conflict {
     /// A job of an older generation of a document tried to change it after reprocessing
     /// started a newer one.
     pub const STALE_GENERATION: &str = "stale_generation";
+    /// A document with this id exists already (crawls create their pages idempotently).
+    pub const DOCUMENT_EXISTS: &str = "document_exists";
 }
 
 /// A page of a list ordered by creation, newest first.
@@ -307,7 +309,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the document and enqueues its first job, atomically. With `max_documents`,
     /// refuses with `Conflict(document_limit_reached)` when the tenant already has that many
-    /// (checked under a lock, so concurrent uploads cannot overshoot).
+    /// (checked under a lock, so concurrent uploads cannot overshoot);
+    /// `Conflict(document_exists)` when the id is taken.
     async fn create_document(
         &self,
         tenant: TenantId,
@@ -317,6 +320,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Document>;
 
     async fn get_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document>;
+
+    /// Records the original of a document that came without one (a fetched URL): its type,
+    /// size, hash and blob, the final URL and title when known, and enqueues `next` (the parse
+    /// job), atomically. `Conflict(stale_generation)` when a newer run started.
+    async fn attach_original(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        original: Original,
+        next: NewJob,
+    ) -> Result<()>;
 
     /// Newest first.
     async fn list_documents(&self, tenant: TenantId, page: Page) -> Result<Vec<Document>>;

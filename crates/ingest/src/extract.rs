@@ -114,6 +114,27 @@ fn html_depth_exceeds(html: &str, limit: usize) -> bool {
     false
 }
 
+/// Most links [`html_links`] returns from one page.
+pub const MAX_LINKS: usize = 5_000;
+
+/// The `href`s of a page's `<a>` elements, in order, as written (the caller resolves them
+/// against the page URL), at most [`MAX_LINKS`]; none for pages nested too deeply to parse.
+pub fn html_links(html: &str) -> Vec<String> {
+    if html_depth_exceeds(html, MAX_HTML_DEPTH) {
+        return Vec::new();
+    }
+    let doc = Html::parse_document(html);
+    let Ok(anchors) = scraper::Selector::parse("a[href]") else {
+        return Vec::new();
+    };
+    doc.select(&anchors)
+        .filter_map(|a| a.value().attr("href"))
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .take(MAX_LINKS)
+        .collect()
+}
+
 /// Extracts structured text from a document of a sniffed `kind`.
 pub fn extract(kind: DocKind, bytes: &[u8]) -> Result<Extracted, ExtractError> {
     let text = || {

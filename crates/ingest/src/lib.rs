@@ -20,5 +20,5 @@ pub mod qa;
 pub mod sniff;
 
 pub use chunk::{Chunk, ChunkOptions, chunk};
-pub use extract::{Block, BlockKind, ExtractError, Extracted, extract};
+pub use extract::{Block, BlockKind, ExtractError, Extracted, extract, html_links};
 pub use sniff::{DocKind, SniffError, sanitize_filename, sniff};

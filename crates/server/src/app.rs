@@ -12,6 +12,7 @@ use cortex_store_sqlite::SqliteStore;
 use crate::config::Settings;
 use crate::infra::blobs::LocalBlobStore;
 use crate::infra::embedder::LocalEmbedder;
+use crate::infra::fetch::Fetcher;
 use crate::infra::mailer::{LogMailer, Mailer, SmtpMailer};
 use crate::infra::ratelimit::{InMemoryRateLimiter, RateLimiter};
 use crate::infra::tokens::TokenKeys;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     pub blobs: Arc<dyn BlobStore>,
     pub embedder: Arc<dyn Embedder>,
+    /// Fetches tenant-given URLs through the SSRF guard.
+    pub fetcher: Fetcher,
     /// Wakes idle workers when a job is enqueued in this process (others poll).
     pub jobs_ready: Arc<tokio::sync::Notify>,
 }
@@ -33,6 +36,8 @@ impl AppState {
     /// Opens the database named by the settings, applies migrations and wires the ports.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        // One TLS crypto provider for every client (reqwest, lettre); set once per process.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let store = open_store(&settings, true).await?;
         let mailer: Arc<dyn Mailer> = match &settings.smtp.url {
             Some(url) => {
@@ -46,6 +51,15 @@ impl AppState {
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
             blobs,
             embedder,
+            fetcher: Fetcher::new(
+                settings.knowledge.fetch_allow_hosts.clone(),
+                std::time::Duration::from_secs(settings.knowledge.fetch_timeout_secs),
+                format!(
+                    "CortexLayerBot/{} (+{})",
+                    env!("CARGO_PKG_VERSION"),
+                    settings.app_url
+                ),
+            ),
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
             settings: Arc::new(settings),
             store,

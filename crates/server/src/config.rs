@@ -161,6 +161,12 @@ pub struct KnowledgeSettings {
     pub chunk_overlap_tokens: usize,
     /// Largest upload request, all files together. (`CORTEX_MAX_UPLOAD_BYTES`)
     pub max_upload_bytes: usize,
+    /// Longest one URL fetch may take, redirects included. (`CORTEX_FETCH_TIMEOUT_SECS`)
+    pub fetch_timeout_secs: u64,
+    /// `host:port` pairs that may be fetched although they resolve to private addresses
+    /// (an intranet wiki); everything else private is refused. (`CORTEX_FETCH_ALLOW_HOSTS`,
+    /// comma-separated)
+    pub fetch_allow_hosts: Vec<String>,
 }
 
 impl Default for KnowledgeSettings {
@@ -174,6 +180,8 @@ impl Default for KnowledgeSettings {
             chunk_tokens: 350,
             chunk_overlap_tokens: 52,
             max_upload_bytes: 64 * 1024 * 1024,
+            fetch_timeout_secs: 20,
+            fetch_allow_hosts: Vec::new(),
         }
     }
 }
@@ -413,6 +421,16 @@ impl Settings {
         }
         if let Some(v) = env("CORTEX_PARSE_TIMEOUT_SECS") {
             k.parse_timeout_secs = parse("CORTEX_PARSE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("CORTEX_FETCH_TIMEOUT_SECS") {
+            k.fetch_timeout_secs = parse("CORTEX_FETCH_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = env("CORTEX_FETCH_ALLOW_HOSTS") {
+            k.fetch_allow_hosts = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         if let Some(v) = env("CORTEX_MAX_UPLOAD_BYTES") {
             k.max_upload_bytes = parse("CORTEX_MAX_UPLOAD_BYTES", &v)?;

@@ -656,3 +656,74 @@ pub async fn documents_whose_job_failed_for_good_are_marked_failed(store: DynSto
         0
     );
 }
+
+pub async fn a_fetched_original_is_attached_once_per_run_and_ids_are_unique(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let (other, _) = tenant_with_owner(&store, "other").await;
+    let mut d = new_document("https://docs.example.com/start");
+    d.kind = "url".into();
+    d.source = DocumentSource::Url;
+    d.blob_key = None;
+    d.size_bytes = 0;
+    let id = d.id;
+    let again = d.clone();
+    store
+        .create_document(t, d, parse_job(id, 1), None)
+        .await
+        .expect("create");
+    assert_conflict(
+        store
+            .create_document(t, again, parse_job(DocumentId::new(), 1), None)
+            .await,
+        conflict::DOCUMENT_EXISTS,
+    );
+    let original = cortex_core::knowledge::Original {
+        kind: "html".into(),
+        size_bytes: 512,
+        sha256: "cd".repeat(32),
+        blob_key: format!("documents/{t}/{id}"),
+        title: Some("Getting started".into()),
+        source_url: Some("https://docs.example.com/start/".into()),
+    };
+    assert_not_found(
+        store
+            .attach_original(other, id, 1, original.clone(), embed_job(id, 1))
+            .await,
+        "another tenant",
+    );
+    assert_conflict(
+        store
+            .attach_original(t, id, 7, original.clone(), embed_job(id, 7))
+            .await,
+        conflict::STALE_GENERATION,
+    );
+    store
+        .attach_original(t, id, 1, original, embed_job(id, 1))
+        .await
+        .expect("attach");
+    let doc = store.get_document(t, id).await.expect("get");
+    assert_eq!(
+        (doc.kind.as_str(), doc.size_bytes, doc.title.as_str()),
+        ("html", 512, "Getting started")
+    );
+    assert_eq!(
+        doc.source_url.as_deref(),
+        Some("https://docs.example.com/start/")
+    );
+    assert_eq!(doc.blob_key, Some(format!("documents/{t}/{id}")));
+    let jobs = store
+        .lease_jobs(now() + Duration::seconds(1), Duration::seconds(60), 10)
+        .await
+        .expect("lease");
+    assert_eq!(jobs.len(), 2, "the first job and the one attached");
+    assert_eq!(
+        doc.job_id,
+        Some(
+            jobs.iter()
+                .find(|l| l.job.kind == "EmbedChunks")
+                .expect("next")
+                .job
+                .id
+        )
+    );
+}

@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
             a_failed_document_answers_nothing_until_reprocessed,
             a_tenant_gets_its_k_best_vectors_however_many_others_hold,
             documents_whose_job_failed_for_good_are_marked_failed,
+            a_fetched_original_is_attached_once_per_run_and_ids_are_unique,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

@@ -22,7 +22,8 @@ use cortex_core::ids::{
 };
 use cortex_core::jobs::{Job, Lease, NewJob};
 use cortex_core::knowledge::{
-    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, PendingEmbedding, search_terms,
+    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
+    search_terms,
 };
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
@@ -1227,10 +1228,49 @@ impl Store for PgStore {
         .bind(d.created_at)
         .fetch_one(&mut *tx)
         .await
-        .map_err(db)?;
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(conflict::DOCUMENT_EXISTS) } else { db(e) })?;
         insert_job(&mut tx, Some(tenant), &job).await?;
         tx.commit().await.map_err(db)?;
         document_from(&row)
+    }
+
+    async fn attach_original(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        original: Original,
+        next: NewJob,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE documents SET kind = $4, size_bytes = $5, sha256 = $6, blob_key = $7,
+                 title = COALESCE($8, title), source_url = COALESCE($9, source_url), job_id = $10,
+                 updated_at = $11
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(int(generation))
+        .bind(&original.kind)
+        .bind(i64::try_from(original.size_bytes).unwrap_or(i64::MAX))
+        .bind(&original.sha256)
+        .bind(&original.blob_key)
+        .bind(original.title.as_deref())
+        .bind(original.source_url.as_deref())
+        .bind(next.id.0)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        insert_job(&mut tx, Some(tenant), &next).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn get_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document> {

@@ -23,7 +23,7 @@ use cortex_core::ids::{
 };
 use cortex_core::jobs::{Job, Lease, NewJob};
 use cortex_core::knowledge::{
-    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, PendingEmbedding,
+    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
     search_terms, vector_from_bytes, vector_to_bytes,
 };
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
@@ -1289,7 +1289,7 @@ impl Store for SqliteStore {
         .bind(max_documents.map(i64::from))
         .execute(&mut *tx)
         .await
-        .map_err(db)?;
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(conflict::DOCUMENT_EXISTS) } else { db(e) })?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(conflict::DOCUMENT_LIMIT_REACHED));
         }
@@ -1301,6 +1301,45 @@ impl Store for SqliteStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         document_from(&row)
+    }
+
+    async fn attach_original(
+        &self,
+        tenant: TenantId,
+        document: DocumentId,
+        generation: u32,
+        original: Original,
+        next: NewJob,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE documents SET kind = $4, size_bytes = $5, sha256 = $6, blob_key = $7,
+                 title = COALESCE($8, title), source_url = COALESCE($9, source_url), job_id = $10,
+                 updated_at = $11
+             WHERE tenant_id = $1 AND id = $2 AND generation = $3",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .bind(i64::from(generation))
+        .bind(&original.kind)
+        .bind(i64::try_from(original.size_bytes).unwrap_or(i64::MAX))
+        .bind(&original.sha256)
+        .bind(&original.blob_key)
+        .bind(original.title.as_deref())
+        .bind(original.source_url.as_deref())
+        .bind(next.id.0)
+        .bind(ms(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(self
+                .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
+                .await);
+        }
+        insert_job(&mut tx, Some(tenant), &next).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn get_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document> {

@@ -109,6 +109,7 @@ fn routes() -> OpenApiRouter<AppState> {
             api::documents::delete_document
         ))
         .routes(routes!(api::documents::add_qa))
+        .routes(routes!(api::documents::add_url))
         .routes(routes!(api::documents::reprocess_document))
         .routes(routes!(api::documents::download_original))
         .routes(routes!(api::documents::list_chunks))

@@ -4,6 +4,7 @@
 
 pub mod blobs;
 pub mod embedder;
+pub mod fetch;
 pub mod mailer;
 pub mod passwords;
 pub mod ratelimit;

@@ -4,6 +4,7 @@
 //!
 //! Depends on the core ports, `cortex-ingest` and `tenancy`; never on axum.
 
+pub mod crawl;
 pub mod pipeline;
 pub mod search;
 
@@ -333,9 +334,16 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result
 pub async fn reprocess(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<Document> {
     may_write(ctx)?;
     let current = state.store.get_document(ctx.tenant_id(), id).await?;
+    let next = current.generation + 1;
+    // A page whose fetch failed has nothing stored to parse: fetch it again.
+    let job = if current.blob_key.is_none() && current.source == DocumentSource::Url {
+        crawl::fetch_job(id, next, 0, 1)
+    } else {
+        parse_job(id, next)
+    };
     let doc = state
         .store
-        .restart_document(ctx.tenant_id(), id, parse_job(id, current.generation + 1))
+        .restart_document(ctx.tenant_id(), id, job)
         .await?;
     state.jobs_ready.notify_waiters();
     Ok(doc)

@@ -8,6 +8,8 @@
 //! then marks the document ready. A batch either lands whole or not at all, so a worker killed
 //! mid-document leaves work that the next lease simply continues.
 //!
+//! `FetchUrl` ([`super::crawl`]) comes first for documents from the web.
+//!
 //! Both jobs carry the document's generation; a job whose generation is no longer current (the
 //! document was reprocessed or deleted meanwhile) stops without touching it. A bad document
 //! (broken, empty, too many chunks) is not an error of the job: the document is marked failed
@@ -50,19 +52,19 @@ impl From<StoreError> for JobError {
 }
 
 #[derive(Deserialize)]
-struct DocumentJob {
-    document_id: DocumentId,
-    generation: u32,
+pub(super) struct DocumentJob {
+    pub(super) document_id: DocumentId,
+    pub(super) generation: u32,
 }
 
 /// A document failure: stable code and readable message.
-struct Failure {
+pub(super) struct Failure {
     code: &'static str,
     message: String,
 }
 
 impl Failure {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -75,6 +77,12 @@ pub async fn run(state: &AppState, job: &Job) -> Result<bool, JobError> {
     let handler = match job.kind.as_str() {
         PARSE_DOCUMENT => parse,
         EMBED_CHUNKS => embed,
+        super::crawl::FETCH_URL => {
+            if let Some(tenant) = job.tenant_id {
+                super::crawl::run(state, tenant, &job.payload).await?;
+            }
+            return Ok(true);
+        }
         _ => return Ok(false),
     };
     let Some(tenant) = job.tenant_id else {
@@ -90,7 +98,7 @@ pub async fn run(state: &AppState, job: &Job) -> Result<bool, JobError> {
 }
 
 /// The document if the job's run is still the current one.
-async fn current(
+pub(super) async fn current(
     state: &AppState,
     tenant: TenantId,
     args: &DocumentJob,
@@ -105,7 +113,7 @@ async fn current(
 }
 
 /// Treats "the run moved on" as done, other store errors as retryable.
-fn settled(r: Result<(), StoreError>) -> Result<bool, JobError> {
+pub(super) fn settled(r: Result<(), StoreError>) -> Result<bool, JobError> {
     match r {
         Ok(()) => Ok(true),
         Err(StoreError::NotFound) => Ok(false),
@@ -114,7 +122,7 @@ fn settled(r: Result<(), StoreError>) -> Result<bool, JobError> {
     }
 }
 
-async fn fail(
+pub(super) async fn fail(
     state: &AppState,
     tenant: TenantId,
     args: &DocumentJob,

@@ -960,3 +960,204 @@ async fn qa_pairs_are_found_by_their_question_and_carry_their_answer() {
         .expect("json");
     assert_eq!(listed["data"].as_array().expect("data").len(), 2);
 }
+
+/// A small website on loopback: robots.txt, pages linking to each other, a private area, a
+/// redirect into the cloud metadata address and a missing page.
+async fn spawn_site() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::response::{Html, Redirect};
+    use axum::routing::get;
+    let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = hits.clone();
+    let app = axum::Router::new()
+        .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /private\n" }))
+        .route("/", get(|| async {
+            Html("<html><head><title>Acme Docs</title></head><body><nav><a href='/guide'>Guide</a></nav>
+                <p>Welcome to the Acme documentation. Our warranty lasts three years.</p>
+                <a href='/guide#install'>again</a> <a href='/private/keys'>keys</a>
+                <a href='https://elsewhere.example/page'>elsewhere</a> <a href='/missing'>missing</a>
+                <a href='/logo.png'>logo</a></body></html>")
+        }))
+        .route("/guide", get(|| async {
+            Html("<html><head><title>Installation guide</title></head><body><h1>Install</h1>
+                <p>Mount the bracket with four screws before connecting the power cable.</p>
+                <a href='/deep'>deeper</a></body></html>")
+        }))
+        .route("/deep", get(|| async { Html("<html><body><p>Too deep to be crawled at depth one.</p></body></html>") }))
+        .route("/private/keys", get(|| async { Html("<p>secret</p>") }))
+        .route("/to-metadata", get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let log = log.clone();
+            async move {
+                log.lock().expect("lock").push(req.uri().path().to_owned());
+                next.run(req).await
+            }
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("site") });
+    (format!("127.0.0.1:{}", addr.port()), hits)
+}
+
+#[tokio::test]
+async fn a_site_is_crawled_within_depth_budget_and_robots_txt() {
+    let (site, hits) = spawn_site().await;
+    let allowed = site.clone();
+    let app = spawn_app_with(move |s| s.knowledge.fetch_allow_hosts = vec![allowed]).await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    let r = app
+        .post_as(
+            "/api/v1/documents/url",
+            t,
+            &json!({ "url": format!("http://{site}/"), "max_depth": 1, "max_pages": 10 }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["source"].as_str(), v["status"].as_str()),
+        (Some("url"), Some("pending"))
+    );
+    let root = v["id"].as_str().expect("id").to_owned();
+    let d = settled(&app, t, &root).await;
+    assert_eq!(
+        (
+            d["status"].as_str(),
+            d["kind"].as_str(),
+            d["title"].as_str()
+        ),
+        (Some("ready"), Some("html"), Some("Acme Docs")),
+        "{d}"
+    );
+
+    // The crawl adds the guide (depth 1) and nothing else.
+    let start = Instant::now();
+    let docs = loop {
+        let listed: Value = app
+            .get_as("/api/v1/documents", t)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let docs = listed["data"].as_array().expect("data").clone();
+        if docs.len() >= 2
+            && docs
+                .iter()
+                .all(|d| d["status"] == "ready" || d["status"] == "failed")
+        {
+            break docs;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{docs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listed: Value = app
+        .get_as("/api/v1/documents", t)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let urls: Vec<&str> = listed["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| d["source_url"].as_str().expect("url"))
+        .collect();
+    assert_eq!(urls.len(), 2, "{docs:?}");
+    assert!(
+        urls.contains(&format!("http://{site}/guide").as_str()),
+        "{urls:?}"
+    );
+    let fetched = hits.lock().expect("lock").clone();
+    assert!(
+        !fetched.iter().any(|p| p.starts_with("/private")),
+        "robots.txt honoured: {fetched:?}"
+    );
+    assert!(
+        !fetched.contains(&"/deep".to_owned()),
+        "depth honoured: {fetched:?}"
+    );
+    assert!(!fetched.contains(&"/logo.png".to_owned()), "{fetched:?}");
+    assert_eq!(
+        fetched.iter().filter(|p| *p == "/guide").count(),
+        1,
+        "each page once: {fetched:?}"
+    );
+    let hits = search(&app, t, "how many screws hold the bracket", "hybrid", 1).await;
+    assert_eq!(hits[0]["document_title"], "Installation guide", "{hits:?}");
+}
+
+#[tokio::test]
+async fn urls_into_private_networks_fail_and_bad_urls_are_refused() {
+    let (site, _) = spawn_site().await;
+    let (unlisted, _) = spawn_site().await;
+    let allowed = site.clone();
+    let app = spawn_app_with(move |s| s.knowledge.fetch_allow_hosts = vec![allowed]).await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    let add = |url: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .post_as("/api/v1/documents/url", t, &json!({ "url": url }))
+                .await;
+            assert_eq!(r.status(), 202);
+            let v: Value = r.json().await.expect("json");
+            v["id"].as_str().expect("id").to_owned()
+        }
+    };
+    // An allowed site that redirects to the cloud metadata address.
+    let redirect = add(format!("http://{site}/to-metadata")).await;
+    // Loopback that the operator did not allow, and the metadata address directly.
+    let loopback = add(format!("http://{unlisted}/")).await;
+    let metadata = add("http://169.254.169.254/latest/meta-data/".into()).await;
+    let mapped = add("http://[::ffff:127.0.0.1]/".into()).await;
+    for id in [&redirect, &loopback, &metadata, &mapped] {
+        let d = settled(&app, t, id).await;
+        assert_eq!(
+            (d["status"].as_str(), d["error"]["code"].as_str()),
+            (Some("failed"), Some("url_blocked")),
+            "{d}"
+        );
+        assert!(
+            d["error"]["message"]
+                .as_str()
+                .expect("msg")
+                .contains("not a public address"),
+            "{d}"
+        );
+    }
+    let missing = add(format!("http://{site}/missing")).await;
+    let d = settled(&app, t, &missing).await;
+    assert_eq!(
+        (d["error"]["code"].as_str(), d["error"]["message"].as_str()),
+        (Some("fetch_failed"), Some("the server answered HTTP 404"))
+    );
+
+    for (body, field) in [
+        (json!({ "url": "ftp://example.com/file" }), "url"),
+        (json!({ "url": "https://user:pw@example.com/" }), "url"),
+        (
+            json!({ "url": "https://example.com/", "max_depth": 4 }),
+            "max_depth",
+        ),
+        (
+            json!({ "url": "https://example.com/", "max_pages": 0 }),
+            "max_pages",
+        ),
+    ] {
+        let v: Value = app
+            .post_as("/api/v1/documents/url", t, &body)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+            (Some("validation_failed"), Some(field)),
+            "{body}"
+        );
+    }
+}

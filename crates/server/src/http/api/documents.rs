@@ -22,9 +22,11 @@ use crate::tenancy::TenantCtx;
 /// Why a document failed.
 #[derive(Serialize, ToSchema)]
 pub struct DocumentErrorView {
-    /// Stable code: `parse_failed`, `no_text`, `not_utf8`, `too_deeply_nested`, `too_large`,
-    /// `parse_timeout`, `chunk_limit_exceeded`, `embedding_failed`, `original_missing`,
-    /// `unsupported_media_type`, `processing_abandoned`.
+    /// Stable code: `parse_failed`, `no_text`, `no_text_layer`, `pdf_encrypted`, `not_utf8`,
+    /// `too_deeply_nested`, `too_large`, `parse_timeout`, `chunk_limit_exceeded`,
+    /// `embedding_failed`, `original_missing`, `unsupported_media_type`,
+    /// `processing_abandoned`, `invalid_url`, `url_blocked`, `fetch_failed`,
+    /// `blocked_by_robots`, `file_too_large`.
     pub code: String,
     pub message: String,
 }
@@ -293,6 +295,45 @@ pub async fn import_qa(
             .map_or(n.clone(), |(stem, _)| stem.to_owned())
     });
     let doc = knowledge::add_qa(&state, &ctx, &title, &pairs, "csv", bytes).await?;
+    Ok((StatusCode::ACCEPTED, Json(doc.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddUrlRequest {
+    /// An http(s) URL of a public site.
+    pub url: String,
+    /// 0 (default) adds the page alone; 1–3 also follows the same site's links that deep.
+    pub max_depth: Option<u32>,
+    /// Most documents the crawl creates, the start page included: 1–100, default 20.
+    pub max_pages: Option<u32>,
+}
+
+/// Add a web page or crawl a site
+///
+/// The page is fetched in the background through the SSRF guard (public addresses only,
+/// checked again on every redirect, size and time capped) and honouring robots.txt. With
+/// `max_depth`, the same site's linked pages become documents too.
+#[utoipa::path(post, path = "/api/v1/documents/url", tag = "knowledge", security(("bearer" = [])),
+    request_body = AddUrlRequest,
+    responses(
+        (status = 202, description = "Accepted; status `pending`, stage `queued` then `fetching`", body = DocumentView),
+        (status = 409, description = "`document_limit_reached`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    ))]
+pub async fn add_url(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    ApiJson(req): ApiJson<AddUrlRequest>,
+) -> ApiResult<(StatusCode, Json<DocumentView>)> {
+    let doc = knowledge::crawl::add_url(
+        &state,
+        &ctx,
+        &req.url,
+        req.max_depth.unwrap_or(0),
+        req.max_pages.unwrap_or(20),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(doc.into())))
 }
 
