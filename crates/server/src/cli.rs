@@ -43,6 +43,22 @@ pub enum Command {
     Admin(AdminCommand),
     /// Print the effective configuration, secrets redacted.
     Config,
+    /// Add files to a tenant's knowledge base, as an upload through the API would.
+    Ingest(IngestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Files (PDF, DOCX, TXT, Markdown, HTML); folders are read recursively.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The tenant's id (`cortexlayer admin list-tenants` shows them).
+    #[arg(long)]
+    pub tenant: String,
+    /// Process the files here and wait until every one is ready or failed (otherwise a
+    /// running server's workers process them).
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,7 +109,133 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(cmd) => admin(settings, cmd).await,
+        Command::Ingest(args) => ingest(settings, args).await,
     }
+}
+
+/// Every file under `paths` (folders recursively, hidden entries skipped), sorted.
+fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            entries.sort();
+            out.extend(collect_files(&entries)?);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
+    use crate::knowledge::{self, IncomingFile};
+    use cortex_core::knowledge::DocumentStatus;
+
+    let state = AppState::build(settings).await?;
+    let tenant = args
+        .tenant
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--tenant must be a tenant id (a UUID)"))?;
+    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("tenant {}: {e}", args.tenant))?;
+    let files = collect_files(&args.paths)?;
+    let mut incoming = Vec::with_capacity(files.len());
+    for f in &files {
+        incoming.push(IncomingFile {
+            filename: f.file_name().map(|n| n.to_string_lossy().into_owned()),
+            bytes: std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        });
+    }
+    let docs = knowledge::add_files(&state, &ctx, incoming)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = std::io::stderr();
+    use std::io::Write;
+    for d in &docs {
+        let _ = writeln!(
+            out,
+            "added {} {} ({}, {} bytes)",
+            d.id, d.title, d.kind, d.size_bytes
+        );
+    }
+    if !args.wait {
+        let _ = writeln!(
+            out,
+            "queued; a running `cortexlayer serve` processes them (or pass --wait)"
+        );
+        return Ok(());
+    }
+    state
+        .embedder
+        .warm_up()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let workers = crate::worker::Workers::start(&state);
+    let started = std::time::Instant::now();
+    let mut failed = 0;
+    loop {
+        let mut current = Vec::with_capacity(docs.len());
+        for d in &docs {
+            current.push(state.store.get_document(tenant, d.id).await?);
+        }
+        let done = current
+            .iter()
+            .filter(|d| matches!(d.status, DocumentStatus::Ready | DocumentStatus::Failed))
+            .count();
+        let progress: u32 = current.iter().map(|d| u32::from(d.progress)).sum::<u32>()
+            / current.len().max(1) as u32;
+        let filled = (progress / 5) as usize;
+        let _ = write!(
+            out,
+            "\r[{}{}] {progress:>3}%  {done}/{} documents  {:.0}s ",
+            "#".repeat(filled),
+            "-".repeat(20 - filled.min(20)),
+            current.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let _ = out.flush();
+        if done == current.len() {
+            let _ = writeln!(out);
+            for d in &current {
+                match (&d.status, &d.error_message) {
+                    (DocumentStatus::Failed, msg) => {
+                        failed += 1;
+                        let _ = writeln!(
+                            out,
+                            "failed {} {}: {}",
+                            d.id,
+                            d.title,
+                            msg.as_deref().unwrap_or("unknown error")
+                        );
+                    }
+                    _ => {
+                        let _ = writeln!(
+                            out,
+                            "ready  {} {} ({} chunks)",
+                            d.id, d.title, d.chunk_count
+                        );
+                    }
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    workers.shutdown(std::time::Duration::from_secs(5)).await;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} documents failed", docs.len());
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

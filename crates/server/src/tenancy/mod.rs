@@ -91,6 +91,9 @@ pub enum Caller {
     User(User),
     /// A server-to-server integration with an API key.
     ApiKey(ApiKey),
+    /// The operator at the command line (`cortexlayer ingest`): may use the tenant's data
+    /// like an integration with every scope, but is no member.
+    Operator,
 }
 
 /// An authenticated caller inside one live (not suspended) tenant.
@@ -117,6 +120,7 @@ impl TenantCtx {
         match &self.caller {
             Caller::User(u) => Actor::User(u.id.to_string()),
             Caller::ApiKey(k) => Actor::ApiKey(k.id.to_string()),
+            Caller::Operator => Actor::System,
         }
     }
 
@@ -126,7 +130,7 @@ impl TenantCtx {
         match &self.caller {
             Caller::User(u) if u.role.at_least(min) => Ok(u),
             Caller::User(_) => Err(TenancyError::Forbidden("your role does not allow this")),
-            Caller::ApiKey(_) => Err(TenancyError::Forbidden(
+            Caller::ApiKey(_) | Caller::Operator => Err(TenancyError::Forbidden(
                 "this needs a signed-in team member, not an API key",
             )),
         }
@@ -135,12 +139,27 @@ impl TenantCtx {
     /// Members pass; API keys pass only with `scope`.
     pub fn require_scope(&self, scope: ApiScope) -> Result<()> {
         match &self.caller {
-            Caller::User(_) => Ok(()),
+            Caller::User(_) | Caller::Operator => Ok(()),
             Caller::ApiKey(k) if k.scopes.contains(&scope) => Ok(()),
             Caller::ApiKey(_) => Err(TenancyError::Forbidden(
                 "the API key lacks the scope this needs",
             )),
         }
+    }
+}
+
+impl TenantCtx {
+    /// The command line acting on a tenant for the operator (who has the machine and the
+    /// database already). Suspended tenants are refused as everywhere else.
+    pub async fn for_operator(state: &AppState, tenant: TenantId) -> Result<Self> {
+        let tenant = state.store.get_tenant(tenant).await?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(TenancyError::TenantSuspended);
+        }
+        Ok(Self {
+            tenant,
+            caller: Caller::Operator,
+        })
     }
 }
 

@@ -1161,3 +1161,71 @@ async fn urls_into_private_networks_fail_and_bad_urls_are_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_ingest_command_adds_files_and_waits_until_they_are_ready() {
+    let app = spawn_app_with(|s| s.knowledge.workers = 0).await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let dir = std::env::temp_dir().join(format!("cortex-ingest-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("nested")).expect("dir");
+    std::fs::write(dir.join("guide.md"), GUIDE).expect("write");
+    std::fs::write(dir.join("nested/faq.txt"), FAQ).expect("write");
+    std::fs::write(dir.join(".hidden.txt"), "skipped").expect("write");
+    let settings = &app.state.settings;
+    let run = |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cortexlayer"))
+            .args(args)
+            .env("DATABASE_URL", settings.database_url.expose())
+            .env("CORTEX_DATA_DIR", &settings.data_dir)
+            .env("CORTEX_MODEL_DIR", crate::helpers::model_dir())
+            .output()
+            .expect("run cortexlayer ingest")
+    };
+    let out = run(vec![
+        "ingest".into(),
+        dir.display().to_string(),
+        "--tenant".into(),
+        owner.tenant_id.clone(),
+        "--wait".into(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("100%") && stderr.contains("2/2 documents"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("ready  ").count(), 2, "{stderr}");
+    let listed: Value = app
+        .get_as("/api/v1/documents", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let docs = listed["data"].as_array().expect("data");
+    assert_eq!(docs.len(), 2);
+    assert!(docs.iter().all(|d| d["status"] == "ready"), "{docs:?}");
+    let hits = search(&app, &owner.access, "office dog name", "hybrid", 1).await;
+    assert!(first_text(&hits).contains("Biscuit"));
+
+    std::fs::write(dir.join("logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
+    let out = run(vec![
+        "ingest".into(),
+        dir.join("logo.png").display().to_string(),
+        "--tenant".into(),
+        owner.tenant_id.clone(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unsupported file type"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(vec![
+        "ingest".into(),
+        dir.join("guide.md").display().to_string(),
+        "--tenant".into(),
+        "not-a-tenant".into(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant must be a tenant id"));
+}

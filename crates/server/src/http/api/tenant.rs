@@ -33,6 +33,7 @@ pub async fn get_tenant(Auth(ctx): Auth) -> Json<CurrentTenantView> {
     let authenticated_as = match ctx.caller() {
         Caller::User(_) => "user",
         Caller::ApiKey(_) => "api_key",
+        Caller::Operator => "operator",
     };
     Json(CurrentTenantView {
         tenant: ctx.tenant().clone().into(),
