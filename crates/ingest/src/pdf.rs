@@ -14,6 +14,9 @@ use lopdf::Document;
 use crate::extract::{ExtractError, Extracted, plain};
 
 pub const MAX_PAGES: usize = 5_000;
+/// Sum of the `/Count`s of every page-tree node: each page counts once per level above it, so
+/// this allows [`MAX_PAGES`] pages twenty levels deep.
+const MAX_CLAIMED_PAGES: i64 = MAX_PAGES as i64 * 20;
 pub const MAX_PAGE_CONTENT: usize = 64 * 1024 * 1024;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024 * 1024;
 
@@ -22,6 +25,24 @@ pub(crate) fn pdf(bytes: &[u8]) -> Result<Extracted, ExtractError> {
         .map_err(|e| ExtractError::Corrupt(format!("the PDF cannot be read ({e})")))?;
     if doc.is_encrypted() && !doc.was_encrypted() {
         return Err(ExtractError::Encrypted);
+    }
+    // lopdf sizes its page list by the /Count the file claims: a forged count would make it
+    // ask for an impossible allocation, which aborts the process. Check the claims first.
+    let claimed: i64 = doc
+        .objects
+        .values()
+        .filter_map(|o| o.as_dict().ok())
+        .filter(|d| d.get_type().is_ok_and(|t| t == b"Pages"))
+        .map(|d| {
+            d.get_deref(b"Count", &doc)
+                .and_then(lopdf::Object::as_i64)
+                .unwrap_or(0)
+        })
+        .fold(0i64, |sum, n| sum.saturating_add(n.max(0)));
+    if claimed > MAX_CLAIMED_PAGES {
+        return Err(ExtractError::TooLarge(format!(
+            "the page tree claims {claimed} pages (at most {MAX_PAGES})"
+        )));
     }
     let pages = doc.get_pages();
     if pages.len() > MAX_PAGES {

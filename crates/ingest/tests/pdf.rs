@@ -64,3 +64,13 @@ fn broken_pdfs_fail_with_a_reason_and_never_panic() {
         let _ = extract(DocKind::Pdf, &flipped);
     }
 }
+
+/// Found by `cargo fuzz run pdf`: a page tree whose /Count claims ~2.5e15 pages made lopdf
+/// request a 40 PB allocation, which aborts the process (no panic to catch).
+#[test]
+fn a_forged_page_count_is_refused_before_lopdf_allocates_for_it() {
+    match extract(DocKind::Pdf, &fixture("fuzz-huge-page-count.pdf")) {
+        Err(ExtractError::TooLarge(reason)) => assert!(reason.contains("claims"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

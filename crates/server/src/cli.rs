@@ -45,6 +45,32 @@ pub enum Command {
     Config,
     /// Add files to a tenant's knowledge base, as an upload through the API would.
     Ingest(IngestArgs),
+    /// Measure search and ingestion speed on a scratch database (docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Vector and lexical search latency over one tenant's chunks.
+    Search {
+        #[arg(long, default_value_t = 10_000)]
+        chunks: usize,
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        #[arg(long, default_value_t = 10)]
+        k: u32,
+        /// An empty database to use instead of a scratch SQLite file (e.g. PostgreSQL).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Seconds per MB until files are lexically searchable and until fully embedded.
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +136,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(cmd) => admin(settings, cmd).await,
         Command::Ingest(args) => ingest(settings, args).await,
+        Command::Bench(BenchCommand::Search {
+            chunks,
+            queries,
+            k,
+            database_url,
+        }) => crate::bench::search(settings, chunks, queries, k, database_url).await,
+        Command::Bench(BenchCommand::Ingest {
+            files,
+            database_url,
+        }) => crate::bench::ingest(settings, &files, database_url).await,
     }
 }
 

@@ -1,0 +1,352 @@
+//! `cortexlayer bench`: the speed figures in docs/benchmarks.md, measured through the same code
+//! the server runs (the store's search, the pipeline's jobs), on a scratch database.
+//!
+//! - `bench search --chunks N`: vector and lexical search latency over one tenant's N chunks
+//!   (random unit vectors, so the scan does real work; text from a fixed vocabulary).
+//! - `bench ingest FILE…`: seconds per MB until the files are lexically searchable and until
+//!   they are fully embedded, with the real local model.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use cortex_core::audit::{Actor, NewAuditEvent, action};
+use cortex_core::ids::{DocumentId, TenantId, UserId};
+use cortex_core::knowledge::{DocumentSource, DocumentStatus, NewChunk, NewDocument};
+use cortex_core::tenancy::{
+    CompanyName, Email, NewEmailVerification, NewTenant, NewUser, Role, TenantStatus,
+};
+use rand::{Rng, SeedableRng};
+
+use crate::app::AppState;
+use crate::config::{Secret, Settings};
+
+/// A fresh scratch setup: SQLite in a temporary folder unless `database_url` names another
+/// (empty) database, e.g. a PostgreSQL one to measure pgvector.
+async fn scratch(
+    mut settings: Settings,
+    database_url: Option<String>,
+) -> anyhow::Result<(AppState, TenantId, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("cortex-bench-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    settings.database_url = Secret::new(
+        database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display())),
+    );
+    settings.knowledge.blob_dir = Some(dir.join("blobs"));
+    settings.knowledge.workers = 0;
+    let state = AppState::build(settings).await?;
+    let tenant = TenantId::new();
+    let owner = UserId::new();
+    let now = Utc::now();
+    state
+        .store
+        .create_tenant_with_owner(
+            NewTenant {
+                id: tenant,
+                name: CompanyName::parse("Benchmark").map_err(|e| anyhow::anyhow!("{e}"))?,
+                plan: "scale".into(),
+                status: TenantStatus::Active,
+                created_at: now,
+            },
+            NewUser {
+                id: owner,
+                email: Email::parse(&format!("bench-{tenant}@example.com"))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                name: None,
+                role: Role::Owner,
+                password_hash: String::new(),
+                email_verified_at: Some(now),
+                created_at: now,
+            },
+            NewEmailVerification {
+                user_id: owner,
+                code_hash: String::new(),
+                expires_at: now,
+                created_at: now,
+            },
+            NewAuditEvent::new(Actor::System, action::TENANT_CREATED, now),
+        )
+        .await?;
+    Ok((state, tenant, dir))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, mut ms: Vec<f64>) {
+    ms.sort_by(f64::total_cmp);
+    let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
+    println!(
+        "{name:<8} queries {:>5}  p50 {:>7.2} ms  p99 {:>7.2} ms  mean {:>7.2} ms  max {:>7.2} ms",
+        ms.len(),
+        percentile(&ms, 50.0),
+        percentile(&ms, 99.0),
+        mean,
+        ms.last().copied().unwrap_or(0.0)
+    );
+}
+
+fn random_unit(rng: &mut impl Rng, dims: usize) -> Vec<f32> {
+    let v: Vec<f32> = (0..dims).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let n = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
+    v.into_iter().map(|x| x / n).collect()
+}
+
+const WORDS: &[&str] = &[
+    "refund",
+    "shipping",
+    "invoice",
+    "password",
+    "account",
+    "delivery",
+    "warranty",
+    "return",
+    "order",
+    "payment",
+    "subscription",
+    "plan",
+    "upgrade",
+    "cancel",
+    "support",
+    "billing",
+    "address",
+    "tracking",
+    "discount",
+    "coupon",
+    "login",
+    "security",
+    "profile",
+    "email",
+    "phone",
+    "store",
+    "product",
+    "size",
+    "color",
+    "stock",
+    "exchange",
+    "damaged",
+    "missing",
+    "package",
+    "courier",
+    "customs",
+    "tax",
+    "receipt",
+    "card",
+    "bank",
+];
+
+/// Search latency over `chunks` chunks of one tenant.
+pub async fn search(
+    settings: Settings,
+    chunks: usize,
+    queries: usize,
+    k: u32,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let (state, tenant, dir) = scratch(settings, database_url).await?;
+    let store = &state.store;
+    let model = "bench-random-384";
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let started = Instant::now();
+    // Documents of 1,000 chunks each, as a large knowledge base would hold them.
+    let per_doc = 1_000;
+    for d in 0..chunks.div_ceil(per_doc) {
+        let id = DocumentId::new();
+        let n = per_doc.min(chunks - d * per_doc);
+        store
+            .create_document(
+                tenant,
+                NewDocument {
+                    id,
+                    title: format!("doc {d}"),
+                    filename: None,
+                    source: DocumentSource::Upload,
+                    source_url: None,
+                    kind: "text".into(),
+                    size_bytes: 0,
+                    sha256: String::new(),
+                    blob_key: None,
+                    created_at: Utc::now(),
+                },
+                cortex_core::jobs::NewJob::now("BenchNoop", serde_json::json!({}))
+                    .unique(format!("bench:{id}")),
+                None,
+            )
+            .await?;
+        let new: Vec<NewChunk> = (0..n)
+            .map(|i| {
+                let text: Vec<&str> = (0..40)
+                    .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+                    .collect();
+                NewChunk::new(i as u32, format!("{} {d}-{i}.", text.join(" ")), 60)
+            })
+            .collect();
+        let vectors: Vec<(String, Vec<f32>)> = new
+            .iter()
+            .map(|c| (c.content_hash.clone(), random_unit(&mut rng, 384)))
+            .collect();
+        store
+            .replace_chunks(
+                tenant,
+                id,
+                1,
+                new,
+                cortex_core::jobs::NewJob::now("BenchNoop", serde_json::json!({}))
+                    .unique(format!("bench:{id}:e")),
+                Utc::now(),
+            )
+            .await?;
+        store.put_embeddings(tenant, model, &vectors).await?;
+    }
+    println!(
+        "backend {}  chunks {chunks}  dims 384  k {k}  (loaded in {:.1} s)",
+        store.backend(),
+        started.elapsed().as_secs_f64()
+    );
+    // The first search loads the tenant's vectors into memory (SQLite); report it apart.
+    let q = random_unit(&mut rng, 384);
+    let t = Instant::now();
+    store.vector_search(tenant, model, &q, k).await?;
+    println!(
+        "first vector search (cold cache): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let mut vector_ms = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let q = random_unit(&mut rng, 384);
+        let t = Instant::now();
+        let hits = store.vector_search(tenant, model, &q, k).await?;
+        vector_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            hits.len() == k as usize,
+            "vector search returned {} of {k}",
+            hits.len()
+        );
+    }
+    report("vector", vector_ms);
+    let mut lexical_ms = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let query: Vec<&str> = (0..4)
+            .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+            .collect();
+        let t = Instant::now();
+        store.lexical_search(tenant, &query.join(" "), k).await?;
+        lexical_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    report("lexical", lexical_ms);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+/// Ingestion speed of `files` with the real pipeline and model.
+pub async fn ingest(
+    settings: Settings,
+    files: &[PathBuf],
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let (state, tenant, dir) = scratch(settings, database_url).await?;
+    state
+        .embedder
+        .warm_up()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut incoming = Vec::new();
+    let mut text_bytes = 0usize;
+    for f in files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        incoming.push(crate::knowledge::IncomingFile {
+            filename: f.file_name().map(|n| n.to_string_lossy().into_owned()),
+            bytes,
+        });
+    }
+    let total_bytes: usize = incoming.iter().map(|f| f.bytes.len()).sum();
+    let started = Instant::now();
+    let docs = crate::knowledge::add_files(&state, &ctx, incoming)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut settings_workers = (*state.settings).clone();
+    settings_workers.knowledge.workers = state.settings.knowledge.workers.max(1);
+    let worker_state = AppState {
+        settings: std::sync::Arc::new(settings_workers),
+        ..state.clone()
+    };
+    let workers = crate::worker::Workers::start(&worker_state);
+    let mut lexical_at: Option<Duration> = None;
+    let (chunks, tokens) = loop {
+        let mut all_lexical = true;
+        let mut all_done = true;
+        let mut chunks = 0u64;
+        for d in &docs {
+            let d = state.store.get_document(tenant, d.id).await?;
+            anyhow::ensure!(
+                d.status != DocumentStatus::Failed,
+                "{} failed: {:?}",
+                d.title,
+                d.error_message
+            );
+            all_lexical &= d.lexical_ready_at.is_some();
+            all_done &= d.status == DocumentStatus::Ready;
+            chunks += u64::from(d.chunk_count);
+        }
+        if all_lexical && lexical_at.is_none() {
+            lexical_at = Some(started.elapsed());
+        }
+        if all_done {
+            let mut tokens = 0u64;
+            for d in &docs {
+                let mut offset = 0;
+                loop {
+                    let page = state.store.list_chunks(tenant, d.id, offset, 500).await?;
+                    if page.is_empty() {
+                        break;
+                    }
+                    offset += page.len() as u32;
+                    for c in &page {
+                        tokens += u64::from(c.token_count);
+                        text_bytes += c.text.len();
+                    }
+                }
+            }
+            break (chunks, tokens);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let total = started.elapsed();
+    workers.shutdown(Duration::from_secs(5)).await;
+    let mb = total_bytes as f64 / 1e6;
+    let text_mb = text_bytes as f64 / 1e6;
+    let lexical = lexical_at.unwrap_or(total).as_secs_f64();
+    println!(
+        "files {}  {:.2} MB on disk  {:.2} MB of chunk text  {chunks} chunks  {tokens} tokens",
+        docs.len(),
+        mb,
+        text_mb
+    );
+    println!(
+        "lexically searchable after {lexical:.2} s ({:.2} s per MB of file)",
+        lexical / mb.max(1e-9)
+    );
+    println!(
+        "fully embedded after {:.2} s ({:.2} s per MB of file, {:.2} s per MB of chunk text, {:.0} tokens/s)",
+        total.as_secs_f64(),
+        total.as_secs_f64() / mb.max(1e-9),
+        total.as_secs_f64() / text_mb.max(1e-9),
+        tokens as f64 / total.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
