@@ -14,6 +14,7 @@ use crate::infra::blobs::LocalBlobStore;
 use crate::infra::embedder::LocalEmbedder;
 use crate::infra::fetch::Fetcher;
 use crate::infra::mailer::{LogMailer, Mailer, SmtpMailer};
+use crate::infra::openai_embedder::OpenAiEmbedder;
 use crate::infra::ratelimit::{InMemoryRateLimiter, RateLimiter};
 use crate::infra::tokens::TokenKeys;
 
@@ -46,7 +47,23 @@ impl AppState {
             None => Arc::new(LogMailer),
         };
         let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(settings.blob_dir()));
-        let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::new(settings.model_dir()));
+        let k = &settings.knowledge;
+        let embedder: Arc<dyn Embedder> = if k.embedding_provider == "openai" {
+            Arc::new(OpenAiEmbedder::new(
+                &k.embedding_base_url,
+                k.embedding_api_key
+                    .as_ref()
+                    .or(settings.providers.openai_api_key.as_ref())
+                    .map(|s| s.expose().to_owned()),
+                &k.embedding_model,
+                k.embedding_dimensions,
+                k.embedding_send_dimensions
+                    .then_some(k.embedding_dimensions),
+                std::time::Duration::from_secs(60),
+            )?)
+        } else {
+            Arc::new(LocalEmbedder::new(settings.model_dir()))
+        };
         Ok(Self {
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
             blobs,

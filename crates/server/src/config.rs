@@ -167,6 +167,19 @@ pub struct KnowledgeSettings {
     /// (an intranet wiki); everything else private is refused. (`CORTEX_FETCH_ALLOW_HOSTS`,
     /// comma-separated)
     pub fetch_allow_hosts: Vec<String>,
+    /// `local` (all-MiniLM-L6-v2 on this machine) or `openai` (any OpenAI-compatible
+    /// `/embeddings` endpoint). (`EMBEDDING_PROVIDER`)
+    pub embedding_provider: String,
+    /// Base URL of the OpenAI-compatible API. (`EMBEDDING_BASE_URL`)
+    pub embedding_base_url: String,
+    /// Model name sent to it. (`EMBEDDING_MODEL`)
+    pub embedding_model: String,
+    /// Length of its vectors; with `embedding_send_dimensions` also asked for.
+    /// (`EMBEDDING_DIMENSIONS`)
+    pub embedding_dimensions: usize,
+    pub embedding_send_dimensions: bool,
+    /// Key for it; defaults to `OPENAI_API_KEY`. (`EMBEDDING_API_KEY`)
+    pub embedding_api_key: Option<Secret>,
 }
 
 impl Default for KnowledgeSettings {
@@ -182,6 +195,12 @@ impl Default for KnowledgeSettings {
             max_upload_bytes: 64 * 1024 * 1024,
             fetch_timeout_secs: 20,
             fetch_allow_hosts: Vec::new(),
+            embedding_provider: "local".into(),
+            embedding_base_url: "https://api.openai.com/v1".into(),
+            embedding_model: "text-embedding-3-small".into(),
+            embedding_dimensions: 1536,
+            embedding_send_dimensions: false,
+            embedding_api_key: None,
         }
     }
 }
@@ -432,6 +451,22 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect();
         }
+        if let Some(v) = env("EMBEDDING_PROVIDER") {
+            k.embedding_provider = v.trim().to_ascii_lowercase();
+        }
+        if let Some(v) = env("EMBEDDING_BASE_URL") {
+            k.embedding_base_url = v;
+        }
+        if let Some(v) = env("EMBEDDING_MODEL") {
+            k.embedding_model = v;
+        }
+        if let Some(v) = env("EMBEDDING_DIMENSIONS") {
+            k.embedding_dimensions = parse("EMBEDDING_DIMENSIONS", &v)?;
+            k.embedding_send_dimensions = true;
+        }
+        if let Some(v) = secret("EMBEDDING_API_KEY") {
+            k.embedding_api_key = Some(v);
+        }
         if let Some(v) = env("CORTEX_MAX_UPLOAD_BYTES") {
             k.max_upload_bytes = parse("CORTEX_MAX_UPLOAD_BYTES", &v)?;
         }
@@ -484,6 +519,21 @@ impl Settings {
                 "knowledge.chunk_tokens must be at least 32 and the overlap under half of it"
                     .into(),
             ));
+        }
+        if !matches!(k.embedding_provider.as_str(), "local" | "openai") {
+            return Err(ConfigError::Unsafe(
+                "EMBEDDING_PROVIDER must be local or openai".into(),
+            ));
+        }
+        if k.embedding_provider == "openai" {
+            url::Url::parse(&k.embedding_base_url).map_err(|e| {
+                ConfigError::Unsafe(format!("EMBEDDING_BASE_URL is not a URL: {e}"))
+            })?;
+            if k.embedding_dimensions == 0 {
+                return Err(ConfigError::Unsafe(
+                    "EMBEDDING_DIMENSIONS must be positive".into(),
+                ));
+            }
         }
         url::Url::parse(&self.app_url)
             .map_err(|e| ConfigError::Unsafe(format!("APP_URL is not a URL: {e}")))?;

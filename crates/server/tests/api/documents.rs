@@ -1229,3 +1229,90 @@ async fn the_ingest_command_adds_files_and_waits_until_they_are_ready() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant must be a tenant id"));
 }
+
+/// A stand-in for an OpenAI-compatible embeddings API: checks each request as the real one
+/// would (path, bearer key, JSON body with `model` and `input`) and answers in its documented
+/// shape, with bag-of-words vectors. The first request is refused with 429 to exercise retry.
+async fn spawn_embeddings_api(key: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().route(
+        "/v1/embeddings",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let counter = counter.clone();
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {key}")) {
+                    return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": { "message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key" } })));
+                }
+                let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+                    return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": { "message": "bad json" } })));
+                };
+                let inputs = req["input"].as_array().cloned().unwrap_or_default();
+                if req["model"] != "text-embedding-3-small" || inputs.is_empty() || !inputs.iter().all(Value::is_string) {
+                    return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": { "message": "invalid input" } })));
+                }
+                if n == 0 {
+                    return (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({ "error": { "message": "Rate limit reached", "type": "requests" } })));
+                }
+                let data: Vec<Value> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| {
+                        let mut v = vec![0.0f32; 64];
+                        for w in text.as_str().unwrap_or("").to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2) {
+                            let h = w.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+                            v[(h % 64) as usize] += 1.0;
+                        }
+                        v[0] += 0.01;
+                        json!({ "object": "embedding", "index": i, "embedding": v })
+                    })
+                    .rev() // the API promises `index`, not order
+                    .collect();
+                (StatusCode::OK, axum::Json(json!({ "object": "list", "data": data, "model": "text-embedding-3-small", "usage": { "prompt_tokens": 8, "total_tokens": 8 } })))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("api") });
+    (format!("http://{addr}/v1"), calls)
+}
+
+#[tokio::test]
+async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
+    let (base, calls) = spawn_embeddings_api("sk-test").await;
+    let url = base.clone();
+    let app = spawn_app_with(move |s| {
+        s.knowledge.embedding_provider = "openai".into();
+        s.knowledge.embedding_base_url = url;
+        s.knowledge.embedding_dimensions = 64;
+        s.knowledge.embedding_api_key = Some(cortexlayer_server::config::Secret::new("sk-test"));
+    })
+    .await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
+    let d = settled(&app, &owner.access, &id).await;
+    assert_eq!((d["status"].as_str(), d["embedding_model"].as_str()), (Some("ready"), Some("openai:text-embedding-3-small")), "{d}");
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2, "retried after the 429");
+    let hits = search(&app, &owner.access, "password security settings", "vector", 1).await;
+    assert!(first_text(&hits).contains("change your password"), "{hits:?}");
+
+    // A wrong key fails the document with the provider's reason.
+    let url = base.clone();
+    let bad = spawn_app_with(move |s| {
+        s.knowledge.embedding_provider = "openai".into();
+        s.knowledge.embedding_base_url = url;
+        s.knowledge.embedding_dimensions = 64;
+        s.knowledge.embedding_api_key = Some(cortexlayer_server::config::Secret::new("sk-wrong"));
+    })
+    .await;
+    let owner = bad.owner("owner@acme.example", "Acme").await;
+    let id = upload_one(&bad, &owner.access, "guide.md", GUIDE.as_bytes()).await;
+    let d = settled(&bad, &owner.access, &id).await;
+    assert_eq!((d["status"].as_str(), d["error"]["code"].as_str()), (Some("failed"), Some("embedding_failed")), "{d}");
+    assert!(d["error"]["message"].as_str().expect("msg").contains("Incorrect API key"), "{d}");
+}
