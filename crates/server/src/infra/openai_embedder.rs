@@ -22,9 +22,10 @@ pub struct OpenAiEmbedder {
     client: reqwest::Client,
     base_url: String,
     api_key: Option<String>,
-    model: String,
+    /// The model name the API expects.
+    api_model: String,
     /// `openai:<model>`, stored with the vectors.
-    name: String,
+    model_id: String,
     dimensions: usize,
     /// Sent as `dimensions` (models that can shorten their vectors).
     request_dimensions: Option<usize>,
@@ -43,15 +44,15 @@ impl OpenAiEmbedder {
             client: reqwest::Client::builder().timeout(timeout).build()?,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key,
-            name: format!("openai:{model}"),
-            model: model.to_owned(),
+            model_id: format!("openai:{model}"),
+            api_model: model.to_owned(),
             dimensions,
             request_dimensions,
         })
     }
 
     async fn request(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut body = serde_json::json!({ "model": self.model, "input": texts });
+        let mut body = serde_json::json!({ "model": self.api_model, "input": texts });
         if let Some(d) = self.request_dimensions {
             body["dimensions"] = d.into();
         }
@@ -171,7 +172,7 @@ struct ErrorDetail {
 #[async_trait]
 impl Embedder for OpenAiEmbedder {
     fn model(&self) -> &str {
-        &self.name
+        &self.model_id
     }
 
     fn dimensions(&self) -> usize {
