@@ -11,7 +11,7 @@ use cortex_store_sqlite::SqliteStore;
 
 use crate::config::Settings;
 use crate::infra::blobs::LocalBlobStore;
-use crate::infra::embedder::LocalEmbedder;
+use crate::infra::embedder::{Hub, LocalEmbedder};
 use crate::infra::fetch::Fetcher;
 use crate::infra::mailer::{LogMailer, Mailer, SmtpMailer};
 use crate::infra::openai_embedder::OpenAiEmbedder;
@@ -62,7 +62,13 @@ impl AppState {
                 std::time::Duration::from_secs(60),
             )?)
         } else {
-            Arc::new(LocalEmbedder::new(settings.model_dir()))
+            Arc::new(LocalEmbedder::new(settings.model_dir()).with_hub(
+                k.model_hub_repo.as_ref().map(|repo| Hub {
+                    endpoint: k.model_hub_endpoint.clone(),
+                    repo: repo.clone(),
+                    revision: "main".into(),
+                }),
+            ))
         };
         Ok(Self {
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),

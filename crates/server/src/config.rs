@@ -145,6 +145,11 @@ pub struct KnowledgeSettings {
     /// Folder of the local embedding model (`model.safetensors`, `tokenizer.json`,
     /// `config.json`); default `<data_dir>/models/all-MiniLM-L6-v2`. (`CORTEX_MODEL_DIR`)
     pub model_dir: Option<PathBuf>,
+    /// A Hugging Face repository to download the model files from into `model_dir` when they
+    /// are missing, e.g. `sentence-transformers/all-MiniLM-L6-v2`. (`CORTEX_MODEL_HUB_REPO`)
+    pub model_hub_repo: Option<String>,
+    /// The hub's address. (`HF_ENDPOINT`)
+    pub model_hub_endpoint: String,
     /// Where originals are kept; default `<data_dir>/blobs`. (`CORTEX_BLOB_DIR`)
     pub blob_dir: Option<PathBuf>,
     /// Background workers in this process; 0 runs none (another process does the work).
@@ -186,6 +191,8 @@ impl Default for KnowledgeSettings {
     fn default() -> Self {
         Self {
             model_dir: None,
+            model_hub_repo: None,
+            model_hub_endpoint: "https://huggingface.co".into(),
             blob_dir: None,
             workers: 2,
             job_lease_secs: 120,
@@ -428,6 +435,12 @@ impl Settings {
         let k = &mut self.knowledge;
         if let Some(v) = env("CORTEX_MODEL_DIR") {
             k.model_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("CORTEX_MODEL_HUB_REPO") {
+            k.model_hub_repo = Some(v);
+        }
+        if let Some(v) = env("HF_ENDPOINT") {
+            k.model_hub_endpoint = v;
         }
         if let Some(v) = env("CORTEX_BLOB_DIR") {
             k.blob_dir = Some(PathBuf::from(v));

@@ -19,6 +19,16 @@ pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "conf
 pub struct LocalEmbedder {
     dir: PathBuf,
     model: OnceLock<Arc<MiniLm>>,
+    hub: Option<Hub>,
+}
+
+/// Where to download the model from when the folder lacks it: a Hugging Face hub (or a
+/// mirror speaking its `/{repo}/resolve/{revision}/{file}` paths).
+#[derive(Clone, Debug)]
+pub struct Hub {
+    pub endpoint: String,
+    pub repo: String,
+    pub revision: String,
 }
 
 /// Models already loaded in this process, by folder.
@@ -33,7 +43,64 @@ impl LocalEmbedder {
         Self {
             dir: dir.into(),
             model: OnceLock::new(),
+            hub: None,
         }
+    }
+
+    /// Also download the files from `hub` into the folder when they are missing.
+    pub fn with_hub(mut self, hub: Option<Hub>) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    fn missing(&self) -> Vec<&'static str> {
+        MODEL_FILES
+            .iter()
+            .copied()
+            .filter(|f| !self.dir.join(f).is_file())
+            .collect()
+    }
+
+    /// Fetches the missing model files from the hub into the folder (each written to a
+    /// temporary name and renamed, so a cut download is never mistaken for a model).
+    async fn download(&self, hub: &Hub) -> Result<(), EmbedError> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(600))
+            .build()
+            .map_err(|e| EmbedError::Failed(e.to_string()))?;
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| EmbedError::Failed(format!("creating {}: {e}", self.dir.display())))?;
+        for file in self.missing() {
+            let url = format!(
+                "{}/{}/resolve/{}/{file}",
+                hub.endpoint.trim_end_matches('/'),
+                hub.repo,
+                hub.revision
+            );
+            let response = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| EmbedError::Unavailable(format!("downloading {file}: {e}")))?;
+            if !response.status().is_success() {
+                return Err(EmbedError::Failed(format!(
+                    "downloading {file} from {url}: HTTP {}",
+                    response.status().as_u16()
+                )));
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| EmbedError::Unavailable(format!("downloading {file}: {e}")))?;
+            let part = self.dir.join(format!("{file}.partial"));
+            tokio::fs::write(&part, &bytes)
+                .await
+                .and(tokio::fs::rename(&part, self.dir.join(file)).await)
+                .map_err(|e| EmbedError::Failed(format!("saving {file}: {e}")))?;
+            tracing::info!(file, bytes = bytes.len(), "embedding model file downloaded");
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -45,11 +112,7 @@ impl LocalEmbedder {
         if let Some(m) = self.model.get() {
             return Ok(m.clone());
         }
-        let missing: Vec<&str> = MODEL_FILES
-            .iter()
-            .copied()
-            .filter(|f| !self.dir.join(f).is_file())
-            .collect();
+        let missing = self.missing();
         if !missing.is_empty() {
             anyhow::bail!(
                 "the embedding model is not in {} (missing {}): run scripts/fetch-model.sh, or set CORTEX_MODEL_DIR to a folder with model.safetensors, tokenizer.json and config.json",
@@ -105,6 +168,14 @@ impl Embedder for LocalEmbedder {
     }
 
     async fn warm_up(&self) -> Result<(), EmbedError> {
+        if self.model.get().is_some() {
+            return Ok(());
+        }
+        if let Some(hub) = &self.hub
+            && !self.missing().is_empty()
+        {
+            self.download(hub).await?;
+        }
         let dir = self.dir.clone();
         let model = tokio::task::spawn_blocking(move || LocalEmbedder::new(dir).load())
             .await

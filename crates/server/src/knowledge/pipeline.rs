@@ -157,6 +157,8 @@ fn parse(
             // An earlier attempt stored the chunks and died before finishing the job.
             return Ok(());
         }
+        // Chunks are counted with the model's tokenizer: have it ready (loaded, or fetched).
+        warm_up(state).await?;
         if !settled(
             state
                 .store
@@ -389,6 +391,7 @@ fn embed(
         let Some(doc) = current(state, tenant, &args).await? else {
             return Ok(());
         };
+        warm_up(state).await?;
         let model = state.embedder.model().to_owned();
         let total = doc.chunk_count.max(1);
         let mut done = 0u32;
@@ -452,6 +455,14 @@ fn embed(
             Err(e) => Err(e.into()),
         }
     })
+}
+
+async fn warm_up(state: &AppState) -> Result<(), JobError> {
+    state
+        .embedder
+        .warm_up()
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))
 }
 
 /// Boxed futures, so both handlers share one function type.

@@ -1233,7 +1233,9 @@ async fn the_ingest_command_adds_files_and_waits_until_they_are_ready() {
 /// A stand-in for an OpenAI-compatible embeddings API: checks each request as the real one
 /// would (path, bearer key, JSON body with `model` and `input`) and answers in its documented
 /// shape, with bag-of-words vectors. The first request is refused with 429 to exercise retry.
-async fn spawn_embeddings_api(key: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+async fn spawn_embeddings_api(
+    key: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::post;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1276,7 +1278,9 @@ async fn spawn_embeddings_api(key: &'static str) -> (String, std::sync::Arc<std:
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("api") });
     (format!("http://{addr}/v1"), calls)
@@ -1296,10 +1300,27 @@ async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
     let owner = app.owner("owner@acme.example", "Acme").await;
     let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
     let d = settled(&app, &owner.access, &id).await;
-    assert_eq!((d["status"].as_str(), d["embedding_model"].as_str()), (Some("ready"), Some("openai:text-embedding-3-small")), "{d}");
-    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2, "retried after the 429");
-    let hits = search(&app, &owner.access, "password security settings", "vector", 1).await;
-    assert!(first_text(&hits).contains("change your password"), "{hits:?}");
+    assert_eq!(
+        (d["status"].as_str(), d["embedding_model"].as_str()),
+        (Some("ready"), Some("openai:text-embedding-3-small")),
+        "{d}"
+    );
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "retried after the 429"
+    );
+    let hits = search(
+        &app,
+        &owner.access,
+        "password security settings",
+        "vector",
+        1,
+    )
+    .await;
+    assert!(
+        first_text(&hits).contains("change your password"),
+        "{hits:?}"
+    );
 
     // A wrong key fails the document with the provider's reason.
     let url = base.clone();
@@ -1313,6 +1334,84 @@ async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
     let owner = bad.owner("owner@acme.example", "Acme").await;
     let id = upload_one(&bad, &owner.access, "guide.md", GUIDE.as_bytes()).await;
     let d = settled(&bad, &owner.access, &id).await;
-    assert_eq!((d["status"].as_str(), d["error"]["code"].as_str()), (Some("failed"), Some("embedding_failed")), "{d}");
-    assert!(d["error"]["message"].as_str().expect("msg").contains("Incorrect API key"), "{d}");
+    assert_eq!(
+        (d["status"].as_str(), d["error"]["code"].as_str()),
+        (Some("failed"), Some("embedding_failed")),
+        "{d}"
+    );
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("Incorrect API key"),
+        "{d}"
+    );
+}
+
+#[tokio::test]
+async fn the_model_is_downloaded_from_a_hugging_face_hub_when_its_folder_is_empty() {
+    use axum::extract::Path as UrlPath;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let served = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = served.clone();
+    let hub = axum::Router::new().route(
+        "/{owner}/{repo}/resolve/{revision}/{file}",
+        get(
+            move |UrlPath((owner, repo, revision, file)): UrlPath<(
+                String,
+                String,
+                String,
+                String,
+            )>| {
+                let log = log.clone();
+                async move {
+                    log.lock().expect("lock").push(file.clone());
+                    let known = ["model.safetensors", "tokenizer.json", "config.json"];
+                    if (owner.as_str(), repo.as_str(), revision.as_str())
+                        != ("sentence-transformers", "all-MiniLM-L6-v2", "main")
+                        || !known.contains(&file.as_str())
+                    {
+                        return Err(StatusCode::NOT_FOUND);
+                    }
+                    std::fs::read(crate::helpers::model_dir().join(&file))
+                        .map_err(|_| StatusCode::NOT_FOUND)
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, hub).await.expect("hub") });
+    let empty = std::env::temp_dir().join(format!("cortex-hub-model-{}", uuid::Uuid::now_v7()));
+    let dir = empty.clone();
+    let app = spawn_app_with(move |s| {
+        s.knowledge.model_dir = Some(dir);
+        s.knowledge.model_hub_repo = Some("sentence-transformers/all-MiniLM-L6-v2".into());
+        s.knowledge.model_hub_endpoint = endpoint;
+    })
+    .await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let id = upload_one(&app, &owner.access, "faq.txt", FAQ.as_bytes()).await;
+    let d = settled(&app, &owner.access, &id).await;
+    assert_eq!(d["status"], "ready", "{d}");
+    let mut files = served.lock().expect("lock").clone();
+    files.sort();
+    assert_eq!(
+        files,
+        ["config.json", "model.safetensors", "tokenizer.json"],
+        "each file fetched once"
+    );
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert_eq!(
+            std::fs::metadata(empty.join(f)).expect("saved").len(),
+            std::fs::metadata(crate::helpers::model_dir().join(f))
+                .expect("source")
+                .len()
+        );
+    }
+    let hits = search(&app, &owner.access, "name of the office dog", "vector", 1).await;
+    assert!(first_text(&hits).contains("Biscuit"));
 }
