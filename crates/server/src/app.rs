@@ -16,6 +16,7 @@ use crate::infra::fetch::Fetcher;
 use crate::infra::mailer::{LogMailer, Mailer, SmtpMailer};
 use crate::infra::openai_embedder::OpenAiEmbedder;
 use crate::infra::ratelimit::{InMemoryRateLimiter, RateLimiter};
+use crate::infra::s3::{S3BlobStore, S3Config};
 use crate::infra::tokens::TokenKeys;
 
 #[derive(Clone)]
@@ -46,8 +47,23 @@ impl AppState {
             }
             None => Arc::new(LogMailer),
         };
-        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(settings.blob_dir()));
         let k = &settings.knowledge;
+        let blobs: Arc<dyn BlobStore> = if k.blob_store == "s3" {
+            Arc::new(S3BlobStore::new(S3Config {
+                endpoint: k.s3_endpoint.clone(),
+                bucket: k.s3_bucket.clone(),
+                region: k.s3_region.clone(),
+                access_key_id: k.s3_access_key_id.clone(),
+                secret_access_key: k
+                    .s3_secret_access_key
+                    .as_ref()
+                    .map(|s| s.expose().to_owned())
+                    .unwrap_or_default(),
+                prefix: k.s3_prefix.clone(),
+            })?)
+        } else {
+            Arc::new(LocalBlobStore::new(settings.blob_dir()))
+        };
         let embedder: Arc<dyn Embedder> = if k.embedding_provider == "openai" {
             Arc::new(OpenAiEmbedder::new(
                 &k.embedding_base_url,

@@ -150,6 +150,20 @@ pub struct KnowledgeSettings {
     pub model_hub_repo: Option<String>,
     /// The hub's address. (`HF_ENDPOINT`)
     pub model_hub_endpoint: String,
+    /// `local` (a folder, `blob_dir`) or `s3` (S3-compatible object storage). (`BLOB_STORE`)
+    pub blob_store: String,
+    /// S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com`. (`S3_ENDPOINT`)
+    pub s3_endpoint: String,
+    /// (`S3_BUCKET`)
+    pub s3_bucket: String,
+    /// (`S3_REGION`)
+    pub s3_region: String,
+    /// (`S3_ACCESS_KEY_ID`)
+    pub s3_access_key_id: String,
+    /// (`S3_SECRET_ACCESS_KEY`)
+    pub s3_secret_access_key: Option<Secret>,
+    /// Key prefix inside the bucket. (`S3_PREFIX`)
+    pub s3_prefix: String,
     /// Where originals are kept; default `<data_dir>/blobs`. (`CORTEX_BLOB_DIR`)
     pub blob_dir: Option<PathBuf>,
     /// Background workers in this process; 0 runs none (another process does the work).
@@ -193,6 +207,13 @@ impl Default for KnowledgeSettings {
             model_dir: None,
             model_hub_repo: None,
             model_hub_endpoint: "https://huggingface.co".into(),
+            blob_store: "local".into(),
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: None,
+            s3_prefix: String::new(),
             blob_dir: None,
             workers: 2,
             job_lease_secs: 120,
@@ -442,6 +463,23 @@ impl Settings {
         if let Some(v) = env("HF_ENDPOINT") {
             k.model_hub_endpoint = v;
         }
+        if let Some(v) = env("BLOB_STORE") {
+            k.blob_store = v.trim().to_ascii_lowercase();
+        }
+        for (name, slot) in [
+            ("S3_ENDPOINT", &mut k.s3_endpoint),
+            ("S3_BUCKET", &mut k.s3_bucket),
+            ("S3_REGION", &mut k.s3_region),
+            ("S3_ACCESS_KEY_ID", &mut k.s3_access_key_id),
+            ("S3_PREFIX", &mut k.s3_prefix),
+        ] {
+            if let Some(v) = env(name) {
+                *slot = v;
+            }
+        }
+        if let Some(v) = secret("S3_SECRET_ACCESS_KEY") {
+            k.s3_secret_access_key = Some(v);
+        }
         if let Some(v) = env("CORTEX_BLOB_DIR") {
             k.blob_dir = Some(PathBuf::from(v));
         }
@@ -532,6 +570,23 @@ impl Settings {
                 "knowledge.chunk_tokens must be at least 32 and the overlap under half of it"
                     .into(),
             ));
+        }
+        match k.blob_store.as_str() {
+            "local" => {}
+            "s3" => {
+                if k.s3_endpoint.is_empty()
+                    || k.s3_bucket.is_empty()
+                    || k.s3_access_key_id.is_empty()
+                    || k.s3_secret_access_key.is_none()
+                {
+                    return Err(ConfigError::Unsafe(
+                        "BLOB_STORE=s3 needs S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY".into(),
+                    ));
+                }
+            }
+            _ => {
+                return Err(ConfigError::Unsafe("BLOB_STORE must be local or s3".into()));
+            }
         }
         if !matches!(k.embedding_provider.as_str(), "local" | "openai") {
             return Err(ConfigError::Unsafe(

@@ -9,4 +9,5 @@ pub mod mailer;
 pub mod openai_embedder;
 pub mod passwords;
 pub mod ratelimit;
+pub mod s3;
 pub mod tokens;

@@ -1415,3 +1415,166 @@ async fn the_model_is_downloaded_from_a_hugging_face_hub_when_its_folder_is_empt
     let hits = search(&app, &owner.access, "name of the office dog", "vector", 1).await;
     assert!(first_text(&hits).contains("Biscuit"));
 }
+
+/// Signature Version 4 as the stand-in S3 checks it, written apart from the product's signer.
+fn sigv4_expected(
+    secret: &str,
+    method: &str,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+    signed: &str,
+    date: &str,
+    region: &str,
+) -> String {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let mac = |key: &[u8], data: &str| {
+        let mut m = <Hmac<Sha256>>::new_from_slice(key).expect("key");
+        m.update(data.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    };
+    let canonical_headers: String = signed
+        .split(';')
+        .map(|h| {
+            format!(
+                "{h}:{}\n",
+                headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .trim()
+            )
+        })
+        .collect();
+    let payload = headers["x-amz-content-sha256"].to_str().expect("hash");
+    let request = format!("{method}\n{path}\n\n{canonical_headers}\n{signed}\n{payload}");
+    let amz_date = headers["x-amz-date"].to_str().expect("date");
+    let scope = format!("{date}/{region}/s3/aws4_request");
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(request.as_bytes()))
+    );
+    let mut key = mac(format!("AWS4{secret}").as_bytes(), date);
+    for part in [region, "s3", "aws4_request"] {
+        key = mac(&key, part);
+    }
+    hex::encode(mac(&key, &to_sign))
+}
+
+#[tokio::test]
+async fn originals_can_live_in_s3_compatible_object_storage() {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+    type Objects = std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<u8>>>>;
+    let objects: Objects = Default::default();
+    let store = objects.clone();
+    let s3 = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 Credential=AKIDTEST/") else {
+                    return (StatusCode::FORBIDDEN, Vec::new());
+                };
+                let date = &rest[..8];
+                let signed = rest
+                    .split("SignedHeaders=")
+                    .nth(1)
+                    .and_then(|s| s.split(',').next())
+                    .unwrap_or("");
+                let signature = rest.split("Signature=").nth(1).unwrap_or("");
+                let hash = hex::encode(Sha256::digest(&body));
+                if headers
+                    .get("x-amz-content-sha256")
+                    .and_then(|v| v.to_str().ok())
+                    != Some(hash.as_str())
+                    || !rest.contains("/eu-test-1/s3/aws4_request")
+                    || signature
+                        != sigv4_expected(
+                            "s3cr3t",
+                            method.as_str(),
+                            uri.path(),
+                            &headers,
+                            signed,
+                            date,
+                            "eu-test-1",
+                        )
+                {
+                    return (
+                        StatusCode::FORBIDDEN,
+                        b"<Error><Code>SignatureDoesNotMatch</Code></Error>".to_vec(),
+                    );
+                }
+                let Some(key) = uri.path().strip_prefix("/kb-bucket/") else {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        b"<Error><Code>NoSuchBucket</Code></Error>".to_vec(),
+                    );
+                };
+                let mut objects = store.lock().expect("lock");
+                match method {
+                    Method::PUT => {
+                        objects.insert(key.to_owned(), body.to_vec());
+                        (StatusCode::OK, Vec::new())
+                    }
+                    Method::GET => match objects.get(key) {
+                        Some(b) => (StatusCode::OK, b.clone()),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
+                        ),
+                    },
+                    Method::DELETE => {
+                        objects.remove(key);
+                        (StatusCode::NO_CONTENT, Vec::new())
+                    }
+                    _ => (StatusCode::METHOD_NOT_ALLOWED, Vec::new()),
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, s3).await.expect("s3") });
+    let app = spawn_app_with(move |s| {
+        let k = &mut s.knowledge;
+        k.blob_store = "s3".into();
+        k.s3_endpoint = endpoint;
+        k.s3_bucket = "kb-bucket".into();
+        k.s3_region = "eu-test-1".into();
+        k.s3_access_key_id = "AKIDTEST".into();
+        k.s3_secret_access_key = Some(cortexlayer_server::config::Secret::new("s3cr3t"));
+        k.s3_prefix = "cortex/".into();
+    })
+    .await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    let id = upload_one(&app, t, "guide.md", GUIDE.as_bytes()).await;
+    assert_eq!(settled(&app, t, &id).await["status"], "ready");
+    let key = format!("cortex/documents/{}/{id}", owner.tenant_id);
+    assert_eq!(
+        objects.lock().expect("lock").get(&key).map(Vec::as_slice),
+        Some(GUIDE.as_bytes())
+    );
+    let r = app
+        .get_as(&format!("/api/v1/documents/{id}/original"), t)
+        .await;
+    assert_eq!(r.bytes().await.expect("body").as_ref(), GUIDE.as_bytes());
+    assert_eq!(
+        app.delete_as(&format!("/api/v1/documents/{id}"), t)
+            .await
+            .status(),
+        204
+    );
+    assert!(
+        objects.lock().expect("lock").is_empty(),
+        "the original left the bucket"
+    );
+}
