@@ -146,6 +146,17 @@ const WORDS: &[&str] = &[
     "bank",
 ];
 
+/// A word from a 20,000-word vocabulary with a Zipf-like (log-uniform rank) distribution, as
+/// in natural text: a few words everywhere, most words rare. The commonest are real support
+/// words so the text reads a little like a help centre.
+fn word(rng: &mut impl Rng) -> String {
+    let rank = (20_000f64.powf(rng.gen_range(0.0..1.0)) as usize).saturating_sub(1);
+    match WORDS.get(rank) {
+        Some(w) => (*w).to_owned(),
+        None => format!("term{rank}"),
+    }
+}
+
 /// Search latency over `chunks` chunks of one tenant.
 pub async fn search(
     settings: Settings,
@@ -186,9 +197,7 @@ pub async fn search(
             .await?;
         let new: Vec<NewChunk> = (0..n)
             .map(|i| {
-                let text: Vec<&str> = (0..40)
-                    .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
-                    .collect();
+                let text: Vec<String> = (0..60).map(|_| word(&mut rng)).collect();
                 NewChunk::new(i as u32, format!("{} {d}-{i}.", text.join(" ")), 60)
             })
             .collect();
@@ -237,9 +246,7 @@ pub async fn search(
     report("vector", vector_ms);
     let mut lexical_ms = Vec::with_capacity(queries);
     for _ in 0..queries {
-        let query: Vec<&str> = (0..4)
-            .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
-            .collect();
+        let query: Vec<String> = (0..4).map(|_| word(&mut rng)).collect();
         let t = Instant::now();
         store.lexical_search(tenant, &query.join(" "), k).await?;
         lexical_ms.push(t.elapsed().as_secs_f64() * 1000.0);

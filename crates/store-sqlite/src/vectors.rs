@@ -40,18 +40,39 @@ impl Matrix {
         }
     }
 
-    /// The `k` best hashes by cosine (vectors are unit length, so the dot product).
+    /// The `k` best hashes by cosine (vectors are unit length, so the dot product). Large
+    /// matrices are scanned in parallel slices, one per core: the scan is memory-bound and
+    /// one core does not saturate the memory bus.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<(String, f32)> {
         if self.dims == 0 || query.len() != self.dims {
             return Vec::new();
         }
-        let scores = self
-            .data
-            .chunks_exact(self.dims)
-            .map(|row| dot(row, query))
-            .enumerate();
-        top_k(scores, k)
-            .into_iter()
+        let rows = self.hashes.len();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(rows / PARALLEL_ROWS + 1)
+            .max(1);
+        let best = if threads == 1 {
+            scan(&self.data, self.dims, query, 0, k)
+        } else {
+            let per = rows.div_ceil(threads);
+            let mut merged: Vec<(usize, f32)> = std::thread::scope(|s| {
+                let handles: Vec<_> = self
+                    .data
+                    .chunks(per * self.dims)
+                    .enumerate()
+                    .map(|(i, slice)| s.spawn(move || scan(slice, self.dims, query, i * per, k)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            merged.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            merged.truncate(k);
+            merged
+        };
+        best.into_iter()
             .map(|(i, s)| (self.hashes[i].clone(), s))
             .collect()
     }
@@ -59,6 +80,19 @@ impl Matrix {
     fn bytes(&self) -> usize {
         self.data.len() * 4 + self.hashes.len() * 88
     }
+}
+
+/// Rows per extra scanning thread: below this a thread costs more than it saves.
+const PARALLEL_ROWS: usize = 20_000;
+
+/// The `k` best rows of `data` (row-major, `dims` wide), numbered from `first`.
+fn scan(data: &[f32], dims: usize, query: &[f32], first: usize, k: usize) -> Vec<(usize, f32)> {
+    let scores = data
+        .chunks_exact(dims)
+        .map(|row| dot(row, query))
+        .enumerate()
+        .map(|(i, s)| (first + i, s));
+    top_k(scores, k)
 }
 
 struct Entry {
@@ -143,6 +177,27 @@ mod tests {
             ["a", "b"]
         );
         assert!(m.search(&[1.0, 0.0], 2).is_empty());
+    }
+
+    #[test]
+    fn the_parallel_scan_finds_what_the_serial_one_does() {
+        let rows = PARALLEL_ROWS * 3 + 17;
+        let data: Vec<(String, Vec<f32>)> = (0..rows)
+            .map(|i| {
+                (
+                    format!("h{i}"),
+                    unit(&[(i as f32 * 0.37).sin(), (i as f32 * 0.11).cos(), 0.3]),
+                )
+            })
+            .collect();
+        let m = Matrix::new(1, 3, data);
+        let q = unit(&[0.2, 0.9, 0.1]);
+        let parallel = m.search(&q, 25);
+        let serial: Vec<(String, f32)> = scan(&m.data, 3, &q, 0, 25)
+            .into_iter()
+            .map(|(i, s)| (m.hashes[i].clone(), s))
+            .collect();
+        assert_eq!(parallel, serial);
     }
 
     #[test]
