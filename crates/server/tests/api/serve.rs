@@ -40,6 +40,8 @@ async fn start(extra_env: &[(&str, &str)]) -> Server {
 
 /// `cortexlayer serve` on the database at `db`.
 pub fn start_on(db: &str, extra_env: &[(&str, &str)]) -> Server {
+    // The tests' own HTTP clients use the same TLS provider as the product.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cortexlayer"));
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
         .env("DATABASE_URL", db)
