@@ -1536,19 +1536,28 @@ impl Store for PgStore {
         if vectors.is_empty() {
             return Ok(());
         }
+        // One statement per 500 vectors: the rows travel as arrays and are unnested.
         let now = Utc::now();
         let mut tx = self.pool.begin().await.map_err(db)?;
-        for (hash, v) in vectors {
+        for batch in vectors.chunks(500) {
+            let hashes: Vec<&str> = batch.iter().map(|(h, _)| h.as_str()).collect();
+            let dims: Vec<i32> = batch
+                .iter()
+                .map(|(_, v)| i32::try_from(v.len()).unwrap_or(i32::MAX))
+                .collect();
+            let embeddings: Vec<PgVector<'_>> = batch.iter().map(|(_, v)| PgVector(v)).collect();
             sqlx::query(
                 "INSERT INTO embeddings (tenant_id, model, content_hash, dims, embedding, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                 SELECT $1, $2, u.hash, u.dims, u.embedding, $3
+                 FROM UNNEST($4::text[], $5::int4[], $6::vector[]) AS u(hash, dims, embedding)
+                 ON CONFLICT DO NOTHING",
             )
             .bind(tenant.0)
             .bind(model)
-            .bind(hash)
-            .bind(i32::try_from(v.len()).unwrap_or(i32::MAX))
-            .bind(PgVector(v))
             .bind(now)
+            .bind(hashes)
+            .bind(dims)
+            .bind(embeddings)
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -4,7 +4,7 @@
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo};
+use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo};
 use sqlx::{Encode, Postgres, Type};
 
 /// A vector to bind as a `vector` parameter.
@@ -26,5 +26,11 @@ impl Encode<'_, Postgres> for PgVector<'_> {
             buf.extend_from_slice(&x.to_be_bytes());
         }
         Ok(IsNull::No)
+    }
+}
+
+impl PgHasArrayType for PgVector<'_> {
+    fn array_type_info() -> PgTypeInfo {
+        PgTypeInfo::with_name("_vector")
     }
 }
