@@ -89,12 +89,20 @@ impl OpenAiEmbedder {
                 }
                 continue;
             }
+            if status.as_u16() == 401 || status.as_u16() == 403 {
+                // The provider's text may quote part of the operator's key; tenants see this
+                // message, so it is not passed on.
+                return Err(EmbedError::Failed(format!(
+                    "the embedding service rejected the configured credentials (HTTP {}); the operator must check EMBEDDING_API_KEY",
+                    status.as_u16()
+                )));
+            }
             if !status.is_success() {
                 let message = response
                     .json::<ErrorBody>()
                     .await
                     .ok()
-                    .map(|e| e.error.message)
+                    .map(|e| redact(&e.error.message))
                     .unwrap_or_default();
                 return Err(EmbedError::Failed(format!(
                     "the embedding service refused the request (HTTP {}): {message}",
@@ -146,6 +154,26 @@ impl OpenAiEmbedder {
     }
 }
 
+/// A provider message fit to show a tenant: at most 300 characters, words that look like
+/// keys or tokens replaced.
+fn redact(message: &str) -> String {
+    message
+        .split_whitespace()
+        .map(|w| {
+            let alnum = w.chars().filter(char::is_ascii_alphanumeric).count();
+            if w.starts_with("sk-") || w.starts_with("Bearer") || (alnum >= 20 && w.len() >= 24) {
+                "[redacted]"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(300)
+        .collect()
+}
+
 #[derive(Deserialize)]
 struct EmbeddingsResponse {
     data: Vec<EmbeddingData>,
@@ -167,6 +195,19 @@ struct ErrorBody {
 struct ErrorDetail {
     #[serde(default)]
     message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn provider_messages_lose_anything_key_like() {
+        assert_eq!(
+            super::redact(
+                "Invalid input for key sk-proj-abc123 near token AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+            ),
+            "Invalid input for key [redacted] near token [redacted]"
+        );
+    }
 }
 
 #[async_trait]
