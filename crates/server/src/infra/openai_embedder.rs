@@ -197,19 +197,6 @@ struct ErrorDetail {
     message: String,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn provider_messages_lose_anything_key_like() {
-        assert_eq!(
-            super::redact(
-                "Invalid input for key sk-proj-abc123 near token AbCdEfGhIjKlMnOpQrStUvWxYz012345"
-            ),
-            "Invalid input for key [redacted] near token [redacted]"
-        );
-    }
-}
-
 #[async_trait]
 impl Embedder for OpenAiEmbedder {
     fn model(&self) -> &str {
@@ -236,5 +223,18 @@ impl Embedder for OpenAiEmbedder {
             out.extend(self.request(batch).await?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn provider_messages_lose_anything_key_like() {
+        assert_eq!(
+            super::redact(
+                "Invalid input for key sk-proj-abc123 near token AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+            ),
+            "Invalid input for key [redacted] near token [redacted]"
+        );
     }
 }
