@@ -181,11 +181,13 @@ impl Fetcher {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::net::lookup_host((bare, port))
                 .await
-                .map_err(|e| FetchError::Network(format!("cannot resolve {host}: {e}")))?
+                .map_err(|e| {
+                    FetchError::Network(format!("the host name cannot be resolved ({})", e.kind()))
+                })?
                 .collect(),
         };
         if addrs.is_empty() {
-            return Err(FetchError::Network(format!("{host} has no address")));
+            return Err(FetchError::Network("the host name has no address".into()));
         }
         let allowed = self
             .allowed_hosts
