@@ -340,6 +340,17 @@ fn hit_from(row: &PgRow) -> Result<ChunkHit> {
     })
 }
 
+/// Removes a document's chunks (their lexical entries go with them).
+async fn delete_chunks(conn: &mut PgConnection, tenant: TenantId, document: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+        .bind(tenant.0)
+        .bind(document)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 /// Drops vectors of the tenant that no chunk uses any more.
 async fn collect_vectors(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
     sqlx::query(
@@ -1406,12 +1417,7 @@ impl Store for PgStore {
                 .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
                 .await);
         }
-        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
-            .bind(tenant.0)
-            .bind(document.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        delete_chunks(&mut tx, tenant, document.0).await?;
         // One statement per 500 chunks: the rows travel as arrays and are unnested.
         for batch in chunks.chunks(500) {
             let ids: Vec<Uuid> = batch.iter().map(|c| c.id.0).collect();
@@ -1486,12 +1492,7 @@ impl Store for PgStore {
                 .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
                 .await);
         }
-        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
-            .bind(tenant.0)
-            .bind(document.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        delete_chunks(&mut tx, tenant, document.0).await?;
         collect_vectors(&mut tx, tenant).await?;
         tx.commit().await.map_err(db)
     }
@@ -1719,12 +1720,7 @@ impl Store for PgStore {
         for row in &rows {
             let tenant = TenantId(row.try_get("tenant_id").map_err(db)?);
             let id: Uuid = row.try_get("id").map_err(db)?;
-            sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
-                .bind(tenant.0)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            delete_chunks(&mut tx, tenant, id).await?;
             collect_vectors(&mut tx, tenant).await?;
         }
         tx.commit().await.map_err(db)?;

@@ -356,6 +356,21 @@ fn hit_from(row: &SqliteRow) -> Result<ChunkHit> {
     })
 }
 
+/// Removes a document's chunks (their lexical entries go with them).
+async fn delete_chunks(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    document: Uuid,
+) -> Result<()> {
+    sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+        .bind(tenant.0)
+        .bind(document)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 /// Drops vectors of the tenant that no chunk uses any more, and tells the vector caches
 /// when some went.
 async fn collect_vectors(conn: &mut SqliteConnection, tenant: TenantId) -> Result<()> {
@@ -1475,12 +1490,7 @@ impl Store for SqliteStore {
                 .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
                 .await);
         }
-        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
-            .bind(tenant.0)
-            .bind(document.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        delete_chunks(&mut tx, tenant, document.0).await?;
         for c in &chunks {
             sqlx::query(
                 "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, answer, heading_path,
@@ -1537,12 +1547,7 @@ impl Store for SqliteStore {
                 .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
                 .await);
         }
-        sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
-            .bind(tenant.0)
-            .bind(document.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        delete_chunks(&mut tx, tenant, document.0).await?;
         collect_vectors(&mut tx, tenant).await?;
         tx.commit().await.map_err(db)
     }
@@ -1758,12 +1763,7 @@ impl Store for SqliteStore {
         for row in &rows {
             let tenant = TenantId(row.try_get("tenant_id").map_err(db)?);
             let id: Uuid = row.try_get("id").map_err(db)?;
-            sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
-                .bind(tenant.0)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            delete_chunks(&mut tx, tenant, id).await?;
             collect_vectors(&mut tx, tenant).await?;
         }
         tx.commit().await.map_err(db)?;

@@ -15,14 +15,14 @@ use cortex_core::StoreError;
 use cortex_core::ids::{DocumentId, TenantId};
 use cortex_core::jobs::NewJob;
 use cortex_core::knowledge::{Document, DocumentSource, DocumentStage, NewDocument, Original};
-use cortex_core::plans::{self, Plan};
+use cortex_core::plans::Plan;
 use cortex_core::store::conflict;
 use cortex_ingest::{DocKind, html_links, sniff};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::pipeline::{DocumentJob, Failure, JobError, current, fail, settled};
+use super::pipeline::{DocumentJob, Failure, JobError, current, fail, settled, tenant_plan};
 use super::{KnowledgeError, Result, invalid, may_write, parse_job, plan_of};
 use crate::app::AppState;
 use crate::infra::fetch::{FetchError, Fetcher};
@@ -131,14 +131,7 @@ pub async fn run(
     let Some(doc) = current(state, tenant, &job).await? else {
         return Ok(());
     };
-    let plan = state
-        .store
-        .get_tenant(tenant)
-        .await
-        .ok()
-        .and_then(|t| plans::plan(&t.plan))
-        .or_else(|| plans::plan(plans::DEFAULT_PLAN))
-        .expect("the default plan is in the catalogue");
+    let plan = tenant_plan(state, tenant).await;
     let Some(start) = doc.source_url.as_deref().and_then(|u| Url::parse(u).ok()) else {
         return fail(
             state,

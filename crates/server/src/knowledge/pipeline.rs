@@ -171,14 +171,7 @@ fn parse(
             Ok(chunks) => chunks,
             Err(f) => return fail(state, tenant, &args, f).await,
         };
-        let plan = state
-            .store
-            .get_tenant(tenant)
-            .await
-            .ok()
-            .and_then(|t| plans::plan(&t.plan))
-            .or_else(|| plans::plan(plans::DEFAULT_PLAN))
-            .expect("the default plan is in the catalogue");
+        let plan = tenant_plan(state, tenant).await;
         if chunks.len() > plan.max_chunks_per_document as usize {
             let f = Failure::new(
                 "chunk_limit_exceeded",
@@ -455,6 +448,18 @@ fn embed(
             Err(e) => Err(e.into()),
         }
     })
+}
+
+/// The tenant's plan (the default one if the tenant or its plan cannot be read).
+pub(super) async fn tenant_plan(state: &AppState, tenant: TenantId) -> plans::Plan {
+    state
+        .store
+        .get_tenant(tenant)
+        .await
+        .ok()
+        .and_then(|t| plans::plan(&t.plan))
+        .or_else(|| plans::plan(plans::DEFAULT_PLAN))
+        .expect("the default plan is in the catalogue")
 }
 
 async fn warm_up(state: &AppState) -> Result<(), JobError> {
