@@ -129,9 +129,9 @@ pub struct Document {
 
 impl Document {
     pub fn searchable(&self) -> Searchable {
-        match (self.status, self.stage) {
-            (DocumentStatus::Failed, _) => Searchable::No,
-            (DocumentStatus::Ready, _) => Searchable::Full,
+        match self.status {
+            DocumentStatus::Failed => Searchable::No,
+            DocumentStatus::Ready => Searchable::Full,
             _ if self.lexical_ready_at.is_some() => Searchable::Lexical,
             _ => Searchable::No,
         }

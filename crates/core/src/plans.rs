@@ -83,6 +83,13 @@ pub fn plan(id: &str) -> Option<Plan> {
     default_catalogue().into_iter().find(|p| p.id == id)
 }
 
+/// The plan `id`, or the default plan when the catalogue no longer has it.
+pub fn plan_or_default(id: &str) -> Plan {
+    plan(id)
+        .or_else(|| plan(DEFAULT_PLAN))
+        .expect("the default plan is in the catalogue")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

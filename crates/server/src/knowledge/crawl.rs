@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::pipeline::{DocumentJob, Failure, JobError, current, fail, settled, tenant_plan};
-use super::{KnowledgeError, Result, invalid, may_write, parse_job, plan_of};
+use super::{Result, blob_key, invalid, limit_or, may_write, parse_job, plan_of};
 use crate::app::AppState;
 use crate::infra::fetch::{FetchError, Fetcher};
 use crate::tenancy::TenantCtx;
@@ -102,18 +102,6 @@ pub async fn add_url(
     Ok(created)
 }
 
-fn limit_or(e: StoreError, plan: &Plan) -> KnowledgeError {
-    match e {
-        StoreError::Conflict(c) if c == conflict::DOCUMENT_LIMIT_REACHED => {
-            KnowledgeError::DocumentLimitReached {
-                limit: plan.max_documents.unwrap_or(0),
-                plan: plan.name.to_owned(),
-            }
-        }
-        other => other.into(),
-    }
-}
-
 /// The `FetchUrl` job.
 pub async fn run(
     state: &AppState,
@@ -164,7 +152,7 @@ pub async fn run(
                     kind: page.kind.as_str().to_owned(),
                     size_bytes: page.bytes.len() as u64,
                     sha256: hex::encode(Sha256::digest(&page.bytes)),
-                    blob_key: blob_key_for(tenant, doc.id),
+                    blob_key: blob_key(tenant, doc.id),
                     title: page.title.clone(),
                     source_url: Some(page.url.to_string()),
                 };
@@ -218,10 +206,6 @@ pub async fn run(
         crawl(state, tenant, &doc, page, &args, &plan).await?;
     }
     Ok(())
-}
-
-fn blob_key_for(tenant: TenantId, doc: DocumentId) -> String {
-    format!("documents/{tenant}/{doc}")
 }
 
 struct Page {
@@ -337,7 +321,7 @@ async fn crawl(
             continue; // redirected to a page already taken
         }
         let id = derived_id(root.id, &page.url);
-        let key = blob_key_for(tenant, id);
+        let key = blob_key(tenant, id);
         let new = NewDocument {
             id,
             title: page.title.clone().unwrap_or_else(|| page.url.to_string()),

@@ -11,7 +11,7 @@ pub mod search;
 use chrono::Utc;
 use cortex_core::StoreError;
 use cortex_core::credentials::ApiScope;
-use cortex_core::ids::DocumentId;
+use cortex_core::ids::{DocumentId, TenantId};
 use cortex_core::jobs::NewJob;
 use cortex_core::knowledge::{Chunk, Document, DocumentSource, NewDocument};
 use cortex_core::plans::{self, Plan};
@@ -59,9 +59,7 @@ pub type Result<T> = std::result::Result<T, KnowledgeError>;
 
 /// The tenant's plan, or the default one if the catalogue no longer has it.
 pub fn plan_of(ctx: &TenantCtx) -> Plan {
-    plans::plan(&ctx.tenant().plan)
-        .or_else(|| plans::plan(plans::DEFAULT_PLAN))
-        .expect("the default plan is in the catalogue")
+    plans::plan_or_default(&ctx.tenant().plan)
 }
 
 /// Members may read the knowledge base; API keys need `knowledge:read`.
@@ -92,9 +90,8 @@ struct CheckedFile {
     bytes: Vec<u8>,
 }
 
-/// Refuses a file larger than the plan allows, before it is read any further.
-pub fn check_size(ctx: &TenantCtx, file: &str, size: u64) -> Result<()> {
-    let plan = plan_of(ctx);
+/// Refuses a file larger than `plan` allows, before it is read any further.
+pub fn check_size(plan: &Plan, file: &str, size: u64) -> Result<()> {
     if size > plan.max_file_bytes {
         return Err(KnowledgeError::FileTooLarge {
             file: file.to_owned(),
@@ -106,9 +103,9 @@ pub fn check_size(ctx: &TenantCtx, file: &str, size: u64) -> Result<()> {
     Ok(())
 }
 
-fn check_file(ctx: &TenantCtx, file: IncomingFile) -> Result<CheckedFile> {
+fn check_file(plan: &Plan, file: IncomingFile) -> Result<CheckedFile> {
     let filename = sanitize_filename(file.filename.as_deref().unwrap_or(""));
-    check_size(ctx, &filename, file.bytes.len() as u64)?;
+    check_size(plan, &filename, file.bytes.len() as u64)?;
     let kind =
         sniff(&file.bytes, Some(&filename)).map_err(|e| KnowledgeError::UnsupportedMediaType {
             file: filename.clone(),
@@ -136,8 +133,9 @@ pub fn parse_job(document: DocumentId, generation: u32) -> NewJob {
     ))
 }
 
-fn blob_key(ctx: &TenantCtx, document: DocumentId) -> String {
-    format!("documents/{}/{document}", ctx.tenant_id())
+/// Where a document's original is kept.
+fn blob_key(tenant: TenantId, document: DocumentId) -> String {
+    format!("documents/{tenant}/{document}")
 }
 
 fn title_of(filename: &str) -> String {
@@ -164,11 +162,11 @@ pub async fn add_files(
     if files.is_empty() {
         return Err(invalid("file", "attach at least one file"));
     }
+    let plan = plan_of(ctx);
     let checked = files
         .into_iter()
-        .map(|f| check_file(ctx, f))
+        .map(|f| check_file(&plan, f))
         .collect::<Result<Vec<_>>>()?;
-    let plan = plan_of(ctx);
     if let Some(max) = plan.max_documents {
         let have = state.store.count_documents(ctx.tenant_id()).await?;
         if have + checked.len() as u64 > u64::from(max) {
@@ -181,7 +179,7 @@ pub async fn add_files(
     let mut created = Vec::with_capacity(checked.len());
     for file in checked {
         let id = DocumentId::new();
-        let key = blob_key(ctx, id);
+        let key = blob_key(ctx.tenant_id(), id);
         let doc = NewDocument {
             id,
             title: title_of(&file.filename),
@@ -231,16 +229,22 @@ async fn store_new_document(
             if let Some(key) = &key {
                 let _ = state.blobs.delete(key).await;
             }
-            Err(match e {
-                StoreError::Conflict(c) if c == conflict::DOCUMENT_LIMIT_REACHED => {
-                    KnowledgeError::DocumentLimitReached {
-                        limit: plan.max_documents.unwrap_or(0),
-                        plan: plan.name.to_owned(),
-                    }
-                }
-                other => other.into(),
-            })
+            Err(limit_or(e, plan))
         }
+    }
+}
+
+/// The store's refusal at the plan's document limit, in the plan's words; other errors as
+/// they are.
+fn limit_or(e: StoreError, plan: &Plan) -> KnowledgeError {
+    match e {
+        StoreError::Conflict(c) if c == conflict::DOCUMENT_LIMIT_REACHED => {
+            KnowledgeError::DocumentLimitReached {
+                limit: plan.max_documents.unwrap_or(0),
+                plan: plan.name.to_owned(),
+            }
+        }
+        other => other.into(),
     }
 }
 
@@ -264,7 +268,7 @@ pub async fn add_qa(
         return Err(invalid("pairs", "add at least one question and answer"));
     }
     let plan = plan_of(ctx);
-    check_size(ctx, title, original.len() as u64)?;
+    check_size(&plan, title, original.len() as u64)?;
     let id = DocumentId::new();
     let doc = NewDocument {
         id,
@@ -275,7 +279,7 @@ pub async fn add_qa(
         kind: kind.to_owned(),
         size_bytes: original.len() as u64,
         sha256: hex::encode(Sha256::digest(&original)),
-        blob_key: Some(blob_key(ctx, id)),
+        blob_key: Some(blob_key(ctx.tenant_id(), id)),
         created_at: Utc::now(),
     };
     let created = store_new_document(state, ctx, &plan, doc, original).await?;

@@ -452,14 +452,8 @@ fn embed(
 
 /// The tenant's plan (the default one if the tenant or its plan cannot be read).
 pub(super) async fn tenant_plan(state: &AppState, tenant: TenantId) -> plans::Plan {
-    state
-        .store
-        .get_tenant(tenant)
-        .await
-        .ok()
-        .and_then(|t| plans::plan(&t.plan))
-        .or_else(|| plans::plan(plans::DEFAULT_PLAN))
-        .expect("the default plan is in the catalogue")
+    let id = state.store.get_tenant(tenant).await.map(|t| t.plan);
+    plans::plan_or_default(id.as_deref().unwrap_or(plans::DEFAULT_PLAN))
 }
 
 async fn warm_up(state: &AppState) -> Result<(), JobError> {

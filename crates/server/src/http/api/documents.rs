@@ -199,10 +199,11 @@ async fn read_field(
     remaining: usize,
 ) -> ApiResult<Vec<u8>> {
     let name = cortex_ingest::sanitize_filename(filename.unwrap_or(""));
+    let plan = knowledge::plan_of(ctx);
     let mut bytes = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
         bytes.extend_from_slice(&chunk);
-        knowledge::check_size(ctx, &name, bytes.len() as u64)?;
+        knowledge::check_size(&plan, &name, bytes.len() as u64)?;
         if bytes.len() > remaining {
             return Err(KnowledgeError::UploadTooLarge { limit: remaining }.into());
         }
