@@ -1286,17 +1286,24 @@ async fn spawn_embeddings_api(
     (format!("http://{addr}/v1"), calls)
 }
 
+/// Settings that embed through the OpenAI-compatible API at `url` with `key`.
+fn openai_embeddings(
+    url: String,
+    key: &'static str,
+) -> impl FnOnce(&mut cortexlayer_server::config::Settings) {
+    move |s| {
+        s.knowledge.embedding_provider = "openai".into();
+        s.knowledge.embedding_base_url = url;
+        s.knowledge.embedding_dimensions = 64;
+        s.knowledge.embedding_api_key = Some(cortexlayer_server::config::Secret::new(key));
+    }
+}
+
 #[tokio::test]
 async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
     let (base, calls) = spawn_embeddings_api("sk-test").await;
     let url = base.clone();
-    let app = spawn_app_with(move |s| {
-        s.knowledge.embedding_provider = "openai".into();
-        s.knowledge.embedding_base_url = url;
-        s.knowledge.embedding_dimensions = 64;
-        s.knowledge.embedding_api_key = Some(cortexlayer_server::config::Secret::new("sk-test"));
-    })
-    .await;
+    let app = spawn_app_with(openai_embeddings(url, "sk-test")).await;
     let owner = app.owner("owner@acme.example", "Acme").await;
     let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
     let d = settled(&app, &owner.access, &id).await;
@@ -1324,13 +1331,7 @@ async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
 
     // A wrong key fails the document with a reason that does not echo the provider's text.
     let url = base.clone();
-    let bad = spawn_app_with(move |s| {
-        s.knowledge.embedding_provider = "openai".into();
-        s.knowledge.embedding_base_url = url;
-        s.knowledge.embedding_dimensions = 64;
-        s.knowledge.embedding_api_key = Some(cortexlayer_server::config::Secret::new("sk-wrong"));
-    })
-    .await;
+    let bad = spawn_app_with(openai_embeddings(url, "sk-wrong")).await;
     let owner = bad.owner("owner@acme.example", "Acme").await;
     let id = upload_one(&bad, &owner.access, "guide.md", GUIDE.as_bytes()).await;
     let d = settled(&bad, &owner.access, &id).await;
