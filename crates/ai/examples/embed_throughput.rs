@@ -1,11 +1,13 @@
 //! Embedding throughput of the local MiniLM on this machine.
 //!
-//! `cargo run --release -p cortex-ai --example embed_throughput -- MODEL_DIR [PASSAGES] [CORPUS.jsonl]`
+//! `cargo run --release -p cortex-ai --example embed_throughput -- MODEL_DIR [PASSAGES] [CORPUS.jsonl] [--write OUT.jsonl]`
 //!
 //! Embeds PASSAGES (default 128) passages of about 256 tokens — built from the `text`/`title`
 //! fields of a BEIR `corpus.jsonl` if given, else from a fixed English paragraph — and prints
 //! passages/s and tokens/s (tokens the model actually processed, markers included, after
-//! truncation at 256). Threads: `RAYON_NUM_THREADS` (default: all cores).
+//! truncation at 256). Threads: `RAYON_NUM_THREADS` (default: all cores). `--write` saves each
+//! passage with its embedding (`{"text", "embedding"}` per line), so another implementation
+//! can embed the same passages and compare (`scripts/bench-embed.sh`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,10 +20,19 @@ provided the original packaging is intact and a proof of purchase is supplied. R
 original payment method within five business days after the warehouse inspects the returned goods.";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let write = match args.iter().position(|a| a == "--write") {
+        Some(i) if i + 1 < args.len() => {
+            let path = args.remove(i + 1);
+            args.remove(i);
+            Some(path)
+        }
+        Some(_) => return Err("--write needs a file".into()),
+        None => None,
+    };
     let dir = PathBuf::from(
         args.get(1)
-            .ok_or("usage: embed_throughput MODEL_DIR [PASSAGES] [CORPUS.jsonl]")?,
+            .ok_or("usage: embed_throughput MODEL_DIR [PASSAGES] [CORPUS.jsonl] [--write OUT]")?,
     );
     let n: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(128);
     let model = MiniLm::load(&dir)?;
@@ -68,5 +79,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokens as f64 / secs,
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
     );
+    if let Some(path) = write {
+        let lines: Vec<String> = refs
+            .iter()
+            .zip(&out)
+            .map(|(text, embedding)| {
+                serde_json::json!({ "text": text, "embedding": embedding }).to_string()
+            })
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n")?;
+    }
     Ok(())
 }

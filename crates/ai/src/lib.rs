@@ -5,6 +5,7 @@
 //! It is its own crate so that candle's long build never sits in `server`'s incremental
 //! rebuilds.
 
+pub mod encoder;
 pub mod minilm;
 
 pub use minilm::{EmbedError, MiniLm};

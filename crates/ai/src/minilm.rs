@@ -8,15 +8,14 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::encoder::{Config, Encoder};
 
 /// sentence-transformers' `max_seq_length` for this model.
 pub const MAX_TOKENS: usize = 256;
-/// Texts per forward pass. On CPU larger batches buy little; bucketing matters more.
-const BATCH: usize = 16;
+/// Tokens per forward pass: large enough that every matrix product keeps both cores busy.
+const BATCH_TOKENS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -37,13 +36,11 @@ pub enum EmbedError {
 
 /// The loaded model. `embed` is CPU-bound: call it from a blocking thread.
 pub struct MiniLm {
-    model: BertModel,
-    /// Pads to the batch's longest text and truncates at [`MAX_TOKENS`].
+    encoder: Encoder,
+    /// Truncates at [`MAX_TOKENS`]; no padding (batches are packed, not padded).
     tokenizer: Tokenizer,
-    /// No padding or truncation: counts a text's real length.
+    /// No truncation: counts a text's real length.
     counter: Tokenizer,
-    device: Device,
-    dimensions: usize,
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
@@ -60,14 +57,8 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
 impl MiniLm {
     /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
-        let config_json = read(dir, "config.json")?;
-        let config: Config =
-            serde_json::from_slice(&config_json).map_err(|e| EmbedError::Config(e.to_string()))?;
-        let dimensions = serde_json::from_slice::<serde_json::Value>(&config_json)
-            .ok()
-            .and_then(|v| v["hidden_size"].as_u64())
-            .and_then(|d| usize::try_from(d).ok())
-            .ok_or_else(|| EmbedError::Config("hidden_size missing".into()))?;
+        let config: Config = serde_json::from_slice(&read(dir, "config.json")?)
+            .map_err(|e| EmbedError::Config(e.to_string()))?;
         let mut counter = Tokenizer::from_bytes(read(dir, "tokenizer.json")?)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         counter.with_padding(None);
@@ -75,34 +66,22 @@ impl MiniLm {
             .with_truncation(None)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         let mut tokenizer = counter.clone();
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS,
+                max_length: MAX_TOKENS.min(config.max_position_embeddings),
                 ..Default::default()
             }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(
-            read(dir, "model.safetensors")?,
-            DType::F32,
-            &device,
-        )?;
-        let model = BertModel::load(vb, &config)?;
+        let encoder = Encoder::load(&config, &read(dir, "model.safetensors")?)?;
         Ok(Self {
-            model,
+            encoder,
             tokenizer,
             counter,
-            device,
-            dimensions,
         })
     }
 
     pub fn dimensions(&self) -> usize {
-        self.dimensions
+        self.encoder.hidden_size()
     }
 
     /// Tokens in `text` as the model sees them, without the `[CLS]`/`[SEP]` markers and before
@@ -116,43 +95,26 @@ impl MiniLm {
 
     /// Unit-length embeddings of `texts`, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        // Length bucketing: embed in order of length, then put results back in place.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(BATCH) {
-            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
-            for (&i, v) in batch.iter().zip(self.embed_batch(&inputs)?) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
-    }
-
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let rows = encodings.len();
-        let cols = encodings.first().map_or(0, |e| e.get_ids().len());
-        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-            encodings.iter().flat_map(|e| f(e).to_vec()).collect()
-        };
-        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (rows, cols), &self.device)?;
-        let type_ids = Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, cols), &self.device)?;
-        let mask = Tensor::from_vec(
-            flat(&|e| e.get_attention_mask()),
-            (rows, cols),
-            &self.device,
-        )?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
-        // Mean over real tokens only.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
+        let mut out = Vec::with_capacity(texts.len());
+        let mut batch: Vec<(&[u32], &[u32])> = Vec::new();
+        let mut tokens = 0;
+        for e in &encodings {
+            let len = e.get_ids().len();
+            if tokens + len > BATCH_TOKENS && !batch.is_empty() {
+                out.extend(self.encoder.embed(&batch)?);
+                batch.clear();
+                tokens = 0;
+            }
+            batch.push((e.get_ids(), e.get_type_ids()));
+            tokens += len;
+        }
+        if !batch.is_empty() {
+            out.extend(self.encoder.embed(&batch)?);
+        }
+        Ok(out)
     }
 }

@@ -51,7 +51,7 @@ fn embeddings_match_sentence_transformers() {
     let refs = reference();
     assert_eq!(refs.len(), 12);
     let texts: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
-    // All at once: mixed lengths in one call exercise padding, masking and bucketing.
+    // All at once: mixed lengths packed into one batch must not bleed into each other.
     let got = model.embed(&texts).expect("embed");
     let mut worst = f32::MAX;
     for ((text, want), got) in refs.iter().zip(&got) {
@@ -69,10 +69,10 @@ fn embeddings_match_sentence_transformers() {
 }
 
 #[test]
-fn a_text_embeds_the_same_alone_and_in_a_padded_batch() {
+fn a_text_embeds_the_same_alone_and_in_a_packed_batch() {
     let model = MiniLm::load(&model_dir()).expect("load");
     let alone = model.embed(&["hi"]).expect("embed").remove(0);
-    let long = "a considerably longer sentence that forces padding of the short one ".repeat(4);
+    let long = "a considerably longer sentence packed beside the short one ".repeat(4);
     let batched = model
         .embed(&[long.as_str(), "hi"])
         .expect("embed")

@@ -1,0 +1,467 @@
+//! A BERT encoder forward pass on the CPU, written for throughput on packed batches.
+//!
+//! Sequences are not padded: the tokens of a whole batch are laid end to end in one
+//! `[tokens, hidden]` matrix, so every linear layer is one large matrix product (`gemm`, AVX-512
+//! where available, all cores) and attention runs per sequence and head over exactly that
+//! sequence's tokens — no padding is computed and no mask is needed. Buffers are allocated once
+//! per batch and reused by every layer; biases and residuals are folded into the products'
+//! accumulators, and the element-wise steps (GELU, softmax, LayerNorm) are vectorised
+//! (`cortex-kernels`) and spread over the cores by rayon.
+//!
+//! Weights are read from `model.safetensors` with candle and kept as plain `f32` rows.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::minilm::EmbedError;
+use cortex_kernels as kernels;
+
+/// The shape of the model, from its `config.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Config {
+    pub hidden_size: usize,
+    pub num_attention_heads: usize,
+    pub num_hidden_layers: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub vocab_size: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_position_kind")]
+    pub position_embedding_type: String,
+}
+
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_position_kind() -> String {
+    "absolute".into()
+}
+
+struct Layer {
+    /// Query, key and value projections stacked: `[3·hidden, hidden]`.
+    qkv_w: Vec<f32>,
+    qkv_b: Vec<f32>,
+    attn_out_w: Vec<f32>,
+    attn_out_b: Vec<f32>,
+    attn_ln: (Vec<f32>, Vec<f32>),
+    inter_w: Vec<f32>,
+    inter_b: Vec<f32>,
+    out_w: Vec<f32>,
+    out_b: Vec<f32>,
+    out_ln: (Vec<f32>, Vec<f32>),
+}
+
+pub struct Encoder {
+    hidden: usize,
+    heads: usize,
+    intermediate: usize,
+    eps: f32,
+    max_positions: usize,
+    vocab: usize,
+    type_vocab: usize,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    embed_ln: (Vec<f32>, Vec<f32>),
+    layers: Vec<Layer>,
+}
+
+/// Rows per task for the element-wise steps.
+const ROWS_PER_TASK: usize = 32;
+
+struct Weights {
+    tensors: HashMap<String, Tensor>,
+    /// `""` or `"bert."`, whichever the file uses.
+    prefix: &'static str,
+}
+
+impl Weights {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, EmbedError> {
+        let full = format!("{}{name}", self.prefix);
+        let t = self
+            .tensors
+            .get(&full)
+            .ok_or_else(|| EmbedError::Config(format!("weight {full} is missing")))?;
+        if t.dims() != shape {
+            return Err(EmbedError::Config(format!(
+                "weight {full} has shape {:?}, expected {shape:?}",
+                t.dims()
+            )));
+        }
+        Ok(t.to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    }
+
+    fn layer_norm(&self, name: &str, h: usize) -> Result<(Vec<f32>, Vec<f32>), EmbedError> {
+        Ok((
+            self.get(&format!("{name}.weight"), &[h])?,
+            self.get(&format!("{name}.bias"), &[h])?,
+        ))
+    }
+}
+
+impl Encoder {
+    /// Builds the encoder from `config.json` and `model.safetensors` bytes.
+    pub fn load(config: &Config, safetensors: &[u8]) -> Result<Self, EmbedError> {
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        if config.hidden_act != "gelu" {
+            return Err(EmbedError::Config(format!(
+                "hidden_act {:?} is not supported (only \"gelu\")",
+                config.hidden_act
+            )));
+        }
+        if config.position_embedding_type != "absolute" {
+            return Err(EmbedError::Config(format!(
+                "position_embedding_type {:?} is not supported",
+                config.position_embedding_type
+            )));
+        }
+        if h == 0 || config.num_attention_heads == 0 || h % config.num_attention_heads != 0 {
+            return Err(EmbedError::Config(
+                "hidden_size must be a positive multiple of num_attention_heads".into(),
+            ));
+        }
+        let tensors = candle_core::safetensors::load_buffer(safetensors, &Device::Cpu)?;
+        let prefix = if tensors.contains_key("embeddings.word_embeddings.weight") {
+            ""
+        } else {
+            "bert."
+        };
+        let w = Weights { tensors, prefix };
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            let mut qkv_w = Vec::with_capacity(3 * h * h);
+            let mut qkv_b = Vec::with_capacity(3 * h);
+            for part in ["query", "key", "value"] {
+                qkv_w.extend(w.get(&format!("{p}.attention.self.{part}.weight"), &[h, h])?);
+                qkv_b.extend(w.get(&format!("{p}.attention.self.{part}.bias"), &[h])?);
+            }
+            layers.push(Layer {
+                qkv_w,
+                qkv_b,
+                attn_out_w: w.get(&format!("{p}.attention.output.dense.weight"), &[h, h])?,
+                attn_out_b: w.get(&format!("{p}.attention.output.dense.bias"), &[h])?,
+                attn_ln: w.layer_norm(&format!("{p}.attention.output.LayerNorm"), h)?,
+                inter_w: w.get(&format!("{p}.intermediate.dense.weight"), &[i, h])?,
+                inter_b: w.get(&format!("{p}.intermediate.dense.bias"), &[i])?,
+                out_w: w.get(&format!("{p}.output.dense.weight"), &[h, i])?,
+                out_b: w.get(&format!("{p}.output.dense.bias"), &[h])?,
+                out_ln: w.layer_norm(&format!("{p}.output.LayerNorm"), h)?,
+            });
+        }
+        Ok(Self {
+            hidden: h,
+            heads: config.num_attention_heads,
+            intermediate: i,
+            eps: config.layer_norm_eps as f32,
+            max_positions: config.max_position_embeddings,
+            vocab: config.vocab_size,
+            type_vocab: config.type_vocab_size,
+            word: w.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
+            position: w.get(
+                "embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, h],
+            )?,
+            token_type: w.get(
+                "embeddings.token_type_embeddings.weight",
+                &[config.type_vocab_size, h],
+            )?,
+            embed_ln: w.layer_norm("embeddings.LayerNorm", h)?,
+            layers,
+        })
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Mean-pooled, unit-length embeddings of token sequences given as `(ids, type_ids)`.
+    /// Empty sequences embed as zero vectors.
+    pub fn embed(&self, seqs: &[(&[u32], &[u32])]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let hidden = self.hidden;
+        let mut spans = Vec::with_capacity(seqs.len());
+        let mut total = 0;
+        for (ids, types) in seqs {
+            if ids.len() > self.max_positions || types.len() != ids.len() {
+                return Err(EmbedError::Config(format!(
+                    "a sequence of {} tokens does not fit {} positions",
+                    ids.len(),
+                    self.max_positions
+                )));
+            }
+            if let Some(bad) = ids.iter().find(|&&id| id as usize >= self.vocab) {
+                return Err(EmbedError::Tokenizer(format!(
+                    "token id {bad} is outside the model's vocabulary"
+                )));
+            }
+            if types.iter().any(|&t| t as usize >= self.type_vocab) {
+                return Err(EmbedError::Tokenizer(
+                    "token type outside the model's".into(),
+                ));
+            }
+            spans.push((total, ids.len()));
+            total += ids.len();
+        }
+        if total == 0 {
+            return Ok(vec![vec![0.0; hidden]; seqs.len()]);
+        }
+
+        let mut x = vec![0f32; total * hidden];
+        for ((ids, types), &(start, _)) in seqs.iter().zip(&spans) {
+            let rows = x[start * hidden..(start + ids.len()) * hidden].chunks_exact_mut(hidden);
+            for (pos, ((row, &id), &ty)) in rows.zip(ids.iter()).zip(types.iter()).enumerate() {
+                let word = &self.word[id as usize * hidden..][..hidden];
+                let position = &self.position[pos * hidden..][..hidden];
+                let token_type = &self.token_type[ty as usize * hidden..][..hidden];
+                for (((o, a), b), c) in row.iter_mut().zip(word).zip(position).zip(token_type) {
+                    *o = a + b + c;
+                }
+            }
+        }
+        self.layer_norm(&mut x, &self.embed_ln);
+
+        let mut qkv = vec![0f32; total * 3 * hidden];
+        let mut ctx = vec![0f32; total * hidden];
+        let mut x1 = vec![0f32; total * hidden];
+        let mut inter = vec![0f32; total * self.intermediate];
+        for layer in &self.layers {
+            // Attention: x1 = LN(x + attention(x)·Wo + bo).
+            linear(
+                &mut qkv,
+                None,
+                &x,
+                &layer.qkv_w,
+                &layer.qkv_b,
+                total,
+                hidden,
+            );
+            self.attention(&qkv, &mut ctx, &spans);
+            linear(
+                &mut x1,
+                Some(&x),
+                &ctx,
+                &layer.attn_out_w,
+                &layer.attn_out_b,
+                total,
+                hidden,
+            );
+            self.layer_norm(&mut x1, &layer.attn_ln);
+            // Feed-forward: x = LN(x1 + gelu(x1·Wi + bi)·Wo + bo).
+            linear(
+                &mut inter,
+                None,
+                &x1,
+                &layer.inter_w,
+                &layer.inter_b,
+                total,
+                hidden,
+            );
+            inter
+                .par_chunks_mut(ROWS_PER_TASK * self.intermediate)
+                .for_each(kernels::gelu);
+            linear(
+                &mut x,
+                Some(&x1),
+                &inter,
+                &layer.out_w,
+                &layer.out_b,
+                total,
+                self.intermediate,
+            );
+            self.layer_norm(&mut x, &layer.out_ln);
+        }
+
+        // Mean over each sequence's tokens, then unit length.
+        Ok(spans
+            .iter()
+            .map(|&(start, len)| {
+                let mut mean = vec![0f32; hidden];
+                for row in x[start * hidden..(start + len) * hidden].chunks_exact(hidden) {
+                    for (m, v) in mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                let count = len.max(1) as f32;
+                mean.iter_mut().for_each(|m| *m /= count);
+                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                mean.iter_mut().for_each(|m| *m /= norm);
+                mean
+            })
+            .collect())
+    }
+
+    fn layer_norm(&self, x: &mut [f32], (gamma, beta): &(Vec<f32>, Vec<f32>)) {
+        x.par_chunks_mut(ROWS_PER_TASK * self.hidden)
+            .for_each(|rows| kernels::add_layer_norm(rows, &[], gamma, beta, self.eps));
+    }
+
+    /// Scaled dot-product attention of every sequence and head; `qkv` rows are
+    /// `[query | key | value]`, the result goes to `ctx` (`[tokens, hidden]`).
+    fn attention(&self, qkv: &[f32], ctx: &mut [f32], spans: &[(usize, usize)]) {
+        let hidden = self.hidden;
+        let d = hidden / self.heads;
+        let stride = 3 * hidden;
+        let scale = 1.0 / (d as f32).sqrt();
+        let out = SendPtr(ctx.as_mut_ptr());
+        let tasks: Vec<(usize, usize, usize)> = spans
+            .iter()
+            .filter(|&&(_, len)| len > 0)
+            .flat_map(|&(start, len)| (0..self.heads).map(move |h| (start, len, h)))
+            .collect();
+        tasks
+            .into_par_iter()
+            .for_each_init(Vec::new, |scores: &mut Vec<f32>, (start, len, h)| {
+                let out = &out;
+                scores.clear();
+                scores.resize(len * len, 0.0);
+                let q = qkv[start * stride + h * d..].as_ptr();
+                let k = qkv[start * stride + hidden + h * d..].as_ptr();
+                let v = qkv[start * stride + 2 * hidden + h * d..].as_ptr();
+                // SAFETY: every pointer is offset inside its buffer: rows start..start+len of
+                // `qkv` (stride `3·hidden`) and of `ctx` (stride `hidden`), columns within the
+                // head's `d`; `scores` holds len×len. Each task writes only its own sequence's
+                // rows and its own head's columns of `ctx`, so no two tasks write one element.
+                #[expect(unsafe_code, reason = "gemm takes raw pointers and strides")]
+                unsafe {
+                    // scores = scale · Q·Kᵀ
+                    gemm::gemm(
+                        len,
+                        len,
+                        d,
+                        scores.as_mut_ptr(),
+                        1,
+                        len as isize,
+                        false,
+                        q,
+                        1,
+                        stride as isize,
+                        k,
+                        stride as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                    kernels::softmax_rows(scores, len);
+                    // ctx = softmax(scores)·V
+                    gemm::gemm(
+                        len,
+                        d,
+                        len,
+                        out.0.add(start * hidden + h * d),
+                        1,
+                        hidden as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        len as isize,
+                        v,
+                        1,
+                        stride as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    );
+                }
+            });
+    }
+}
+
+/// A pointer shared by attention tasks that write disjoint parts of one buffer.
+struct SendPtr(*mut f32);
+// SAFETY: see `Encoder::attention`: tasks write disjoint elements through it.
+#[expect(unsafe_code, reason = "attention tasks share one output buffer")]
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+#[expect(unsafe_code, reason = "attention tasks share one output buffer")]
+unsafe impl Sync for SendPtr {}
+
+/// `out[t, :] = residual[t, :] + bias + input[t, :]·Wᵀ` for `rows` rows, `w` being
+/// `[out_width, in_width]` row-major (PyTorch's `Linear` layout).
+fn linear(
+    out: &mut [f32],
+    residual: Option<&[f32]>,
+    input: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    rows: usize,
+    in_width: usize,
+) {
+    let out_width = bias.len();
+    assert!(
+        out.len() == rows * out_width
+            && input.len() == rows * in_width
+            && w.len() == out_width * in_width
+            && residual.is_none_or(|r| r.len() == out.len()),
+        "linear: mismatched shapes"
+    );
+    match residual {
+        Some(res) => out
+            .par_chunks_mut(ROWS_PER_TASK * out_width)
+            .zip(res.par_chunks(ROWS_PER_TASK * out_width))
+            .for_each(|(o, r)| {
+                for (orow, rrow) in o.chunks_exact_mut(out_width).zip(r.chunks_exact(out_width)) {
+                    for ((x, a), b) in orow.iter_mut().zip(rrow).zip(bias) {
+                        *x = a + b;
+                    }
+                }
+            }),
+        None => out.par_chunks_mut(ROWS_PER_TASK * out_width).for_each(|o| {
+            for orow in o.chunks_exact_mut(out_width) {
+                orow.copy_from_slice(bias);
+            }
+        }),
+    }
+    // SAFETY: the slices have the sizes checked above: out is rows×out_width, input is
+    // rows×in_width, w is out_width×in_width; the strides address exactly those elements.
+    #[expect(unsafe_code, reason = "gemm takes raw pointers and strides")]
+    unsafe {
+        gemm::gemm(
+            rows,
+            out_width,
+            in_width,
+            out.as_mut_ptr(),
+            1,
+            out_width as isize,
+            true,
+            input.as_ptr(),
+            1,
+            in_width as isize,
+            w.as_ptr(),
+            in_width as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::Rayon(rayon::current_num_threads()),
+        );
+    }
+}
