@@ -1,9 +1,10 @@
-//! Models: the local all-MiniLM-L6-v2 embedder on CPU (candle). Later: OpenAI-compatible
+//! Models: the local all-MiniLM-L6-v2 embedder on CPU (our own BERT forward pass on `gemm`;
+//! candle reads the weights). Later: OpenAI-compatible
 //! embedding and chat clients, the fallback chain and the extractive answerer. Knows nothing
 //! of tenants or storage.
 //!
-//! It is its own crate so that candle's long build never sits in `server`'s incremental
-//! rebuilds.
+//! It is its own crate so that the numeric dependencies' long build never sits in `server`'s
+//! incremental rebuilds.
 
 pub mod encoder;
 pub mod minilm;
