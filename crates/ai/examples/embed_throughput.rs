@@ -79,6 +79,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokens as f64 / secs,
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
     );
+    // Latency of one short query, as a search embeds it.
+    let queries = [
+        "how do refunds work?",
+        "I forgot my password and the reset link expired",
+        "0-dimensional biomaterials show inductive properties.",
+    ];
+    let mut ms: Vec<f64> = (0..300)
+        .map(|i| {
+            let t = Instant::now();
+            model
+                .embed(&[queries[i % queries.len()]])
+                .map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()?;
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "one short query: p50 {:.2} ms, p99 {:.2} ms",
+        ms[ms.len() / 2],
+        ms[ms.len() * 99 / 100]
+    );
     if let Some(path) = write {
         let lines: Vec<String> = refs
             .iter()

@@ -25,9 +25,20 @@ use crate::config::{Secret, Settings};
 /// A fresh scratch setup: SQLite in a temporary folder unless `database_url` names another
 /// (empty) database, e.g. a PostgreSQL one to measure pgvector.
 async fn scratch(
-    mut settings: Settings,
+    settings: Settings,
     database_url: Option<String>,
 ) -> anyhow::Result<(AppState, TenantId, PathBuf)> {
+    let (state, dir) = scratch_state(settings, database_url).await?;
+    let tenant = scratch_tenant(&state, "Benchmark").await?;
+    Ok((state, tenant, dir))
+}
+
+/// The app on a scratch database (SQLite in a new temporary folder, which the caller removes,
+/// unless `database_url` names another empty database), with no workers running.
+pub(crate) async fn scratch_state(
+    mut settings: Settings,
+    database_url: Option<String>,
+) -> anyhow::Result<(AppState, PathBuf)> {
     let dir = std::env::temp_dir().join(format!("cortex-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     settings.database_url = Secret::new(
@@ -35,7 +46,11 @@ async fn scratch(
     );
     settings.knowledge.blob_dir = Some(dir.join("blobs"));
     settings.knowledge.workers = 0;
-    let state = AppState::build(settings).await?;
+    Ok((AppState::build(settings).await?, dir))
+}
+
+/// A new active tenant on the Scale plan (no document limit) with an owner who cannot sign in.
+pub(crate) async fn scratch_tenant(state: &AppState, name: &str) -> anyhow::Result<TenantId> {
     let tenant = TenantId::new();
     let owner = UserId::new();
     let now = Utc::now();
@@ -44,7 +59,7 @@ async fn scratch(
         .create_tenant_with_owner(
             NewTenant {
                 id: tenant,
-                name: CompanyName::parse("Benchmark").map_err(|e| anyhow::anyhow!("{e}"))?,
+                name: CompanyName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?,
                 plan: "scale".into(),
                 status: TenantStatus::Active,
                 created_at: now,
@@ -68,10 +83,10 @@ async fn scratch(
             NewAuditEvent::new(Actor::System, action::TENANT_CREATED, now),
         )
         .await?;
-    Ok((state, tenant, dir))
+    Ok(tenant)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

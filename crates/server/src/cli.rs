@@ -48,6 +48,26 @@ pub enum Command {
     /// Measure search and ingestion speed on a scratch database (docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl, qrels.tsv),
+    /// ingested into scratch tenants through the real pipeline: nDCG@10, Recall@10, MRR@10
+    /// and latency for lexical, vector and hybrid search.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The dataset folder.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// An empty database to use instead of a scratch SQLite file (e.g. PostgreSQL).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Judge only the first N queries that have judgements.
+    #[arg(long)]
+    pub queries: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +166,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
             database_url,
         }) => crate::bench::ingest(settings, &files, database_url).await,
+        Command::Eval(args) => {
+            crate::eval::run(
+                settings,
+                crate::eval::EvalOptions {
+                    dataset: args.dataset,
+                    json: args.json,
+                    database_url: args.database_url,
+                    limit_queries: args.queries,
+                },
+            )
+            .await
+        }
     }
 }
 

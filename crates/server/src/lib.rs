@@ -15,6 +15,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod http;
 pub mod infra;
 pub mod knowledge;

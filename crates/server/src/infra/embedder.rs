@@ -1,6 +1,7 @@
 //! The local embedding model behind the [`Embedder`] port: all-MiniLM-L6-v2 on the CPU
-//! (candle). Loading takes a moment and ~90 MB, so a process loads each model folder once and
-//! shares it; the forward pass runs on the blocking pool, never on the async workers.
+//! (`cortex-ai`'s own encoder). Loading takes a moment and ~90 MB, so a process loads each
+//! model folder once and shares it; the forward pass runs on the blocking pool, never on the
+//! async workers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ mod admin;
 mod api_keys;
 mod auth;
 mod documents;
+mod eval;
 mod http_basics;
 mod migrations;
 mod serve;
