@@ -80,6 +80,9 @@ pub struct Encoder {
     layers: Vec<Layer>,
 }
 
+/// At most this many rows go through [`kernels::dot_rows`] instead of `gemm`.
+const SMALL_ROWS: usize = 32;
+
 /// Rows per task for the element-wise steps.
 const ROWS_PER_TASK: usize = 32;
 
@@ -437,6 +440,27 @@ fn linear(
                 orow.copy_from_slice(bias);
             }
         }),
+    }
+    if rows <= SMALL_ROWS {
+        // Few rows (a query): stream each weight row once instead of letting gemm pack the
+        // whole matrix for a handful of output rows.
+        let block = out_width.div_ceil(rayon::current_num_threads() * 4).max(16);
+        let partial: Vec<Vec<f32>> = w
+            .par_chunks(block * in_width)
+            .map(|wb| {
+                let mut dots = vec![0f32; (wb.len() / in_width) * rows];
+                kernels::dot_rows(wb, input, in_width, &mut dots);
+                dots
+            })
+            .collect();
+        for (b, dots) in partial.iter().enumerate() {
+            for (j, per_row) in dots.chunks_exact(rows).enumerate() {
+                for (i, d) in per_row.iter().enumerate() {
+                    out[i * out_width + b * block + j] += d;
+                }
+            }
+        }
+        return;
     }
     // SAFETY: the slices have the sizes checked above: out is rows×out_width, input is
     // rows×in_width, w is out_width×in_width; the strides address exactly those elements.

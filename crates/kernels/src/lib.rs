@@ -186,6 +186,60 @@ simd_fn! {
     }
 }
 
+simd_fn! {
+    /// `out[j·t + i] = w_j · x_i` for every row `w_j` of `w` and `x_i` of `x` (both `k` wide,
+    /// `t` = rows of `x`): a matrix product for few rows of `x`, streaming each row of `w` once
+    /// and without packing it — what a single query's pass through a linear layer needs.
+    fn dot_rows(w: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
+        if k == 0 {
+            return;
+        }
+        let t = x.len() / k;
+        let body = k - k % 16;
+        for (j, wj) in w.chunks_exact(k).enumerate() {
+            // Four rows of x at a time: each 16-wide piece of w is loaded once and feeds four
+            // independent accumulator chains (one chain would wait on each FMA's latency).
+            let mut i = 0;
+            while i + 4 <= t {
+                let row = |r: usize| &x[(i + r) * k..(i + r) * k + body];
+                let (x0, x1, x2, x3) = (row(0), row(1), row(2), row(3));
+                let (mut a0, mut a1, mut a2, mut a3) = ([0f32; 16], [0f32; 16], [0f32; 16], [0f32; 16]);
+                let pieces = wj[..body]
+                    .chunks_exact(16)
+                    .zip(x0.chunks_exact(16))
+                    .zip(x1.chunks_exact(16))
+                    .zip(x2.chunks_exact(16))
+                    .zip(x3.chunks_exact(16));
+                for ((((wc, c0), c1), c2), c3) in pieces {
+                    for l in 0..16 {
+                        a0[l] = wc[l].mul_add(c0[l], a0[l]);
+                        a1[l] = wc[l].mul_add(c1[l], a1[l]);
+                        a2[l] = wc[l].mul_add(c2[l], a2[l]);
+                        a3[l] = wc[l].mul_add(c3[l], a3[l]);
+                    }
+                }
+                for (r, a) in [a0, a1, a2, a3].iter().enumerate() {
+                    let xr = &x[(i + r) * k..(i + r + 1) * k];
+                    let rest: f32 = wj[body..].iter().zip(&xr[body..]).map(|(p, q)| p * q).sum();
+                    out[j * t + i + r] = a.iter().sum::<f32>() + rest;
+                }
+                i += 4;
+            }
+            for i in i..t {
+                let xi = &x[i * k..(i + 1) * k];
+                let mut acc = [0f32; 16];
+                for (wc, xc) in wj[..body].chunks_exact(16).zip(xi[..body].chunks_exact(16)) {
+                    for l in 0..16 {
+                        acc[l] = wc[l].mul_add(xc[l], acc[l]);
+                    }
+                }
+                let rest: f32 = wj[body..].iter().zip(&xi[body..]).map(|(p, q)| p * q).sum();
+                out[j * t + i] = acc.iter().sum::<f32>() + rest;
+            }
+        }
+    }
+}
+
 /// Appends the int8 codes of `row` to `codes` and returns their scale: `row[i] ≈ codes[i]·scale`
 /// with `|row[i] − codes[i]·scale| ≤ scale / 2`. A zero row has scale 0.
 pub fn quantize(row: &[f32], codes: &mut Vec<i8>) -> f32 {
@@ -287,6 +341,22 @@ mod tests {
         );
         // Rows (2, 3) and (4, 5): normalised to (-1, 1), scaled by 2, shifted by 0.5.
         assert_eq!(xs, [-1.5, 2.5, -1.5, 2.5]);
+    }
+
+    #[test]
+    fn dot_rows_computes_every_pair() {
+        let k = 19;
+        let w: Vec<f32> = (0..3 * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        // Six rows of x: one block of four and two single rows.
+        let x: Vec<f32> = (0..6 * k).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut out = vec![0.0; 18];
+        dot_rows(&w, &x, k, &mut out);
+        for j in 0..3 {
+            for i in 0..6 {
+                let want: f32 = (0..k).map(|l| w[j * k + l] * x[i * k + l]).sum();
+                assert!((out[j * 6 + i] - want).abs() < 1e-5, "{j},{i}");
+            }
+        }
     }
 
     #[test]
