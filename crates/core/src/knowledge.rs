@@ -233,32 +233,6 @@ pub struct PendingEmbedding {
     pub text: String,
 }
 
-/// The words a lexical query searches for: lowercased runs of letters and digits, without
-/// the commonest English function words, at most 32 distinct terms. Both stores build their
-/// full-text query from these, so no user input ever reaches a query parser.
-pub fn search_terms(query: &str) -> Vec<String> {
-    const STOP: &[&str] = &[
-        "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "i",
-        "in", "is", "it", "its", "me", "my", "of", "on", "or", "that", "the", "this", "to", "was",
-        "what", "when", "where", "which", "who", "why", "will", "with", "you", "your",
-    ];
-    let mut terms: Vec<String> = Vec::new();
-    for word in query.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() || word.chars().count() > 64 {
-            continue;
-        }
-        let w = word.to_lowercase();
-        if STOP.contains(&w.as_str()) || terms.contains(&w) {
-            continue;
-        }
-        terms.push(w);
-        if terms.len() == 32 {
-            break;
-        }
-    }
-    terms
-}
-
 /// The `k` best of `scores` (index, score), best first; ties keep the lower index first.
 pub fn top_k(scores: impl IntoIterator<Item = (usize, f32)>, k: usize) -> Vec<(usize, f32)> {
     if k == 0 {
@@ -326,20 +300,6 @@ pub fn content_hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn search_terms_drop_punctuation_stop_words_and_repeats() {
-        assert_eq!(
-            search_terms("How do I reset MY password?! password; (reset) d'accès"),
-            vec!["reset", "password", "d", "accès"]
-        );
-        assert!(
-            search_terms("\" OR 1=1 -- NEAR(*)")
-                .iter()
-                .all(|t| t.chars().all(char::is_alphanumeric))
-        );
-        assert_eq!(search_terms(&"w ".repeat(100)).len(), 1);
-    }
 
     #[test]
     fn top_k_keeps_the_best_in_order() {

@@ -20,6 +20,7 @@ pub mod credentials;
 pub mod ids;
 pub mod jobs;
 pub mod knowledge;
+pub mod lexical;
 pub mod plans;
 pub mod ports;
 pub mod store;

@@ -425,8 +425,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Chunk>>;
 
-    /// Full-text search of the tenant's chunks, best first, on the terms of
-    /// [`crate::knowledge::search_terms`] (any term may match; rarer terms weigh more).
+    /// Full-text search of the tenant's chunks by BM25, best first, with the tenant's own
+    /// [`crate::lexical`] index (any query term may match; rarer terms weigh more).
     async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>>;
 
     /// The `k` chunks of the tenant whose `model` vectors are closest (cosine) to `vector`,

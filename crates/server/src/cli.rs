@@ -72,7 +72,7 @@ pub struct EvalArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Vector and lexical search latency over one tenant's chunks.
+    /// Vector, lexical and hybrid search latency over one tenant's chunks (without the model).
     Search {
         #[arg(long, default_value_t = 10_000)]
         chunks: usize,

@@ -485,6 +485,11 @@ pub async fn deleting_a_document_removes_its_chunks_index_entries_and_unused_vec
         }
     };
     embed_all(&store, t, a, vec_of).await;
+    // Searched once before the delete, so an index of the old chunks exists to go stale.
+    assert_eq!(
+        texts(&store.lexical_search(t, "zebra", 10).await.expect("search")),
+        vec!["only in a: zebra"]
+    );
     let gone = store.delete_document(t, a).await.expect("delete");
     assert_eq!(gone.id, a);
     assert_not_found(store.get_document(t, a).await, "deleted");

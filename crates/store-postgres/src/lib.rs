@@ -23,8 +23,8 @@ use cortex_core::ids::{
 use cortex_core::jobs::{Job, Lease, NewJob};
 use cortex_core::knowledge::{
     Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
-    search_terms,
 };
+use cortex_core::lexical::{LexicalCache, LexicalIndex};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
     Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
@@ -43,7 +43,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Per-tenant BM25 indexes, keyed by chunk id.
+    lexical: std::sync::Arc<LexicalCache<Uuid>>,
 }
+
+/// Memory the in-process lexical indexes may use (100k chunks of ~200 words take ~100 MB).
+pub const DEFAULT_LEXICAL_CACHE_BYTES: usize = 512 << 20;
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:pass@host:port/db`). Does not migrate.
@@ -53,7 +58,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            lexical: std::sync::Arc::new(LexicalCache::new(DEFAULT_LEXICAL_CACHE_BYTES)),
+        })
     }
 
     /// Applies every migration not yet applied.
@@ -340,14 +348,31 @@ fn hit_from(row: &PgRow) -> Result<ChunkHit> {
     })
 }
 
-/// Removes a document's chunks (their lexical entries go with them).
+/// Removes a document's chunks, telling the lexical indexes when some went.
 async fn delete_chunks(conn: &mut PgConnection, tenant: TenantId, document: Uuid) -> Result<()> {
-    sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+    let gone = sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
         .bind(tenant.0)
         .bind(document)
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(db)?;
+    if gone.rows_affected() > 0 {
+        bump_chunk_version(conn, tenant).await?;
+    }
+    Ok(())
+}
+
+/// Marks the tenant's chunks as changed (in the caller's transaction), so every process's
+/// lexical index of the tenant is rebuilt on its next search.
+async fn bump_chunk_version(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO chunk_versions (tenant_id, version) VALUES ($1, 1)
+         ON CONFLICT (tenant_id) DO UPDATE SET version = chunk_versions.version + 1",
+    )
+    .bind(tenant.0)
+    .execute(conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -487,6 +512,39 @@ impl PgStore {
             Ok(_) => StoreError::NotFound,
             Err(e) => db(e),
         }
+    }
+}
+
+impl PgStore {
+    /// The tenant's lexical index, rebuilt when its chunks changed since it was built (here or
+    /// in another process).
+    async fn lexical_index(&self, tenant: TenantId) -> Result<std::sync::Arc<LexicalIndex<Uuid>>> {
+        let version: i64 =
+            sqlx::query_scalar("SELECT version FROM chunk_versions WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?
+                .unwrap_or(0);
+        if let Some(index) = self.lexical.get(tenant, version) {
+            return Ok(index);
+        }
+        // Read after the version: a change in between leaves a newer text under an older
+        // version, which the next search sees as stale and rebuilds.
+        let rows: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, text FROM chunks WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        let cache = self.lexical.clone();
+        let index = tokio::task::spawn_blocking(move || {
+            std::sync::Arc::new(LexicalIndex::build(version, rows, &cache.analyzer))
+        })
+        .await
+        .map_err(StoreError::other)?;
+        self.lexical.put(tenant, index.clone());
+        Ok(index)
     }
 }
 
@@ -1458,6 +1516,9 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
         }
+        if !chunks.is_empty() {
+            bump_chunk_version(&mut tx, tenant).await?;
+        }
         collect_vectors(&mut tx, tenant).await?;
         insert_job(&mut tx, Some(tenant), &next).await?;
         tx.commit().await.map_err(db)
@@ -1617,27 +1678,39 @@ impl Store for PgStore {
     }
 
     async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
-        let terms = search_terms(query);
-        if terms.is_empty() || k == 0 {
+        if k == 0 {
             return Ok(Vec::new());
         }
-        // Terms are letters and digits only, so `|` between them is a safe OR query.
-        let any = terms.join(" | ");
+        let index = self.lexical_index(tenant).await?;
+        let best = index.search(query, k as usize, &self.lexical.analyzer);
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = best.iter().map(|(id, _)| *id).collect();
         let sql = format!(
-            "SELECT {HIT_COLUMNS}, ts_rank(c.tsv, q, 1)::float8 AS score
-             FROM chunks c JOIN documents d ON d.id = c.document_id,
-                  to_tsquery('english', $2) AS q
-             WHERE c.tenant_id = $1 AND c.tsv @@ q
-             ORDER BY score DESC, c.id LIMIT $3"
+            "SELECT {HIT_COLUMNS}, 0.0::float8 AS score
+             FROM chunks c JOIN documents d ON d.id = c.document_id
+             WHERE c.tenant_id = $1 AND c.id = ANY($2)"
         );
         let rows = sqlx::query(&sql)
             .bind(tenant.0)
-            .bind(any)
-            .bind(i64::from(k))
+            .bind(&ids)
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        rows.iter().map(hit_from).collect()
+        let mut hits = rows.iter().map(hit_from).collect::<Result<Vec<_>>>()?;
+        for hit in &mut hits {
+            hit.score = best
+                .iter()
+                .find(|(id, _)| *id == hit.chunk.id.0)
+                .map_or(f32::MIN, |(_, score)| *score);
+        }
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.chunk.id.cmp(&b.chunk.id))
+        });
+        Ok(hits)
     }
 
     async fn vector_search(

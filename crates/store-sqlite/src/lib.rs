@@ -24,8 +24,9 @@ use cortex_core::ids::{
 use cortex_core::jobs::{Job, Lease, NewJob};
 use cortex_core::knowledge::{
     Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
-    search_terms, vector_from_bytes, vector_to_bytes,
+    vector_from_bytes, vector_to_bytes,
 };
+use cortex_core::lexical::{LexicalCache, LexicalIndex};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
     Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
@@ -47,11 +48,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     pool: SqlitePool,
     vectors: Arc<VectorCache>,
+    /// Per-tenant BM25 indexes, keyed by chunk `seq`.
+    lexical: Arc<LexicalCache<i64>>,
 }
 
 /// Memory the in-process vector matrices may use before the least recently searched tenants
 /// are dropped: 1 GiB holds ~650k chunks of 384 dimensions.
 pub const DEFAULT_VECTOR_CACHE_BYTES: usize = 1 << 30;
+
+/// Memory the in-process lexical indexes may use (100k chunks of ~200 words take ~100 MB).
+pub const DEFAULT_LEXICAL_CACHE_BYTES: usize = 512 << 20;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`)
@@ -75,6 +81,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             vectors: Arc::new(VectorCache::new(DEFAULT_VECTOR_CACHE_BYTES)),
+            lexical: Arc::new(LexicalCache::new(DEFAULT_LEXICAL_CACHE_BYTES)),
         })
     }
 
@@ -285,10 +292,6 @@ fn job_from(row: &SqliteRow) -> Result<Job> {
     })
 }
 
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn count(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
@@ -356,18 +359,35 @@ fn hit_from(row: &SqliteRow) -> Result<ChunkHit> {
     })
 }
 
-/// Removes a document's chunks (their lexical entries go with them).
+/// Removes a document's chunks, telling the lexical indexes when some went.
 async fn delete_chunks(
     conn: &mut SqliteConnection,
     tenant: TenantId,
     document: Uuid,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
+    let gone = sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
         .bind(tenant.0)
         .bind(document)
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(db)?;
+    if gone.rows_affected() > 0 {
+        bump_chunk_version(conn, tenant).await?;
+    }
+    Ok(())
+}
+
+/// Marks the tenant's chunks as changed (in the caller's transaction), so every process's
+/// lexical index of the tenant is rebuilt on its next search.
+async fn bump_chunk_version(conn: &mut SqliteConnection, tenant: TenantId) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO chunk_versions (tenant_id, version) VALUES ($1, 1)
+         ON CONFLICT (tenant_id) DO UPDATE SET version = version + 1",
+    )
+    .bind(tenant.0)
+    .execute(conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -563,6 +583,39 @@ impl SqliteStore {
             Ok(_) => StoreError::NotFound,
             Err(e) => db(e),
         }
+    }
+}
+
+impl SqliteStore {
+    /// The tenant's lexical index, rebuilt when its chunks changed since it was built (here or
+    /// in another process).
+    async fn lexical_index(&self, tenant: TenantId) -> Result<Arc<LexicalIndex<i64>>> {
+        let version: i64 =
+            sqlx::query_scalar("SELECT version FROM chunk_versions WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?
+                .unwrap_or(0);
+        if let Some(index) = self.lexical.get(tenant, version) {
+            return Ok(index);
+        }
+        // Read after the version: a change in between leaves a newer text under an older
+        // version, which the next search sees as stale and rebuilds.
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, text FROM chunks WHERE tenant_id = $1 ORDER BY seq")
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        let cache = self.lexical.clone();
+        let index = tokio::task::spawn_blocking(move || {
+            Arc::new(LexicalIndex::build(version, rows, &cache.analyzer))
+        })
+        .await
+        .map_err(StoreError::other)?;
+        self.lexical.put(tenant, index.clone());
+        Ok(index)
     }
 }
 
@@ -1513,6 +1566,9 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         }
+        if !chunks.is_empty() {
+            bump_chunk_version(&mut tx, tenant).await?;
+        }
         collect_vectors(&mut tx, tenant).await?;
         insert_job(&mut tx, Some(tenant), &next).await?;
         tx.commit().await.map_err(db)
@@ -1672,33 +1728,45 @@ impl Store for SqliteStore {
     }
 
     async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
-        let terms = search_terms(query);
-        if terms.is_empty() || k == 0 {
+        if k == 0 {
             return Ok(Vec::new());
         }
-        // Terms are letters and digits only, so quoting them is all the escaping needed.
-        let any = terms
-            .iter()
-            .map(|t| format!("\"{t}\""))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let tenant_token = format!("t{}", hex_lower(tenant.0.as_bytes()));
-        let expr = format!("tenant : \"{tenant_token}\" AND text : ({any})");
+        let index = self.lexical_index(tenant).await?;
+        let best = index.search(query, k as usize, &self.lexical.analyzer);
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<i64> = best.iter().map(|(seq, _)| *seq).collect();
         let sql = format!(
-            "SELECT {HIT_COLUMNS}, -bm25(chunks_fts, 1.0, 0.0) AS score
-             FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid
+            // CROSS JOIN fixes the order: look the few rows up by seq rather than let the
+            // planner walk the tenant's index over every chunk (15 ms at 100k).
+            "SELECT {HIT_COLUMNS}, 0.0 AS score
+             FROM json_each($2) AS j CROSS JOIN chunks c ON c.seq = j.value
              JOIN documents d ON d.id = c.document_id
-             WHERE chunks_fts MATCH $1 AND c.tenant_id = $2
-             ORDER BY bm25(chunks_fts, 1.0, 0.0) LIMIT $3"
+             WHERE c.tenant_id = $1"
         );
         let rows = sqlx::query(&sql)
-            .bind(expr)
             .bind(tenant.0)
-            .bind(i64::from(k))
+            .bind(serde_json::to_string(&seqs).map_err(StoreError::other)?)
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        rows.iter().map(hit_from).collect()
+        let mut hits = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("seq").map_err(db)?;
+            let mut hit = hit_from(row)?;
+            hit.score = best
+                .iter()
+                .find(|(s, _)| *s == seq)
+                .map_or(f32::MIN, |(_, score)| *score);
+            hits.push(hit);
+        }
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.chunk.id.cmp(&b.chunk.id))
+        });
+        Ok(hits)
     }
 
     async fn vector_search(

@@ -53,14 +53,16 @@ pub async fn search(
         SearchMode::Lexical => state.store.lexical_search(tenant, query, top_k).await?,
         SearchMode::Vector => vector(state, ctx, query, top_k).await?,
         SearchMode::Hybrid => {
-            // Each list goes deeper than k so that fusion can promote a chunk ranked well by
-            // one signal and middling by the other.
-            let depth = (top_k * 4).max(20);
-            let (lexical, vectors) = tokio::join!(
-                state.store.lexical_search(tenant, query, depth),
-                vector(state, ctx, query, depth)
-            );
-            fuse(&[lexical?, vectors?], top_k as usize)
+            let v = embed_query(state, query).await?;
+            hybrid(
+                state.store.as_ref(),
+                tenant,
+                query,
+                state.embedder.model(),
+                &v,
+                top_k,
+            )
+            .await?
         }
     };
     Ok(SearchResult {
@@ -71,8 +73,16 @@ pub async fn search(
 }
 
 async fn vector(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
-    let embedder = &state.embedder;
-    let mut vectors = embedder
+    let v = embed_query(state, query).await?;
+    Ok(state
+        .store
+        .vector_search(ctx.tenant_id(), state.embedder.model(), &v, k)
+        .await?)
+}
+
+async fn embed_query(state: &AppState, query: &str) -> Result<Vec<f32>> {
+    let mut vectors = state
+        .embedder
         .embed(vec![query.to_owned()])
         .await
         .map_err(|e| match e {
@@ -80,11 +90,26 @@ async fn vector(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Resul
                 KnowledgeError::Internal(anyhow::anyhow!("embedding the query: {m}"))
             }
         })?;
-    let v = vectors.pop().unwrap_or_default();
-    Ok(state
-        .store
-        .vector_search(ctx.tenant_id(), embedder.model(), &v, k)
-        .await?)
+    Ok(vectors.pop().unwrap_or_default())
+}
+
+/// Hybrid retrieval once the query is embedded: both lists, each deeper than `k` so that
+/// fusion can promote a chunk ranked well by one signal and middling by the other, fused by
+/// reciprocal rank. (Also what `cortexlayer bench search` times.)
+pub async fn hybrid(
+    store: &dyn cortex_core::Store,
+    tenant: cortex_core::ids::TenantId,
+    query: &str,
+    model: &str,
+    vector: &[f32],
+    k: u32,
+) -> cortex_core::store::Result<Vec<ChunkHit>> {
+    let depth = (k * 4).max(20);
+    let (lexical, vectors) = tokio::join!(
+        store.lexical_search(tenant, query, depth),
+        store.vector_search(tenant, model, vector, depth)
+    );
+    Ok(fuse(&[lexical?, vectors?], k as usize))
 }
 
 /// Reciprocal rank fusion: each list adds `1 / (RRF_K + rank)` to a chunk's score.

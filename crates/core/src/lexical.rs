@@ -1,0 +1,352 @@
+//! Lexical search by BM25 over one tenant's chunks, in memory, the same on every backend.
+//!
+//! Why not the database's own full-text ranking: FTS5's `bm25()` and PostgreSQL's `ts_rank`
+//! score every row that matches any query word, and a question's common words match most of
+//! a large knowledge base (121 ms and 161 ms per query at 100k chunks); `ts_rank` is not BM25
+//! either, so the two backends ranked differently; and FTS5 takes its word statistics from
+//! every tenant's rows at once. Here each tenant has its own index — its own statistics —
+//! built from its chunk texts on the first search after a change (a version row per tenant,
+//! bumped in the same transaction as every change to its chunks, tells a store when its copy
+//! is stale) and scored term at a time into a dense array, which costs microseconds per
+//! thousand postings.
+//!
+//! Analysis: lowercased runs of letters and digits, the commonest English function words
+//! dropped, Snowball (Porter 2) English stemming. BM25 with k1 = 0.9, b = 0.4 (the BEIR
+//! baselines' settings).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rust_stemmers::{Algorithm, Stemmer};
+
+use crate::ids::TenantId;
+use crate::knowledge::top_k;
+
+const K1: f32 = 0.9;
+const B: f32 = 0.4;
+/// Longest word indexed, in characters (longer runs are not words).
+const MAX_WORD_CHARS: usize = 64;
+/// Terms a query is cut to.
+const MAX_QUERY_TERMS: usize = 64;
+
+const STOP: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "i", "in",
+    "is", "it", "its", "me", "my", "of", "on", "or", "that", "the", "this", "to", "was", "what",
+    "when", "where", "which", "who", "why", "will", "with", "you", "your",
+];
+
+/// Turns text into index terms.
+pub struct Analyzer {
+    stemmer: Stemmer,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Self {
+            stemmer: Stemmer::create(Algorithm::English),
+        }
+    }
+}
+
+/// The words of `text`: runs of letters and digits, up to [`MAX_WORD_CHARS`] long.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && w.chars().count() <= MAX_WORD_CHARS)
+}
+
+impl Analyzer {
+    /// The terms of `text`, in order, repeats kept.
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        // Lowercased character by character, exactly as the index build does.
+        words(text)
+            .filter_map(|w| self.term(&w.chars().flat_map(char::to_lowercase).collect::<String>()))
+            .collect()
+    }
+
+    /// The term of one lowercased word; `None` for a function word.
+    fn term(&self, lower: &str) -> Option<String> {
+        (!STOP.contains(&lower)).then(|| self.stemmer.stem(lower).into_owned())
+    }
+}
+
+/// One tenant's chunks, indexed. `K` is how the store names a chunk.
+pub struct LexicalIndex<K> {
+    pub version: i64,
+    keys: Vec<K>,
+    /// Per document: `k1 · (1 − b + b · length / average length)`.
+    norms: Vec<f32>,
+    terms: HashMap<String, u32>,
+    /// Postings of term `t`: `docs[offsets[t]..offsets[t + 1]]`, with their term frequencies.
+    offsets: Vec<u32>,
+    docs: Vec<u32>,
+    freqs: Vec<u16>,
+}
+
+impl<K: Clone> LexicalIndex<K> {
+    /// Indexes `(key, text)` pairs as of `version`.
+    pub fn build(version: i64, rows: Vec<(K, String)>, analyzer: &Analyzer) -> Self {
+        let mut keys = Vec::with_capacity(rows.len());
+        let mut lengths = Vec::with_capacity(rows.len());
+        let mut terms: HashMap<String, u32> = HashMap::new();
+        let mut postings: Vec<Vec<(u32, u16)>> = Vec::new();
+        let mut counts: HashMap<u32, u16> = HashMap::new();
+        // Each distinct spelling is analysed once: stemming is most of the build's cost.
+        let mut memo: HashMap<String, Option<u32>> = HashMap::new();
+        let mut lower = String::new();
+        for (doc, (key, text)) in rows.into_iter().enumerate() {
+            let doc = u32::try_from(doc).unwrap_or(u32::MAX);
+            keys.push(key);
+            counts.clear();
+            let mut length = 0usize;
+            for word in words(&text) {
+                lower.clear();
+                lower.extend(word.chars().flat_map(char::to_lowercase));
+                let id = match memo.get(lower.as_str()) {
+                    Some(id) => *id,
+                    None => {
+                        let id = analyzer.term(&lower).map(|term| {
+                            let next = u32::try_from(terms.len()).unwrap_or(u32::MAX);
+                            let id = *terms.entry(term).or_insert(next);
+                            if id == next {
+                                postings.push(Vec::new());
+                            }
+                            id
+                        });
+                        memo.insert(lower.clone(), id);
+                        id
+                    }
+                };
+                if let Some(id) = id {
+                    length += 1;
+                    let c = counts.entry(id).or_insert(0);
+                    *c = c.saturating_add(1);
+                }
+            }
+            lengths.push(length as f32);
+            for (&term, &tf) in &counts {
+                postings[term as usize].push((doc, tf));
+            }
+        }
+        let avg = lengths.iter().sum::<f32>() / lengths.len().max(1) as f32;
+        let norms = lengths
+            .iter()
+            .map(|&l| K1 * (1.0 - B + B * l / avg.max(1.0)))
+            .collect();
+        let total: usize = postings.iter().map(Vec::len).sum();
+        let mut offsets = Vec::with_capacity(postings.len() + 1);
+        let mut docs = Vec::with_capacity(total);
+        let mut freqs = Vec::with_capacity(total);
+        offsets.push(0);
+        for mut list in postings {
+            list.sort_unstable_by_key(|&(d, _)| d);
+            for (d, tf) in list {
+                docs.push(d);
+                freqs.push(tf);
+            }
+            offsets.push(u32::try_from(docs.len()).unwrap_or(u32::MAX));
+        }
+        Self {
+            version,
+            keys,
+            norms,
+            terms,
+            offsets,
+            docs,
+            freqs,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The `k` best chunks for `query` by BM25, best first (ties: earlier rows first). A
+    /// chunk matches when it holds any of the query's terms.
+    pub fn search(&self, query: &str, k: usize, analyzer: &Analyzer) -> Vec<(K, f32)> {
+        let n = self.keys.len() as f32;
+        let mut seen = Vec::new();
+        for t in analyzer.terms(query) {
+            if let Some(&id) = self.terms.get(&t)
+                && !seen.contains(&id)
+            {
+                seen.push(id);
+                if seen.len() == MAX_QUERY_TERMS {
+                    break;
+                }
+            }
+        }
+        if seen.is_empty() || k == 0 {
+            return Vec::new();
+        }
+        let mut scores = vec![0f32; self.keys.len()];
+        for id in seen {
+            let (from, to) = (
+                self.offsets[id as usize] as usize,
+                self.offsets[id as usize + 1] as usize,
+            );
+            let df = (to - from) as f32;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            for (&d, &tf) in self.docs[from..to].iter().zip(&self.freqs[from..to]) {
+                let tf = f32::from(tf);
+                scores[d as usize] += idf * tf * (K1 + 1.0) / (tf + self.norms[d as usize]);
+            }
+        }
+        // Every matching chunk scores above 0 (idf > 0 for any df ≤ n); one pass over the
+        // dense array finds them in row order, cheaper than sorting a list of matches.
+        top_k(
+            scores
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s > 0.0)
+                .map(|(d, s)| (d, *s)),
+            k,
+        )
+        .into_iter()
+        .map(|(d, s)| (self.keys[d].clone(), s))
+        .collect()
+    }
+
+    /// Approximate memory held, for the cache budget.
+    pub fn bytes(&self) -> usize {
+        self.keys.len() * (std::mem::size_of::<K>() + 4)
+            + self.docs.len() * 6
+            + self.offsets.len() * 4
+            + self.terms.keys().map(|t| t.len() + 40).sum::<usize>()
+    }
+}
+
+struct Entry<K> {
+    index: Arc<LexicalIndex<K>>,
+    used: Instant,
+}
+
+/// Indexes by tenant, bounded in memory: over budget, the least recently used go (and are
+/// rebuilt on their next search).
+pub struct LexicalCache<K> {
+    budget_bytes: usize,
+    entries: Mutex<HashMap<TenantId, Entry<K>>>,
+    pub analyzer: Analyzer,
+}
+
+impl<K: Clone> LexicalCache<K> {
+    pub fn new(budget_bytes: usize) -> Self {
+        Self {
+            budget_bytes,
+            entries: Mutex::new(HashMap::new()),
+            analyzer: Analyzer::default(),
+        }
+    }
+
+    /// The tenant's index if it is at `version`.
+    pub fn get(&self, tenant: TenantId, version: i64) -> Option<Arc<LexicalIndex<K>>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get_mut(&tenant)?;
+        if entry.index.version != version {
+            return None;
+        }
+        entry.used = Instant::now();
+        Some(entry.index.clone())
+    }
+
+    pub fn put(&self, tenant: TenantId, index: Arc<LexicalIndex<K>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.insert(
+            tenant,
+            Entry {
+                index,
+                used: Instant::now(),
+            },
+        );
+        let mut total: usize = entries.values().map(|e| e.index.bytes()).sum();
+        while total > self.budget_bytes && entries.len() > 1 {
+            let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.used).map(|(t, _)| *t) else {
+                break;
+            };
+            if let Some(e) = entries.remove(&oldest) {
+                total -= e.index.bytes();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(texts: &[&str]) -> LexicalIndex<usize> {
+        let rows = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, (*t).to_owned()))
+            .collect();
+        LexicalIndex::build(1, rows, &Analyzer::default())
+    }
+
+    #[test]
+    fn analysis_lowercases_stems_and_drops_function_words() {
+        let a = Analyzer::default();
+        assert_eq!(
+            a.terms("How do REFUNDS work? Refunded within 30 days."),
+            ["refund", "work", "refund", "within", "30", "day"]
+        );
+        assert!(a.terms(&"x".repeat(65)).is_empty());
+    }
+
+    #[test]
+    fn bm25_ranks_by_rare_terms_and_term_frequency() {
+        let idx = index(&[
+            "refunds are issued within five days",
+            "shipping takes two days",
+            "refund refund refund policy for damaged items",
+            "our office dog is called Biscuit",
+        ]);
+        let hits = idx.search("refund for damaged items", 10, &Analyzer::default());
+        let order: Vec<usize> = hits.iter().map(|(k, _)| *k).collect();
+        assert_eq!(order, [2, 0], "only chunks with a query term match");
+        assert!(hits[0].1 > hits[1].1);
+        // "days" is in two chunks, "biscuit" in one: the rarer term weighs more.
+        let hits = idx.search("days biscuit", 10, &Analyzer::default());
+        assert_eq!(hits[0].0, 3);
+        assert!(
+            idx.search("the of and", 10, &Analyzer::default())
+                .is_empty()
+        );
+        assert!(
+            idx.search("unknownword", 10, &Analyzer::default())
+                .is_empty()
+        );
+        assert_eq!(idx.search("days", 1, &Analyzer::default()).len(), 1);
+    }
+
+    #[test]
+    fn scores_follow_the_bm25_formula() {
+        // Two documents; "apple" in the first only, once; lengths 2 and 4 terms.
+        let idx = index(&["apple pie", "banana bread banana split"]);
+        let hits = idx.search("apple", 10, &Analyzer::default());
+        let (n, df, len, avg) = (2.0f32, 1.0f32, 2.0f32, 3.0f32);
+        let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        let want = idf * (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * len / avg));
+        assert_eq!(hits.len(), 1);
+        assert!((hits[0].1 - want).abs() < 1e-6, "{} vs {want}", hits[0].1);
+    }
+
+    #[test]
+    fn the_cache_forgets_stale_versions_and_stays_in_budget() {
+        let cache: LexicalCache<usize> = LexicalCache::new(1);
+        let (t1, t2) = (TenantId::new(), TenantId::new());
+        cache.put(t1, Arc::new(index(&["alpha"])));
+        assert!(cache.get(t1, 1).is_some());
+        assert!(cache.get(t1, 2).is_none(), "another version is stale");
+        cache.put(t2, Arc::new(index(&["beta"])));
+        assert!(
+            cache.get(t1, 1).is_none(),
+            "over budget, the older one went"
+        );
+        assert!(cache.get(t2, 1).is_some());
+    }
+}
