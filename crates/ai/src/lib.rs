@@ -7,6 +7,7 @@
 //! incremental rebuilds.
 
 pub mod encoder;
+pub mod extractive;
 pub mod minilm;
 
 pub use minilm::{EmbedError, MiniLm};

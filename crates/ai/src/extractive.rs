@@ -1,0 +1,253 @@
+//! The extractive answerer: with no language model configured, the reply is made of the
+//! sentences of the retrieved sources that best cover the question, each cited.
+//!
+//! A sentence's score is the share of the question's weight it covers — each question term
+//! weighs its inverse frequency among the candidate sentences, so "refund" counts for more
+//! than "policy" when every source mentions a policy — lowered slightly for sources retrieved
+//! lower down. The best sentences above a floor are kept (at most `max_sentences`, no near
+//! repeats) and put back in reading order: by source, then by position. When no sentence
+//! reaches the floor the answerer abstains rather than quote something beside the point.
+
+use std::collections::{HashMap, HashSet};
+
+use cortex_core::lexical::Analyzer;
+
+/// A sentence must cover at least this share of the question's weight to be quoted.
+pub const MIN_COVERAGE: f32 = 0.3;
+/// Score lost per rank of the source a sentence comes from.
+const RANK_PENALTY: f32 = 0.04;
+/// Sentences shorter than this many characters are headings or fragments, not answers.
+const MIN_SENTENCE_CHARS: usize = 12;
+/// Longer "sentences" (tables, run-on text) are cut to this many characters.
+const MAX_SENTENCE_CHARS: usize = 500;
+
+/// One quoted sentence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quote {
+    /// Index into the sources given.
+    pub source: usize,
+    pub text: String,
+    /// Share of the question's weight this sentence covers, after the rank penalty.
+    pub score: f32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Extract {
+    /// In reading order; empty when the answerer abstains.
+    pub quotes: Vec<Quote>,
+    /// The best sentence's score, in [0, 1].
+    pub confidence: f32,
+}
+
+impl Extract {
+    pub fn abstained(&self) -> bool {
+        self.quotes.is_empty()
+    }
+
+    /// The answer text: each sentence followed by its source's number (`[1]` for the first
+    /// source given).
+    pub fn text(&self) -> String {
+        self.quotes
+            .iter()
+            .map(|q| format!("{} [{}]", q.text, q.source + 1))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Splits text into sentences: at `.`, `!` or `?` followed by white space, and at line
+/// breaks (list items and headings end without a full stop). Trimmed; fragments dropped.
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for (i, &(at, c)) in chars.iter().enumerate() {
+        let next = chars.get(i + 1).map(|&(_, n)| n);
+        let end = match c {
+            '\n' => Some(at),
+            '.' | '!' | '?' if next.is_none_or(char::is_whitespace) => Some(at + c.len_utf8()),
+            _ => None,
+        };
+        if let Some(end) = end {
+            push_sentence(&mut out, &text[start..end]);
+            start = end;
+        }
+    }
+    push_sentence(&mut out, &text[start..]);
+    out
+}
+
+fn push_sentence<'a>(out: &mut Vec<&'a str>, s: &'a str) {
+    let s = s.trim().trim_start_matches(['-', '*', '•']).trim();
+    if s.chars().count() >= MIN_SENTENCE_CHARS {
+        let cut = s
+            .char_indices()
+            .nth(MAX_SENTENCE_CHARS)
+            .map_or(s, |(at, _)| &s[..at]);
+        out.push(cut);
+    }
+}
+
+/// Picks the sentences of `sources` (best retrieved first) that answer `question`.
+pub fn extract(
+    question: &str,
+    sources: &[&str],
+    analyzer: &Analyzer,
+    max_sentences: usize,
+) -> Extract {
+    let asked: HashSet<String> = analyzer.terms(question).into_iter().collect();
+    // (source, position, text, terms)
+    let mut candidates: Vec<(usize, usize, &str, HashSet<String>)> = Vec::new();
+    for (source, text) in sources.iter().enumerate() {
+        for (position, s) in sentences(text).into_iter().enumerate() {
+            let terms: HashSet<String> = analyzer.terms(s).into_iter().collect();
+            candidates.push((source, position, s, terms));
+        }
+    }
+    if asked.is_empty() || candidates.is_empty() {
+        return Extract {
+            quotes: Vec::new(),
+            confidence: 0.0,
+        };
+    }
+    let n = candidates.len() as f32;
+    let mut df: HashMap<&str, f32> = HashMap::new();
+    for (_, _, _, terms) in &candidates {
+        for t in terms.iter().filter(|t| asked.contains(*t)) {
+            *df.entry(t.as_str()).or_default() += 1.0;
+        }
+    }
+    let weight = |t: &str| (1.0 + n / df.get(t).copied().unwrap_or(0.0).max(1.0)).ln();
+    let total: f32 = asked.iter().map(|t| weight(t)).sum();
+    let mut scored: Vec<(f32, usize)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, (source, _, _, terms))| {
+            let covered: f32 = asked
+                .iter()
+                .filter(|t| terms.contains(*t))
+                .map(|t| weight(t))
+                .sum();
+            let score = covered / total - RANK_PENALTY * *source as f32;
+            (score.clamp(0.0, 1.0), i)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let confidence = scored.first().map_or(0.0, |s| s.0);
+    let mut picked: Vec<(f32, usize)> = Vec::new();
+    for &(score, i) in &scored {
+        if score < MIN_COVERAGE || picked.len() == max_sentences {
+            break;
+        }
+        let terms = &candidates[i].3;
+        let repeats = picked.iter().any(|&(_, j)| {
+            let other = &candidates[j].3;
+            let shared = terms.intersection(other).count() as f32;
+            shared / (terms.len().max(other.len()).max(1) as f32) > 0.8
+        });
+        if !repeats {
+            picked.push((score, i));
+        }
+    }
+    picked.sort_by_key(|&(_, i)| (candidates[i].0, candidates[i].1));
+    Extract {
+        quotes: picked
+            .into_iter()
+            .map(|(score, i)| Quote {
+                source: candidates[i].0,
+                text: candidates[i].2.to_owned(),
+                score,
+            })
+            .collect(),
+        confidence: if confidence >= MIN_COVERAGE {
+            confidence
+        } else {
+            0.0
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFUNDS: &str = "# Refund policy\nAcme refunds unused items returned within 30 days of delivery. \
+        Refunds go back to the original payment method within five business days. \
+        Gift cards cannot be refunded.";
+    const SHIPPING: &str =
+        "Orders ship within two business days. Express delivery arrives the next day.";
+    const OFFICE: &str = "Our office dog is called Biscuit and loves visitors.";
+
+    #[test]
+    fn sentences_split_at_stops_and_line_breaks_but_not_inside_numbers() {
+        assert_eq!(
+            sentences(
+                "- The first list item\n* The second list item\nVersion 2.5 is out now. \
+                 It works really well! Does it work offline?"
+            ),
+            [
+                "The first list item",
+                "The second list item",
+                "Version 2.5 is out now.",
+                "It works really well!",
+                "Does it work offline?"
+            ]
+        );
+        assert!(
+            sentences("Hi.\nOk. Yes!").is_empty(),
+            "fragments are dropped"
+        );
+    }
+
+    #[test]
+    fn the_best_covering_sentences_are_quoted_in_reading_order_with_their_source() {
+        let a = Analyzer::default();
+        let got = extract(
+            "How many days do I have to return an item for a refund?",
+            &[SHIPPING, REFUNDS, OFFICE],
+            &a,
+            2,
+        );
+        assert!(!got.abstained());
+        assert_eq!(got.quotes[0].source, 1);
+        assert_eq!(
+            got.quotes[0].text,
+            "Acme refunds unused items returned within 30 days of delivery."
+        );
+        assert!(got.confidence >= MIN_COVERAGE && got.confidence <= 1.0);
+        assert!(
+            got.text()
+                .starts_with("Acme refunds unused items returned within 30 days of delivery. [2]")
+        );
+        // Reading order: a second quote from the same source comes after the first.
+        if let Some(second) = got.quotes.get(1) {
+            assert_eq!(second.source, 1);
+            assert!(REFUNDS.find(&second.text) > REFUNDS.find(&got.quotes[0].text));
+        }
+    }
+
+    #[test]
+    fn it_abstains_when_no_sentence_covers_the_question() {
+        let a = Analyzer::default();
+        let got = extract(
+            "Do you sell spare batteries for the drone?",
+            &[SHIPPING, OFFICE],
+            &a,
+            3,
+        );
+        assert!(got.abstained());
+        assert_eq!(got.confidence, 0.0);
+        assert_eq!(got.text(), "");
+        assert!(extract("the of and", &[REFUNDS], &a, 3).abstained());
+        assert!(extract("refund", &[], &a, 3).abstained());
+    }
+
+    #[test]
+    fn near_repeats_are_quoted_once() {
+        let a = Analyzer::default();
+        let dup = "Refunds go back to the original payment method within five business days.";
+        let got = extract("where does my refund go", &[dup, dup, REFUNDS], &a, 3);
+        let texts: Vec<&str> = got.quotes.iter().map(|q| q.text.as_str()).collect();
+        assert_eq!(texts.iter().filter(|t| **t == dup).count(), 1, "{texts:?}");
+    }
+}
