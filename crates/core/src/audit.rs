@@ -59,6 +59,7 @@ pub mod action {
     pub const MEMBER_REMOVED: &str = "member.removed";
     pub const API_KEY_CREATED: &str = "api_key.created";
     pub const API_KEY_REVOKED: &str = "api_key.revoked";
+    pub const BOT_SETTINGS_UPDATED: &str = "bot.settings_updated";
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -96,6 +96,22 @@ id_type!(
     /// One chunk of a document.
     ChunkId
 );
+id_type!(
+    /// A conversation between a customer and a tenant's bot (and later its agents).
+    ConversationId
+);
+id_type!(
+    /// One message of a conversation.
+    MessageId
+);
+id_type!(
+    /// One entry of the usage ledger.
+    UsageEventId
+);
+id_type!(
+    /// An event of a conversation for the inbox (a handoff request).
+    ConversationEventId
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,10 +11,12 @@
 //! - [`audit`]: the audit trail's events.
 //! - [`jobs`]: the durable job queue's data and backoff rule.
 //! - [`knowledge`]: documents, chunks, search hits and the vector maths the stores share.
+//! - [`answer`]: bot settings, conversations, messages with their citations, usage events.
 //! - [`plans`]: the default plan catalogue and its limits.
-//! - [`ports`]: the embedding model and blob store ports.
+//! - [`ports`]: the embedding model, chat model and blob store ports.
 //! - [`store`]: the `Store` port and its error type.
 
+pub mod answer;
 pub mod audit;
 pub mod credentials;
 pub mod ids;

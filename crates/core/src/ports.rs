@@ -1,4 +1,4 @@
-//! Ports besides the store: the embedding model and the blob store. Implementations live in
+//! Ports besides the store: the embedding model, the chat model and the blob store. Implementations live in
 //! the crates that own the heavy dependencies (`cortex-ai`, the server's `infra`).
 
 use async_trait::async_trait;
@@ -37,6 +37,110 @@ pub trait Embedder: Send + Sync + 'static {
 
     /// One vector per text, in order, each of length [`Self::dimensions`] and unit norm.
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// Why a chat model call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The next model of the chain should try: a timeout, a 429 or 5xx after the retries, a
+    /// connection failure, a stream cut before it finished.
+    #[error("chat model unavailable: {0}")]
+    Unavailable(String),
+    /// The request itself was refused (bad key, unknown model, a malformed answer); another
+    /// model may still succeed, but retrying this one will not.
+    #[error("chat model failed: {0}")]
+    Failed(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// A tool the model may call: a name, what it does and a JSON Schema of its arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// A call the model asked for; `arguments` is the JSON text the model wrote.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: String,
+    /// An assistant message's calls (sent back with their results in `Tool` messages).
+    pub tool_calls: Vec<ToolCall>,
+    /// A `Tool` message answers this call.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub tools: Vec<ToolSpec>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChatUsage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// The provider reported no usage; the counts were made here with a tokenizer.
+    pub estimated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatResponse {
+    /// The model id of the operator's catalogue that answered.
+    pub model: String,
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: ChatUsage,
+    /// `stop`, `length`, `tool_calls`, `content_filter`.
+    pub finish_reason: String,
+}
+
+/// Receives the answer's text as it is produced.
+pub type DeltaSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// A language model behind a chat API.
+#[async_trait]
+pub trait ChatModel: Send + Sync + 'static {
+    /// The id the operator gave it (`groq-mixtral`, `gpt-4o-mini`).
+    fn id(&self) -> &str;
+
+    /// Answers `request`. With `on_delta` the answer is streamed: each piece of text is passed
+    /// on as it arrives, and the full response is returned at the end.
+    async fn complete(
+        &self,
+        request: &ChatRequest,
+        on_delta: Option<DeltaSink<'_>>,
+    ) -> Result<ChatResponse, ChatError>;
 }
 
 #[derive(Debug, thiserror::Error)]

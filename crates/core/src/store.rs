@@ -10,10 +10,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::answer::{BotSettings, Conversation, ConversationEvent, Message, Turn, UsageEvent};
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
 use crate::ids::{
-    ApiKeyId, DocumentId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId,
+    ApiKeyId, ConversationId, DocumentId, InvitationId, JobId, PlatformAdminId, TenantId,
+    TokenFamilyId, UserId,
 };
 use crate::jobs::{Job, Lease, NewJob};
 use crate::knowledge::{
@@ -57,6 +59,8 @@ pub mod conflict {
     pub const STALE_GENERATION: &str = "stale_generation";
     /// A document with this id exists already (crawls create their pages idempotently).
     pub const DOCUMENT_EXISTS: &str = "document_exists";
+    /// A new conversation's id is taken.
+    pub const CONVERSATION_EXISTS: &str = "conversation_exists";
 }
 
 /// A page of a list ordered by creation, newest first.
@@ -442,6 +446,54 @@ pub trait Store: Send + Sync + 'static {
     /// Maintenance: documents still pending or processing whose job failed for good (e.g. a
     /// worker died on the last attempt) become `failed`. Returns how many.
     async fn fail_abandoned_documents(&self, at: DateTime<Utc>) -> Result<u64>;
+
+    // ----- answer engine ------------------------------------------------------------------
+
+    /// The tenant's bot settings; `None` until an admin saves some (the defaults apply).
+    async fn get_bot_settings(&self, tenant: TenantId) -> Result<Option<BotSettings>>;
+
+    /// Replaces the bot settings and records the audit entry, atomically.
+    async fn put_bot_settings(
+        &self,
+        tenant: TenantId,
+        settings: &BotSettings,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()>;
+
+    async fn get_conversation(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Conversation>;
+
+    /// The conversation's last `limit` messages, oldest first.
+    async fn recent_messages(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        limit: u32,
+    ) -> Result<Vec<Message>>;
+
+    /// Stores a question with its answer (opening the conversation when the turn says so),
+    /// their usage events and conversation events, in one transaction. `NotFound` when the
+    /// conversation is not the tenant's; `Conflict(conversation_exists)` when a new
+    /// conversation's id is taken.
+    async fn record_turn(&self, tenant: TenantId, turn: Turn) -> Result<()>;
+
+    /// The tenant's usage events since `since`, oldest first.
+    async fn list_usage_events(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageEvent>>;
+
+    /// A conversation's events, oldest first.
+    async fn list_conversation_events(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ConversationEvent>>;
 
     // ----- audit log -----------------------------------------------------------------------
 

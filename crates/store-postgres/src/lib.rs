@@ -5,6 +5,7 @@
 //! (`SELECT … FOR UPDATE`), so two owners demoting each other at once cannot both succeed under
 //! READ COMMITTED. Single use of tokens is one conditional `UPDATE … RETURNING`.
 
+mod answer;
 mod vector;
 
 use std::str::FromStr;
@@ -1798,6 +1799,62 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(rows.len() as u64)
+    }
+
+    // ----- answer engine ------------------------------------------------------------------
+
+    async fn get_bot_settings(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<cortex_core::answer::BotSettings>> {
+        answer::get_bot_settings(&self.pool, tenant).await
+    }
+
+    async fn put_bot_settings(
+        &self,
+        tenant: TenantId,
+        settings: &cortex_core::answer::BotSettings,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        answer::put_bot_settings(&self.pool, tenant, settings, at, audit).await
+    }
+
+    async fn get_conversation(
+        &self,
+        tenant: TenantId,
+        conversation: cortex_core::ids::ConversationId,
+    ) -> Result<cortex_core::answer::Conversation> {
+        answer::get_conversation(&self.pool, tenant, conversation).await
+    }
+
+    async fn recent_messages(
+        &self,
+        tenant: TenantId,
+        conversation: cortex_core::ids::ConversationId,
+        limit: u32,
+    ) -> Result<Vec<cortex_core::answer::Message>> {
+        answer::recent_messages(&self.pool, tenant, conversation, limit).await
+    }
+
+    async fn record_turn(&self, tenant: TenantId, turn: cortex_core::answer::Turn) -> Result<()> {
+        answer::record_turn(&self.pool, tenant, turn).await
+    }
+
+    async fn list_usage_events(
+        &self,
+        tenant: TenantId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<cortex_core::answer::UsageEvent>> {
+        answer::list_usage_events(&self.pool, tenant, since).await
+    }
+
+    async fn list_conversation_events(
+        &self,
+        tenant: TenantId,
+        conversation: cortex_core::ids::ConversationId,
+    ) -> Result<Vec<cortex_core::answer::ConversationEvent>> {
+        answer::list_conversation_events(&self.pool, tenant, conversation).await
     }
 
     async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()> {

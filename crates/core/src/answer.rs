@@ -1,0 +1,267 @@
+//! The answer engine's data: a tenant's bot settings, conversations and their messages (each
+//! answer with the citations and the retrieved context it was built from), the usage ledger's
+//! events and the conversation events the inbox consumes (a customer asking for a person, an
+//! answer the bot could not give).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{
+    ChunkId, ConversationEventId, ConversationId, DocumentId, MessageId, TenantId, UsageEventId,
+};
+use crate::knowledge::string_enum;
+
+string_enum!(
+    /// Where a conversation takes place.
+    Channel {
+        Api => "api",
+        Dashboard => "dashboard",
+        OpenAi => "openai",
+        Widget => "widget",
+        WhatsApp => "whatsapp",
+        Messenger => "messenger",
+        Instagram => "instagram",
+        Email => "email",
+    }
+);
+
+string_enum!(
+    /// Who is answering a conversation.
+    ConversationStatus { Bot => "bot", HandedOff => "handed_off", Resolved => "resolved" }
+);
+
+string_enum!(
+    /// Who wrote a message.
+    MessageRole { User => "user", Assistant => "assistant", Agent => "agent" }
+);
+
+string_enum!(
+    /// What a usage event counts.
+    UsageKind {
+        EmbeddingTokens => "embedding_tokens",
+        PromptTokens => "prompt_tokens",
+        CompletionTokens => "completion_tokens",
+        Message => "message",
+    }
+);
+
+string_enum!(
+    /// What happened in a conversation that the inbox must act on.
+    ConversationEventKind { HandoffRequested => "handoff_requested" }
+);
+
+/// A tenant's bot, as its admins configure it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotSettings {
+    /// Off: the chat endpoints refuse with `bot_disabled`.
+    pub enabled: bool,
+    /// A model id of the operator's catalogue allowed by the tenant's plan, `extractive` for
+    /// answers quoted from the sources without a language model, or `None` for the plan's
+    /// default chain.
+    pub model: Option<String>,
+    /// 0–1.
+    pub temperature: f32,
+    /// 16–4,096.
+    pub max_answer_tokens: u32,
+    /// Sources retrieved per question, 3–10.
+    pub top_k: u32,
+    /// The tenant's instructions to the bot, up to 2,000 characters. They come after the
+    /// platform's own rules and cannot lift them.
+    pub system_prompt: String,
+    /// Said when a conversation opens, and to greetings.
+    pub greeting: String,
+    /// Said when the sources do not answer the question.
+    pub fallback_message: String,
+    /// Answer in the language the customer writes in (else in the sources' language).
+    pub answer_in_customer_language: bool,
+    /// 0–1. Below this relevance of the best source the bot abstains; higher is stricter.
+    pub abstention_threshold: f32,
+}
+
+impl BotSettings {
+    pub const MAX_SYSTEM_PROMPT_CHARS: usize = 2_000;
+    pub const MAX_TEXT_CHARS: usize = 1_000;
+    /// The model id that asks for the extractive answerer.
+    pub const EXTRACTIVE: &'static str = "extractive";
+
+    /// The first rule the settings break, as (field, message).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(0.0..=1.0).contains(&self.temperature) {
+            return Err(("temperature", "must be between 0 and 1".into()));
+        }
+        if !(16..=4_096).contains(&self.max_answer_tokens) {
+            return Err(("max_answer_tokens", "must be between 16 and 4096".into()));
+        }
+        if !(3..=10).contains(&self.top_k) {
+            return Err(("top_k", "must be between 3 and 10".into()));
+        }
+        if self.system_prompt.chars().count() > Self::MAX_SYSTEM_PROMPT_CHARS {
+            return Err((
+                "system_prompt",
+                format!(
+                    "must be at most {} characters",
+                    Self::MAX_SYSTEM_PROMPT_CHARS
+                ),
+            ));
+        }
+        for (field, text) in [
+            ("greeting", &self.greeting),
+            ("fallback_message", &self.fallback_message),
+        ] {
+            if text.chars().count() > Self::MAX_TEXT_CHARS {
+                return Err((
+                    field,
+                    format!("must be at most {} characters", Self::MAX_TEXT_CHARS),
+                ));
+            }
+        }
+        if self.fallback_message.trim().is_empty() {
+            return Err(("fallback_message", "must not be empty".into()));
+        }
+        if !(0.0..=1.0).contains(&self.abstention_threshold) {
+            return Err(("abstention_threshold", "must be between 0 and 1".into()));
+        }
+        if let Some(m) = &self.model
+            && (m.is_empty() || m.len() > 100)
+        {
+            return Err(("model", "must be 1 to 100 characters".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for BotSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: None,
+            temperature: 0.2,
+            max_answer_tokens: 512,
+            top_k: 5,
+            system_prompt: String::new(),
+            greeting: "Hello! How can I help you today?".into(),
+            fallback_message: "I'm sorry, I don't know the answer to that. Would you like me to \
+                connect you with a member of our team?"
+                .into(),
+            answer_in_customer_language: true,
+            abstention_threshold: 0.3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub tenant_id: TenantId,
+    pub channel: Channel,
+    pub status: ConversationStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A source an answer cites, numbered as in the answer's text (`[1]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    pub index: u32,
+    pub document_id: DocumentId,
+    pub chunk_id: ChunkId,
+    pub title: String,
+    pub heading_path: Vec<String>,
+    pub page: Option<u32>,
+    pub snippet: String,
+    pub score: f32,
+}
+
+/// A chunk retrieved for an answer, whether cited or not: what the answer was built from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetrievedChunk {
+    pub chunk_id: ChunkId,
+    pub document_id: DocumentId,
+    /// The fused rank score.
+    pub score: f32,
+    /// Cosine similarity to the question, when the chunk has a vector.
+    pub similarity: Option<f32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub tenant_id: TenantId,
+    pub conversation_id: ConversationId,
+    pub role: MessageRole,
+    pub content: String,
+    pub citations: Vec<Citation>,
+    pub context: Vec<RetrievedChunk>,
+    /// 0–1, answers only.
+    pub confidence: Option<f32>,
+    pub abstained: bool,
+    /// The model that wrote the answer (`extractive` without one).
+    pub model: Option<String>,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub latency_ms: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One line of the append-only usage ledger.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UsageEvent {
+    pub id: UsageEventId,
+    pub tenant_id: TenantId,
+    pub kind: UsageKind,
+    /// The model for token counts; the channel for messages.
+    pub subject: String,
+    pub quantity: u64,
+    pub conversation_id: Option<ConversationId>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConversationEvent {
+    pub id: ConversationEventId,
+    pub tenant_id: TenantId,
+    pub conversation_id: ConversationId,
+    pub kind: ConversationEventKind,
+    /// Why (`customer_asked`, `abstained`).
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A question and its answer, stored together with what they cost and caused.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    /// Set when the question opens a new conversation.
+    pub new_conversation: Option<Conversation>,
+    pub conversation_id: ConversationId,
+    pub question: Message,
+    pub answer: Message,
+    pub usage: Vec<UsageEvent>,
+    pub events: Vec<ConversationEvent>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_each_bound_is_checked() {
+        assert_eq!(BotSettings::default().validate(), Ok(()));
+        let cases: [(&str, fn(&mut BotSettings)); 6] = [
+            ("temperature", |s| s.temperature = 1.5),
+            ("top_k", |s| s.top_k = 2),
+            ("top_k", |s| s.top_k = 11),
+            ("max_answer_tokens", |s| s.max_answer_tokens = 0),
+            ("system_prompt", |s| s.system_prompt = "x".repeat(2_001)),
+            ("fallback_message", |s| s.fallback_message = " ".into()),
+        ];
+        for (field, break_it) in cases {
+            let mut s = BotSettings::default();
+            break_it(&mut s);
+            assert_eq!(s.validate().map_err(|e| e.0), Err(field));
+        }
+        let mut s = BotSettings::default();
+        s.system_prompt = "é".repeat(2_000);
+        assert_eq!(s.validate(), Ok(()), "characters are counted, not bytes");
+    }
+}

@@ -1,0 +1,280 @@
+//! The answer engine's rows on PostgreSQL: bot settings, conversations, messages, usage events and
+//! conversation events. JSON columns are JSONB.
+
+use chrono::{DateTime, Utc};
+use cortex_core::StoreError;
+use cortex_core::answer::{
+    BotSettings, Conversation, ConversationEvent, Message, Turn, UsageEvent,
+};
+use cortex_core::audit::NewAuditEvent;
+use cortex_core::ids::{ConversationId, TenantId};
+use cortex_core::store::{Result, conflict};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::{db, insert_audit, is_unique_violation, parse_enum};
+
+fn json<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T> {
+    let value: sqlx::types::Json<T> = row.try_get(column).map_err(db)?;
+    Ok(value.0)
+}
+
+fn conversation_from(row: &PgRow) -> Result<Conversation> {
+    Ok(Conversation {
+        id: ConversationId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        channel: parse_enum("channel", row.try_get("channel").map_err(db)?)?,
+        status: parse_enum("conversation status", row.try_get("status").map_err(db)?)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+fn message_from(row: &PgRow) -> Result<Message> {
+    let tokens =
+        |c: &str| -> Result<u32> { Ok(row.try_get::<i32, _>(c).map_err(db)?.max(0) as u32) };
+    Ok(Message {
+        id: cortex_core::ids::MessageId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        conversation_id: ConversationId(row.try_get("conversation_id").map_err(db)?),
+        role: parse_enum("message role", row.try_get("role").map_err(db)?)?,
+        content: row.try_get("content").map_err(db)?,
+        citations: json(row, "citations")?,
+        context: json(row, "context")?,
+        confidence: row.try_get::<Option<f32>, _>("confidence").map_err(db)?,
+        abstained: row.try_get("abstained").map_err(db)?,
+        model: row.try_get("model").map_err(db)?,
+        prompt_tokens: tokens("prompt_tokens")?,
+        completion_tokens: tokens("completion_tokens")?,
+        latency_ms: tokens("latency_ms")?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+async fn insert_message(conn: &mut PgConnection, tenant: TenantId, m: &Message) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO messages (id, tenant_id, conversation_id, role, content, citations, context,
+             confidence, abstained, model, prompt_tokens, completion_tokens, latency_ms, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(m.id.0)
+    .bind(tenant.0)
+    .bind(m.conversation_id.0)
+    .bind(m.role.as_str())
+    .bind(&m.content)
+    .bind(sqlx::types::Json(&m.citations))
+    .bind(sqlx::types::Json(&m.context))
+    .bind(m.confidence)
+    .bind(m.abstained)
+    .bind(m.model.as_deref())
+    .bind(m.prompt_tokens.min(i32::MAX as u32) as i32)
+    .bind(m.completion_tokens.min(i32::MAX as u32) as i32)
+    .bind(m.latency_ms.min(i32::MAX as u32) as i32)
+    .bind(m.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn get_bot_settings(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Option<BotSettings>> {
+    let row = sqlx::query("SELECT settings FROM bot_settings WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.map(|r| json(&r, "settings")).transpose()
+}
+
+pub(crate) async fn put_bot_settings(
+    pool: &PgPool,
+    tenant: TenantId,
+    settings: &BotSettings,
+    at: DateTime<Utc>,
+    audit: NewAuditEvent,
+) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    sqlx::query(
+        "INSERT INTO bot_settings (tenant_id, settings, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at",
+    )
+    .bind(tenant.0)
+    .bind(sqlx::types::Json(settings))
+    .bind(at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    insert_audit(&mut tx, tenant, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn get_conversation(
+    pool: &PgPool,
+    tenant: TenantId,
+    conversation: ConversationId,
+) -> Result<Conversation> {
+    let row = sqlx::query("SELECT * FROM conversations WHERE id = $1 AND tenant_id = $2")
+        .bind(conversation.0)
+        .bind(tenant.0)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    conversation_from(&row)
+}
+
+pub(crate) async fn recent_messages(
+    pool: &PgPool,
+    tenant: TenantId,
+    conversation: ConversationId,
+    limit: u32,
+) -> Result<Vec<Message>> {
+    let rows = sqlx::query(
+        "SELECT * FROM messages WHERE tenant_id = $1 AND conversation_id = $2
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(tenant.0)
+    .bind(conversation.0)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut messages = rows.iter().map(message_from).collect::<Result<Vec<_>>>()?;
+    messages.reverse();
+    Ok(messages)
+}
+
+pub(crate) async fn record_turn(pool: &PgPool, tenant: TenantId, turn: Turn) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let at = turn.answer.created_at;
+    if let Some(c) = &turn.new_conversation {
+        sqlx::query(
+            "INSERT INTO conversations (id, tenant_id, channel, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.id.0)
+        .bind(tenant.0)
+        .bind(c.channel.as_str())
+        .bind(c.status.as_str())
+        .bind(c.created_at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(conflict::CONVERSATION_EXISTS)
+            } else {
+                db(e)
+            }
+        })?;
+    } else {
+        let done = sqlx::query(
+            "UPDATE conversations SET updated_at = $3 WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(turn.conversation_id.0)
+        .bind(tenant.0)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+    }
+    insert_message(&mut *tx, tenant, &turn.question).await?;
+    insert_message(&mut *tx, tenant, &turn.answer).await?;
+    for u in &turn.usage {
+        sqlx::query(
+            "INSERT INTO usage_events (id, tenant_id, kind, subject, quantity, conversation_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(u.id.0)
+        .bind(tenant.0)
+        .bind(u.kind.as_str())
+        .bind(&u.subject)
+        .bind(u.quantity as i64)
+        .bind(u.conversation_id.map(|c| c.0))
+        .bind(u.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    for e in &turn.events {
+        sqlx::query(
+            "INSERT INTO conversation_events (id, tenant_id, conversation_id, kind, reason, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.id.0)
+        .bind(tenant.0)
+        .bind(e.conversation_id.0)
+        .bind(e.kind.as_str())
+        .bind(&e.reason)
+        .bind(e.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn list_usage_events(
+    pool: &PgPool,
+    tenant: TenantId,
+    since: DateTime<Utc>,
+) -> Result<Vec<UsageEvent>> {
+    let rows = sqlx::query(
+        "SELECT * FROM usage_events WHERE tenant_id = $1 AND created_at >= $2 ORDER BY created_at, id",
+    )
+    .bind(tenant.0)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            Ok(UsageEvent {
+                id: cortex_core::ids::UsageEventId(row.try_get("id").map_err(db)?),
+                tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+                kind: parse_enum("usage kind", row.try_get("kind").map_err(db)?)?,
+                subject: row.try_get("subject").map_err(db)?,
+                quantity: row.try_get::<i64, _>("quantity").map_err(db)? as u64,
+                conversation_id: row
+                    .try_get::<Option<uuid::Uuid>, _>("conversation_id")
+                    .map_err(db)?
+                    .map(ConversationId),
+                created_at: row.try_get("created_at").map_err(db)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn list_conversation_events(
+    pool: &PgPool,
+    tenant: TenantId,
+    conversation: ConversationId,
+) -> Result<Vec<ConversationEvent>> {
+    let rows = sqlx::query(
+        "SELECT * FROM conversation_events WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY id",
+    )
+    .bind(tenant.0)
+    .bind(conversation.0)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            Ok(ConversationEvent {
+                id: cortex_core::ids::ConversationEventId(row.try_get("id").map_err(db)?),
+                tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+                conversation_id: ConversationId(row.try_get("conversation_id").map_err(db)?),
+                kind: parse_enum("event kind", row.try_get("kind").map_err(db)?)?,
+                reason: row.try_get("reason").map_err(db)?,
+                created_at: row.try_get("created_at").map_err(db)?,
+            })
+        })
+        .collect()
+}
