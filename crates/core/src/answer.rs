@@ -260,8 +260,10 @@ mod tests {
             break_it(&mut s);
             assert_eq!(s.validate().map_err(|e| e.0), Err(field));
         }
-        let mut s = BotSettings::default();
-        s.system_prompt = "é".repeat(2_000);
+        let s = BotSettings {
+            system_prompt: "é".repeat(2_000),
+            ..BotSettings::default()
+        };
         assert_eq!(s.validate(), Ok(()), "characters are counted, not bytes");
     }
 }

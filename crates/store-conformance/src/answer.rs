@@ -101,9 +101,11 @@ pub async fn bot_settings_default_to_none_and_are_saved_with_an_audit_entry(stor
     let (a, _) = tenant_with_owner(&store, "bot-a").await;
     let (b, _) = tenant_with_owner(&store, "bot-b").await;
     assert_eq!(store.get_bot_settings(a).await.expect("get"), None);
-    let mut settings = BotSettings::default();
-    settings.top_k = 7;
-    settings.system_prompt = "Be brief. Réponds en français.".into();
+    let mut settings = BotSettings {
+        top_k: 7,
+        system_prompt: "Be brief. Réponds en français.".into(),
+        ..BotSettings::default()
+    };
     store
         .put_bot_settings(a, &settings, now(), audit(action::BOT_SETTINGS_UPDATED))
         .await
