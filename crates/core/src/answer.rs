@@ -247,7 +247,8 @@ mod tests {
     #[test]
     fn the_defaults_are_valid_and_each_bound_is_checked() {
         assert_eq!(BotSettings::default().validate(), Ok(()));
-        let cases: [(&str, fn(&mut BotSettings)); 6] = [
+        type Breaker = fn(&mut BotSettings);
+        let cases: [(&str, Breaker); 6] = [
             ("temperature", |s| s.temperature = 1.5),
             ("top_k", |s| s.top_k = 2),
             ("top_k", |s| s.top_k = 11),
