@@ -186,8 +186,8 @@ pub(crate) async fn record_turn(pool: &SqlitePool, tenant: TenantId, turn: Turn)
             return Err(StoreError::NotFound);
         }
     }
-    insert_message(&mut *tx, tenant, &turn.question).await?;
-    insert_message(&mut *tx, tenant, &turn.answer).await?;
+    insert_message(&mut tx, tenant, &turn.question).await?;
+    insert_message(&mut tx, tenant, &turn.answer).await?;
     for u in &turn.usage {
         sqlx::query(
             "INSERT INTO usage_events (id, tenant_id, kind, subject, quantity, conversation_id, created_at)
