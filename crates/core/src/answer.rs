@@ -75,7 +75,9 @@ pub struct BotSettings {
     pub fallback_message: String,
     /// Answer in the language the customer writes in (else in the sources' language).
     pub answer_in_customer_language: bool,
-    /// 0–1. Below this relevance of the best source the bot abstains; higher is stricter.
+    /// 0–1. The bot abstains when the retrieved sources' relevance is below this: the higher
+    /// of the best source's cosine similarity to the question and the share of the question's
+    /// words (weighted by rarity) that its best sentence covers. Higher is stricter.
     pub abstention_threshold: f32,
 }
 

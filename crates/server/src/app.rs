@@ -9,6 +9,7 @@ use cortex_core::ports::{BlobStore, Embedder};
 use cortex_store_postgres::PgStore;
 use cortex_store_sqlite::SqliteStore;
 
+use crate::answer::models::ModelCatalog;
 use crate::config::Settings;
 use crate::infra::blobs::LocalBlobStore;
 use crate::infra::embedder::{Hub, LocalEmbedder};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     pub blobs: Arc<dyn BlobStore>,
     pub embedder: Arc<dyn Embedder>,
+    /// The operator's chat models and each plan's fallback chain.
+    pub models: Arc<ModelCatalog>,
     /// Fetches tenant-given URLs through the SSRF guard.
     pub fetcher: Fetcher,
     /// Wakes idle workers when a job is enqueued in this process (others poll).
@@ -86,7 +89,14 @@ impl AppState {
                 }),
             ))
         };
+        // Providers that report no usage have their tokens counted with the local tokenizer.
+        let counter = embedder.clone();
+        let models = Arc::new(ModelCatalog::build(
+            &settings,
+            Arc::new(move |text: &str| counter.count_tokens(text)),
+        )?);
         Ok(Self {
+            models,
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
             blobs,
             embedder,

@@ -277,7 +277,8 @@ pub async fn search(
         lexical_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let v = random_unit(&mut rng, 384);
         let t = Instant::now();
-        crate::knowledge::search::hybrid(store.as_ref(), tenant, &query, model, &v, k).await?;
+        crate::knowledge::search::hybrid(store.as_ref(), tenant, &query, model, &v, k, (1.0, 1.0))
+            .await?;
         hybrid_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     report("lexical", lexical_ms);

@@ -45,6 +45,8 @@ pub enum Command {
     Config,
     /// Add files to a tenant's knowledge base, as an upload through the API would.
     Ingest(IngestArgs),
+    /// Ask a tenant's bot a question and print the answer with its sources.
+    Ask(AskArgs),
     /// Measure search and ingestion speed on a scratch database (docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -52,6 +54,21 @@ pub enum Command {
     /// ingested into scratch tenants through the real pipeline: nDCG@10, Recall@10, MRR@10
     /// and latency for lexical, vector and hybrid search.
     Eval(EvalArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AskArgs {
+    /// The question, as a customer would write it.
+    pub question: String,
+    /// The tenant's id (`cortexlayer admin list-tenants` shows them).
+    #[arg(long)]
+    pub tenant: String,
+    /// Continue this conversation.
+    #[arg(long)]
+    pub conversation: Option<String>,
+    /// Print the whole answer as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(cmd) => admin(settings, cmd).await,
         Command::Ingest(args) => ingest(settings, args).await,
+        Command::Ask(args) => ask(settings, args).await,
         Command::Bench(BenchCommand::Search {
             chunks,
             queries,
@@ -202,6 +220,92 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    let state = AppState::build(settings).await?;
+    let tenant = args
+        .tenant
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--tenant must be a tenant id (a UUID)"))?;
+    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("tenant {}: {e}", args.tenant))?;
+    let conversation_id = match &args.conversation {
+        Some(c) => Some(
+            c.parse()
+                .map_err(|_| anyhow::anyhow!("--conversation must be a conversation id"))?,
+        ),
+        None => None,
+    };
+    let question = crate::answer::Question {
+        message: args.question,
+        conversation_id,
+        channel: cortex_core::answer::Channel::Api,
+        history: Vec::new(),
+    };
+    let mut out = std::io::stdout();
+    // The answer streams to the terminal as it is written (in JSON mode it comes at the end).
+    let print = |text: &str| {
+        let mut out = std::io::stdout();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    };
+    let sink: Option<cortex_core::ports::DeltaSink<'_>> = (!args.json).then_some(&print as _);
+    let a = crate::answer::ask(&state, &ctx, question, sink)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.json {
+        let citations: Vec<serde_json::Value> = a
+            .citations
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap_or_default())
+            .collect();
+        let v = serde_json::json!({
+            "conversation_id": a.conversation_id,
+            "kind": a.kind.as_str(),
+            "answer": a.text,
+            "citations": citations,
+            "confidence": a.confidence,
+            "abstained": a.abstained,
+            "handoff_requested": a.handoff_requested,
+            "model": a.model,
+            "usage": a.usage,
+            "latency_ms": a.latency_ms,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(out)?;
+    if !a.citations.is_empty() {
+        writeln!(out, "\nSources:")?;
+        for c in &a.citations {
+            let mut line = format!("[{}] {}", c.index, c.title);
+            if !c.heading_path.is_empty() {
+                line.push_str(&format!(" — {}", c.heading_path.join(" > ")));
+            }
+            if let Some(p) = c.page {
+                line.push_str(&format!(", page {p}"));
+            }
+            writeln!(out, "{line}\n    {}", c.snippet.replace('\n', " "))?;
+        }
+    }
+    writeln!(
+        out,
+        "\nconfidence {:.2} · model {} · {} ms · conversation {}{}",
+        a.confidence,
+        a.model,
+        a.latency_ms,
+        a.conversation_id,
+        if a.handoff_requested {
+            " · handed to the inbox"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
 }
 
 async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {

@@ -95,6 +95,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub smtp: SmtpSettings,
     pub knowledge: KnowledgeSettings,
+    pub answer: AnswerSettings,
     pub providers: ProviderSettings,
 }
 
@@ -233,6 +234,93 @@ impl Default for KnowledgeSettings {
     }
 }
 
+/// The answer engine: the operator's catalogue of chat models, which plans use which, and the
+/// retrieval and prompt budgets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnswerSettings {
+    /// Every chat model the operator offers. A model whose key is missing is left out, so the
+    /// plans fall back to the extractive answerer when none is usable.
+    pub models: Vec<ChatModelSettings>,
+    /// Each plan's chain of model ids: the first answers, the next takes over when it fails or
+    /// times out. A tenant may put another model of its plan's chain first.
+    pub plan_models: std::collections::BTreeMap<String, Vec<String>>,
+    /// Longest wait for a model's first byte, and between two streamed pieces.
+    /// (`CHAT_TIMEOUT_SECS`)
+    pub timeout_secs: u64,
+    /// Tries per model on 429/5xx (honouring `Retry-After`) before the next model answers.
+    pub attempts: u32,
+    /// Longest `Retry-After` honoured; a longer one moves on to the next model.
+    pub max_retry_wait_secs: u64,
+    /// Tokens of sources and earlier turns a prompt may carry.
+    pub context_tokens: usize,
+    /// Earlier messages read for a follow-up question and sent to the model.
+    pub history_messages: u32,
+    /// Reciprocal-rank-fusion weights of the two retrievers.
+    pub lexical_weight: f32,
+    pub vector_weight: f32,
+}
+
+/// One chat model endpoint (any OpenAI-compatible Chat Completions API).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatModelSettings {
+    /// The id tenants and plans refer to.
+    pub id: String,
+    /// e.g. `https://api.groq.com/openai/v1`, `http://127.0.0.1:11434/v1` (Ollama).
+    pub base_url: String,
+    /// The model name the API expects.
+    pub model: String,
+    pub api_key: Option<Secret>,
+    /// Take the key from `providers.<name>_api_key` (`openai`, `groq`, `google`); without a
+    /// key there the model is left out. Neither this nor `api_key`: a keyless endpoint.
+    pub api_key_from: Option<String>,
+}
+
+impl Default for AnswerSettings {
+    fn default() -> Self {
+        let model = |id: &str, base: &str, name: &str, from: &str| ChatModelSettings {
+            id: id.into(),
+            base_url: base.into(),
+            model: name.into(),
+            api_key: None,
+            api_key_from: Some(from.into()),
+        };
+        let chain = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        Self {
+            models: vec![
+                model(
+                    "groq-mixtral",
+                    "https://api.groq.com/openai/v1",
+                    "mixtral-8x7b-32768",
+                    "groq",
+                ),
+                model(
+                    "gpt-4o-mini",
+                    "https://api.openai.com/v1",
+                    "gpt-4o-mini",
+                    "openai",
+                ),
+                model("gpt-4o", "https://api.openai.com/v1", "gpt-4o", "openai"),
+            ],
+            plan_models: [
+                ("starter".to_owned(), chain(&["groq-mixtral"])),
+                ("growth".to_owned(), chain(&["groq-mixtral", "gpt-4o-mini"])),
+                ("scale".to_owned(), chain(&["gpt-4o", "gpt-4o-mini"])),
+            ]
+            .into_iter()
+            .collect(),
+            timeout_secs: 30,
+            attempts: 3,
+            max_retry_wait_secs: 10,
+            context_tokens: 3_000,
+            history_messages: 6,
+            lexical_weight: 1.0,
+            vector_weight: 1.0,
+        }
+    }
+}
+
 /// Keys and endpoints of outside services, used by later features.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -268,6 +356,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             smtp: SmtpSettings::default(),
             knowledge: KnowledgeSettings::default(),
+            answer: AnswerSettings::default(),
             providers: ProviderSettings::default(),
         }
     }
@@ -521,6 +610,41 @@ impl Settings {
         if let Some(v) = env("CORTEX_MAX_UPLOAD_BYTES") {
             k.max_upload_bytes = parse("CORTEX_MAX_UPLOAD_BYTES", &v)?;
         }
+        let a = &mut self.answer;
+        if let Some(v) = env("CHAT_TIMEOUT_SECS") {
+            a.timeout_secs = parse("CHAT_TIMEOUT_SECS", &v)?;
+        }
+        for (name, id) in [("OPENAI_BASE_URL", "openai"), ("GROQ_BASE_URL", "groq")] {
+            if let Some(v) = env(name) {
+                for m in &mut a.models {
+                    if m.api_key_from.as_deref() == Some(id) {
+                        m.base_url = v.clone();
+                    }
+                }
+            }
+        }
+        // One model of the operator's own (Ollama, vLLM, a proxy) at the head of every plan.
+        if let Some(base_url) = env("LLM_BASE_URL") {
+            let model = env("LLM_MODEL").ok_or(ConfigError::Env {
+                name: "LLM_MODEL",
+                reason: "LLM_BASE_URL needs LLM_MODEL too".into(),
+            })?;
+            a.models.retain(|m| m.id != "default");
+            a.models.insert(
+                0,
+                ChatModelSettings {
+                    id: "default".into(),
+                    base_url,
+                    model,
+                    api_key: secret("LLM_API_KEY"),
+                    api_key_from: None,
+                },
+            );
+            for chain in a.plan_models.values_mut() {
+                chain.retain(|id| id != "default");
+                chain.insert(0, "default".into());
+            }
+        }
         let p = &mut self.providers;
         let pairs: [(&str, &mut Option<Secret>); 10] = [
             ("OPENAI_API_KEY", &mut p.openai_api_key),
@@ -602,6 +726,50 @@ impl Settings {
                     "EMBEDDING_DIMENSIONS must be positive".into(),
                 ));
             }
+        }
+        let a = &self.answer;
+        let mut ids = std::collections::HashSet::new();
+        for m in &a.models {
+            if !ids.insert(m.id.as_str()) || m.id == cortex_core::answer::BotSettings::EXTRACTIVE {
+                return Err(ConfigError::Unsafe(format!(
+                    "answer.models: the id {:?} is taken",
+                    m.id
+                )));
+            }
+            url::Url::parse(&m.base_url).map_err(|e| {
+                ConfigError::Unsafe(format!(
+                    "answer.models {:?}: base_url is not a URL: {e}",
+                    m.id
+                ))
+            })?;
+            if let Some(from) = &m.api_key_from
+                && !matches!(from.as_str(), "openai" | "groq" | "google")
+            {
+                return Err(ConfigError::Unsafe(format!(
+                    "answer.models {:?}: api_key_from must be openai, groq or google",
+                    m.id
+                )));
+            }
+        }
+        for (plan, chain) in &a.plan_models {
+            if let Some(unknown) = chain.iter().find(|id| !ids.contains(id.as_str())) {
+                return Err(ConfigError::Unsafe(format!(
+                    "answer.plan_models.{plan}: no model has the id {unknown:?}"
+                )));
+            }
+        }
+        if a.timeout_secs == 0 || a.attempts == 0 || a.context_tokens < 256 {
+            return Err(ConfigError::Unsafe(
+                "answer: timeout_secs and attempts must be positive, context_tokens at least 256"
+                    .into(),
+            ));
+        }
+        if !(a.lexical_weight >= 0.0 && a.vector_weight >= 0.0)
+            || a.lexical_weight + a.vector_weight <= 0.0
+        {
+            return Err(ConfigError::Unsafe(
+                "answer: the fusion weights must be non-negative and not both zero".into(),
+            ));
         }
         url::Url::parse(&self.app_url)
             .map_err(|e| ConfigError::Unsafe(format!("APP_URL is not a URL: {e}")))?;

@@ -4,6 +4,8 @@
 //! - [`app`]: shared state (`AppState`) and opening the store the `DATABASE_URL` chooses.
 //! - [`tenancy`]: tenants, members, credentials, operators — the domain, free of HTTP.
 //! - [`knowledge`]: documents, their processing pipeline (jobs) and search.
+//! - [`answer`]: the answer engine: bot settings, retrieval, prompts, model chains, extractive
+//!   answers, conversations and their usage.
 //! - [`worker`]: the background job runtime.
 //! - [`infra`]: password hashing, tokens, email, rate limiting, blobs, the local embedder.
 //! - [`http`]: the router, middleware, error envelope, extractors, OpenAPI and docs page.
@@ -11,6 +13,7 @@
 //! - [`cli`]: the command line (`serve`, `migrate`, `admin`, `config`).
 //! - [`telemetry`]: logging setup.
 
+pub mod answer;
 pub mod app;
 pub mod bench;
 pub mod cli;

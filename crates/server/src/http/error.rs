@@ -145,20 +145,32 @@ impl From<TenancyError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The envelope, with the cause of a 5xx logged (once, here).
+    fn envelope(&mut self) -> ErrorBody {
         let request_id = current_request_id();
-        if let Some(cause) = &self.cause {
+        if let Some(cause) = self.cause.take() {
             tracing::error!(request.id = %request_id, error = format!("{cause:#}"), "request failed");
         }
-        let body = ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
-                message: self.message,
+                message: std::mem::take(&mut self.message),
                 request_id,
-                field: self.field,
+                field: self.field.take(),
             },
-        };
+        }
+    }
+
+    /// The envelope as JSON, for errors that travel inside a stream that already started.
+    pub fn into_body_json(mut self) -> serde_json::Value {
+        serde_json::to_value(self.envelope()).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(mut self) -> Response {
+        let body = self.envelope();
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(secs) = self.retry_after_secs {
@@ -197,6 +209,18 @@ impl From<crate::knowledge::KnowledgeError> for ApiError {
             K::OriginalMissing => Self::new(S::NOT_FOUND, "original_missing", message),
             K::Tenancy(t) => t.into(),
             K::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<crate::answer::AnswerError> for ApiError {
+    fn from(e: crate::answer::AnswerError) -> Self {
+        use crate::answer::AnswerError as A;
+        let message = e.to_string();
+        match e {
+            A::BotDisabled => Self::new(StatusCode::CONFLICT, "bot_disabled", message),
+            A::Tenancy(t) => t.into(),
+            A::Internal(cause) => Self::internal(cause),
         }
     }
 }

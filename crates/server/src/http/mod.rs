@@ -39,6 +39,7 @@ use error::ApiError;
         (name = "team", description = "Members and invitations"),
         (name = "api keys", description = "Server-to-server credentials"),
         (name = "knowledge", description = "Documents and search"),
+        (name = "chat", description = "The bot: answers, settings, OpenAI-compatible API"),
         (name = "admin", description = "Platform operators"),
         (name = "operations", description = "Health and documentation"),
     )
@@ -114,6 +115,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::documents::download_original))
         .routes(routes!(api::documents::list_chunks))
         .routes(routes!(api::documents::search_chunks))
+        .routes(routes!(api::chat::chat))
+        .routes(routes!(api::chat::get_bot, api::chat::put_bot))
+        .routes(routes!(api::chat::chat_completions))
         .routes(routes!(api::admin::list_tenants))
         .routes(routes!(api::admin::get_tenant))
         .routes(routes!(api::admin::suspend_tenant))

@@ -156,7 +156,7 @@ impl OpenAiEmbedder {
 
 /// A provider message fit to show a tenant: at most 300 characters, words that look like
 /// keys or tokens replaced.
-fn redact(message: &str) -> String {
+pub(crate) fn redact(message: &str) -> String {
     message
         .split_whitespace()
         .map(|w| {

@@ -61,6 +61,10 @@ pub async fn search(
                 state.embedder.model(),
                 &v,
                 top_k,
+                (
+                    state.settings.answer.lexical_weight,
+                    state.settings.answer.vector_weight,
+                ),
             )
             .await?
         }
@@ -95,7 +99,8 @@ async fn embed_query(state: &AppState, query: &str) -> Result<Vec<f32>> {
 
 /// Hybrid retrieval once the query is embedded: both lists, each deeper than `k` so that
 /// fusion can promote a chunk ranked well by one signal and middling by the other, fused by
-/// reciprocal rank. (Also what `cortexlayer bench search` times.)
+/// reciprocal rank with the (lexical, vector) `weights`. (Also what `cortexlayer bench search`
+/// times.)
 pub async fn hybrid(
     store: &dyn cortex_core::Store,
     tenant: cortex_core::ids::TenantId,
@@ -103,21 +108,31 @@ pub async fn hybrid(
     model: &str,
     vector: &[f32],
     k: u32,
+    weights: (f32, f32),
 ) -> cortex_core::store::Result<Vec<ChunkHit>> {
     let depth = (k * 4).max(20);
     let (lexical, vectors) = tokio::join!(
         store.lexical_search(tenant, query, depth),
         store.vector_search(tenant, model, vector, depth)
     );
-    Ok(fuse(&[lexical?, vectors?], k as usize))
+    Ok(fuse_weighted(
+        &[(weights.0, lexical?), (weights.1, vectors?)],
+        k as usize,
+    ))
 }
 
 /// Reciprocal rank fusion: each list adds `1 / (RRF_K + rank)` to a chunk's score.
 pub fn fuse(lists: &[Vec<ChunkHit>], k: usize) -> Vec<ChunkHit> {
+    let weighted: Vec<(f32, Vec<ChunkHit>)> = lists.iter().map(|l| (1.0, l.clone())).collect();
+    fuse_weighted(&weighted, k)
+}
+
+/// Weighted reciprocal rank fusion: each list adds `weight / (RRF_K + rank)`.
+pub fn fuse_weighted(lists: &[(f32, Vec<ChunkHit>)], k: usize) -> Vec<ChunkHit> {
     let mut scores: HashMap<ChunkId, (f32, ChunkHit)> = HashMap::new();
-    for list in lists {
+    for (weight, list) in lists {
         for (rank, hit) in list.iter().enumerate() {
-            let add = 1.0 / (RRF_K + rank as f32 + 1.0);
+            let add = weight / (RRF_K + rank as f32 + 1.0);
             scores
                 .entry(hit.chunk.id)
                 .and_modify(|(s, _)| *s += add)

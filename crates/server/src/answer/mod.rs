@@ -1,0 +1,758 @@
+//! The answer engine: a customer's message in, a cited answer (or an honest "I don't know")
+//! out, stored with the context it was built from, what it cost and what the inbox must do.
+//!
+//! For each message: greetings and small talk are answered at once; a request for a person is
+//! handed off; anything else is a question. A follow-up is rewritten into a standalone query
+//! (by the model when the tenant has one, else by rule), the tenant's chunks are retrieved by
+//! words and by meaning and fused, and the bot abstains when the best source is not relevant
+//! enough. Then the plan's model chain writes the answer from numbered sources (falling back
+//! model by model, and to the extractive answerer when every model fails), or the extractive
+//! answerer quotes the sources directly when no model is configured. Each answer sentence is
+//! checked against the sources it cites; unsupported claims lower the confidence.
+//!
+//! Depends on the core ports, `cortex-ai`'s extractive answerer and `tenancy`; never on axum.
+
+pub mod intents;
+pub mod models;
+pub mod prompt;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::Utc;
+use cortex_ai::extractive;
+use cortex_core::answer::{
+    BotSettings, Channel, Citation, Conversation, ConversationEvent, ConversationEventKind,
+    ConversationStatus, Message, MessageRole, RetrievedChunk, Turn, UsageEvent, UsageKind,
+};
+use cortex_core::audit::{NewAuditEvent, action};
+use cortex_core::credentials::ApiScope;
+use cortex_core::ids::{ChunkId, ConversationEventId, ConversationId, MessageId, UsageEventId};
+use cortex_core::knowledge::ChunkHit;
+use cortex_core::lexical::Analyzer;
+use cortex_core::ports::{ChatMessage, ChatRequest, ChatRole, DeltaSink};
+use cortex_core::tenancy::Role;
+
+use crate::app::AppState;
+use crate::knowledge::search;
+use crate::tenancy::{Caller, TenancyError, TenantCtx};
+use intents::Intent;
+
+/// Longest customer message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4_000;
+/// Sentences the extractive answerer quotes at most.
+const EXTRACTIVE_SENTENCES: usize = 3;
+/// Cosine similarity of a source that counts as fully relevant for the confidence value.
+const FULL_RELEVANCE: f32 = 0.6;
+/// Longest snippet of a source shown with a citation, in characters.
+const SNIPPET_CHARS: usize = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("this bot is switched off; an admin can switch it on in the bot settings")]
+    BotDisabled,
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<cortex_core::StoreError> for AnswerError {
+    fn from(e: cortex_core::StoreError) -> Self {
+        Self::Tenancy(e.into())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, AnswerError>;
+
+fn validation(field: &'static str, message: impl Into<String>) -> AnswerError {
+    TenancyError::Validation {
+        field,
+        message: message.into(),
+    }
+    .into()
+}
+
+// ----- bot settings ------------------------------------------------------------------------
+
+/// The bot's settings with what the tenant's plan offers.
+pub struct BotView {
+    pub settings: BotSettings,
+    /// Model ids the tenant may choose (`extractive` always among them).
+    pub available_models: Vec<String>,
+    /// The models that would answer now, in order; empty means extractive answers.
+    pub chain: Vec<String>,
+}
+
+fn bot_view(state: &AppState, ctx: &TenantCtx, settings: BotSettings) -> BotView {
+    let plan = &ctx.tenant().plan;
+    let mut available_models = state.models.plan_chain(plan);
+    available_models.push(BotSettings::EXTRACTIVE.to_owned());
+    let chain = state
+        .models
+        .chain(plan, &settings)
+        .iter()
+        .map(|m| m.id().to_owned())
+        .collect();
+    BotView {
+        settings,
+        available_models,
+        chain,
+    }
+}
+
+async fn settings_of(state: &AppState, ctx: &TenantCtx) -> Result<BotSettings> {
+    Ok(state
+        .store
+        .get_bot_settings(ctx.tenant_id())
+        .await?
+        .unwrap_or_default())
+}
+
+pub async fn get_bot(state: &AppState, ctx: &TenantCtx) -> Result<BotView> {
+    ctx.require_scope(ApiScope::Chat)?;
+    let settings = settings_of(state, ctx).await?;
+    Ok(bot_view(state, ctx, settings))
+}
+
+/// Replaces the bot settings (admins and owners).
+pub async fn put_bot(state: &AppState, ctx: &TenantCtx, settings: BotSettings) -> Result<BotView> {
+    match ctx.caller() {
+        Caller::User(_) => {
+            ctx.member_with(Role::Admin)?;
+        }
+        Caller::Operator => {}
+        Caller::ApiKey(_) => {
+            return Err(TenancyError::Forbidden("bot settings are changed by admins").into());
+        }
+    }
+    settings
+        .validate()
+        .map_err(|(field, message)| validation(field, message))?;
+    if let Some(model) = &settings.model
+        && !state.models.allows(&ctx.tenant().plan, model)
+    {
+        let view = bot_view(state, ctx, BotSettings::default());
+        return Err(validation(
+            "model",
+            format!(
+                "not available on the {} plan; choose one of: {}",
+                ctx.tenant().plan,
+                view.available_models.join(", ")
+            ),
+        ));
+    }
+    let now = Utc::now();
+    state
+        .store
+        .put_bot_settings(
+            ctx.tenant_id(),
+            &settings,
+            now,
+            NewAuditEvent::new(ctx.actor(), action::BOT_SETTINGS_UPDATED, now).metadata(
+                serde_json::json!({ "model": settings.model, "enabled": settings.enabled }),
+            ),
+        )
+        .await?;
+    Ok(bot_view(state, ctx, settings))
+}
+
+// ----- asking --------------------------------------------------------------------------------
+
+/// A customer's message.
+pub struct Question {
+    pub message: String,
+    /// Continue this conversation (else a new one opens).
+    pub conversation_id: Option<ConversationId>,
+    pub channel: Channel,
+    /// Earlier turns the caller carries itself (the OpenAI-compatible endpoint); when empty
+    /// the stored conversation's are read.
+    pub history: Vec<(MessageRole, String)>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AnswerUsage {
+    pub embedding_tokens: u32,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// What kind of reply this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyKind {
+    Answer,
+    Greeting,
+    SmallTalk,
+    Handoff,
+}
+
+impl ReplyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answer => "answer",
+            Self::Greeting => "greeting",
+            Self::SmallTalk => "small_talk",
+            Self::Handoff => "handoff",
+        }
+    }
+}
+
+pub struct Answer {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub kind: ReplyKind,
+    pub text: String,
+    pub citations: Vec<Citation>,
+    /// 0–1.
+    pub confidence: f32,
+    pub abstained: bool,
+    pub handoff_requested: bool,
+    /// The model that wrote the answer; `extractive` for quoted answers, `none` for replies
+    /// made without retrieval.
+    pub model: String,
+    pub usage: AnswerUsage,
+    pub latency_ms: u32,
+    /// The query retrieval ran with (the question, or its standalone rewrite).
+    pub query: Option<String>,
+}
+
+/// The working state of one answer.
+struct Draft {
+    kind: ReplyKind,
+    text: String,
+    citations: Vec<Citation>,
+    context: Vec<RetrievedChunk>,
+    confidence: f32,
+    abstained: bool,
+    handoff: Option<&'static str>,
+    model: String,
+    usage: AnswerUsage,
+    /// Tokens per model, for the ledger.
+    model_usage: Vec<(String, u32, u32)>,
+    query: Option<String>,
+}
+
+impl Draft {
+    fn reply(kind: ReplyKind, text: String) -> Self {
+        Self {
+            kind,
+            text,
+            citations: Vec::new(),
+            context: Vec::new(),
+            confidence: 1.0,
+            abstained: false,
+            handoff: None,
+            model: "none".into(),
+            usage: AnswerUsage::default(),
+            model_usage: Vec::new(),
+            query: None,
+        }
+    }
+}
+
+/// Answers one message and stores the turn. With `on_delta` the answer's text is passed on
+/// as it is produced.
+pub async fn ask(
+    state: &AppState,
+    ctx: &TenantCtx,
+    question: Question,
+    on_delta: Option<DeltaSink<'_>>,
+) -> Result<Answer> {
+    ctx.require_scope(ApiScope::Chat)?;
+    let started = Instant::now();
+    let message = question.message.trim().to_owned();
+    if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(validation(
+            "message",
+            format!("must be 1 to {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    let bot = settings_of(state, ctx).await?;
+    if !bot.enabled {
+        return Err(AnswerError::BotDisabled);
+    }
+    // The plan's request rate, per tenant.
+    let plan = cortex_core::plans::plan_or_default(&ctx.tenant().plan);
+    let hit = state
+        .limiter
+        .hit(
+            &format!("chat:{}", ctx.tenant_id()),
+            plan.requests_per_minute,
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    if !hit.allowed {
+        return Err(TenancyError::RateLimited {
+            retry_after_secs: hit.retry_after.as_secs().max(1),
+        }
+        .into());
+    }
+    let tenant = ctx.tenant_id();
+    let (conversation_id, new_conversation, history) = match question.conversation_id {
+        Some(id) => {
+            state.store.get_conversation(tenant, id).await?;
+            let history = if question.history.is_empty() {
+                state
+                    .store
+                    .recent_messages(tenant, id, state.settings.answer.history_messages)
+                    .await?
+                    .into_iter()
+                    .map(|m| (m.role, m.content))
+                    .collect()
+            } else {
+                question.history
+            };
+            (id, None, history)
+        }
+        None => {
+            let now = Utc::now();
+            let c = Conversation {
+                id: ConversationId::new(),
+                tenant_id: tenant,
+                channel: question.channel,
+                status: ConversationStatus::Bot,
+                created_at: now,
+                updated_at: now,
+            };
+            (c.id, Some(c), question.history)
+        }
+    };
+    let question_message = Message {
+        id: MessageId::new(),
+        tenant_id: tenant,
+        conversation_id,
+        role: MessageRole::User,
+        content: message.clone(),
+        citations: Vec::new(),
+        context: Vec::new(),
+        confidence: None,
+        abstained: false,
+        model: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 0,
+        created_at: Utc::now(),
+    };
+
+    let draft = match intents::classify(&message) {
+        Intent::Greeting => Draft::reply(ReplyKind::Greeting, bot.greeting.clone()),
+        Intent::Thanks => Draft::reply(
+            ReplyKind::SmallTalk,
+            "You're welcome! Is there anything else I can help you with?".into(),
+        ),
+        Intent::Goodbye => Draft::reply(
+            ReplyKind::SmallTalk,
+            "Goodbye, and thank you for reaching out!".into(),
+        ),
+        Intent::Human => Draft {
+            handoff: Some("customer_asked"),
+            ..Draft::reply(
+                ReplyKind::Handoff,
+                "I'm connecting you with a member of our team. They will reply in this \
+                 conversation as soon as they can."
+                    .into(),
+            )
+        },
+        Intent::Question => answer_question(state, ctx, &bot, &message, &history, on_delta).await?,
+    };
+    if draft.kind != ReplyKind::Answer
+        && let Some(sink) = on_delta
+    {
+        sink(&draft.text);
+    }
+
+    let latency_ms = started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+    let now = Utc::now();
+    let answer_message = Message {
+        id: MessageId::new(),
+        tenant_id: tenant,
+        conversation_id,
+        role: MessageRole::Assistant,
+        content: draft.text.clone(),
+        citations: draft.citations.clone(),
+        context: draft.context,
+        confidence: Some(draft.confidence),
+        abstained: draft.abstained,
+        model: Some(draft.model.clone()),
+        prompt_tokens: draft.usage.prompt_tokens,
+        completion_tokens: draft.usage.completion_tokens,
+        latency_ms,
+        created_at: now,
+    };
+    let usage_event = |kind: UsageKind, subject: &str, quantity: u64| UsageEvent {
+        id: UsageEventId::new(),
+        tenant_id: tenant,
+        kind,
+        subject: subject.to_owned(),
+        quantity,
+        conversation_id: Some(conversation_id),
+        created_at: now,
+    };
+    let mut usage = vec![usage_event(
+        UsageKind::Message,
+        question.channel.as_str(),
+        1,
+    )];
+    if draft.usage.embedding_tokens > 0 {
+        usage.push(usage_event(
+            UsageKind::EmbeddingTokens,
+            state.embedder.model(),
+            u64::from(draft.usage.embedding_tokens),
+        ));
+    }
+    for (model, prompt, completion) in &draft.model_usage {
+        usage.push(usage_event(
+            UsageKind::PromptTokens,
+            model,
+            u64::from(*prompt),
+        ));
+        usage.push(usage_event(
+            UsageKind::CompletionTokens,
+            model,
+            u64::from(*completion),
+        ));
+    }
+    let events = draft
+        .handoff
+        .map(|reason| ConversationEvent {
+            id: ConversationEventId::new(),
+            tenant_id: tenant,
+            conversation_id,
+            kind: ConversationEventKind::HandoffRequested,
+            reason: reason.to_owned(),
+            created_at: now,
+        })
+        .into_iter()
+        .collect();
+    let message_id = answer_message.id;
+    state
+        .store
+        .record_turn(
+            tenant,
+            Turn {
+                new_conversation,
+                conversation_id,
+                question: question_message,
+                answer: answer_message,
+                usage,
+                events,
+            },
+        )
+        .await?;
+    tracing::info!(
+        conversation = %conversation_id,
+        kind = draft.kind.as_str(),
+        model = %draft.model,
+        abstained = draft.abstained,
+        handoff = draft.handoff.is_some(),
+        confidence = draft.confidence,
+        latency_ms,
+        "answered"
+    );
+    Ok(Answer {
+        conversation_id,
+        message_id,
+        kind: draft.kind,
+        text: draft.text,
+        citations: draft.citations,
+        confidence: draft.confidence,
+        abstained: draft.abstained,
+        handoff_requested: draft.handoff.is_some(),
+        model: draft.model,
+        usage: draft.usage,
+        latency_ms,
+        query: draft.query,
+    })
+}
+
+/// A retrieved chunk with its cosine similarity to the query, when it has a vector.
+struct Source {
+    hit: ChunkHit,
+    similarity: Option<f32>,
+}
+
+async fn retrieve(
+    state: &AppState,
+    ctx: &TenantCtx,
+    query: &str,
+    k: u32,
+) -> Result<(Vec<Source>, u32)> {
+    let tenant = ctx.tenant_id();
+    let embedding_tokens = state.embedder.count_tokens(query) as u32;
+    let vector = state
+        .embedder
+        .embed(vec![query.to_owned()])
+        .await
+        .map_err(|e| anyhow::anyhow!("embedding the query: {e}"))?
+        .pop()
+        .unwrap_or_default();
+    let depth = (k * 4).max(20);
+    let (lexical, vectors) = tokio::join!(
+        state.store.lexical_search(tenant, query, depth),
+        state
+            .store
+            .vector_search(tenant, state.embedder.model(), &vector, depth)
+    );
+    let vectors = vectors?;
+    let similarity: HashMap<ChunkId, f32> = vectors.iter().map(|h| (h.chunk.id, h.score)).collect();
+    let a = &state.settings.answer;
+    let fused = search::fuse_weighted(
+        &[(a.lexical_weight, lexical?), (a.vector_weight, vectors)],
+        k as usize,
+    );
+    Ok((
+        fused
+            .into_iter()
+            .map(|hit| Source {
+                similarity: similarity.get(&hit.chunk.id).copied(),
+                hit,
+            })
+            .collect(),
+        embedding_tokens,
+    ))
+}
+
+fn source_text(hit: &ChunkHit) -> String {
+    match &hit.chunk.answer {
+        Some(answer) => format!("{}\n{}", hit.chunk.text, answer),
+        None => hit.chunk.text.clone(),
+    }
+}
+
+/// The part of a source worth showing beside a citation: its sentences that best cover
+/// `focus` (the question, or the answer's text), else its opening.
+fn snippet(text: &str, focus: &str, analyzer: &Analyzer) -> String {
+    let best = extractive::extract(focus, &[text], analyzer, 2);
+    let chosen = if best.abstained() {
+        text.to_owned()
+    } else {
+        best.quotes
+            .iter()
+            .map(|q| q.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" … ")
+    };
+    let mut out: String = chosen.chars().take(SNIPPET_CHARS).collect();
+    if out.len() < chosen.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn citation(
+    number: usize,
+    source: &Source,
+    text: &str,
+    focus: &str,
+    analyzer: &Analyzer,
+) -> Citation {
+    let snippet = snippet(text, focus, analyzer);
+    Citation {
+        index: number as u32,
+        document_id: source.hit.chunk.document_id,
+        chunk_id: source.hit.chunk.id,
+        title: source.hit.document_title.clone(),
+        heading_path: source.hit.chunk.heading_path.clone(),
+        page: source.hit.chunk.page_start,
+        snippet,
+        score: source.similarity.unwrap_or(source.hit.score),
+    }
+}
+
+async fn answer_question(
+    state: &AppState,
+    ctx: &TenantCtx,
+    bot: &BotSettings,
+    message: &str,
+    history: &[(MessageRole, String)],
+    on_delta: Option<DeltaSink<'_>>,
+) -> Result<Draft> {
+    let analyzer = Analyzer::default();
+    let chain = state.models.chain(&ctx.tenant().plan, bot);
+    let mut draft = Draft::reply(ReplyKind::Answer, String::new());
+
+    // A follow-up becomes a standalone query.
+    let previous = history
+        .iter()
+        .rev()
+        .find(|(role, _)| *role == MessageRole::User)
+        .map(|(_, text)| text.as_str());
+    let mut query = intents::merge_follow_up(message, previous, &analyzer);
+    if query != message && !chain.is_empty() {
+        let mut messages = vec![ChatMessage::new(
+            ChatRole::System,
+            "Rewrite the customer's last message as one standalone question for a search \
+             engine, using the conversation for context. Reply with the question only.",
+        )];
+        for (role, text) in history.iter().rev().take(4).rev() {
+            let role = if *role == MessageRole::User {
+                ChatRole::User
+            } else {
+                ChatRole::Assistant
+            };
+            messages.push(ChatMessage::new(role, text.clone()));
+        }
+        messages.push(ChatMessage::new(ChatRole::User, message));
+        let request = ChatRequest {
+            messages,
+            temperature: 0.0,
+            max_tokens: 128,
+            tools: Vec::new(),
+        };
+        if let Ok(r) = models::complete(&chain, &request, None).await {
+            draft.model_usage.push((
+                r.model.clone(),
+                r.usage.prompt_tokens,
+                r.usage.completion_tokens,
+            ));
+            draft.usage.prompt_tokens += r.usage.prompt_tokens;
+            draft.usage.completion_tokens += r.usage.completion_tokens;
+            let rewritten: String = r.content.trim().chars().take(500).collect();
+            if !rewritten.is_empty() {
+                query = rewritten;
+            }
+        }
+    }
+
+    let (sources, embedding_tokens) = retrieve(state, ctx, &query, bot.top_k).await?;
+    draft.usage.embedding_tokens = embedding_tokens;
+    draft.context = sources
+        .iter()
+        .map(|s| RetrievedChunk {
+            chunk_id: s.hit.chunk.id,
+            document_id: s.hit.chunk.document_id,
+            score: s.hit.score,
+            similarity: s.similarity,
+        })
+        .collect();
+    draft.query = Some(query.clone());
+    let texts: Vec<String> = sources.iter().map(|s| source_text(&s.hit)).collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+
+    // Relevance: the higher of the best source's cosine similarity to the query and the share
+    // of the query's (rarity-weighted) words that the best sentence covers. Either alone
+    // misleads: a chunk covering several topics has a diluted vector, and a chunk not embedded
+    // yet has none; a sentence can share words with a question it does not answer.
+    let extract = extractive::extract(&query, &text_refs, &analyzer, EXTRACTIVE_SENTENCES);
+    let relevance = sources
+        .iter()
+        .filter_map(|s| s.similarity)
+        .fold(extract.confidence, f32::max);
+    let retrieval_confidence = (relevance / FULL_RELEVANCE).clamp(0.0, 1.0);
+
+    let abstain = |mut draft: Draft| {
+        draft.text = bot.fallback_message.clone();
+        draft.abstained = true;
+        draft.confidence = 0.0;
+        draft.handoff = Some("abstained");
+        draft.citations.clear();
+        draft
+    };
+    if sources.is_empty() || relevance < bot.abstention_threshold {
+        if let Some(sink) = on_delta {
+            sink(&bot.fallback_message);
+        }
+        return Ok(abstain(draft));
+    }
+
+    if !chain.is_empty() {
+        let prompt_sources: Vec<prompt::PromptSource<'_>> = sources
+            .iter()
+            .zip(&texts)
+            .enumerate()
+            .map(|(i, (s, text))| prompt::PromptSource {
+                number: i + 1,
+                title: &s.hit.document_title,
+                section: s.hit.chunk.heading_path.join(" > "),
+                page: s.hit.chunk.page_start,
+                text,
+            })
+            .collect();
+        let count = |t: &str| state.embedder.count_tokens(t);
+        let (messages, kept) = prompt::build(
+            &ctx.tenant().name,
+            bot,
+            prompt_sources,
+            history,
+            message,
+            state.settings.answer.context_tokens,
+            &count,
+        );
+        let request = ChatRequest {
+            messages,
+            temperature: bot.temperature,
+            max_tokens: bot.max_answer_tokens,
+            tools: Vec::new(),
+        };
+        match models::complete(&chain, &request, on_delta).await {
+            Ok(r) => {
+                draft.model_usage.push((
+                    r.model.clone(),
+                    r.usage.prompt_tokens,
+                    r.usage.completion_tokens,
+                ));
+                draft.usage.prompt_tokens += r.usage.prompt_tokens;
+                draft.usage.completion_tokens += r.usage.completion_tokens;
+                draft.model = r.model;
+                let text = r.content.trim().to_owned();
+                if text.is_empty() || said_fallback(&text, &bot.fallback_message) {
+                    return Ok(abstain(draft));
+                }
+                let kept_texts = &text_refs[..kept];
+                let grounding = prompt::grounding(&text, kept_texts, &analyzer);
+                draft.citations = prompt::cited_numbers(&text, kept)
+                    .into_iter()
+                    .map(|n| citation(n, &sources[n - 1], kept_texts[n - 1], &text, &analyzer))
+                    .collect();
+                draft.confidence = retrieval_confidence * grounding.ratio();
+                draft.text = text;
+                return Ok(draft);
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    models = failure.failures.len(),
+                    streamed = failure.streamed,
+                    "every chat model failed; answering extractively"
+                );
+                if failure.streamed
+                    && let Some(sink) = on_delta
+                {
+                    // Separates the broken-off text from the extractive answer that follows.
+                    sink("\n\n");
+                }
+            }
+        }
+    }
+
+    // The extractive answerer: the sources' own sentences, cited.
+    draft.model = BotSettings::EXTRACTIVE.to_owned();
+    if extract.abstained() {
+        if let Some(sink) = on_delta {
+            sink(&bot.fallback_message);
+        }
+        return Ok(abstain(draft));
+    }
+    let mut cited: Vec<usize> = extract.quotes.iter().map(|q| q.source).collect();
+    cited.dedup();
+    draft.citations = cited
+        .into_iter()
+        .map(|i| citation(i + 1, &sources[i], &texts[i], &query, &analyzer))
+        .collect();
+    draft.text = extract.text();
+    draft.confidence = 0.5 * retrieval_confidence + 0.5 * extract.confidence;
+    if let Some(sink) = on_delta {
+        for (i, q) in extract.quotes.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            sink(&format!("{sep}{} [{}]", q.text, q.source + 1));
+        }
+    }
+    Ok(draft)
+}
+
+/// Whether the model answered with the fallback message (as told to when the sources do not
+/// answer), allowing for quotes and punctuation around it.
+fn said_fallback(text: &str, fallback: &str) -> bool {
+    let a = intents::fold(text);
+    let b = intents::fold(fallback);
+    !b.is_empty() && (a == b || (a.len() < b.len() + 40 && a.contains(&b)))
+}
