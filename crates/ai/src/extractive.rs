@@ -7,6 +7,11 @@
 //! lower down. The best sentences above a floor are kept (at most `max_sentences`, no near
 //! repeats) and put back in reading order: by source, then by position. When no sentence
 //! reaches the floor the answerer abstains rather than quote something beside the point.
+//!
+//! With each sentence's cosine similarity to the question (from the embedding model), the
+//! score is mostly similarity and partly word coverage: a sentence that shares one word with the
+//! question ("take") but speaks of something else falls behind the one that answers it. Only
+//! sentences scoring at least [`RELATIVE_FLOOR`] of the best one join it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,6 +19,12 @@ use cortex_core::lexical::Analyzer;
 
 /// A sentence must cover at least this share of the question's weight to be quoted.
 pub const MIN_COVERAGE: f32 = 0.3;
+/// With similarities, the share of a sentence's score that comes from its meaning (the rest
+/// from word coverage): MiniLM judges "which countries do you deliver to?" against "We ship
+/// to the United States and Canada" better than shared words do.
+pub const SIMILARITY_WEIGHT: f32 = 0.7;
+/// Later quotes must score at least this share of the best quote's score.
+pub const RELATIVE_FLOOR: f32 = 0.7;
 /// Score lost per rank of the source a sentence comes from.
 const RANK_PENALTY: f32 = 0.04;
 /// Sentences shorter than this many characters are headings or fragments, not answers.
@@ -89,11 +100,14 @@ fn push_sentence<'a>(out: &mut Vec<&'a str>, s: &'a str) {
 }
 
 /// Picks the sentences of `sources` (best retrieved first) that answer `question`.
+/// `similarity`, when given, holds for each source the cosine similarity of each of its
+/// [`sentences`] to the question, in order.
 pub fn extract(
     question: &str,
     sources: &[&str],
     analyzer: &Analyzer,
     max_sentences: usize,
+    similarity: Option<&[Vec<f32>]>,
 ) -> Extract {
     let asked: HashSet<String> = analyzer.terms(question).into_iter().collect();
     // (source, position, text, terms)
@@ -122,13 +136,23 @@ pub fn extract(
     let mut scored: Vec<(f32, usize)> = candidates
         .iter()
         .enumerate()
-        .map(|(i, (source, _, _, terms))| {
+        .map(|(i, (source, position, _, terms))| {
             let covered: f32 = asked
                 .iter()
                 .filter(|t| terms.contains(*t))
                 .map(|t| weight(t))
                 .sum();
-            let score = covered / total - RANK_PENALTY * *source as f32;
+            let coverage = covered / total;
+            let blended = match similarity
+                .and_then(|s| s.get(*source))
+                .and_then(|s| s.get(*position))
+            {
+                Some(cos) => {
+                    (1.0 - SIMILARITY_WEIGHT) * coverage + SIMILARITY_WEIGHT * cos.max(0.0)
+                }
+                None => coverage,
+            };
+            let score = blended - RANK_PENALTY * *source as f32;
             (score.clamp(0.0, 1.0), i)
         })
         .collect();
@@ -136,7 +160,10 @@ pub fn extract(
     let confidence = scored.first().map_or(0.0, |s| s.0);
     let mut picked: Vec<(f32, usize)> = Vec::new();
     for &(score, i) in &scored {
-        if score < MIN_COVERAGE || picked.len() == max_sentences {
+        if score < MIN_COVERAGE
+            || score < RELATIVE_FLOOR * confidence
+            || picked.len() == max_sentences
+        {
             break;
         }
         let terms = &candidates[i].3;
@@ -207,6 +234,7 @@ mod tests {
             &[SHIPPING, REFUNDS, OFFICE],
             &a,
             2,
+            None,
         );
         assert!(!got.abstained());
         assert_eq!(got.quotes[0].source, 1);
@@ -234,20 +262,46 @@ mod tests {
             &[SHIPPING, OFFICE],
             &a,
             3,
+            None,
         );
         assert!(got.abstained());
         assert_eq!(got.confidence, 0.0);
         assert_eq!(got.text(), "");
-        assert!(extract("the of and", &[REFUNDS], &a, 3).abstained());
-        assert!(extract("refund", &[], &a, 3).abstained());
+        assert!(extract("the of and", &[REFUNDS], &a, 3, None).abstained());
+        assert!(extract("refund", &[], &a, 3, None).abstained());
     }
 
     #[test]
     fn near_repeats_are_quoted_once() {
         let a = Analyzer::default();
         let dup = "Refunds go back to the original payment method within five business days.";
-        let got = extract("where does my refund go", &[dup, dup, REFUNDS], &a, 3);
+        let got = extract("where does my refund go", &[dup, dup, REFUNDS], &a, 3, None);
         let texts: Vec<&str> = got.quotes.iter().map(|q| q.text.as_str()).collect();
         assert_eq!(texts.iter().filter(|t| **t == dup).count(), 1, "{texts:?}");
+    }
+
+    #[test]
+    fn similarity_separates_the_answer_from_a_sentence_sharing_one_word() {
+        let a = Analyzer::default();
+        let guide = "Refunds are issued within 14 days of receiving the item. \
+            Standard delivery takes five business days.";
+        let question = "How long do refunds take?";
+        // By words alone both sentences cover one of the question's two words.
+        let lexical = extract(question, &[guide], &a, 3, None);
+        assert_eq!(lexical.quotes.len(), 2);
+        // The model sees that only the first one is about refunds.
+        let similarity = vec![vec![0.71, 0.18]];
+        let got = extract(question, &[guide], &a, 3, Some(&similarity));
+        let texts: Vec<&str> = got.quotes.iter().map(|q| q.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["Refunds are issued within 14 days of receiving the item."]
+        );
+        assert!(
+            // "long", "refund", "take" weigh the same; the sentence covers one of three.
+            (got.confidence - (0.3 / 3.0 + 0.7 * 0.71)).abs() < 1e-4,
+            "{}",
+            got.confidence
+        );
     }
 }

@@ -44,6 +44,8 @@ pub const MAX_MESSAGE_CHARS: usize = 4_000;
 const EXTRACTIVE_SENTENCES: usize = 3;
 /// Cosine similarity of a source that counts as fully relevant for the confidence value.
 const FULL_RELEVANCE: f32 = 0.6;
+/// Sentences of the sources the extractive answerer compares with the question by meaning.
+const MAX_SCORED_SENTENCES: usize = 64;
 /// Longest snippet of a source shown with a citation, in characters.
 const SNIPPET_CHARS: usize = 300;
 
@@ -471,12 +473,14 @@ struct Source {
     similarity: Option<f32>,
 }
 
-async fn retrieve(
-    state: &AppState,
-    ctx: &TenantCtx,
-    query: &str,
-    k: u32,
-) -> Result<(Vec<Source>, u32)> {
+/// What retrieval found, with the query's vector and the tokens embedded.
+struct Retrieved {
+    sources: Vec<Source>,
+    vector: Vec<f32>,
+    embedding_tokens: u32,
+}
+
+async fn retrieve(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Result<Retrieved> {
     let tenant = ctx.tenant_id();
     let embedding_tokens = state.embedder.count_tokens(query) as u32;
     let vector = state
@@ -500,16 +504,53 @@ async fn retrieve(
         &[(a.lexical_weight, lexical?), (a.vector_weight, vectors)],
         k as usize,
     );
-    Ok((
-        fused
+    Ok(Retrieved {
+        sources: fused
             .into_iter()
             .map(|hit| Source {
                 similarity: similarity.get(&hit.chunk.id).copied(),
                 hit,
             })
             .collect(),
+        vector,
         embedding_tokens,
-    ))
+    })
+}
+
+/// The cosine similarity of each sentence of each source to the query, for the first
+/// [`MAX_SCORED_SENTENCES`] sentences (later sources get none and are scored by words).
+/// Returns them with the tokens embedded.
+async fn sentence_similarity(
+    state: &AppState,
+    query_vector: &[f32],
+    texts: &[&str],
+) -> Result<(Vec<Vec<f32>>, u32)> {
+    let mut owners: Vec<usize> = Vec::new();
+    let mut batch: Vec<String> = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        for s in extractive::sentences(text) {
+            if batch.len() == MAX_SCORED_SENTENCES {
+                break;
+            }
+            owners.push(i);
+            batch.push(s.to_owned());
+        }
+    }
+    let tokens = batch
+        .iter()
+        .map(|s| state.embedder.count_tokens(s) as u32)
+        .sum();
+    let vectors = state
+        .embedder
+        .embed(batch)
+        .await
+        .map_err(|e| anyhow::anyhow!("embedding the sources' sentences: {e}"))?;
+    let mut out = vec![Vec::new(); texts.len()];
+    for (owner, v) in owners.into_iter().zip(vectors) {
+        let cos: f32 = v.iter().zip(query_vector).map(|(a, b)| a * b).sum();
+        out[owner].push(cos);
+    }
+    Ok((out, tokens))
 }
 
 fn source_text(hit: &ChunkHit) -> String {
@@ -522,7 +563,7 @@ fn source_text(hit: &ChunkHit) -> String {
 /// The part of a source worth showing beside a citation: its sentences that best cover
 /// `focus` (the question, or the answer's text), else its opening.
 fn snippet(text: &str, focus: &str, analyzer: &Analyzer) -> String {
-    let best = extractive::extract(focus, &[text], analyzer, 2);
+    let best = extractive::extract(focus, &[text], analyzer, 2, None);
     let chosen = if best.abstained() {
         text.to_owned()
     } else {
@@ -614,7 +655,11 @@ async fn answer_question(
         }
     }
 
-    let (sources, embedding_tokens) = retrieve(state, ctx, &query, bot.top_k).await?;
+    let Retrieved {
+        sources,
+        vector: query_vector,
+        embedding_tokens,
+    } = retrieve(state, ctx, &query, bot.top_k).await?;
     draft.usage.embedding_tokens = embedding_tokens;
     draft.context = sources
         .iter()
@@ -633,11 +678,11 @@ async fn answer_question(
     // of the query's (rarity-weighted) words that the best sentence covers. Either alone
     // misleads: a chunk covering several topics has a diluted vector, and a chunk not embedded
     // yet has none; a sentence can share words with a question it does not answer.
-    let extract = extractive::extract(&query, &text_refs, &analyzer, EXTRACTIVE_SENTENCES);
+    let by_words = extractive::extract(&query, &text_refs, &analyzer, EXTRACTIVE_SENTENCES, None);
     let relevance = sources
         .iter()
         .filter_map(|s| s.similarity)
-        .fold(extract.confidence, f32::max);
+        .fold(by_words.confidence, f32::max);
     let retrieval_confidence = (relevance / FULL_RELEVANCE).clamp(0.0, 1.0);
 
     let abstain = |mut draft: Draft| {
@@ -724,8 +769,22 @@ async fn answer_question(
         }
     }
 
-    // The extractive answerer: the sources' own sentences, cited.
+    // The extractive answerer: the sources' own sentences that answer the question best by
+    // words and by meaning, cited.
     draft.model = BotSettings::EXTRACTIVE.to_owned();
+    let extract = if by_words.abstained() || query_vector.is_empty() {
+        by_words
+    } else {
+        let (similarity, tokens) = sentence_similarity(state, &query_vector, &text_refs).await?;
+        draft.usage.embedding_tokens += tokens;
+        extractive::extract(
+            &query,
+            &text_refs,
+            &analyzer,
+            EXTRACTIVE_SENTENCES,
+            Some(&similarity),
+        )
+    };
     if extract.abstained() {
         if let Some(sink) = on_delta {
             sink(&bot.fallback_message);
