@@ -6,6 +6,9 @@
 //!   (random unit vectors, so the scan does real work; text from a fixed vocabulary).
 //! - `bench ingest FILE…`: seconds per MB until the files are lexically searchable and until
 //!   they are fully embedded, with the real local model.
+//! - `bench answer --questions Q.jsonl FILE…`: the answer engine end to end (retrieval, the
+//!   extractive answerer or the configured models, storing the turn) over the files, with
+//!   its latency percentiles and how many known answers it got right.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -385,6 +388,129 @@ pub async fn ingest(
         total.as_secs_f64() / text_mb.max(1e-9),
         tokens as f64 / total.as_secs_f64()
     );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+/// Counts nothing: the benchmark measures the answer engine, not the plan's request rate.
+struct Unlimited;
+
+#[async_trait::async_trait]
+impl crate::infra::ratelimit::RateLimiter for Unlimited {
+    async fn hit(
+        &self,
+        _key: &str,
+        _limit: u32,
+        _window: Duration,
+    ) -> crate::infra::ratelimit::Hit {
+        crate::infra::ratelimit::Hit {
+            count: 1,
+            allowed: true,
+            retry_after: Duration::ZERO,
+        }
+    }
+}
+
+pub async fn answer(
+    settings: Settings,
+    questions: &std::path::Path,
+    files: &[PathBuf],
+    rounds: usize,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let (state, tenant, dir) = scratch(settings, database_url).await?;
+    let state = AppState {
+        limiter: std::sync::Arc::new(Unlimited),
+        ..state
+    };
+    state
+        .embedder
+        .warm_up()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut incoming = Vec::new();
+    for f in files {
+        incoming.push(crate::knowledge::IncomingFile {
+            filename: f.file_name().map(|n| n.to_string_lossy().into_owned()),
+            bytes: std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        });
+    }
+    let docs = crate::knowledge::add_files(&state, &ctx, incoming)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut with_workers = (*state.settings).clone();
+    with_workers.knowledge.workers = with_workers.knowledge.workers.max(1);
+    let workers = crate::worker::Workers::start(&AppState {
+        settings: std::sync::Arc::new(with_workers),
+        ..state.clone()
+    });
+    for d in &docs {
+        loop {
+            let d = state.store.get_document(tenant, d.id).await?;
+            anyhow::ensure!(d.status != DocumentStatus::Failed, "{} failed", d.title);
+            if d.status == DocumentStatus::Ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    workers.shutdown(Duration::from_secs(5)).await;
+
+    let text = std::fs::read_to_string(questions)
+        .with_context(|| format!("reading {}", questions.display()))?;
+    let mut asked: Vec<(String, Option<String>)> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).context("a line of the questions")?;
+        let q = v["question"]
+            .as_str()
+            .context("a question without \"question\"")?;
+        asked.push((q.to_owned(), v["expect"].as_str().map(str::to_owned)));
+    }
+    let mut latencies = Vec::new();
+    let mut right = 0;
+    for round in 0..rounds.max(1) {
+        for (question, expect) in &asked {
+            let t = Instant::now();
+            let a = crate::answer::ask(
+                &state,
+                &ctx,
+                crate::answer::Question {
+                    message: question.clone(),
+                    conversation_id: None,
+                    channel: cortex_core::answer::Channel::Api,
+                    history: Vec::new(),
+                },
+                None,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            if round == 0 {
+                let ok = match expect {
+                    Some(e) => !a.abstained && a.text.contains(e.as_str()),
+                    None => a.abstained,
+                };
+                right += usize::from(ok);
+            }
+        }
+    }
+    println!(
+        "{} documents, {} questions × {} rounds, model chain {:?}",
+        docs.len(),
+        asked.len(),
+        rounds.max(1),
+        state
+            .models
+            .chain("scale", &cortex_core::answer::BotSettings::default())
+            .iter()
+            .map(|m| m.id().to_owned())
+            .collect::<Vec<_>>()
+    );
+    println!("right {right}/{}", asked.len());
+    report("answer", latencies);
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

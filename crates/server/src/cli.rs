@@ -101,6 +101,18 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The answer engine end to end over FILES: latency percentiles and known answers right
+    /// (QUESTIONS: JSON lines `{"question", "expect": substring or null for "must abstain"}`).
+    Answer {
+        #[arg(long)]
+        questions: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Seconds per MB until files are lexically searchable and until fully embedded.
     Ingest {
         #[arg(required = true)]
@@ -184,6 +196,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
             database_url,
         }) => crate::bench::ingest(settings, &files, database_url).await,
+        Command::Bench(BenchCommand::Answer {
+            questions,
+            files,
+            rounds,
+            database_url,
+        }) => crate::bench::answer(settings, &questions, &files, rounds, database_url).await,
         Command::Eval(args) => {
             crate::eval::run(
                 settings,

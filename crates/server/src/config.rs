@@ -870,6 +870,53 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_model_catalogue_example_loads() {
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+        )
+        .expect("README");
+        let start = readme.find("```toml\n[answer]").expect("the example") + "```toml\n".len();
+        let example = &readme[start..start + readme[start..].find("```").expect("its end")];
+        let s: Settings = toml::from_str(example).expect("the example parses");
+        s.validate().expect("the example is valid");
+        assert_eq!(s.answer.models.len(), 2);
+        assert_eq!(
+            s.answer.plan_models["growth"],
+            ["llama-local", "gpt-4o-mini"]
+        );
+    }
+
+    #[test]
+    fn an_own_model_heads_every_chain_and_unknown_ids_are_refused() {
+        let s = load(&[
+            ("LLM_BASE_URL", "http://127.0.0.1:11434/v1"),
+            ("LLM_MODEL", "llama3.1:8b"),
+        ])
+        .expect("loads");
+        s.validate().expect("valid");
+        assert_eq!(s.answer.models[0].id, "default");
+        assert!(s.answer.models[0].api_key_from.is_none(), "keyless");
+        for chain in s.answer.plan_models.values() {
+            assert_eq!(chain[0], "default");
+        }
+        assert!(matches!(
+            load(&[("LLM_BASE_URL", "http://127.0.0.1:11434/v1")]),
+            Err(ConfigError::Env {
+                name: "LLM_MODEL",
+                ..
+            })
+        ));
+        let mut bad = load(&[]).expect("defaults");
+        bad.answer
+            .plan_models
+            .insert("starter".into(), vec!["no-such-model".into()]);
+        assert!(bad.validate().is_err());
+        let mut bad = load(&[]).expect("defaults");
+        bad.answer.models[1].id = "extractive".into();
+        assert!(bad.validate().is_err(), "extractive is reserved");
+    }
+
+    #[test]
     fn defaults_boot_on_sqlite_on_loopback() {
         let s = load(&[]).expect("defaults load");
         s.validate().expect("defaults are valid in development");

@@ -442,13 +442,13 @@ pub async fn ask(
         )
         .await?;
     tracing::info!(
-        conversation = %conversation_id,
-        kind = draft.kind.as_str(),
-        model = %draft.model,
-        abstained = draft.abstained,
-        handoff = draft.handoff.is_some(),
-        confidence = draft.confidence,
-        latency_ms,
+        conversation.id = %conversation_id,
+        answer.kind = draft.kind.as_str(),
+        answer.model = %draft.model,
+        answer.abstained = draft.abstained,
+        answer.handoff = draft.handoff.is_some(),
+        answer.confidence = draft.confidence,
+        duration_ms = latency_ms,
         "answered"
     );
     Ok(Answer {

@@ -143,7 +143,7 @@ pub async fn complete(
         match model.complete(request, sink).await {
             Ok(response) => return Ok(response),
             Err(e) => {
-                tracing::warn!(model = model.id(), error = %e, "chat model failed");
+                tracing::warn!(model.id = model.id(), error = %e, "chat model failed");
                 failures.push((model.id().to_owned(), e));
                 if streamed.load(Ordering::Relaxed) {
                     return Err(ChainFailure {

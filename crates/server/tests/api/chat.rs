@@ -882,3 +882,55 @@ async fn the_extractive_bot_answers_a_small_corpus_with_known_answers() {
     }
     assert!(wrong.is_empty(), "wrong answers:\n{}", wrong.join("\n"));
 }
+
+#[tokio::test]
+async fn the_ask_command_prints_the_answer_with_its_sources() {
+    let app = spawn_app().await;
+    let (owner, _) = tenant_with_guide(&app, "owner@acme.test").await;
+    let settings = &app.state.settings;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cortexlayer"))
+            .args(args)
+            .env("DATABASE_URL", settings.database_url.expose())
+            .env("CORTEX_DATA_DIR", &settings.data_dir)
+            .env("CORTEX_MODEL_DIR", crate::helpers::model_dir())
+            .output()
+            .expect("run cortexlayer ask")
+    };
+    let out = run(&["ask", REFUND_QUESTION, "--tenant", &owner.tenant_id]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("Refunds are issued to the original payment method within 14 days"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nSources:\n[1] guide — Acme Help Center\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("model extractive"), "{stdout}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("14 days"),
+        "the answer is not logged"
+    );
+
+    let out = run(&[
+        "ask",
+        "What is the boiling point of tungsten?",
+        "--tenant",
+        &owner.tenant_id,
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["abstained"], true);
+    assert_eq!(v["handoff_requested"], true);
+
+    let out = run(&["ask", "hi", "--tenant", "not-a-tenant"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant must be a tenant id"));
+}
