@@ -290,6 +290,33 @@ pub async fn search(
     Ok(())
 }
 
+/// The model loaded, and the scratch tenant acted on by the operator.
+async fn warm_operator(
+    state: &AppState,
+    tenant: TenantId,
+) -> anyhow::Result<crate::tenancy::TenantCtx> {
+    state
+        .embedder
+        .warm_up()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::tenancy::TenantCtx::for_operator(state, tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn read_files(files: &[PathBuf]) -> anyhow::Result<Vec<crate::knowledge::IncomingFile>> {
+    files
+        .iter()
+        .map(|f| {
+            Ok(crate::knowledge::IncomingFile {
+                filename: f.file_name().map(|n| n.to_string_lossy().into_owned()),
+                bytes: std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+            })
+        })
+        .collect()
+}
+
 /// Ingestion speed of `files` with the real pipeline and model.
 pub async fn ingest(
     settings: Settings,
@@ -297,23 +324,9 @@ pub async fn ingest(
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
     let (state, tenant, dir) = scratch(settings, database_url).await?;
-    state
-        .embedder
-        .warm_up()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut incoming = Vec::new();
+    let ctx = warm_operator(&state, tenant).await?;
     let mut text_bytes = 0usize;
-    for f in files {
-        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        incoming.push(crate::knowledge::IncomingFile {
-            filename: f.file_name().map(|n| n.to_string_lossy().into_owned()),
-            bytes,
-        });
-    }
+    let incoming = read_files(files)?;
     let total_bytes: usize = incoming.iter().map(|f| f.bytes.len()).sum();
     let started = Instant::now();
     let docs = crate::knowledge::add_files(&state, &ctx, incoming)
@@ -423,21 +436,8 @@ pub async fn answer(
         limiter: std::sync::Arc::new(Unlimited),
         ..state
     };
-    state
-        .embedder
-        .warm_up()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut incoming = Vec::new();
-    for f in files {
-        incoming.push(crate::knowledge::IncomingFile {
-            filename: f.file_name().map(|n| n.to_string_lossy().into_owned()),
-            bytes: std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
-        });
-    }
+    let ctx = warm_operator(&state, tenant).await?;
+    let incoming = read_files(files)?;
     let docs = crate::knowledge::add_files(&state, &ctx, incoming)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

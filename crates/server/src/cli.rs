@@ -240,17 +240,29 @@ fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The app, and the tenant named on the command line acted on by the operator.
+async fn as_operator(
+    settings: Settings,
+    tenant: &str,
+) -> anyhow::Result<(
+    AppState,
+    cortex_core::ids::TenantId,
+    crate::tenancy::TenantCtx,
+)> {
+    let state = AppState::build(settings).await?;
+    let id = tenant
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--tenant must be a tenant id (a UUID)"))?;
+    let ctx = crate::tenancy::TenantCtx::for_operator(&state, id)
+        .await
+        .map_err(|e| anyhow::anyhow!("tenant {tenant}: {e}"))?;
+    Ok((state, id, ctx))
+}
+
 async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
     use std::io::Write;
 
-    let state = AppState::build(settings).await?;
-    let tenant = args
-        .tenant
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--tenant must be a tenant id (a UUID)"))?;
-    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
-        .await
-        .map_err(|e| anyhow::anyhow!("tenant {}: {e}", args.tenant))?;
+    let (state, _, ctx) = as_operator(settings, &args.tenant).await?;
     let conversation_id = match &args.conversation {
         Some(c) => Some(
             c.parse()
@@ -330,14 +342,7 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
     use crate::knowledge::{self, IncomingFile};
     use cortex_core::knowledge::DocumentStatus;
 
-    let state = AppState::build(settings).await?;
-    let tenant = args
-        .tenant
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--tenant must be a tenant id (a UUID)"))?;
-    let ctx = crate::tenancy::TenantCtx::for_operator(&state, tenant)
-        .await
-        .map_err(|e| anyhow::anyhow!("tenant {}: {e}", args.tenant))?;
+    let (state, tenant, ctx) = as_operator(settings, &args.tenant).await?;
     let files = collect_files(&args.paths)?;
     let mut incoming = Vec::with_capacity(files.len());
     for f in &files {
