@@ -250,6 +250,10 @@ pub struct AnswerSettings {
     pub timeout_secs: u64,
     /// Tries per model on 429/5xx (honouring `Retry-After`) before the next model answers.
     pub attempts: u32,
+    /// Longest an answer may wait for models in all (rewrite and answer, every model of the
+    /// chain); past it the extractive answerer replies, so a JSON answer stays within the
+    /// request timeout. (`CHAT_DEADLINE_SECS`)
+    pub deadline_secs: u64,
     /// Longest `Retry-After` honoured; a longer one moves on to the next model.
     pub max_retry_wait_secs: u64,
     /// Tokens of sources and earlier turns a prompt may carry.
@@ -312,6 +316,7 @@ impl Default for AnswerSettings {
             .collect(),
             timeout_secs: 30,
             attempts: 3,
+            deadline_secs: 25,
             max_retry_wait_secs: 10,
             context_tokens: 3_000,
             history_messages: 6,
@@ -614,6 +619,9 @@ impl Settings {
         if let Some(v) = env("CHAT_TIMEOUT_SECS") {
             a.timeout_secs = parse("CHAT_TIMEOUT_SECS", &v)?;
         }
+        if let Some(v) = env("CHAT_DEADLINE_SECS") {
+            a.deadline_secs = parse("CHAT_DEADLINE_SECS", &v)?;
+        }
         for (name, id) in [("OPENAI_BASE_URL", "openai"), ("GROQ_BASE_URL", "groq")] {
             if let Some(v) = env(name) {
                 for m in &mut a.models {
@@ -758,9 +766,10 @@ impl Settings {
                 )));
             }
         }
-        if a.timeout_secs == 0 || a.attempts == 0 || a.context_tokens < 256 {
+        if a.timeout_secs == 0 || a.attempts == 0 || a.deadline_secs == 0 || a.context_tokens < 256
+        {
             return Err(ConfigError::Unsafe(
-                "answer: timeout_secs and attempts must be positive, context_tokens at least 256"
+                "answer: timeout_secs, deadline_secs and attempts must be positive, context_tokens at least 256"
                     .into(),
             ));
         }

@@ -355,7 +355,11 @@ pub async fn ask(
                     .into(),
             )
         },
-        Intent::Question => answer_question(state, ctx, &bot, &message, &history, on_delta).await?,
+        Intent::Question => {
+            let deadline = tokio::time::Instant::from_std(started)
+                + std::time::Duration::from_secs(state.settings.answer.deadline_secs);
+            answer_question(state, ctx, &bot, &message, &history, on_delta, deadline).await?
+        }
     };
     if draft.kind != ReplyKind::Answer
         && let Some(sink) = on_delta
@@ -607,6 +611,7 @@ async fn answer_question(
     message: &str,
     history: &[(MessageRole, String)],
     on_delta: Option<DeltaSink<'_>>,
+    deadline: tokio::time::Instant,
 ) -> Result<Draft> {
     let analyzer = Analyzer::default();
     let chain = state.models.chain(&ctx.tenant().plan, bot);
@@ -640,7 +645,7 @@ async fn answer_question(
             max_tokens: 128,
             tools: Vec::new(),
         };
-        if let Ok(r) = models::complete(&chain, &request, None).await {
+        if let Ok(r) = models::complete(&chain, &request, None, deadline).await {
             draft.model_usage.push((
                 r.model.clone(),
                 r.usage.prompt_tokens,
@@ -729,7 +734,7 @@ async fn answer_question(
             max_tokens: bot.max_answer_tokens,
             tools: Vec::new(),
         };
-        match models::complete(&chain, &request, on_delta).await {
+        match models::complete(&chain, &request, on_delta, deadline).await {
             Ok(r) => {
                 draft.model_usage.push((
                     r.model.clone(),

@@ -124,11 +124,13 @@ pub struct ChainFailure {
     pub streamed: bool,
 }
 
-/// Asks the chain's models in turn until one answers.
+/// Asks the chain's models in turn until one answers, giving up at `deadline` (so an answer
+/// can still be made another way within the caller's own time limit).
 pub async fn complete(
     chain: &[Arc<dyn ChatModel>],
     request: &ChatRequest,
     on_delta: Option<DeltaSink<'_>>,
+    deadline: tokio::time::Instant,
 ) -> Result<ChatResponse, ChainFailure> {
     let streamed = AtomicBool::new(false);
     let mut failures = Vec::new();
@@ -140,7 +142,21 @@ pub async fn complete(
             }
         };
         let sink: Option<DeltaSink<'_>> = on_delta.map(|_| &forward as DeltaSink<'_>);
-        match model.complete(request, sink).await {
+        let outcome = match tokio::time::timeout_at(deadline, model.complete(request, sink)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(model.id = model.id(), "the answer's deadline passed");
+                failures.push((
+                    model.id().to_owned(),
+                    ChatError::Unavailable("the answer's deadline passed".into()),
+                ));
+                return Err(ChainFailure {
+                    failures,
+                    streamed: streamed.load(Ordering::Relaxed),
+                });
+            }
+        };
+        match outcome {
             Ok(response) => return Ok(response),
             Err(e) => {
                 tracing::warn!(model.id = model.id(), error = %e, "chat model failed");

@@ -443,6 +443,7 @@ async fn app_with_models(primary: &MockLlm, backup: &MockLlm) -> TestApp {
         }
         s.answer.attempts = 2;
         s.answer.max_retry_wait_secs = 5;
+        s.answer.deadline_secs = 2;
     })
     .await
 }
@@ -654,6 +655,18 @@ async fn retry_after_is_honoured_and_the_backup_answers_when_the_primary_fails()
             .contains("within 14 days")
     );
     assert_eq!(primary.unused_replies() + backup.unused_replies(), 0);
+
+    // Models slower than the answer's deadline: the extractive answerer replies in time.
+    primary.script([Reply::Delay {
+        millis: 6_000,
+        then: Box::new(Reply::text(answer, (50, 5))),
+    }]);
+    let v = ask_ok(&app, &owner.access, REFUND_QUESTION).await;
+    assert_eq!(v["model"], "extractive", "{v}");
+    assert!(
+        v["latency_ms"].as_u64().expect("latency") < 4_500,
+        "cut at the 2 s deadline: {v}"
+    );
 
     // A tenant may put the backup first.
     let r = app

@@ -36,6 +36,8 @@ pub enum Reply {
         status: u16,
         retry_after: Option<u64>,
     },
+    /// `then`, after a pause (a slow provider).
+    Delay { millis: u64, then: Box<Reply> },
 }
 
 impl Reply {
@@ -220,7 +222,12 @@ async fn completions(State(s): State<Shared>, headers: HeaderMap, body: String) 
         );
     }
     let wants_stream = parsed["stream"] == true;
-    let Some(reply) = s.script.lock().expect("lock").pop_front() else {
+    let mut next = s.script.lock().expect("lock").pop_front();
+    while let Some(Reply::Delay { millis, then }) = next {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        next = Some(*then);
+    }
+    let Some(reply) = next else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the mock has no scripted reply left",
@@ -321,6 +328,7 @@ async fn completions(State(s): State<Shared>, headers: HeaderMap, body: String) 
                 .body(Body::from(out))
                 .expect("response")
         }
+        (Reply::Delay { .. }, _) => unreachable!("delays are unwrapped above"),
         (Reply::Text { .. }, true) => error(
             StatusCode::BAD_REQUEST,
             "the test scripted a JSON reply but the client asked for a stream",
