@@ -15,6 +15,7 @@
 //! - [`plans`]: the default plan catalogue and its limits.
 //! - [`ports`]: the embedding model, chat model and blob store ports.
 //! - [`store`]: the `Store` port and its error type.
+//! - [`vectors`]: the exact in-process vector scan both stores search with, and its cache.
 
 pub mod answer;
 pub mod audit;
@@ -27,5 +28,6 @@ pub mod plans;
 pub mod ports;
 pub mod store;
 pub mod tenancy;
+pub mod vectors;
 
 pub use store::{Store, StoreError};

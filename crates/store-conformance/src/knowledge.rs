@@ -732,3 +732,44 @@ pub async fn a_fetched_original_is_attached_once_per_run_and_ids_are_unique(stor
         )
     );
 }
+
+/// Vector search keeps up with changes made after an earlier search: a vector added later is
+/// found, and a vector deleted with its document is not found again when a chunk of the same
+/// text comes back before it is embedded.
+pub async fn vector_search_sees_vectors_added_and_deleted_after_a_search(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "fresh-vectors").await;
+    let a = create(&store, t, "first").await;
+    put_chunks(&store, t, a, 1, &["Alpha text about refunds."]).await;
+    embed_all(&store, t, a, |_| unit(0, 0.0)).await;
+    let hits = store
+        .vector_search(t, MODEL, &unit(0, 0.0), 5)
+        .await
+        .expect("search");
+    assert_eq!(texts(&hits), ["Alpha text about refunds."]);
+
+    let b = create(&store, t, "second").await;
+    put_chunks(&store, t, b, 1, &["Beta text about shipping."]).await;
+    embed_all(&store, t, b, |_| unit(7, 0.0)).await;
+    let hits = store
+        .vector_search(t, MODEL, &unit(7, 0.0), 1)
+        .await
+        .expect("search");
+    assert_eq!(
+        texts(&hits),
+        ["Beta text about shipping."],
+        "the vector added later is found"
+    );
+
+    store.delete_document(t, b).await.expect("delete");
+    let c = create(&store, t, "third").await;
+    put_chunks(&store, t, c, 1, &["Beta text about shipping."]).await;
+    let hits = store
+        .vector_search(t, MODEL, &unit(7, 0.0), 5)
+        .await
+        .expect("search");
+    assert_eq!(
+        texts(&hits),
+        ["Alpha text about refunds."],
+        "the re-added text has no vector until it is embedded again"
+    );
+}

@@ -36,6 +36,7 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
 use crate::vector::PgVector;
+use cortex_core::vectors::{Matrix, VectorCache};
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -46,7 +47,19 @@ pub struct PgStore {
     pool: PgPool,
     /// Per-tenant BM25 indexes, keyed by chunk id.
     lexical: std::sync::Arc<LexicalCache<Uuid>>,
+    /// Per-tenant vector matrices, scanned exactly in process.
+    vectors: std::sync::Arc<VectorCache>,
+    /// Tenants with more vectors than this are searched with HNSW.
+    max_in_memory_vectors: i64,
 }
+
+/// Memory the in-process vector matrices may use before the least recently searched tenants
+/// are dropped: 1 GiB holds ~650k chunks of 384 dimensions.
+pub const DEFAULT_VECTOR_CACHE_BYTES: usize = 1 << 30;
+
+/// Tenants with more vectors of a model than this are searched with pgvector's HNSW index
+/// instead of in memory (a matrix this size takes a third of the cache).
+pub const MAX_IN_MEMORY_VECTORS: i64 = 200_000;
 
 /// Memory the in-process lexical indexes may use (100k chunks of ~200 words take ~100 MB).
 pub const DEFAULT_LEXICAL_CACHE_BYTES: usize = 512 << 20;
@@ -62,7 +75,15 @@ impl PgStore {
         Ok(Self {
             pool,
             lexical: std::sync::Arc::new(LexicalCache::new(DEFAULT_LEXICAL_CACHE_BYTES)),
+            vectors: std::sync::Arc::new(VectorCache::new(DEFAULT_VECTOR_CACHE_BYTES)),
+            max_in_memory_vectors: MAX_IN_MEMORY_VECTORS,
         })
+    }
+
+    /// Searches tenants with more than `n` vectors with HNSW (0: every tenant).
+    pub fn with_max_in_memory_vectors(mut self, n: i64) -> Self {
+        self.max_in_memory_vectors = n;
+        self
     }
 
     /// Applies every migration not yet applied.
@@ -379,14 +400,21 @@ async fn bump_chunk_version(conn: &mut PgConnection, tenant: TenantId) -> Result
 
 /// Drops vectors of the tenant that no chunk uses any more.
 async fn collect_vectors(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
-    sqlx::query(
+    let gone = sqlx::query(
         "DELETE FROM embeddings e WHERE e.tenant_id = $1 AND NOT EXISTS (
              SELECT 1 FROM chunks c WHERE c.tenant_id = $1 AND c.content_hash = e.content_hash)",
     )
     .bind(tenant.0)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(db)?;
+    if gone.rows_affected() > 0 {
+        sqlx::query("UPDATE embedding_versions SET version = version + 1 WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
     Ok(())
 }
 
@@ -471,6 +499,76 @@ async fn insert_user(
 }
 
 impl PgStore {
+    /// The tenant's matrix of `model` vectors of `dims` dimensions, from the cache when it is
+    /// current; `None` when the tenant has more than `max_in_memory_vectors`.
+    async fn matrix(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        dims: usize,
+    ) -> Result<Option<std::sync::Arc<Matrix>>> {
+        let version_sql =
+            "SELECT version FROM embedding_versions WHERE tenant_id = $1 AND model = $2";
+        let version: i64 = sqlx::query_scalar(version_sql)
+            .bind(tenant.0)
+            .bind(model)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .unwrap_or(0);
+        if let Some(m) = self.vectors.get(tenant, model, version) {
+            return Ok(Some(m));
+        }
+        // One snapshot for the version and the rows, so a matrix never carries a version
+        // newer than its rows.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let version: i64 = sqlx::query_scalar(version_sql)
+            .bind(tenant.0)
+            .bind(model)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .unwrap_or(0);
+        let dims_i32 = i32::try_from(dims).unwrap_or(i32::MAX);
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM embeddings WHERE tenant_id = $1 AND model = $2 AND dims = $3",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .bind(dims_i32)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        if count > self.max_in_memory_vectors {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT content_hash, embedding::real[] AS v FROM embeddings
+             WHERE tenant_id = $1 AND model = $2 AND dims = $3",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .bind(dims_i32)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut vectors = Vec::with_capacity(rows.len());
+        for row in rows {
+            vectors.push((
+                row.try_get::<String, _>("content_hash").map_err(db)?,
+                row.try_get::<Vec<f32>, _>("v").map_err(db)?,
+            ));
+        }
+        let matrix = std::sync::Arc::new(Matrix::new(version, dims, vectors));
+        self.vectors.put(tenant, model, matrix.clone());
+        Ok(Some(matrix))
+    }
+
     /// Runs `sql` (`$1` job, `$2` lease token, `$3` a time), which changes the job only while
     /// `token` still holds its lease; `Conflict(lease_lost)` when it no longer does.
     async fn update_leased(
@@ -1625,6 +1723,15 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
         }
+        sqlx::query(
+            "INSERT INTO embedding_versions (tenant_id, model, version) VALUES ($1, $2, 1)
+             ON CONFLICT (tenant_id, model) DO UPDATE SET version = embedding_versions.version + 1",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -1725,8 +1832,41 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let dims = vector.len();
-        // Spare candidates cover hashes shared by several chunks.
+        // Spare candidates cover hashes shared by several chunks, and hashes whose chunks
+        // went since the matrix was loaded.
         let want = i64::from(k) + 8;
+        if let Some(matrix) = self.matrix(tenant, model, dims).await? {
+            let best = matrix.search(vector, want as usize);
+            if best.is_empty() {
+                return Ok(Vec::new());
+            }
+            let hashes: Vec<&str> = best.iter().map(|(h, _)| h.as_str()).collect();
+            let rows = sqlx::query(&format!(
+                "SELECT {HIT_COLUMNS}, 0.0::float8 AS score
+                 FROM chunks c JOIN documents d ON d.id = c.document_id
+                 WHERE c.tenant_id = $1 AND c.content_hash = ANY($2)"
+            ))
+            .bind(tenant.0)
+            .bind(&hashes)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            let mut hits = rows.iter().map(hit_from).collect::<Result<Vec<_>>>()?;
+            for hit in &mut hits {
+                hit.score = best
+                    .iter()
+                    .find(|(h, _)| *h == hit.chunk.content_hash)
+                    .map_or(f32::MIN, |(_, s)| *s);
+            }
+            hits.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then(a.chunk.id.cmp(&b.chunk.id))
+            });
+            hits.truncate(k as usize);
+            return Ok(hits);
+        }
+        // A tenant too large for memory: pgvector's HNSW index.
         let search = |approximate: bool| {
             // HNSW filters by tenant *after* walking the graph, so it may find fewer than k
             // rows of this tenant; the exact scan below then answers instead.

@@ -6,7 +6,6 @@
 //! writer at a time, so a statement that reads and writes is atomic.
 
 mod answer;
-mod vectors;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -40,7 +39,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use uuid::Uuid;
 
-use crate::vectors::{Matrix, VectorCache};
+use cortex_core::vectors::{Matrix, VectorCache};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

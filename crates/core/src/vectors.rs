@@ -1,5 +1,5 @@
-//! Exact vector search for the embedded backend: each tenant's vectors of a model are loaded
-//! once into one contiguous matrix and scanned. A version row per tenant and model, bumped in
+//! Exact vector search in process, shared by both stores: each tenant's vectors of a model are
+//! loaded once into one contiguous matrix and scanned. A version row per tenant and model, bumped in
 //! the same transaction as every change to the vectors, tells each process (the server, a CLI
 //! run beside it) when its copy is out of date.
 //!
@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cortex_core::ids::TenantId;
-use cortex_core::knowledge::{dot, top_k};
+use crate::ids::TenantId;
+use crate::knowledge::{dot, top_k};
 
 /// One tenant's vectors of one model.
 pub struct Matrix {
