@@ -60,6 +60,8 @@ pub mod action {
     pub const API_KEY_CREATED: &str = "api_key.created";
     pub const API_KEY_REVOKED: &str = "api_key.revoked";
     pub const BOT_SETTINGS_UPDATED: &str = "bot.settings_updated";
+    pub const CHANNEL_CONNECTED: &str = "channel.connected";
+    pub const CHANNEL_DISCONNECTED: &str = "channel.disconnected";
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

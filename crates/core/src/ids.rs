@@ -112,6 +112,10 @@ id_type!(
     /// An event of a conversation for the inbox (a handoff request).
     ConversationEventId
 );
+id_type!(
+    /// A messaging channel a tenant connected (a WhatsApp number, a Facebook page…).
+    ChannelConnectionId
+);
 
 #[cfg(test)]
 mod tests {

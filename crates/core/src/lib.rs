@@ -12,6 +12,7 @@
 //! - [`jobs`]: the durable job queue's data and backoff rule.
 //! - [`knowledge`]: documents, chunks, search hits and the vector maths the stores share.
 //! - [`answer`]: bot settings, conversations, messages with their citations, usage events.
+//! - [`channels`]: messaging channels a tenant connects (WhatsApp, Messenger, Instagram).
 //! - [`plans`]: the default plan catalogue and its limits.
 //! - [`ports`]: the embedding model, chat model and blob store ports.
 //! - [`store`]: the `Store` port and its error type.
@@ -19,6 +20,7 @@
 
 pub mod answer;
 pub mod audit;
+pub mod channels;
 pub mod credentials;
 pub mod ids;
 pub mod jobs;

@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 
 use crate::answer::{BotSettings, Conversation, ConversationEvent, Message, Turn, UsageEvent};
 use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::channels::{ChannelConnection, SealedSecret};
 use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
 use crate::ids::{
-    ApiKeyId, ConversationId, DocumentId, InvitationId, JobId, PlatformAdminId, TenantId,
-    TokenFamilyId, UserId,
+    ApiKeyId, ChannelConnectionId, ConversationId, DocumentId, InvitationId, JobId,
+    PlatformAdminId, TenantId, TokenFamilyId, UserId,
 };
 use crate::jobs::{Job, Lease, NewJob};
 use crate::knowledge::{
@@ -61,6 +62,8 @@ pub mod conflict {
     pub const DOCUMENT_EXISTS: &str = "document_exists";
     /// A new conversation's id is taken.
     pub const CONVERSATION_EXISTS: &str = "conversation_exists";
+    /// The channel asset (a WhatsApp number, a page) is connected already, here or elsewhere.
+    pub const CHANNEL_TAKEN: &str = "channel_taken";
 }
 
 /// A page of a list ordered by creation, newest first.
@@ -494,6 +497,48 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         conversation: ConversationId,
     ) -> Result<Vec<ConversationEvent>>;
+
+    // ----- channels ----------------------------------------------------------------------
+
+    /// Connects a channel and records the audit entry, atomically.
+    /// `Conflict(channel_taken)` when its (kind, asset id) is connected to any tenant.
+    async fn create_channel_connection(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnection,
+        audit: NewAuditEvent,
+    ) -> Result<ChannelConnection>;
+
+    /// Oldest first.
+    async fn list_channel_connections(&self, tenant: TenantId) -> Result<Vec<ChannelConnection>>;
+
+    async fn delete_channel_connection(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        audit: NewAuditEvent,
+    ) -> Result<()>;
+
+    /// Routing lookup for webhooks (the asset id says which tenant); returns the row with its
+    /// `tenant_id`.
+    async fn find_channel_connection(
+        &self,
+        kind: crate::answer::Channel,
+        asset_id: &str,
+    ) -> Result<Option<ChannelConnection>>;
+
+    /// Platform maintenance (key rotation): every sealed secret, of every tenant.
+    async fn list_sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
+
+    /// Replaces a sealed secret if it is still `old` (a concurrent change wins); returns
+    /// whether it was replaced.
+    async fn reseal_secret(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool>;
 
     // ----- audit log -----------------------------------------------------------------------
 

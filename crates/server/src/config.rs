@@ -87,6 +87,10 @@ pub struct Settings {
     pub jwt_secret: Secret,
     /// 32-byte key (base64 or hex) for secrets stored at rest. (`ENCRYPTION_KEY`)
     pub encryption_key: Secret,
+    /// Earlier keys, still accepted to open secrets sealed before a rotation; `cortexlayer
+    /// admin rotate-key` re-seals everything under `encryption_key`. (`ENCRYPTION_OLD_KEYS`,
+    /// comma-separated)
+    pub encryption_old_keys: Vec<Secret>,
     /// `text` or `json`. (`LOG_FORMAT`)
     pub log_format: LogFormat,
     /// tracing filter, e.g. `info,cortexlayer=debug`. (`CORTEX_LOG`)
@@ -355,6 +359,7 @@ impl Default for Settings {
             app_url: "http://127.0.0.1:8080".into(),
             jwt_secret: Secret::new(DEV_JWT_SECRET),
             encryption_key: Secret::new(DEV_ENCRYPTION_KEY),
+            encryption_old_keys: Vec::new(),
             log_format: LogFormat::Text,
             log_level: "info".into(),
             http: HttpSettings::default(),
@@ -509,6 +514,14 @@ impl Settings {
         }
         if let Some(v) = secret("ENCRYPTION_KEY") {
             self.encryption_key = v;
+        }
+        if let Some(v) = env("ENCRYPTION_OLD_KEYS") {
+            self.encryption_old_keys = v
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(Secret::new)
+                .collect();
         }
         if let Some(v) = env("LOG_FORMAT") {
             self.log_format = match v.trim().to_ascii_lowercase().as_str() {
@@ -685,6 +698,15 @@ impl Settings {
         decode_key(self.encryption_key.expose()).ok_or_else(|| {
             ConfigError::Unsafe("ENCRYPTION_KEY must be 32 bytes, base64 or hex encoded".into())
         })?;
+        if self
+            .encryption_old_keys
+            .iter()
+            .any(|k| decode_key(k.expose()).is_none())
+        {
+            return Err(ConfigError::Unsafe(
+                "each of ENCRYPTION_OLD_KEYS must be 32 bytes, base64 or hex encoded".into(),
+            ));
+        }
         if self.jwt_secret.expose().len() < 32 {
             return Err(ConfigError::Unsafe(
                 "JWT_SECRET must be at least 32 characters".into(),
@@ -850,6 +872,23 @@ pub fn parse_dotenv(text: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// A 32-byte key from base64 (standard or URL-safe) or 64 hex digits.
+impl Settings {
+    /// The box that seals secrets at rest under `encryption_key` (and opens those sealed under
+    /// the old keys). Call after [`Settings::validate`].
+    pub fn secret_box(&self) -> Result<crate::infra::secrets::SecretBox, ConfigError> {
+        let bad = || {
+            ConfigError::Unsafe("ENCRYPTION_KEY or ENCRYPTION_OLD_KEYS is not a 32-byte key".into())
+        };
+        let current = decode_key(self.encryption_key.expose()).ok_or_else(bad)?;
+        let old = self
+            .encryption_old_keys
+            .iter()
+            .map(|k| decode_key(k.expose()).ok_or_else(bad))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::infra::secrets::SecretBox::new(current, &old))
+    }
+}
+
 pub fn decode_key(s: &str) -> Option<[u8; 32]> {
     use base64::Engine;
     let s = s.trim();

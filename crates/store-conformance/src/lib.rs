@@ -22,9 +22,11 @@ use cortex_core::tenancy::{
 use cortex_core::{Store, StoreError};
 
 mod answer;
+mod channels;
 mod knowledge;
 
 pub use answer::*;
+pub use channels::*;
 pub use knowledge::*;
 
 pub type DynStore = Arc<dyn Store>;
@@ -77,6 +79,8 @@ macro_rules! conformance_tests {
             bot_settings_default_to_none_and_are_saved_with_an_audit_entry,
             turns_store_messages_usage_and_events_and_read_back_in_order,
             another_tenants_conversations_are_out_of_reach,
+            a_channel_asset_belongs_to_one_tenant_and_routes_to_it,
+            sealed_secrets_are_resealed_only_while_unchanged,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

@@ -6,6 +6,7 @@
 //! READ COMMITTED. Single use of tokens is one conditional `UPDATE … RETURNING`.
 
 mod answer;
+mod channels;
 mod vector;
 
 use std::str::FromStr;
@@ -1995,6 +1996,55 @@ impl Store for PgStore {
         conversation: cortex_core::ids::ConversationId,
     ) -> Result<Vec<cortex_core::answer::ConversationEvent>> {
         answer::list_conversation_events(&self.pool, tenant, conversation).await
+    }
+
+    // ----- channels ----------------------------------------------------------------------
+
+    async fn create_channel_connection(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::channels::ChannelConnection,
+        audit: NewAuditEvent,
+    ) -> Result<cortex_core::channels::ChannelConnection> {
+        channels::create(&self.pool, tenant, connection, audit).await
+    }
+
+    async fn list_channel_connections(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<cortex_core::channels::ChannelConnection>> {
+        channels::list(&self.pool, tenant).await
+    }
+
+    async fn delete_channel_connection(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        channels::delete(&self.pool, tenant, connection, audit).await
+    }
+
+    async fn find_channel_connection(
+        &self,
+        kind: cortex_core::answer::Channel,
+        asset_id: &str,
+    ) -> Result<Option<cortex_core::channels::ChannelConnection>> {
+        channels::find(&self.pool, kind, asset_id).await
+    }
+
+    async fn list_sealed_secrets(&self) -> Result<Vec<cortex_core::channels::SealedSecret>> {
+        channels::sealed(&self.pool).await
+    }
+
+    async fn reseal_secret(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool> {
+        channels::reseal(&self.pool, tenant, connection, old, new).await
     }
 
     async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()> {

@@ -11,4 +11,5 @@ pub mod openai_embedder;
 pub mod passwords;
 pub mod ratelimit;
 pub mod s3;
+pub mod secrets;
 pub mod tokens;

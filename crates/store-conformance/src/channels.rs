@@ -1,0 +1,150 @@
+//! Conformance cases of channel connections.
+
+use cortex_core::answer::Channel;
+use cortex_core::audit::action;
+use cortex_core::channels::ChannelConnection;
+use cortex_core::ids::{ChannelConnectionId, TenantId};
+use cortex_core::store::{Page, conflict};
+
+use super::{DynStore, assert_conflict, assert_not_found, audit, now, tenant_with_owner};
+
+fn connection(tenant: TenantId, kind: Channel, asset: &str) -> ChannelConnection {
+    ChannelConnection {
+        id: ChannelConnectionId::new(),
+        tenant_id: tenant,
+        kind,
+        asset_id: asset.to_owned(),
+        name: format!("{kind} {asset}"),
+        sealed_token: format!("v1.abcd1234.sealed-{asset}"),
+        token_hint: "…wxyz".into(),
+        created_by: None,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "chan-a").await;
+    let (b, _) = tenant_with_owner(&store, "chan-b").await;
+    let wa = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::WhatsApp, "1065"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    assert_eq!(wa.sealed_token, "v1.abcd1234.sealed-1065");
+    assert_conflict(
+        store
+            .create_channel_connection(
+                b,
+                connection(b, Channel::WhatsApp, "1065"),
+                audit(action::CHANNEL_CONNECTED),
+            )
+            .await,
+        conflict::CHANNEL_TAKEN,
+    );
+    store
+        .create_channel_connection(
+            b,
+            connection(b, Channel::Messenger, "1065"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("the same id of another kind is another asset");
+
+    let found = store
+        .find_channel_connection(Channel::WhatsApp, "1065")
+        .await
+        .expect("find")
+        .expect("routed");
+    assert_eq!((found.tenant_id, found.id), (a, wa.id));
+    assert!(
+        store
+            .find_channel_connection(Channel::Instagram, "1065")
+            .await
+            .expect("find")
+            .is_none()
+    );
+    assert_eq!(
+        store.list_channel_connections(a).await.expect("list"),
+        [wa.clone()]
+    );
+    assert_eq!(
+        store.list_channel_connections(b).await.expect("list").len(),
+        1
+    );
+
+    assert_not_found(
+        store
+            .delete_channel_connection(b, wa.id, audit(action::CHANNEL_DISCONNECTED))
+            .await,
+        "B disconnects A's channel",
+    );
+    store
+        .delete_channel_connection(a, wa.id, audit(action::CHANNEL_DISCONNECTED))
+        .await
+        .expect("disconnect");
+    assert!(
+        store
+            .find_channel_connection(Channel::WhatsApp, "1065")
+            .await
+            .expect("find")
+            .is_none()
+    );
+    let log = store
+        .list_audit_events(a, Page::first(20))
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&action::CHANNEL_CONNECTED));
+    assert!(actions.contains(&action::CHANNEL_DISCONNECTED));
+}
+
+pub async fn sealed_secrets_are_resealed_only_while_unchanged(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "seal-a").await;
+    let (b, _) = tenant_with_owner(&store, "seal-b").await;
+    let ca = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::WhatsApp, "1"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("a");
+    store
+        .create_channel_connection(
+            b,
+            connection(b, Channel::Instagram, "2"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("b");
+    let all = store.list_sealed_secrets().await.expect("sealed");
+    assert_eq!(all.len(), 2, "every tenant's");
+    let mine = all.iter().find(|s| s.connection == ca.id).expect("a's");
+    assert_eq!(mine.tenant_id, a);
+    assert!(
+        !store
+            .reseal_secret(b, ca.id, &mine.sealed, "v1.new.x")
+            .await
+            .expect("reseal"),
+        "not through another tenant"
+    );
+    assert!(
+        store
+            .reseal_secret(a, ca.id, &mine.sealed, "v1.new.x")
+            .await
+            .expect("reseal")
+    );
+    assert!(
+        !store
+            .reseal_secret(a, ca.id, &mine.sealed, "v1.newer.y")
+            .await
+            .expect("reseal"),
+        "a stale value does not overwrite"
+    );
+    let now_listed = store.list_channel_connections(a).await.expect("list");
+    assert_eq!(now_listed[0].sealed_token, "v1.new.x");
+}

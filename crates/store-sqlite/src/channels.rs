@@ -1,0 +1,148 @@
+//! Channel connections on SQLite.
+
+use cortex_core::StoreError;
+use cortex_core::answer::Channel;
+use cortex_core::audit::NewAuditEvent;
+use cortex_core::channels::{ChannelConnection, SealedSecret};
+use cortex_core::ids::{ChannelConnectionId, TenantId, UserId};
+use cortex_core::store::{Result, conflict};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use crate::{db, insert_audit, is_unique_violation, ms, parse_enum, ts};
+
+fn connection_from(row: &SqliteRow) -> Result<ChannelConnection> {
+    Ok(ChannelConnection {
+        id: ChannelConnectionId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        kind: parse_enum("channel kind", row.try_get("kind").map_err(db)?)?,
+        asset_id: row.try_get("asset_id").map_err(db)?,
+        name: row.try_get("name").map_err(db)?,
+        sealed_token: row.try_get("sealed_token").map_err(db)?,
+        token_hint: row.try_get("token_hint").map_err(db)?,
+        created_by: row
+            .try_get::<Option<uuid::Uuid>, _>("created_by")
+            .map_err(db)?
+            .map(UserId),
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+        updated_at: ts(row.try_get("updated_at").map_err(db)?),
+    })
+}
+
+pub(crate) async fn create(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    c: ChannelConnection,
+    audit: NewAuditEvent,
+) -> Result<ChannelConnection> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let row = sqlx::query(
+        "INSERT INTO channel_connections (id, tenant_id, kind, asset_id, name, sealed_token,
+             token_hint, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+    )
+    .bind(c.id.0)
+    .bind(tenant.0)
+    .bind(c.kind.as_str())
+    .bind(&c.asset_id)
+    .bind(&c.name)
+    .bind(&c.sealed_token)
+    .bind(&c.token_hint)
+    .bind(c.created_by.map(|u| u.0))
+    .bind(ms(c.created_at))
+    .bind(ms(c.updated_at))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(conflict::CHANNEL_TAKEN)
+        } else {
+            db(e)
+        }
+    })?;
+    let created = connection_from(&row)?;
+    insert_audit(&mut tx, tenant, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(created)
+}
+
+pub(crate) async fn list(pool: &SqlitePool, tenant: TenantId) -> Result<Vec<ChannelConnection>> {
+    let rows = sqlx::query("SELECT * FROM channel_connections WHERE tenant_id = $1 ORDER BY id")
+        .bind(tenant.0)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    rows.iter().map(connection_from).collect()
+}
+
+pub(crate) async fn delete(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    connection: ChannelConnectionId,
+    audit: NewAuditEvent,
+) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let done = sqlx::query("DELETE FROM channel_connections WHERE id = $1 AND tenant_id = $2")
+        .bind(connection.0)
+        .bind(tenant.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    insert_audit(&mut tx, tenant, &audit).await?;
+    tx.commit().await.map_err(db)
+}
+
+pub(crate) async fn find(
+    pool: &SqlitePool,
+    kind: Channel,
+    asset_id: &str,
+) -> Result<Option<ChannelConnection>> {
+    let row = sqlx::query("SELECT * FROM channel_connections WHERE kind = $1 AND asset_id = $2")
+        .bind(kind.as_str())
+        .bind(asset_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(connection_from).transpose()
+}
+
+pub(crate) async fn sealed(pool: &SqlitePool) -> Result<Vec<SealedSecret>> {
+    let rows =
+        sqlx::query("SELECT tenant_id, id, sealed_token FROM channel_connections ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .map_err(db)?;
+    rows.iter()
+        .map(|r| {
+            Ok(SealedSecret {
+                tenant_id: TenantId(r.try_get("tenant_id").map_err(db)?),
+                connection: ChannelConnectionId(r.try_get("id").map_err(db)?),
+                sealed: r.try_get("sealed_token").map_err(db)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn reseal(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    connection: ChannelConnectionId,
+    old: &str,
+    new: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE channel_connections SET sealed_token = $4
+         WHERE id = $1 AND tenant_id = $2 AND sealed_token = $3",
+    )
+    .bind(connection.0)
+    .bind(tenant.0)
+    .bind(old)
+    .bind(new)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
+}
