@@ -69,7 +69,7 @@ pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynSt
     );
     assert_eq!(
         store.list_channel_connections(a).await.expect("list"),
-        [wa.clone()]
+        std::slice::from_ref(&wa)
     );
     assert_eq!(
         store.list_channel_connections(b).await.expect("list").len(),
