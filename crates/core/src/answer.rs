@@ -247,6 +247,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn enums_read_and_write_as_their_names() {
+        assert_eq!(
+            serde_json::to_string(&Channel::WhatsApp).ok().as_deref(),
+            Some("\"whatsapp\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<Channel>("\"openai\"").ok(),
+            Some(Channel::OpenAi)
+        );
+        assert_eq!(
+            serde_json::to_string(&ConversationStatus::HandedOff)
+                .ok()
+                .as_deref(),
+            Some("\"handed_off\"")
+        );
+    }
+
+    #[test]
     fn the_defaults_are_valid_and_each_bound_is_checked() {
         assert_eq!(BotSettings::default().validate(), Ok(()));
         type Breaker = fn(&mut BotSettings);

@@ -51,6 +51,7 @@ pub mod action {
     pub const TENANT_CREATED: &str = "tenant.created";
     pub const TENANT_SUSPENDED: &str = "tenant.suspended";
     pub const TENANT_REACTIVATED: &str = "tenant.reactivated";
+    pub const TENANT_PLAN_CHANGED: &str = "tenant.plan_changed";
     pub const LOGIN_FAILURE_BURST: &str = "auth.login_failure_burst";
     pub const REFRESH_TOKEN_REUSED: &str = "auth.refresh_token_reused";
     pub const MEMBER_INVITED: &str = "member.invited";

@@ -131,6 +131,14 @@ pub trait Store: Send + Sync + 'static {
         audit: NewAuditEvent,
     ) -> Result<Tenant>;
 
+    /// Moves the tenant to another plan of the catalogue, with the audit entry, atomically.
+    async fn set_tenant_plan(
+        &self,
+        tenant: TenantId,
+        plan: &str,
+        audit: NewAuditEvent,
+    ) -> Result<Tenant>;
+
     /// Sets the commercial status directly (billing moves trial → active → past_due).
     async fn set_tenant_status(&self, tenant: TenantId, status: TenantStatus) -> Result<Tenant>;
 

@@ -31,6 +31,8 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// The operator's chat models and each plan's fallback chain.
     pub models: Arc<ModelCatalog>,
+    /// Seals and opens secrets at rest (channel tokens).
+    pub secrets: Arc<crate::infra::secrets::SecretBox>,
     /// Fetches tenant-given URLs through the SSRF guard.
     pub fetcher: Fetcher,
     /// Wakes idle workers when a job is enqueued in this process (others poll).
@@ -96,6 +98,7 @@ impl AppState {
             Arc::new(move |text: &str| counter.count_tokens(text)),
         )?);
         Ok(Self {
+            secrets: Arc::new(settings.secret_box()?),
             models,
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
             blobs,

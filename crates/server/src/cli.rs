@@ -149,6 +149,9 @@ pub enum AdminCommand {
     Suspend { tenant_id: String },
     /// Lift a tenant's suspension.
     Reactivate { tenant_id: String },
+    /// Re-seal every secret stored at rest under ENCRYPTION_KEY (the previous key must be in
+    /// ENCRYPTION_OLD_KEYS until this has run).
+    RotateKey,
 }
 
 #[derive(Args, Debug)]
@@ -514,6 +517,16 @@ async fn admin(settings: Settings, cmd: AdminCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("platform admin created: {}", admin.id);
+        }
+        AdminCommand::RotateKey => {
+            let r = crate::channels::rotate_key(&state).await?;
+            println!(
+                "re-sealed {} secret(s) under key {}; {} already under it; {} changed meanwhile",
+                r.resealed,
+                state.secrets.current_key_id(),
+                r.current,
+                r.raced
+            );
         }
         AdminCommand::ListTenants { limit } => {
             for t in state.store.list_tenants(Page::first(limit)).await? {

@@ -6,6 +6,7 @@
 //! - [`knowledge`]: documents, their processing pipeline (jobs) and search.
 //! - [`answer`]: the answer engine: bot settings, retrieval, prompts, model chains, extractive
 //!   answers, conversations and their usage.
+//! - [`channels`]: messaging channels a tenant connects (sealed tokens, plan gating).
 //! - [`worker`]: the background job runtime.
 //! - [`infra`]: password hashing, tokens, email, rate limiting, blobs, the local embedder.
 //! - [`http`]: the router, middleware, error envelope, extractors, OpenAPI and docs page.
@@ -16,6 +17,7 @@
 pub mod answer;
 pub mod app;
 pub mod bench;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod eval;

@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             api_keys_are_created_listed_touched_and_revoked_once,
             platform_admins_have_unique_emails,
             suspension_remembers_and_restores_the_previous_status,
+            a_tenant_moves_to_another_plan_with_an_audit_entry,
             audit_events_page_newest_first,
             tenants_page_newest_first,
             the_store_reports_ready,
@@ -1359,4 +1360,31 @@ pub async fn concurrent_workers_never_share_a_job(store: DynStore) {
         (20, 20),
         "every job leased exactly once"
     );
+}
+
+pub async fn a_tenant_moves_to_another_plan_with_an_audit_entry(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "plan-mover").await;
+    let (other, _) = tenant_with_owner(&store, "plan-stayer").await;
+    let moved = store
+        .set_tenant_plan(t, "growth", audit(action::TENANT_PLAN_CHANGED))
+        .await
+        .expect("move");
+    assert_eq!(moved.plan, "growth");
+    assert_eq!(store.get_tenant(t).await.expect("get").plan, "growth");
+    assert_eq!(store.get_tenant(other).await.expect("get").plan, "starter");
+    let log = store
+        .list_audit_events(t, Page::first(10))
+        .await
+        .expect("audit");
+    assert!(log.iter().any(|e| e.action == action::TENANT_PLAN_CHANGED));
+    assert!(matches!(
+        store
+            .set_tenant_plan(
+                TenantId::new(),
+                "growth",
+                audit(action::TENANT_PLAN_CHANGED)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -731,6 +731,27 @@ impl Store for SqliteStore {
         Ok(updated)
     }
 
+    async fn set_tenant_plan(
+        &self,
+        tenant: TenantId,
+        plan: &str,
+        audit: NewAuditEvent,
+    ) -> Result<Tenant> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row =
+            sqlx::query("UPDATE tenants SET plan = $2, updated_at = $3 WHERE id = $1 RETURNING *")
+                .bind(tenant.0)
+                .bind(plan)
+                .bind(ms(Utc::now()))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let updated = tenant_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(updated)
+    }
+
     async fn set_tenant_status(&self, tenant: TenantId, status: TenantStatus) -> Result<Tenant> {
         let row = sqlx::query(
             "UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *",

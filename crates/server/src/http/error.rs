@@ -224,3 +224,18 @@ impl From<crate::answer::AnswerError> for ApiError {
         }
     }
 }
+
+impl From<crate::channels::ChannelError> for ApiError {
+    fn from(e: crate::channels::ChannelError) -> Self {
+        use crate::channels::ChannelError as C;
+        let message = e.to_string();
+        match e {
+            C::PlanFeatureUnavailable { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "plan_feature_unavailable", message)
+            }
+            C::ChannelTaken { .. } => Self::new(StatusCode::CONFLICT, "channel_taken", message),
+            C::Tenancy(t) => t.into(),
+            C::Internal(cause) => Self::internal(cause),
+        }
+    }
+}

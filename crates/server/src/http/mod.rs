@@ -40,6 +40,7 @@ use error::ApiError;
         (name = "api keys", description = "Server-to-server credentials"),
         (name = "knowledge", description = "Documents and search"),
         (name = "chat", description = "The bot: answers, settings, OpenAI-compatible API"),
+        (name = "channels", description = "WhatsApp, Messenger and Instagram connections"),
         (name = "admin", description = "Platform operators"),
         (name = "operations", description = "Health and documentation"),
     )
@@ -118,10 +119,16 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::chat::chat))
         .routes(routes!(api::chat::get_bot, api::chat::put_bot))
         .routes(routes!(api::chat::chat_completions))
+        .routes(routes!(
+            api::channels::connect_channel,
+            api::channels::list_channels
+        ))
+        .routes(routes!(api::channels::disconnect_channel))
         .routes(routes!(api::admin::list_tenants))
         .routes(routes!(api::admin::get_tenant))
         .routes(routes!(api::admin::suspend_tenant))
         .routes(routes!(api::admin::reactivate_tenant))
+        .routes(routes!(api::admin::set_tenant_plan))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }

@@ -92,3 +92,17 @@ pub async fn set_suspended(
     tracing::info!(tenant.id = %id, suspended, "tenant status changed by operator");
     Ok(tenant)
 }
+
+/// Moves a tenant to another plan of the catalogue (until billing does it from Stripe).
+pub async fn set_plan(state: &AppState, by: Actor, id: TenantId, plan: &str) -> Result<Tenant> {
+    let Some(p) = cortex_core::plans::plan(plan) else {
+        return Err(super::invalid("plan", "must be starter, growth or scale"));
+    };
+    let before = state.store.get_tenant(id).await?;
+    let event = NewAuditEvent::new(by, action::TENANT_PLAN_CHANGED, Utc::now())
+        .target("tenant", id)
+        .metadata(serde_json::json!({ "from": before.plan, "to": p.id }));
+    let tenant = state.store.set_tenant_plan(id, p.id, event).await?;
+    tracing::info!(tenant.id = %id, plan = p.id, "tenant plan changed by operator");
+    Ok(tenant)
+}

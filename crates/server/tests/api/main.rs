@@ -6,6 +6,7 @@ mod helpers;
 mod admin;
 mod api_keys;
 mod auth;
+mod channels;
 mod chat;
 mod documents;
 mod eval;

@@ -76,3 +76,32 @@ pub async fn reactivate_tenant(
             .into(),
     ))
 }
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlanRequest {
+    /// `starter`, `growth` or `scale`.
+    pub plan: String,
+}
+
+/// Change a tenant's plan
+#[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/plan", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Tenant id")),
+    request_body = SetPlanRequest,
+    responses(
+        (status = 200, description = "Moved", body = TenantView),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: no such plan", body = ErrorBody),
+    ))]
+pub async fn set_tenant_plan(
+    State(state): State<AppState>,
+    Operator(op): Operator,
+    Path(id): Path<String>,
+    crate::http::extract::ApiJson(req): crate::http::extract::ApiJson<SetPlanRequest>,
+) -> ApiResult<Json<TenantView>> {
+    Ok(Json(
+        operators::set_plan(&state, op.actor(), path_id(&id)?, &req.plan)
+            .await?
+            .into(),
+    ))
+}

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod channels;
 pub mod chat;
 pub mod documents;
 pub mod members;
