@@ -5,6 +5,10 @@
 //! window build on these connections.
 //!
 //! Depends on the core ports, `infra::secrets` and `tenancy`; never on axum.
+//!
+//! - [`meta`]: Meta's webhook handshake, signatures and payloads.
+
+pub mod meta;
 
 use chrono::Utc;
 use cortex_core::StoreError;
