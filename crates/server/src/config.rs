@@ -341,6 +341,10 @@ pub struct ProviderSettings {
     pub meta_app_secret: Option<Secret>,
     pub meta_verify_token: Option<Secret>,
     pub meta_whatsapp_token: Option<Secret>,
+    /// The Graph API's address (default `https://graph.facebook.com`). (`META_GRAPH_BASE_URL`)
+    pub meta_graph_base_url: Option<String>,
+    /// The Graph API version called (default `v21.0`). (`META_GRAPH_VERSION`)
+    pub meta_graph_version: Option<String>,
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<Secret>,
     pub stripe_secret_key: Option<Secret>,
@@ -687,6 +691,12 @@ impl Settings {
         if let Some(v) = env("META_APP_ID") {
             p.meta_app_id = Some(v);
         }
+        if let Some(v) = env("META_GRAPH_BASE_URL") {
+            p.meta_graph_base_url = Some(v);
+        }
+        if let Some(v) = env("META_GRAPH_VERSION") {
+            p.meta_graph_version = Some(v);
+        }
         if let Some(v) = env("TWILIO_ACCOUNT_SID") {
             p.twilio_account_sid = Some(v);
         }
@@ -872,6 +882,18 @@ pub fn parse_dotenv(text: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// A 32-byte key from base64 (standard or URL-safe) or 64 hex digits.
+impl ProviderSettings {
+    pub fn graph_base_url(&self) -> &str {
+        self.meta_graph_base_url
+            .as_deref()
+            .unwrap_or("https://graph.facebook.com")
+    }
+
+    pub fn graph_version(&self) -> &str {
+        self.meta_graph_version.as_deref().unwrap_or("v21.0")
+    }
+}
+
 impl Settings {
     /// The box that seals secrets at rest under `encryption_key` (and opens those sealed under
     /// the old keys). Call after [`Settings::validate`].

@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod embedder;
 pub mod fetch;
 pub mod mailer;
+pub mod meta_graph;
 pub mod openai_chat;
 pub mod openai_embedder;
 pub mod passwords;

@@ -1,6 +1,8 @@
 //! Connecting messaging channels: plan gating, validation, sealed tokens, one asset per
 //! tenant, disconnection, and key rotation from the command line.
 
+use std::time::Duration;
+
 use cortexlayer_server::config::{DEV_ENCRYPTION_KEY, decode_key};
 use cortexlayer_server::infra::secrets::{SecretBox, SecretError, key_id};
 use serde_json::{Value, json};
@@ -207,4 +209,211 @@ async fn rotate_key_reseals_every_token_under_the_new_key() {
     );
     let again = rotate(&new_key, DEV_ENCRYPTION_KEY);
     assert!(String::from_utf8_lossy(&again.stdout).contains("re-sealed 0 secret(s)"));
+}
+
+/// A stand-in for the Graph API's `/{version}/{asset}/messages`: checks the version in the
+/// path, the bearer token and the body as Meta does, and answers with the documented shapes
+/// (WhatsApp `messages[].id`, Send API `message_id`, `error` with Meta's codes).
+async fn spawn_graph(
+    script: Vec<(u16, Value)>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
+) {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::{Arc, Mutex};
+    type Shared = (
+        Arc<Mutex<Vec<(u16, Value)>>>,
+        Arc<Mutex<Vec<(String, String, Value)>>>,
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let shared: Shared = (Arc::new(Mutex::new(script)), seen.clone());
+    async fn messages(
+        State((script, seen)): State<Shared>,
+        Path((version, asset)): Path<(String, String)>,
+        headers: HeaderMap,
+        body: String,
+    ) -> (StatusCode, axum::Json<Value>) {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        seen.lock().expect("lock").push((
+            format!("/{version}/{asset}/messages"),
+            auth.clone(),
+            v.clone(),
+        ));
+        if version != "v21.0" {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(
+                    json!({ "error": { "message": "Unknown path components", "type": "OAuthException", "code": 2500 } }),
+                ),
+            );
+        }
+        if auth != "Bearer EAAG-page-or-number-token-123456" {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(
+                    json!({ "error": { "message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190 } }),
+                ),
+            );
+        }
+        let whatsapp = v["messaging_product"] == "whatsapp";
+        let ok_shape = if whatsapp {
+            v["to"].is_string()
+                && (v["text"]["body"].is_string() || v["template"]["name"].is_string())
+        } else {
+            v["recipient"]["id"].is_string()
+                && v["message"]["text"].is_string()
+                && v["messaging_type"] == "RESPONSE"
+        };
+        if !ok_shape {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(
+                    json!({ "error": { "message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100 } }),
+                ),
+            );
+        }
+        let mut script = script.lock().expect("lock");
+        let (status, reply) = if script.is_empty() {
+            (200, Value::Null)
+        } else {
+            script.remove(0)
+        };
+        let n = seen.lock().expect("lock").len();
+        let reply = if status == 200 && reply.is_null() {
+            if whatsapp {
+                json!({ "messaging_product": "whatsapp", "contacts": [{ "input": v["to"], "wa_id": v["to"] }], "messages": [{ "id": format!("wamid.out{n}") }] })
+            } else {
+                json!({ "recipient_id": v["recipient"]["id"], "message_id": format!("m_out{n}") })
+            }
+        } else {
+            reply
+        };
+        (
+            StatusCode::from_u16(status).expect("status"),
+            axum::Json(reply),
+        )
+    }
+    let app = axum::Router::new()
+        .route("/{version}/{asset}/messages", axum::routing::post(messages))
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn the_graph_client_sends_split_texts_and_templates_and_reports_meta_errors() {
+    use cortex_core::answer::Channel;
+    use cortexlayer_server::infra::meta_graph::{GraphClient, SendError};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let token = "EAAG-page-or-number-token-123456";
+    let long = format!(
+        "{} {}",
+        "Our store opens at nine.".repeat(200),
+        "Bring your receipt."
+    );
+    let (base, seen) = spawn_graph(vec![
+        (500, json!({ "error": { "message": "An unexpected error has occurred.", "type": "OAuthException", "code": 2 } })),
+        (200, Value::Null),
+        (400, json!({ "error": { "message": "(#130429) Rate limit hit", "type": "OAuthException", "code": 130429 } })),
+    ])
+    .await;
+    let graph = GraphClient::new(&base, "v21.0", Duration::from_secs(5), 3).expect("client");
+    let ids = graph
+        .send_text(
+            Channel::WhatsApp,
+            token,
+            "106540352242922",
+            "16505551234",
+            &long,
+        )
+        .await
+        .expect("sent");
+    assert_eq!(ids.len(), 2, "4,820 characters go as two messages");
+    let requests = seen.lock().expect("lock").clone();
+    assert_eq!(requests[0].0, "/v21.0/106540352242922/messages");
+    let bodies: Vec<String> = requests
+        .iter()
+        .map(|(_, _, b)| b["text"]["body"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        requests.len(),
+        4,
+        "a 500 and a throttling code were retried"
+    );
+    assert!(bodies.iter().all(|b| b.chars().count() <= 4_096));
+    assert_eq!(bodies[1], bodies[0], "the retry resends the same part");
+    assert!(bodies[3].ends_with("Bring your receipt."));
+    assert!(ids.iter().all(|id| id.starts_with("wamid.")), "{ids:?}");
+
+    let (base, seen) = spawn_graph(vec![]).await;
+    let graph = GraphClient::new(&base, "v21.0", Duration::from_secs(5), 3).expect("client");
+    let ids = graph
+        .send_text(
+            Channel::Messenger,
+            token,
+            "1234567890",
+            "6789012345",
+            "Hello there!",
+        )
+        .await
+        .expect("sent");
+    assert_eq!(ids, ["m_out1"]);
+    assert_eq!(
+        seen.lock().expect("lock")[0].2["recipient"]["id"],
+        "6789012345"
+    );
+    graph
+        .send_template(
+            token,
+            "106540352242922",
+            "16505551234",
+            "order_update",
+            "en_US",
+        )
+        .await
+        .expect("template");
+    assert_eq!(
+        seen.lock().expect("lock")[1].2["template"]["language"]["code"],
+        "en_US"
+    );
+
+    let (base, _) = spawn_graph(vec![(
+        400,
+        json!({ "error": { "message": "Re-engagement message", "type": "OAuthException", "code": 131047 } }),
+    )])
+    .await;
+    let graph = GraphClient::new(&base, "v21.0", Duration::from_secs(5), 3).expect("client");
+    assert_eq!(
+        graph
+            .send_text(Channel::WhatsApp, token, "1", "2", "hi")
+            .await,
+        Err(SendError::Rejected {
+            code: 131_047,
+            message: "Re-engagement message".into()
+        })
+    );
+    assert!(matches!(
+        graph
+            .send_text(Channel::WhatsApp, "EAAG-wrong", "1", "2", "hi")
+            .await,
+        Err(SendError::Rejected { code: 190, .. })
+    ));
+    let stale = GraphClient::new(&base, "v2.0", Duration::from_secs(5), 1).expect("client");
+    assert!(matches!(
+        stale
+            .send_text(Channel::WhatsApp, token, "1", "2", "hi")
+            .await,
+        Err(SendError::Rejected { code: 2500, .. })
+    ));
 }
