@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::answer::Channel;
-use crate::ids::{ChannelConnectionId, TenantId, UserId};
+use crate::ids::{ChannelConnectionId, InboundMessageId, TenantId, UserId};
 
 /// The channels connected with an asset id and an access token.
 pub const CONNECTABLE: [Channel; 3] = [Channel::WhatsApp, Channel::Messenger, Channel::Instagram];
@@ -39,4 +39,26 @@ pub struct SealedSecret {
     pub tenant_id: TenantId,
     pub connection: ChannelConnectionId,
     pub sealed: String,
+}
+
+/// A customer's message as a channel delivered it: stored once per provider message id before
+/// the webhook is acknowledged, answered later by a job.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InboundMessage {
+    pub id: InboundMessageId,
+    pub tenant_id: TenantId,
+    pub connection_id: ChannelConnectionId,
+    /// The provider's id of the message (`wamid.…`, `m_…`): unique per connection.
+    pub provider_message_id: String,
+    /// The customer's id on the channel (a phone number, a page-scoped id). Never logged.
+    pub customer: String,
+    /// What was sent: `{"type": "text", "text": …}`, a reply, a media reference.
+    pub content: serde_json::Value,
+    /// When the customer sent it, by the provider's clock.
+    pub sent_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// Set once, when the answer job finished with it.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Why the answer could not be delivered, when it could not.
+    pub error: Option<String>,
 }

@@ -116,6 +116,10 @@ id_type!(
     /// A messaging channel a tenant connected (a WhatsApp number, a Facebook page…).
     ChannelConnectionId
 );
+id_type!(
+    /// A message a customer sent through a channel, as received from the provider.
+    InboundMessageId
+);
 
 #[cfg(test)]
 mod tests {

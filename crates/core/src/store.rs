@@ -12,11 +12,11 @@ use chrono::{DateTime, Utc};
 
 use crate::answer::{BotSettings, Conversation, ConversationEvent, Message, Turn, UsageEvent};
 use crate::audit::{AuditEvent, NewAuditEvent};
-use crate::channels::{ChannelConnection, SealedSecret};
+use crate::channels::{ChannelConnection, InboundMessage, SealedSecret};
 use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
 use crate::ids::{
-    ApiKeyId, ChannelConnectionId, ConversationId, DocumentId, InvitationId, JobId,
-    PlatformAdminId, TenantId, TokenFamilyId, UserId,
+    ApiKeyId, ChannelConnectionId, ConversationId, DocumentId, InboundMessageId, InvitationId,
+    JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId,
 };
 use crate::jobs::{Job, Lease, NewJob};
 use crate::knowledge::{
@@ -546,6 +546,33 @@ pub trait Store: Send + Sync + 'static {
         connection: ChannelConnectionId,
         old: &str,
         new: &str,
+    ) -> Result<bool>;
+
+    /// Stores a customer's message and enqueues `job` (its answer) in one transaction — unless
+    /// a message with the same provider id arrived on this connection before, in which case
+    /// nothing changes. Returns whether it was new. Any number of concurrent deliveries of one
+    /// message store it once.
+    async fn record_inbound(
+        &self,
+        tenant: TenantId,
+        message: InboundMessage,
+        job: NewJob,
+    ) -> Result<bool>;
+
+    async fn get_inbound(
+        &self,
+        tenant: TenantId,
+        message: InboundMessageId,
+    ) -> Result<InboundMessage>;
+
+    /// Marks the message answered (with the delivery error, if any) unless it was already;
+    /// returns whether this call did.
+    async fn finish_inbound(
+        &self,
+        tenant: TenantId,
+        message: InboundMessageId,
+        at: DateTime<Utc>,
+        error: Option<&str>,
     ) -> Result<bool>;
 
     // ----- audit log -----------------------------------------------------------------------

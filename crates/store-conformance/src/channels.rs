@@ -148,3 +148,127 @@ pub async fn sealed_secrets_are_resealed_only_while_unchanged(store: DynStore) {
     let now_listed = store.list_channel_connections(a).await.expect("list");
     assert_eq!(now_listed[0].sealed_token, "v1.new.x");
 }
+
+fn inbound(
+    tenant: TenantId,
+    connection: ChannelConnectionId,
+    provider_id: &str,
+) -> cortex_core::channels::InboundMessage {
+    cortex_core::channels::InboundMessage {
+        id: cortex_core::ids::InboundMessageId::new(),
+        tenant_id: tenant,
+        connection_id: connection,
+        provider_message_id: provider_id.to_owned(),
+        customer: "16505551234".into(),
+        content: serde_json::json!({ "type": "text", "text": "Does it come in red?" }),
+        sent_at: now(),
+        received_at: now(),
+        answered_at: None,
+        error: None,
+    }
+}
+
+fn answer_job(provider_id: &str) -> cortex_core::jobs::NewJob {
+    cortex_core::jobs::NewJob::now(
+        "AnswerInbound",
+        serde_json::json!({ "provider_id": provider_id }),
+    )
+    .unique(format!("AnswerInbound:{provider_id}"))
+}
+
+pub async fn a_delivery_replayed_concurrently_is_stored_once_with_one_job(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "inbound-a").await;
+    let (b, _) = tenant_with_owner(&store, "inbound-b").await;
+    let conn = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::WhatsApp, "77"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    let deliveries = (0..10).map(|_| {
+        let store = store.clone();
+        async move {
+            store
+                .record_inbound(a, inbound(a, conn.id, "wamid.ABC"), answer_job("wamid.ABC"))
+                .await
+                .expect("record")
+        }
+    });
+    let stored = futures_join_all(deliveries).await;
+    assert_eq!(
+        stored.iter().filter(|s| **s).count(),
+        1,
+        "one delivery wins: {stored:?}"
+    );
+    let leased = store
+        .lease_jobs(
+            now() + chrono::Duration::seconds(1),
+            chrono::Duration::seconds(30),
+            50,
+        )
+        .await
+        .expect("lease");
+    let answers: Vec<_> = leased
+        .iter()
+        .filter(|l| l.job.kind == "AnswerInbound")
+        .collect();
+    assert_eq!(answers.len(), 1, "one answer job");
+
+    let first = inbound(a, conn.id, "wamid.DEF");
+    let id = first.id;
+    assert!(
+        store
+            .record_inbound(a, first, answer_job("wamid.DEF"))
+            .await
+            .expect("record")
+    );
+    let got = store.get_inbound(a, id).await.expect("get");
+    assert_eq!(got.customer, "16505551234");
+    assert_eq!(got.content["text"], "Does it come in red?");
+    assert_not_found(store.get_inbound(b, id).await, "B reads A's message");
+    assert_not_found(
+        store
+            .record_inbound(b, inbound(b, conn.id, "wamid.X"), answer_job("wamid.X"))
+            .await,
+        "B stores on A's connection",
+    );
+    assert!(
+        !store
+            .finish_inbound(b, id, now(), None)
+            .await
+            .unwrap_or(false),
+        "not B's"
+    );
+    assert!(
+        store
+            .finish_inbound(a, id, now(), Some("131047 Re-engagement message"))
+            .await
+            .expect("finish")
+    );
+    assert!(
+        !store
+            .finish_inbound(a, id, now(), None)
+            .await
+            .expect("finish"),
+        "once"
+    );
+    let done = store.get_inbound(a, id).await.expect("get");
+    assert!(done.answered_at.is_some());
+    assert_eq!(done.error.as_deref(), Some("131047 Re-engagement message"));
+}
+
+/// `join_all` without a futures dependency: each future on its own task.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}

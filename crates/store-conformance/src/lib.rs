@@ -82,6 +82,7 @@ macro_rules! conformance_tests {
             another_tenants_conversations_are_out_of_reach,
             a_channel_asset_belongs_to_one_tenant_and_routes_to_it,
             sealed_secrets_are_resealed_only_while_unchanged,
+            a_delivery_replayed_concurrently_is_stored_once_with_one_job,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

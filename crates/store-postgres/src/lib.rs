@@ -2068,6 +2068,33 @@ impl Store for PgStore {
         channels::reseal(&self.pool, tenant, connection, old, new).await
     }
 
+    async fn record_inbound(
+        &self,
+        tenant: TenantId,
+        message: cortex_core::channels::InboundMessage,
+        job: NewJob,
+    ) -> Result<bool> {
+        channels::record_inbound(&self.pool, tenant, message, job).await
+    }
+
+    async fn get_inbound(
+        &self,
+        tenant: TenantId,
+        message: cortex_core::ids::InboundMessageId,
+    ) -> Result<cortex_core::channels::InboundMessage> {
+        channels::get_inbound(&self.pool, tenant, message).await
+    }
+
+    async fn finish_inbound(
+        &self,
+        tenant: TenantId,
+        message: cortex_core::ids::InboundMessageId,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<bool> {
+        channels::finish_inbound(&self.pool, tenant, message, at, error).await
+    }
+
     async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         insert_audit(&mut tx, tenant, &event).await?;

@@ -146,3 +146,102 @@ pub(crate) async fn reseal(
     .map_err(db)?;
     Ok(done.rows_affected() == 1)
 }
+
+fn inbound_from(row: &SqliteRow) -> Result<cortex_core::channels::InboundMessage> {
+    Ok(cortex_core::channels::InboundMessage {
+        id: cortex_core::ids::InboundMessageId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        connection_id: ChannelConnectionId(row.try_get("connection_id").map_err(db)?),
+        provider_message_id: row.try_get("provider_message_id").map_err(db)?,
+        customer: row.try_get("customer").map_err(db)?,
+        content: serde_json::from_str(&row.try_get::<String, _>("content").map_err(db)?)
+            .map_err(StoreError::other)?,
+        sent_at: ts(row.try_get("sent_at").map_err(db)?),
+        received_at: ts(row.try_get("received_at").map_err(db)?),
+        answered_at: crate::opt_ts(row.try_get("answered_at").map_err(db)?),
+        error: row.try_get("error").map_err(db)?,
+    })
+}
+
+pub(crate) async fn record_inbound(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    m: cortex_core::channels::InboundMessage,
+    job: cortex_core::jobs::NewJob,
+) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let done = sqlx::query(
+        "INSERT INTO inbound_messages (id, tenant_id, connection_id, provider_message_id, customer,
+             content, sent_at, received_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8
+         WHERE EXISTS (SELECT 1 FROM channel_connections WHERE id = $3 AND tenant_id = $2)
+         ON CONFLICT (connection_id, provider_message_id) DO NOTHING",
+    )
+    .bind(m.id.0)
+    .bind(tenant.0)
+    .bind(m.connection_id.0)
+    .bind(&m.provider_message_id)
+    .bind(&m.customer)
+    .bind(m.content.to_string())
+    .bind(ms(m.sent_at))
+    .bind(ms(m.received_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        let ours: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM channel_connections WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(m.connection_id.0)
+        .bind(tenant.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        return if ours.is_some() {
+            Ok(false)
+        } else {
+            Err(StoreError::NotFound)
+        };
+    }
+    crate::insert_job(&mut tx, Some(tenant), &job).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+pub(crate) async fn get_inbound(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: cortex_core::ids::InboundMessageId,
+) -> Result<cortex_core::channels::InboundMessage> {
+    let row = sqlx::query("SELECT * FROM inbound_messages WHERE id = $1 AND tenant_id = $2")
+        .bind(id.0)
+        .bind(tenant.0)
+        .fetch_one(pool)
+        .await
+        .map_err(db)?;
+    inbound_from(&row)
+}
+
+pub(crate) async fn finish_inbound(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: cortex_core::ids::InboundMessageId,
+    at: chrono::DateTime<chrono::Utc>,
+    error: Option<&str>,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE inbound_messages SET answered_at = $3, error = $4
+         WHERE id = $1 AND tenant_id = $2 AND answered_at IS NULL",
+    )
+    .bind(id.0)
+    .bind(tenant.0)
+    .bind(ms(at))
+    .bind(error)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 1 {
+        return Ok(true);
+    }
+    get_inbound(pool, tenant, id).await.map(|_| false)
+}
