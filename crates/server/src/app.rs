@@ -33,6 +33,8 @@ pub struct AppState {
     pub models: Arc<ModelCatalog>,
     /// Seals and opens secrets at rest (channel tokens).
     pub secrets: Arc<crate::infra::secrets::SecretBox>,
+    /// Sends WhatsApp, Messenger and Instagram messages.
+    pub graph: Arc<crate::infra::meta_graph::GraphClient>,
     /// Fetches tenant-given URLs through the SSRF guard.
     pub fetcher: Fetcher,
     /// Wakes idle workers when a job is enqueued in this process (others poll).
@@ -98,6 +100,12 @@ impl AppState {
             Arc::new(move |text: &str| counter.count_tokens(text)),
         )?);
         Ok(Self {
+            graph: Arc::new(crate::infra::meta_graph::GraphClient::new(
+                settings.providers.graph_base_url(),
+                settings.providers.graph_version(),
+                std::time::Duration::from_secs(20),
+                3,
+            )?),
             secrets: Arc::new(settings.secret_box()?),
             models,
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),

@@ -7,7 +7,9 @@
 //! Depends on the core ports, `infra::secrets` and `tenancy`; never on axum.
 //!
 //! - [`meta`]: Meta's webhook handshake, signatures and payloads.
+//! - [`inbound`]: the webhook's intake and the job that answers each message.
 
+pub mod inbound;
 pub mod meta;
 
 use chrono::Utc;

@@ -41,6 +41,7 @@ use error::ApiError;
         (name = "knowledge", description = "Documents and search"),
         (name = "chat", description = "The bot: answers, settings, OpenAI-compatible API"),
         (name = "channels", description = "WhatsApp, Messenger and Instagram connections"),
+        (name = "webhooks", description = "Deliveries from messaging providers"),
         (name = "admin", description = "Platform operators"),
         (name = "operations", description = "Health and documentation"),
     )
@@ -124,6 +125,10 @@ fn routes() -> OpenApiRouter<AppState> {
             api::channels::list_channels
         ))
         .routes(routes!(api::channels::disconnect_channel))
+        .routes(routes!(
+            api::webhooks::meta_verify,
+            api::webhooks::meta_deliver
+        ))
         .routes(routes!(api::admin::list_tenants))
         .routes(routes!(api::admin::get_tenant))
         .routes(routes!(api::admin::suspend_tenant))

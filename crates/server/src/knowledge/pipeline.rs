@@ -83,6 +83,12 @@ pub async fn run(state: &AppState, job: &Job) -> Result<bool, JobError> {
             }
             return Ok(true);
         }
+        crate::channels::inbound::ANSWER_INBOUND => {
+            if let Some(tenant) = job.tenant_id {
+                crate::channels::inbound::run(state, tenant, &job.payload).await?;
+            }
+            return Ok(true);
+        }
         _ => return Ok(false),
     };
     let Some(tenant) = job.tenant_id else {

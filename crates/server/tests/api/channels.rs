@@ -417,3 +417,153 @@ async fn the_graph_client_sends_split_texts_and_templates_and_reports_meta_error
         Err(SendError::Rejected { code: 2500, .. })
     ));
 }
+
+fn meta_signature(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"test-app-secret").expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn whatsapp_delivery(asset: &str, id: &str, text: &str) -> Vec<u8> {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": asset },
+            "contacts": [{ "profile": { "name": "Sheena Nelson" }, "wa_id": "16505551234" }],
+            "messages": [{ "from": "16505551234", "id": id, "timestamp": "1749416383",
+                           "type": "text", "text": { "body": text } }]
+        } }] }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
+    let (graph, sent) = spawn_graph(vec![]).await;
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.providers.meta_app_secret =
+            Some(cortexlayer_server::config::Secret::new("test-app-secret"));
+        s.providers.meta_verify_token = Some(cortexlayer_server::config::Secret::new("verify-me"));
+        s.providers.meta_graph_base_url = Some(graph);
+    })
+    .await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let operator = app.operator("ops@cortex.test").await;
+    on_plan(&app, &operator, &owner, "growth").await;
+    let doc = crate::documents::upload_one(
+        &app,
+        &owner.access,
+        "guide.md",
+        crate::documents::GUIDE.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        crate::documents::settled(&app, &owner.access, &doc).await["status"],
+        "ready"
+    );
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+
+    // The handshake.
+    let r = app
+        .client
+        .get(app.url(
+            "/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444",
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("text"), "1158201444");
+    let r = app
+        .client
+        .get(app.url("/webhooks/meta?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 403);
+
+    let post = |body: Vec<u8>, signature: String| {
+        let client = app.client.clone();
+        let url = app.url("/webhooks/meta");
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+
+    // A forged delivery is refused and never answered.
+    let forged = whatsapp_delivery(
+        "106540352242922",
+        "wamid.FORGED",
+        "How long do refunds take?",
+    );
+    let r = post(forged.clone(), "sha256=00".into()).await;
+    assert_eq!(error_code(r).await, (401, "invalid_signature".to_owned()));
+    let mut tampered = forged.clone();
+    let good_sig = meta_signature(&forged);
+    tampered.extend_from_slice(b" ");
+    assert_eq!(
+        post(tampered, good_sig).await.status(),
+        401,
+        "the signature covers the raw bytes"
+    );
+
+    // Delivered ten times at once: one stored message, one reply.
+    let body = whatsapp_delivery(
+        "106540352242922",
+        "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQ",
+        "How long do refunds take?",
+    );
+    let signature = meta_signature(&body);
+    let deliveries: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(post(body.clone(), signature.clone())))
+        .collect();
+    for d in deliveries {
+        let r = d.await.expect("task");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.expect("text"), "EVENT_RECEIVED");
+    }
+    // An asset nobody connected is acknowledged and ignored.
+    let stray = whatsapp_delivery("999999", "wamid.STRAY", "hello");
+    assert_eq!(
+        post(stray.clone(), meta_signature(&stray)).await.status(),
+        200
+    );
+
+    let start = std::time::Instant::now();
+    while sent.lock().expect("lock").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no reply was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let any duplicate surface before counting.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let sent = sent.lock().expect("lock").clone();
+    assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
+    let (path, auth, reply) = &sent[0];
+    assert_eq!(path, "/v21.0/106540352242922/messages");
+    assert_eq!(
+        auth, "Bearer EAAG-page-or-number-token-123456",
+        "the tenant's own token, unsealed"
+    );
+    assert_eq!(reply["to"], "16505551234");
+    let text = reply["text"]["body"].as_str().expect("text");
+    assert!(text.contains("14 days"), "{text}");
+}

@@ -10,6 +10,7 @@ pub mod chat;
 pub mod documents;
 pub mod members;
 pub mod tenant;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use cortex_core::audit::AuditEvent;
