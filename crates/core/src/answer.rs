@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    ChunkId, ConversationEventId, ConversationId, DocumentId, MessageId, TenantId, UsageEventId,
+    ChannelConnectionId, ChunkId, ConversationEventId, ConversationId, DocumentId, MessageId,
+    TenantId, UsageEventId,
 };
 use crate::knowledge::string_enum;
 
@@ -158,6 +159,10 @@ pub struct Conversation {
     pub tenant_id: TenantId,
     pub channel: Channel,
     pub status: ConversationStatus,
+    /// The channel connection and the customer's id on it, for channel conversations.
+    pub connection_id: Option<ChannelConnectionId>,
+    #[serde(skip)]
+    pub customer: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -478,6 +478,14 @@ pub trait Store: Send + Sync + 'static {
         conversation: ConversationId,
     ) -> Result<Conversation>;
 
+    /// The customer's latest conversation on a channel connection that is not resolved.
+    async fn find_customer_conversation(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        customer: &str,
+    ) -> Result<Option<Conversation>>;
+
     /// The conversation's last `limit` messages, oldest first.
     async fn recent_messages(
         &self,

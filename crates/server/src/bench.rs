@@ -482,6 +482,7 @@ pub async fn answer(
                     conversation_id: None,
                     channel: cortex_core::answer::Channel::Api,
                     history: Vec::new(),
+                    customer: None,
                 },
                 None,
             )

@@ -278,6 +278,7 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
         conversation_id,
         channel: cortex_core::answer::Channel::Api,
         history: Vec::new(),
+        customer: None,
     };
     let mut out = std::io::stdout();
     // The answer streams to the terminal as it is written (in JSON mode it comes at the end).

@@ -71,6 +71,8 @@ fn turn(tenant: TenantId, c: ConversationId, new: bool, question_text: &str) -> 
             tenant_id: tenant,
             channel: Channel::Api,
             status: ConversationStatus::Bot,
+            connection_id: None,
+            customer: None,
             created_at: now(),
             updated_at: now(),
         }),

@@ -272,3 +272,83 @@ where
     }
     out
 }
+
+pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
+    use cortex_core::answer::{Conversation, ConversationStatus, Message, MessageRole, Turn};
+    use cortex_core::ids::{ConversationId, MessageId};
+    let (a, _) = tenant_with_owner(&store, "customer-a").await;
+    let (b, _) = tenant_with_owner(&store, "customer-b").await;
+    let conn = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::WhatsApp, "88"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    let c = ConversationId::new();
+    let message = |role, text: &str| Message {
+        id: MessageId::new(),
+        tenant_id: a,
+        conversation_id: c,
+        role,
+        content: text.to_owned(),
+        citations: Vec::new(),
+        context: Vec::new(),
+        confidence: None,
+        abstained: false,
+        model: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 0,
+        created_at: now(),
+    };
+    let question = message(MessageRole::User, "hi");
+    let answer = message(MessageRole::Assistant, "hello");
+    store
+        .record_turn(
+            a,
+            Turn {
+                new_conversation: Some(Conversation {
+                    id: c,
+                    tenant_id: a,
+                    channel: Channel::WhatsApp,
+                    status: ConversationStatus::Bot,
+                    connection_id: Some(conn.id),
+                    customer: Some("16505551234".into()),
+                    created_at: now(),
+                    updated_at: now(),
+                }),
+                conversation_id: c,
+                question,
+                answer,
+                usage: Vec::new(),
+                events: Vec::new(),
+            },
+        )
+        .await
+        .expect("turn");
+    let found = store
+        .find_customer_conversation(a, conn.id, "16505551234")
+        .await
+        .expect("find")
+        .expect("their conversation");
+    assert_eq!(found.id, c);
+    assert_eq!(found.connection_id, Some(conn.id));
+    assert_eq!(found.customer.as_deref(), Some("16505551234"));
+    assert!(
+        store
+            .find_customer_conversation(a, conn.id, "447700900000")
+            .await
+            .expect("find")
+            .is_none()
+    );
+    assert!(
+        store
+            .find_customer_conversation(b, conn.id, "16505551234")
+            .await
+            .expect("find")
+            .is_none(),
+        "not through another tenant"
+    );
+}

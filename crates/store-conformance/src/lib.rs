@@ -83,6 +83,7 @@ macro_rules! conformance_tests {
             a_channel_asset_belongs_to_one_tenant_and_routes_to_it,
             sealed_secrets_are_resealed_only_while_unchanged,
             a_delivery_replayed_concurrently_is_stored_once_with_one_job,
+            a_channel_customer_finds_their_open_conversation,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

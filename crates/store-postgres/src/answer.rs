@@ -25,6 +25,11 @@ fn conversation_from(row: &PgRow) -> Result<Conversation> {
         tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
         channel: parse_enum("channel", row.try_get("channel").map_err(db)?)?,
         status: parse_enum("conversation status", row.try_get("status").map_err(db)?)?,
+        connection_id: row
+            .try_get::<Option<uuid::Uuid>, _>("connection_id")
+            .map_err(db)?
+            .map(cortex_core::ids::ChannelConnectionId),
+        customer: row.try_get("customer").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
         updated_at: row.try_get("updated_at").map_err(db)?,
     })
@@ -126,6 +131,26 @@ pub(crate) async fn get_conversation(
     conversation_from(&row)
 }
 
+pub(crate) async fn find_customer_conversation(
+    pool: &PgPool,
+    tenant: TenantId,
+    connection: cortex_core::ids::ChannelConnectionId,
+    customer: &str,
+) -> Result<Option<Conversation>> {
+    let row = sqlx::query(
+        "SELECT * FROM conversations
+         WHERE tenant_id = $1 AND connection_id = $2 AND customer = $3 AND status <> 'resolved'
+         ORDER BY updated_at DESC, id DESC LIMIT 1",
+    )
+    .bind(tenant.0)
+    .bind(connection.0)
+    .bind(customer)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(conversation_from).transpose()
+}
+
 pub(crate) async fn recent_messages(
     pool: &PgPool,
     tenant: TenantId,
@@ -152,8 +177,9 @@ pub(crate) async fn record_turn(pool: &PgPool, tenant: TenantId, turn: Turn) -> 
     let at = turn.answer.created_at;
     if let Some(c) = &turn.new_conversation {
         sqlx::query(
-            "INSERT INTO conversations (id, tenant_id, channel, status, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO conversations (id, tenant_id, channel, status, created_at, updated_at,
+                 connection_id, customer)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(c.id.0)
         .bind(tenant.0)
@@ -161,6 +187,8 @@ pub(crate) async fn record_turn(pool: &PgPool, tenant: TenantId, turn: Turn) -> 
         .bind(c.status.as_str())
         .bind(c.created_at)
         .bind(at)
+        .bind(c.connection_id.map(|x| x.0))
+        .bind(c.customer.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| {

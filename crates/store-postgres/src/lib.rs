@@ -1990,6 +1990,15 @@ impl Store for PgStore {
         answer::get_conversation(&self.pool, tenant, conversation).await
     }
 
+    async fn find_customer_conversation(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        customer: &str,
+    ) -> Result<Option<cortex_core::answer::Conversation>> {
+        answer::find_customer_conversation(&self.pool, tenant, connection, customer).await
+    }
+
     async fn recent_messages(
         &self,
         tenant: TenantId,

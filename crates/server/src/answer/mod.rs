@@ -27,7 +27,9 @@ use cortex_core::answer::{
 };
 use cortex_core::audit::{NewAuditEvent, action};
 use cortex_core::credentials::ApiScope;
-use cortex_core::ids::{ChunkId, ConversationEventId, ConversationId, MessageId, UsageEventId};
+use cortex_core::ids::{
+    ChannelConnectionId, ChunkId, ConversationEventId, ConversationId, MessageId, UsageEventId,
+};
 use cortex_core::knowledge::ChunkHit;
 use cortex_core::lexical::Analyzer;
 use cortex_core::ports::{ChatMessage, ChatRequest, ChatRole, DeltaSink};
@@ -170,6 +172,9 @@ pub struct Question {
     /// Earlier turns the caller carries itself (the OpenAI-compatible endpoint); when empty
     /// the stored conversation's are read.
     pub history: Vec<(MessageRole, String)>,
+    /// On a messaging channel: the connection and the customer's id on it. Without a
+    /// conversation id, the customer's open conversation continues (or one opens for them).
+    pub customer: Option<(ChannelConnectionId, String)>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -290,7 +295,17 @@ pub async fn ask(
         .into());
     }
     let tenant = ctx.tenant_id();
-    let (conversation_id, new_conversation, history) = match question.conversation_id {
+    // A channel customer's open conversation continues without an id.
+    let existing = match (question.conversation_id, &question.customer) {
+        (Some(id), _) => Some(id),
+        (None, Some((connection, customer))) => state
+            .store
+            .find_customer_conversation(tenant, *connection, customer)
+            .await?
+            .map(|c| c.id),
+        (None, None) => None,
+    };
+    let (conversation_id, new_conversation, history) = match existing {
         Some(id) => {
             state.store.get_conversation(tenant, id).await?;
             let history = if question.history.is_empty() {
@@ -308,11 +323,17 @@ pub async fn ask(
         }
         None => {
             let now = Utc::now();
+            let (connection_id, customer) = match question.customer {
+                Some((connection, customer)) => (Some(connection), Some(customer)),
+                None => (None, None),
+            };
             let c = Conversation {
                 id: ConversationId::new(),
                 tenant_id: tenant,
                 channel: question.channel,
                 status: ConversationStatus::Bot,
+                connection_id,
+                customer,
                 created_at: now,
                 updated_at: now,
             };

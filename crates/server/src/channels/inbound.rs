@@ -193,6 +193,7 @@ pub async fn run(
                     conversation_id: None,
                     channel: connection.kind,
                     history: Vec::new(),
+                    customer: Some((connection.id, message.customer.clone())),
                 },
                 None,
             )

@@ -471,6 +471,12 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     )
     .await;
     assert_eq!(r.status(), 201);
+    let connection: cortex_core::ids::ChannelConnectionId = r.json::<Value>().await.expect("json")
+        ["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
 
     // The handshake.
     let r = app
@@ -555,6 +561,7 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     }
     // Let any duplicate surface before counting.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let sent_log = sent.clone();
     let sent = sent.lock().expect("lock").clone();
     assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
     let (path, auth, reply) = &sent[0];
@@ -566,4 +573,41 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     assert_eq!(reply["to"], "16505551234");
     let text = reply["text"]["body"].as_str().expect("text");
     assert!(text.contains("14 days"), "{text}");
+
+    // The customer's next message continues the same conversation.
+    let next = whatsapp_delivery(
+        "106540352242922",
+        "wamid.NEXT",
+        "Which countries do you ship to?",
+    );
+    assert_eq!(
+        post(next.clone(), meta_signature(&next)).await.status(),
+        200
+    );
+    let start = std::time::Instant::now();
+    while sent_log.lock().expect("lock").len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no second reply");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tenant = owner.tenant_id.parse().expect("tenant");
+    let conversation = app
+        .state
+        .store
+        .find_customer_conversation(tenant, connection, "16505551234")
+        .await
+        .expect("find")
+        .expect("the customer's conversation");
+    assert_eq!(conversation.channel, cortex_core::answer::Channel::WhatsApp);
+    let messages = app
+        .state
+        .store
+        .recent_messages(tenant, conversation.id, 10)
+        .await
+        .expect("messages");
+    assert_eq!(
+        messages.len(),
+        4,
+        "two questions and two answers in one conversation"
+    );
+    assert_eq!(messages[2].content, "Which countries do you ship to?");
 }

@@ -203,6 +203,7 @@ pub async fn chat(
         conversation_id: req.conversation_id.map(ConversationId),
         channel,
         history: Vec::new(),
+        customer: None,
     };
     if !wants_stream(&headers) {
         let answer = answer::ask(&state, &ctx, question, None).await?;
@@ -464,6 +465,7 @@ pub async fn chat_completions(
         conversation_id: req.conversation_id.map(ConversationId),
         channel: Channel::OpenAi,
         history: turns,
+        customer: None,
     };
     if !req.stream {
         let a = answer::ask(&state, &ctx, question, None).await?;
