@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::answer::Channel;
-use crate::ids::{ChannelConnectionId, InboundMessageId, TenantId, UserId};
+use crate::ids::{ChannelConnectionId, InboundMessageId, OutboundMessageId, TenantId, UserId};
+use crate::knowledge::string_enum;
 
 /// The channels connected with an asset id and an access token.
 pub const CONNECTABLE: [Channel; 3] = [Channel::WhatsApp, Channel::Messenger, Channel::Instagram];
@@ -61,4 +62,45 @@ pub struct InboundMessage {
     pub answered_at: Option<DateTime<Utc>>,
     /// Why the answer could not be delivered, when it could not.
     pub error: Option<String>,
+}
+
+string_enum!(
+    /// Where a sent message stands, as the provider reports it. Only moves forward:
+    /// sent → delivered → read; failed is final.
+    DeliveryStatus {
+        Sent => "sent",
+        Delivered => "delivered",
+        Read => "read",
+        Failed => "failed",
+    }
+);
+
+impl DeliveryStatus {
+    /// Order of the statuses; a report never moves a message back.
+    pub fn rank(self) -> i32 {
+        match self {
+            Self::Sent => 1,
+            Self::Delivered => 2,
+            Self::Read => 3,
+            Self::Failed => 4,
+        }
+    }
+}
+
+/// A message sent to a customer (one per provider message: a long answer split in parts is
+/// several).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OutboundMessage {
+    pub id: OutboundMessageId,
+    pub tenant_id: TenantId,
+    pub connection_id: ChannelConnectionId,
+    /// The customer's message this answers.
+    pub inbound_id: Option<InboundMessageId>,
+    /// The provider's id (`wamid.…`, `m_…`): what delivery statuses name.
+    pub provider_message_id: String,
+    pub status: DeliveryStatus,
+    /// The provider's error code and title, for `failed`.
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }

@@ -120,6 +120,10 @@ id_type!(
     /// A message a customer sent through a channel, as received from the provider.
     InboundMessageId
 );
+id_type!(
+    /// A message sent to a customer through a channel.
+    OutboundMessageId
+);
 
 #[cfg(test)]
 mod tests {

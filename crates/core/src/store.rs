@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 
 use crate::answer::{BotSettings, Conversation, ConversationEvent, Message, Turn, UsageEvent};
 use crate::audit::{AuditEvent, NewAuditEvent};
-use crate::channels::{ChannelConnection, InboundMessage, SealedSecret};
+use crate::channels::{
+    ChannelConnection, DeliveryStatus, InboundMessage, OutboundMessage, SealedSecret,
+};
 use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
 use crate::ids::{
     ApiKeyId, ChannelConnectionId, ConversationId, DocumentId, InboundMessageId, InvitationId,
@@ -582,6 +584,27 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
         error: Option<&str>,
     ) -> Result<bool>;
+
+    async fn record_outbound(&self, tenant: TenantId, message: OutboundMessage) -> Result<()>;
+
+    /// Applies a delivery status to the sent message with this provider id, only forward
+    /// (a late `delivered` after `read` changes nothing); returns whether it changed.
+    async fn update_outbound_status(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    async fn find_outbound(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        provider_message_id: &str,
+    ) -> Result<Option<OutboundMessage>>;
 
     // ----- audit log -----------------------------------------------------------------------
 

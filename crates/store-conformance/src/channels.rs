@@ -352,3 +352,100 @@ pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
         "not through another tenant"
     );
 }
+
+pub async fn delivery_statuses_only_move_forward(store: DynStore) {
+    use cortex_core::channels::{DeliveryStatus, OutboundMessage};
+    let (a, _) = tenant_with_owner(&store, "outbound-a").await;
+    let (b, _) = tenant_with_owner(&store, "outbound-b").await;
+    let conn = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::WhatsApp, "99"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    let sent = |provider_id: &str| OutboundMessage {
+        id: cortex_core::ids::OutboundMessageId::new(),
+        tenant_id: a,
+        connection_id: conn.id,
+        inbound_id: None,
+        provider_message_id: provider_id.to_owned(),
+        status: DeliveryStatus::Sent,
+        error: None,
+        created_at: now(),
+        updated_at: now(),
+    };
+    store
+        .record_outbound(a, sent("wamid.out1"))
+        .await
+        .expect("record");
+    store
+        .record_outbound(a, sent("wamid.out1"))
+        .await
+        .expect("recording twice is harmless");
+    assert_not_found(
+        store.record_outbound(b, sent("wamid.out9")).await,
+        "B records on A's connection",
+    );
+    let update = |tenant, status, error: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            store
+                .update_outbound_status(tenant, conn.id, "wamid.out1", status, error, now())
+                .await
+                .expect("update")
+        }
+    };
+    assert!(update(a, DeliveryStatus::Read, None).await);
+    assert!(
+        !update(a, DeliveryStatus::Delivered, None).await,
+        "a late delivered after read"
+    );
+    assert!(
+        !update(b, DeliveryStatus::Failed, Some("x")).await,
+        "not through another tenant"
+    );
+    let got = store
+        .find_outbound(a, conn.id, "wamid.out1")
+        .await
+        .expect("find")
+        .expect("there");
+    assert_eq!(got.status, DeliveryStatus::Read);
+    store
+        .record_outbound(a, sent("wamid.out2"))
+        .await
+        .expect("record");
+    assert!(update_failed(&store, a, conn.id).await);
+    let failed = store
+        .find_outbound(a, conn.id, "wamid.out2")
+        .await
+        .expect("find")
+        .expect("there");
+    assert_eq!(failed.status, DeliveryStatus::Failed);
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("131047 Re-engagement message")
+    );
+    assert!(
+        store
+            .find_outbound(b, conn.id, "wamid.out2")
+            .await
+            .expect("find")
+            .is_none()
+    );
+}
+
+async fn update_failed(store: &DynStore, tenant: TenantId, conn: ChannelConnectionId) -> bool {
+    store
+        .update_outbound_status(
+            tenant,
+            conn,
+            "wamid.out2",
+            cortex_core::channels::DeliveryStatus::Failed,
+            Some("131047 Re-engagement message"),
+            now(),
+        )
+        .await
+        .expect("update")
+}

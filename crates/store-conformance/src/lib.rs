@@ -84,6 +84,7 @@ macro_rules! conformance_tests {
             sealed_secrets_are_resealed_only_while_unchanged,
             a_delivery_replayed_concurrently_is_stored_once_with_one_job,
             a_channel_customer_finds_their_open_conversation,
+            delivery_statuses_only_move_forward,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

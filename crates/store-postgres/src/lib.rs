@@ -2104,6 +2104,44 @@ impl Store for PgStore {
         channels::finish_inbound(&self.pool, tenant, message, at, error).await
     }
 
+    async fn record_outbound(
+        &self,
+        tenant: TenantId,
+        message: cortex_core::channels::OutboundMessage,
+    ) -> Result<()> {
+        channels::record_outbound(&self.pool, tenant, message).await
+    }
+
+    async fn update_outbound_status(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        provider_message_id: &str,
+        status: cortex_core::channels::DeliveryStatus,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        channels::update_outbound_status(
+            &self.pool,
+            tenant,
+            connection,
+            provider_message_id,
+            status,
+            error,
+            at,
+        )
+        .await
+    }
+
+    async fn find_outbound(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        provider_message_id: &str,
+    ) -> Result<Option<cortex_core::channels::OutboundMessage>> {
+        channels::find_outbound(&self.pool, tenant, connection, provider_message_id).await
+    }
+
     async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         insert_audit(&mut tx, tenant, &event).await?;

@@ -245,3 +245,100 @@ pub(crate) async fn finish_inbound(
     }
     get_inbound(pool, tenant, id).await.map(|_| false)
 }
+
+fn outbound_from(row: &SqliteRow) -> Result<cortex_core::channels::OutboundMessage> {
+    Ok(cortex_core::channels::OutboundMessage {
+        id: cortex_core::ids::OutboundMessageId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        connection_id: ChannelConnectionId(row.try_get("connection_id").map_err(db)?),
+        inbound_id: row
+            .try_get::<Option<uuid::Uuid>, _>("inbound_id")
+            .map_err(db)?
+            .map(cortex_core::ids::InboundMessageId),
+        provider_message_id: row.try_get("provider_message_id").map_err(db)?,
+        status: parse_enum("delivery status", row.try_get("status").map_err(db)?)?,
+        error: row.try_get("error").map_err(db)?,
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+        updated_at: ts(row.try_get("updated_at").map_err(db)?),
+    })
+}
+
+pub(crate) async fn record_outbound(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    m: cortex_core::channels::OutboundMessage,
+) -> Result<()> {
+    let done = sqlx::query(
+        "INSERT INTO outbound_messages (id, tenant_id, connection_id, inbound_id,
+             provider_message_id, status, error, created_at, updated_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+         WHERE EXISTS (SELECT 1 FROM channel_connections WHERE id = $3 AND tenant_id = $2)
+         ON CONFLICT (connection_id, provider_message_id) DO NOTHING",
+    )
+    .bind(m.id.0)
+    .bind(tenant.0)
+    .bind(m.connection_id.0)
+    .bind(m.inbound_id.map(|i| i.0))
+    .bind(&m.provider_message_id)
+    .bind(m.status.as_str())
+    .bind(m.error.as_deref())
+    .bind(ms(m.created_at))
+    .bind(ms(m.updated_at))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0
+        && find_outbound(pool, tenant, m.connection_id, &m.provider_message_id)
+            .await?
+            .is_none()
+    {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(crate) async fn update_outbound_status(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    connection: ChannelConnectionId,
+    provider_message_id: &str,
+    status: cortex_core::channels::DeliveryStatus,
+    error: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE outbound_messages SET status = $4, error = COALESCE($5, error), updated_at = $6
+         WHERE tenant_id = $1 AND connection_id = $2 AND provider_message_id = $3
+           AND (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END) < $7",
+    )
+    .bind(tenant.0)
+    .bind(connection.0)
+    .bind(provider_message_id)
+    .bind(status.as_str())
+    .bind(error)
+    .bind(ms(at))
+    .bind(status.rank())
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn find_outbound(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    connection: ChannelConnectionId,
+    provider_message_id: &str,
+) -> Result<Option<cortex_core::channels::OutboundMessage>> {
+    let row = sqlx::query(
+        "SELECT * FROM outbound_messages
+         WHERE tenant_id = $1 AND connection_id = $2 AND provider_message_id = $3",
+    )
+    .bind(tenant.0)
+    .bind(connection.0)
+    .bind(provider_message_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(outbound_from).transpose()
+}

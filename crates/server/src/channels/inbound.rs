@@ -5,8 +5,8 @@
 
 use chrono::{TimeZone, Utc};
 use cortex_core::StoreError;
-use cortex_core::channels::InboundMessage;
-use cortex_core::ids::{InboundMessageId, TenantId};
+use cortex_core::channels::{DeliveryStatus, InboundMessage, OutboundMessage};
+use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId};
 use cortex_core::jobs::NewJob;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -82,8 +82,9 @@ pub async fn intake(
     let mut out = Intake::default();
     for event in events {
         let m = match event {
-            Event::Status(_) => {
+            Event::Status(status) => {
                 out.statuses += 1;
+                apply_status(state, status).await?;
                 continue;
             }
             Event::Message(m) => m,
@@ -141,6 +142,40 @@ pub async fn intake(
         "meta webhook taken in"
     );
     Ok(out)
+}
+
+/// Moves the sent message the status names forward (statuses of unknown messages — sent by
+/// another system on the same number — are ignored).
+async fn apply_status(state: &AppState, s: meta::Status) -> Result<(), IntakeError> {
+    let connection = match state
+        .store
+        .find_channel_connection(s.channel, &s.asset_id)
+        .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(()),
+        Err(_) => return Err(IntakeError::Storage),
+    };
+    let status = match s.status {
+        meta::Delivery::Sent => DeliveryStatus::Sent,
+        meta::Delivery::Delivered => DeliveryStatus::Delivered,
+        meta::Delivery::Read => DeliveryStatus::Read,
+        meta::Delivery::Failed => DeliveryStatus::Failed,
+    };
+    let error = s.error.map(|(code, title)| format!("{code} {title}"));
+    state
+        .store
+        .update_outbound_status(
+            connection.tenant_id,
+            connection.id,
+            &s.provider_id,
+            status,
+            error.as_deref(),
+            Utc::now(),
+        )
+        .await
+        .map_err(|_| IntakeError::Storage)?;
+    Ok(())
 }
 
 /// The `AnswerInbound` job: answers the message through the answer engine and sends the reply
@@ -223,7 +258,29 @@ pub async fn run(
         )
         .await;
     let error = match sent {
-        Ok(_) => None,
+        Ok(ids) => {
+            let now = Utc::now();
+            for provider_message_id in ids.into_iter().filter(|id| !id.is_empty()) {
+                state
+                    .store
+                    .record_outbound(
+                        tenant,
+                        OutboundMessage {
+                            id: OutboundMessageId::new(),
+                            tenant_id: tenant,
+                            connection_id: connection.id,
+                            inbound_id: Some(message.id),
+                            provider_message_id,
+                            status: DeliveryStatus::Sent,
+                            error: None,
+                            created_at: now,
+                            updated_at: now,
+                        },
+                    )
+                    .await?;
+            }
+            None
+        }
         Err(SendError::Unavailable(e)) => return Err(JobError::Retry(format!("sending: {e}"))),
         Err(SendError::Rejected { code, message }) => Some(format!("{code} {message}")),
     };

@@ -574,6 +574,43 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     let text = reply["text"]["body"].as_str().expect("text");
     assert!(text.contains("14 days"), "{text}");
 
+    // Meta reports the reply delivered, then read; a late "delivered" does not move it back.
+    let wamid = "wamid.out1";
+    let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
+    let stored = app
+        .state
+        .store
+        .find_outbound(tenant, connection, wamid)
+        .await
+        .expect("find");
+    assert_eq!(
+        stored.map(|o| o.status),
+        Some(cortex_core::channels::DeliveryStatus::Sent),
+        "the reply is recorded by Meta's id"
+    );
+    for status in ["read", "delivered"] {
+        let body = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242922" },
+            "statuses": [{ "id": wamid, "status": status, "timestamp": "1750263773", "recipient_id": "16505551234" }] } }] }] })
+        .to_string()
+        .into_bytes();
+        assert_eq!(
+            post(body.clone(), meta_signature(&body)).await.status(),
+            200
+        );
+    }
+    let stored = app
+        .state
+        .store
+        .find_outbound(tenant, connection, wamid)
+        .await
+        .expect("find");
+    assert_eq!(
+        stored.map(|o| o.status),
+        Some(cortex_core::channels::DeliveryStatus::Read)
+    );
+
     // The customer's next message continues the same conversation.
     let next = whatsapp_delivery(
         "106540352242922",
@@ -589,7 +626,6 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
         assert!(start.elapsed() < Duration::from_secs(60), "no second reply");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let tenant = owner.tenant_id.parse().expect("tenant");
     let conversation = app
         .state
         .store
