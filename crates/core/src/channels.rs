@@ -13,6 +13,9 @@ use crate::answer::Channel;
 use crate::ids::{ChannelConnectionId, InboundMessageId, OutboundMessageId, TenantId, UserId};
 use crate::knowledge::string_enum;
 
+/// How long after a customer's last message WhatsApp accepts free-form replies.
+pub const SERVICE_WINDOW_HOURS: i64 = 24;
+
 /// The channels connected with an asset id and an access token.
 pub const CONNECTABLE: [Channel; 3] = [Channel::WhatsApp, Channel::Messenger, Channel::Instagram];
 
@@ -29,6 +32,9 @@ pub struct ChannelConnection {
     pub sealed_token: String,
     /// The token's last four characters, to tell tokens apart.
     pub token_hint: String,
+    /// WhatsApp: the approved template (name, language code) sent instead of free text when
+    /// the customer's last message is more than 24 hours old.
+    pub template: Option<(String, String)>,
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

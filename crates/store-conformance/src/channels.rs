@@ -17,6 +17,8 @@ fn connection(tenant: TenantId, kind: Channel, asset: &str) -> ChannelConnection
         name: format!("{kind} {asset}"),
         sealed_token: format!("v1.abcd1234.sealed-{asset}"),
         token_hint: "…wxyz".into(),
+        template: (kind == Channel::WhatsApp)
+            .then(|| ("order_update".to_owned(), "en_US".to_owned())),
         created_by: None,
         created_at: now(),
         updated_at: now(),
@@ -35,6 +37,10 @@ pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynSt
         .await
         .expect("connect");
     assert_eq!(wa.sealed_token, "v1.abcd1234.sealed-1065");
+    assert_eq!(
+        wa.template,
+        Some(("order_update".to_owned(), "en_US".to_owned()))
+    );
     assert_conflict(
         store
             .create_channel_connection(

@@ -20,6 +20,15 @@ fn connection_from(row: &PgRow) -> Result<ChannelConnection> {
         name: row.try_get("name").map_err(db)?,
         sealed_token: row.try_get("sealed_token").map_err(db)?,
         token_hint: row.try_get("token_hint").map_err(db)?,
+        template: match (
+            row.try_get::<Option<String>, _>("template_name")
+                .map_err(db)?,
+            row.try_get::<Option<String>, _>("template_language")
+                .map_err(db)?,
+        ) {
+            (Some(name), Some(language)) => Some((name, language)),
+            _ => None,
+        },
         created_by: row
             .try_get::<Option<uuid::Uuid>, _>("created_by")
             .map_err(db)?
@@ -38,8 +47,8 @@ pub(crate) async fn create(
     let mut tx = pool.begin().await.map_err(db)?;
     let row = sqlx::query(
         "INSERT INTO channel_connections (id, tenant_id, kind, asset_id, name, sealed_token,
-             token_hint, created_by, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+             token_hint, created_by, created_at, updated_at, template_name, template_language)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
     )
     .bind(c.id.0)
     .bind(tenant.0)
@@ -51,6 +60,8 @@ pub(crate) async fn create(
     .bind(c.created_by.map(|u| u.0))
     .bind(c.created_at)
     .bind(c.updated_at)
+    .bind(c.template.as_ref().map(|t| t.0.as_str()))
+    .bind(c.template.as_ref().map(|t| t.1.as_str()))
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {

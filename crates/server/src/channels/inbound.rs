@@ -5,7 +5,9 @@
 
 use chrono::{TimeZone, Utc};
 use cortex_core::StoreError;
-use cortex_core::channels::{DeliveryStatus, InboundMessage, OutboundMessage};
+use cortex_core::channels::{
+    DeliveryStatus, InboundMessage, OutboundMessage, SERVICE_WINDOW_HOURS,
+};
 use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId};
 use cortex_core::jobs::NewJob;
 use serde::{Deserialize, Serialize};
@@ -144,6 +146,29 @@ pub async fn intake(
     Ok(out)
 }
 
+/// The connection's template, to a customer outside the 24-hour window.
+async fn send_template(
+    state: &AppState,
+    connection: &cortex_core::channels::ChannelConnection,
+    message: &InboundMessage,
+    token: &str,
+) -> Result<Vec<String>, SendError> {
+    let Some((name, language)) = &connection.template else {
+        return Ok(Vec::new());
+    };
+    state
+        .graph
+        .send_template(
+            token,
+            &connection.asset_id,
+            &message.customer,
+            name,
+            language,
+        )
+        .await
+        .map(|id| vec![id])
+}
+
 /// Moves the sent message the status names forward (statuses of unknown messages — sent by
 /// another system on the same number — are ignored).
 async fn apply_status(state: &AppState, s: meta::Status) -> Result<(), IntakeError> {
@@ -206,6 +231,23 @@ pub async fn run(
     else {
         return Ok(()); // disconnected meanwhile
     };
+    // WhatsApp takes free text only within 24 hours of the customer's last message; past it,
+    // the connection's approved template goes instead (no answer is composed), or nothing:
+    // the message waits for an agent.
+    let outside_window = connection.kind == cortex_core::answer::Channel::WhatsApp
+        && Utc::now() - message.sent_at > chrono::Duration::hours(SERVICE_WINDOW_HOURS);
+    if outside_window && connection.template.is_none() {
+        state
+            .store
+            .finish_inbound(
+                tenant,
+                message.id,
+                Utc::now(),
+                Some("outside the 24-hour window and no template is configured"),
+            )
+            .await?;
+        return Ok(());
+    }
     let text = match message.content["type"].as_str() {
         Some("text") => message.content["text"].as_str().map(str::to_owned),
         Some("reply") => message.content["text"]
@@ -216,6 +258,7 @@ pub async fn run(
         _ => None,
     };
     let reply = match (&text, message.content["type"].as_str()) {
+        _ if outside_window => String::new(),
         (Some(question), _) => {
             let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
                 .await
@@ -247,16 +290,20 @@ pub async fn run(
     };
     let token = super::access_token(&state.secrets, &connection)
         .map_err(|e| JobError::Retry(format!("opening the channel token: {e}")))?;
-    let sent = state
-        .graph
-        .send_text(
-            connection.kind,
-            &token,
-            &connection.asset_id,
-            &message.customer,
-            &reply,
-        )
-        .await;
+    let sent = if outside_window {
+        send_template(state, &connection, &message, &token).await
+    } else {
+        state
+            .graph
+            .send_text(
+                connection.kind,
+                &token,
+                &connection.asset_id,
+                &message.customer,
+                &reply,
+            )
+            .await
+    };
     let error = match sent {
         Ok(ids) => {
             let now = Utc::now();

@@ -80,6 +80,9 @@ pub struct Connect {
     pub asset_id: String,
     pub access_token: String,
     pub name: Option<String>,
+    /// WhatsApp: an approved template (name, language code) for replies outside the 24-hour
+    /// window.
+    pub template: Option<(String, String)>,
 }
 
 pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<ChannelConnection> {
@@ -115,6 +118,26 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
     if name.chars().count() > 100 {
         return Err(invalid("name", "must be at most 100 characters"));
     }
+    if let Some((template, language)) = &req.template {
+        if req.kind != Channel::WhatsApp {
+            return Err(invalid("template", "templates are for WhatsApp"));
+        }
+        let ok_name = !template.is_empty()
+            && template.len() <= 512
+            && template
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let ok_language = (2..=15).contains(&language.len())
+            && language
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'_');
+        if !ok_name || !ok_language {
+            return Err(invalid(
+                "template",
+                "needs the template's name (lowercase letters, digits, _) and a language code like en_US",
+            ));
+        }
+    }
     let id = ChannelConnectionId::new();
     let tenant = ctx.tenant_id();
     let now = Utc::now();
@@ -126,6 +149,7 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
         name,
         sealed_token: state.secrets.seal(token, &token_context(tenant, id)),
         token_hint: format!("…{}", &token[token.len() - 4..]),
+        template: req.template,
         created_by: match ctx.caller() {
             Caller::User(u) => Some(u.id),
             _ => None,

@@ -426,13 +426,17 @@ fn meta_signature(body: &[u8]) -> String {
 }
 
 fn whatsapp_delivery(asset: &str, id: &str, text: &str) -> Vec<u8> {
+    whatsapp_delivery_at(asset, id, text, chrono::Utc::now().timestamp())
+}
+
+fn whatsapp_delivery_at(asset: &str, id: &str, text: &str, sent_at: i64) -> Vec<u8> {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": { "display_phone_number": "15550783881", "phone_number_id": asset },
             "contacts": [{ "profile": { "name": "Sheena Nelson" }, "wa_id": "16505551234" }],
-            "messages": [{ "from": "16505551234", "id": id, "timestamp": "1749416383",
+            "messages": [{ "from": "16505551234", "id": id, "timestamp": sent_at.to_string(),
                            "type": "text", "text": { "body": text } }]
         } }] }]
     })
@@ -646,4 +650,85 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
         "two questions and two answers in one conversation"
     );
     assert_eq!(messages[2].content, "Which countries do you ship to?");
+}
+
+#[tokio::test]
+async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
+    let (graph, sent) = spawn_graph(vec![]).await;
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.providers.meta_app_secret =
+            Some(cortexlayer_server::config::Secret::new("test-app-secret"));
+        s.providers.meta_graph_base_url = Some(graph);
+    })
+    .await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let operator = app.operator("ops@cortex.test").await;
+    on_plan(&app, &operator, &owner, "growth").await;
+    let token = "EAAG-page-or-number-token-123456";
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "whatsapp", "asset_id": "111", "access_token": token,
+                "template": { "name": "we_are_back", "language": "en_US" } }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        v["template"],
+        json!({ "name": "we_are_back", "language": "en_US" })
+    );
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "whatsapp", "asset_id": "222", "access_token": token }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "messenger", "asset_id": "333", "access_token": token,
+                "template": { "name": "x", "language": "en_US" } }),
+    )
+    .await;
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error"]["field"], "template", "templates are WhatsApp's");
+
+    let two_days_ago = chrono::Utc::now().timestamp() - 2 * 24 * 3600;
+    for (asset, id) in [("111", "wamid.OLD1"), ("222", "wamid.OLD2")] {
+        let body = whatsapp_delivery_at(asset, id, "Are you open today?", two_days_ago);
+        let r = app
+            .client
+            .post(app.url("/webhooks/meta"))
+            .header("x-hub-signature-256", meta_signature(&body))
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200);
+    }
+    let start = std::time::Instant::now();
+    while sent.lock().expect("lock").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let sent = sent.lock().expect("lock").clone();
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the connection with a template sends: {sent:?}"
+    );
+    let (path, _, body) = &sent[0];
+    assert_eq!(path, "/v21.0/111/messages");
+    assert_eq!(body["type"], "template");
+    assert_eq!(body["template"]["name"], "we_are_back");
+    assert!(
+        body.get("text").is_none(),
+        "no free text outside the window"
+    );
 }

@@ -27,6 +27,17 @@ pub struct ConnectChannelRequest {
     pub access_token: String,
     /// Defaults to "<kind> <asset id>".
     pub name: Option<String>,
+    /// WhatsApp: an approved message template sent instead of free text when the customer's
+    /// last message is more than 24 hours old (otherwise such replies are not sent).
+    pub template: Option<TemplateRequest>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    pub name: String,
+    /// e.g. `en_US`.
+    pub language: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -37,6 +48,7 @@ pub struct ChannelView {
     pub name: String,
     /// The token's last four characters.
     pub token_hint: String,
+    pub template: Option<TemplateRequest>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -48,6 +60,9 @@ impl From<ChannelConnection> for ChannelView {
             asset_id: c.asset_id,
             name: c.name,
             token_hint: c.token_hint,
+            template: c
+                .template
+                .map(|(name, language)| TemplateRequest { name, language }),
             created_at: c.created_at,
         }
     }
@@ -82,6 +97,7 @@ pub async fn connect_channel(
             asset_id: req.asset_id,
             access_token: req.access_token,
             name: req.name,
+            template: req.template.map(|t| (t.name, t.language)),
         },
     )
     .await?;
