@@ -732,3 +732,71 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
         "no free text outside the window"
     );
 }
+
+#[tokio::test]
+async fn a_messenger_message_is_answered_through_the_send_api() {
+    let (graph, sent) = spawn_graph(vec![]).await;
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.providers.meta_app_secret =
+            Some(cortexlayer_server::config::Secret::new("test-app-secret"));
+        s.providers.meta_graph_base_url = Some(graph);
+    })
+    .await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let operator = app.operator("ops@cortex.test").await;
+    on_plan(&app, &operator, &owner, "scale").await;
+    let doc = crate::documents::upload_one(
+        &app,
+        &owner.access,
+        "guide.md",
+        crate::documents::GUIDE.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        crate::documents::settled(&app, &owner.access, &doc).await["status"],
+        "ready"
+    );
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "messenger", "asset_id": "1234567890", "access_token": "EAAG-page-or-number-token-123456" }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let body = json!({ "object": "page", "entry": [{ "id": "1234567890", "time": now_ms, "messaging": [
+        { "sender": { "id": "6789012345" }, "recipient": { "id": "1234567890" }, "timestamp": now_ms,
+          "message": { "mid": "m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM", "text": "Which countries do you ship to?" } },
+        { "sender": { "id": "1234567890" }, "recipient": { "id": "6789012345" }, "timestamp": now_ms,
+          "message": { "mid": "m_echo", "is_echo": true, "text": "an earlier reply of ours" } }
+    ] }] })
+    .to_string()
+    .into_bytes();
+    let r = app
+        .client
+        .post(app.url("/webhooks/meta"))
+        .header("x-hub-signature-256", meta_signature(&body))
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let start = std::time::Instant::now();
+    while sent.lock().expect("lock").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no reply was sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let sent = sent.lock().expect("lock").clone();
+    assert_eq!(sent.len(), 1, "the echo is not answered: {sent:?}");
+    let (path, _, reply) = &sent[0];
+    assert_eq!(path, "/v21.0/1234567890/messages");
+    assert_eq!(reply["recipient"]["id"], "6789012345");
+    assert_eq!(reply["messaging_type"], "RESPONSE");
+    let text = reply["message"]["text"].as_str().expect("text");
+    assert!(text.contains("Canada"), "{text}");
+    assert!(text.chars().count() <= 2_000);
+}
