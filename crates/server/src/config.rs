@@ -285,6 +285,13 @@ pub struct ChatModelSettings {
     pub api_key_from: Option<String>,
 }
 
+impl AnswerSettings {
+    /// The (lexical, vector) weights of reciprocal rank fusion.
+    pub fn fusion_weights(&self) -> (f32, f32) {
+        (self.lexical_weight, self.vector_weight)
+    }
+}
+
 impl Default for AnswerSettings {
     fn default() -> Self {
         let model = |id: &str, base: &str, name: &str, from: &str| ChatModelSettings {

@@ -16,7 +16,6 @@ pub mod intents;
 pub mod models;
 pub mod prompt;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -28,7 +27,7 @@ use cortex_core::answer::{
 use cortex_core::audit::{NewAuditEvent, action};
 use cortex_core::credentials::ApiScope;
 use cortex_core::ids::{
-    ChannelConnectionId, ChunkId, ConversationEventId, ConversationId, MessageId, UsageEventId,
+    ChannelConnectionId, ConversationEventId, ConversationId, MessageId, UsageEventId,
 };
 use cortex_core::knowledge::ChunkHit;
 use cortex_core::lexical::Analyzer;
@@ -515,20 +514,16 @@ async fn retrieve(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Res
         .map_err(|e| anyhow::anyhow!("embedding the query: {e}"))?
         .pop()
         .unwrap_or_default();
-    let depth = (k * 4).max(20);
-    let (lexical, vectors) = tokio::join!(
-        state.store.lexical_search(tenant, query, depth),
-        state
-            .store
-            .vector_search(tenant, state.embedder.model(), &vector, depth)
-    );
-    let vectors = vectors?;
-    let similarity: HashMap<ChunkId, f32> = vectors.iter().map(|h| (h.chunk.id, h.score)).collect();
-    let a = &state.settings.answer;
-    let fused = search::fuse_weighted(
-        &[(a.lexical_weight, lexical?), (a.vector_weight, vectors)],
-        k as usize,
-    );
+    let (fused, similarity) = search::hybrid_with_similarity(
+        state.store.as_ref(),
+        tenant,
+        query,
+        state.embedder.model(),
+        &vector,
+        k,
+        state.settings.answer.fusion_weights(),
+    )
+    .await?;
     Ok(Retrieved {
         sources: fused
             .into_iter()

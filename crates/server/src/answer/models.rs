@@ -69,17 +69,6 @@ impl ModelCatalog {
         })
     }
 
-    /// A catalogue of the given models (the `ask` command, tests of the chain).
-    pub fn from_models(
-        models: Vec<Arc<dyn ChatModel>>,
-        plans: BTreeMap<String, Vec<String>>,
-    ) -> Self {
-        Self {
-            models: models.into_iter().map(|m| (m.id().to_owned(), m)).collect(),
-            plans,
-        }
-    }
-
     /// The usable model ids of a plan's chain, in order.
     pub fn plan_chain(&self, plan: &str) -> Vec<String> {
         self.plans

@@ -61,10 +61,7 @@ pub async fn search(
                 state.embedder.model(),
                 &v,
                 top_k,
-                (
-                    state.settings.answer.lexical_weight,
-                    state.settings.answer.vector_weight,
-                ),
+                state.settings.answer.fusion_weights(),
             )
             .await?
         }
@@ -110,25 +107,38 @@ pub async fn hybrid(
     k: u32,
     weights: (f32, f32),
 ) -> cortex_core::store::Result<Vec<ChunkHit>> {
+    Ok(
+        hybrid_with_similarity(store, tenant, query, model, vector, k, weights)
+            .await?
+            .0,
+    )
+}
+
+/// [`hybrid`], with each fused chunk's cosine similarity to the query when the vector list
+/// found it (the answer engine judges relevance by it).
+pub async fn hybrid_with_similarity(
+    store: &dyn cortex_core::Store,
+    tenant: cortex_core::ids::TenantId,
+    query: &str,
+    model: &str,
+    vector: &[f32],
+    k: u32,
+    weights: (f32, f32),
+) -> cortex_core::store::Result<(Vec<ChunkHit>, HashMap<ChunkId, f32>)> {
     let depth = (k * 4).max(20);
     let (lexical, vectors) = tokio::join!(
         store.lexical_search(tenant, query, depth),
         store.vector_search(tenant, model, vector, depth)
     );
-    Ok(fuse_weighted(
-        &[(weights.0, lexical?), (weights.1, vectors?)],
-        k as usize,
-    ))
+    let vectors = vectors?;
+    let similarity = vectors.iter().map(|h| (h.chunk.id, h.score)).collect();
+    let fused = fuse(&[(weights.0, lexical?), (weights.1, vectors)], k as usize);
+    Ok((fused, similarity))
 }
 
-/// Reciprocal rank fusion: each list adds `1 / (RRF_K + rank)` to a chunk's score.
-pub fn fuse(lists: &[Vec<ChunkHit>], k: usize) -> Vec<ChunkHit> {
-    let weighted: Vec<(f32, Vec<ChunkHit>)> = lists.iter().map(|l| (1.0, l.clone())).collect();
-    fuse_weighted(&weighted, k)
-}
-
-/// Weighted reciprocal rank fusion: each list adds `weight / (RRF_K + rank)`.
-pub fn fuse_weighted(lists: &[(f32, Vec<ChunkHit>)], k: usize) -> Vec<ChunkHit> {
+/// Weighted reciprocal rank fusion: each list adds `weight / (RRF_K + rank)` to a chunk's
+/// score.
+pub fn fuse(lists: &[(f32, Vec<ChunkHit>)], k: usize) -> Vec<ChunkHit> {
     let mut scores: HashMap<ChunkId, (f32, ChunkHit)> = HashMap::new();
     for (weight, list) in lists {
         for (rank, hit) in list.iter().enumerate() {
@@ -188,7 +198,7 @@ mod tests {
         let (a, b, c) = (ChunkId::new(), ChunkId::new(), ChunkId::new());
         let lexical = vec![hit(a, 9.0), hit(b, 5.0)];
         let vector = vec![hit(c, 0.9), hit(b, 0.8)];
-        let fused = fuse(&[lexical, vector], 3);
+        let fused = fuse(&[(1.0, lexical), (1.0, vector)], 3);
         assert_eq!(fused[0].chunk.id, b, "second in both beats first in one");
         assert_eq!(fused.len(), 3);
         assert!(fused[0].score > fused[1].score);
