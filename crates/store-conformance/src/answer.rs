@@ -13,7 +13,12 @@ use cortex_core::store::{Page, conflict};
 
 use super::{DynStore, assert_conflict, assert_not_found, audit, now, tenant_with_owner};
 
-fn message(tenant: TenantId, c: ConversationId, role: MessageRole, text: &str) -> Message {
+pub(crate) fn message(
+    tenant: TenantId,
+    c: ConversationId,
+    role: MessageRole,
+    text: &str,
+) -> Message {
     Message {
         id: MessageId::new(),
         tenant_id: tenant,

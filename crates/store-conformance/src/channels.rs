@@ -280,8 +280,9 @@ where
 }
 
 pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
-    use cortex_core::answer::{Conversation, ConversationStatus, Message, MessageRole, Turn};
-    use cortex_core::ids::{ConversationId, MessageId};
+    use super::answer::message;
+    use cortex_core::answer::{Conversation, ConversationStatus, MessageRole, Turn};
+    use cortex_core::ids::ConversationId;
     let (a, _) = tenant_with_owner(&store, "customer-a").await;
     let (b, _) = tenant_with_owner(&store, "customer-b").await;
     let conn = store
@@ -293,24 +294,8 @@ pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
         .await
         .expect("connect");
     let c = ConversationId::new();
-    let message = |role, text: &str| Message {
-        id: MessageId::new(),
-        tenant_id: a,
-        conversation_id: c,
-        role,
-        content: text.to_owned(),
-        citations: Vec::new(),
-        context: Vec::new(),
-        confidence: None,
-        abstained: false,
-        model: None,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        latency_ms: 0,
-        created_at: now(),
-    };
-    let question = message(MessageRole::User, "hi");
-    let answer = message(MessageRole::Assistant, "hello");
+    let question = message(a, c, MessageRole::User, "hi");
+    let answer = message(a, c, MessageRole::Assistant, "hello");
     store
         .record_turn(
             a,

@@ -444,8 +444,11 @@ fn whatsapp_delivery_at(asset: &str, id: &str, text: &str, sent_at: i64) -> Vec<
     .into_bytes()
 }
 
-#[tokio::test]
-async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
+type SentLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
+
+/// An app with Meta's webhook configured (app secret, verify token, the Graph API stand-in)
+/// and an owner on `plan`; with what the Graph API receives.
+async fn meta_app(plan: &str) -> (TestApp, Member, SentLog) {
     let (graph, sent) = spawn_graph(vec![]).await;
     let app = crate::helpers::spawn_app_with(move |s| {
         s.providers.meta_app_secret =
@@ -456,18 +459,72 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    on_plan(&app, &operator, &owner, plan).await;
+    (app, owner, sent)
+}
+
+async fn upload_guide(app: &TestApp, owner: &Member) {
     let doc = crate::documents::upload_one(
-        &app,
+        app,
         &owner.access,
         "guide.md",
         crate::documents::GUIDE.as_bytes(),
     )
     .await;
     assert_eq!(
-        crate::documents::settled(&app, &owner.access, &doc).await["status"],
+        crate::documents::settled(app, &owner.access, &doc).await["status"],
         "ready"
     );
+}
+
+/// Posts a webhook delivery with the given signature (owned arguments, so it can be spawned).
+async fn post_meta(
+    client: reqwest::Client,
+    url: String,
+    body: Vec<u8>,
+    signature: String,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("post")
+}
+
+/// Posts a webhook delivery signed with the app secret.
+async fn post_signed(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
+    let signature = meta_signature(&body);
+    post_meta(
+        app.client.clone(),
+        app.url("/webhooks/meta"),
+        body,
+        signature,
+    )
+    .await
+}
+
+/// Waits until the Graph API was sent `n` messages, then `settle` longer so that a duplicate
+/// would show; returns what it was sent.
+async fn wait_for_sent(sent: &SentLog, n: usize, settle: Duration) -> Vec<(String, String, Value)> {
+    let start = std::time::Instant::now();
+    while sent.lock().expect("lock").len() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "fewer than {n} replies were sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(settle).await;
+    sent.lock().expect("lock").clone()
+}
+
+#[tokio::test]
+async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
+    let (app, owner, sent_log) = meta_app("growth").await;
+    upload_guide(&app, &owner).await;
     let r = connect(
         &app,
         &owner.access,
@@ -502,18 +559,12 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     assert_eq!(r.status(), 403);
 
     let post = |body: Vec<u8>, signature: String| {
-        let client = app.client.clone();
-        let url = app.url("/webhooks/meta");
-        async move {
-            client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-hub-signature-256", signature)
-                .body(body)
-                .send()
-                .await
-                .expect("post")
-        }
+        post_meta(
+            app.client.clone(),
+            app.url("/webhooks/meta"),
+            body,
+            signature,
+        )
     };
 
     // A forged delivery is refused and never answered.
@@ -550,23 +601,9 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     }
     // An asset nobody connected is acknowledged and ignored.
     let stray = whatsapp_delivery("999999", "wamid.STRAY", "hello");
-    assert_eq!(
-        post(stray.clone(), meta_signature(&stray)).await.status(),
-        200
-    );
+    assert_eq!(post_signed(&app, stray).await.status(), 200);
 
-    let start = std::time::Instant::now();
-    while sent.lock().expect("lock").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no reply was sent"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Let any duplicate surface before counting.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let sent_log = sent.clone();
-    let sent = sent.lock().expect("lock").clone();
+    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
     assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
     let (path, auth, reply) = &sent[0];
     assert_eq!(path, "/v21.0/106540352242922/messages");
@@ -621,15 +658,8 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
         "wamid.NEXT",
         "Which countries do you ship to?",
     );
-    assert_eq!(
-        post(next.clone(), meta_signature(&next)).await.status(),
-        200
-    );
-    let start = std::time::Instant::now();
-    while sent_log.lock().expect("lock").len() < 2 {
-        assert!(start.elapsed() < Duration::from_secs(60), "no second reply");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(post_signed(&app, next).await.status(), 200);
+    wait_for_sent(&sent_log, 2, Duration::ZERO).await;
     let conversation = app
         .state
         .store
@@ -654,16 +684,7 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
 
 #[tokio::test]
 async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
-    let (graph, sent) = spawn_graph(vec![]).await;
-    let app = crate::helpers::spawn_app_with(move |s| {
-        s.providers.meta_app_secret =
-            Some(cortexlayer_server::config::Secret::new("test-app-secret"));
-        s.providers.meta_graph_base_url = Some(graph);
-    })
-    .await;
-    let owner = app.owner("owner@acme.test", "Acme").await;
-    let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    let (app, owner, sent_log) = meta_app("growth").await;
     let token = "EAAG-page-or-number-token-123456";
     let r = connect(
         &app,
@@ -698,26 +719,9 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
     let two_days_ago = chrono::Utc::now().timestamp() - 2 * 24 * 3600;
     for (asset, id) in [("111", "wamid.OLD1"), ("222", "wamid.OLD2")] {
         let body = whatsapp_delivery_at(asset, id, "Are you open today?", two_days_ago);
-        let r = app
-            .client
-            .post(app.url("/webhooks/meta"))
-            .header("x-hub-signature-256", meta_signature(&body))
-            .body(body)
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200);
+        assert_eq!(post_signed(&app, body).await.status(), 200);
     }
-    let start = std::time::Instant::now();
-    while sent.lock().expect("lock").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "nothing was sent"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let sent = sent.lock().expect("lock").clone();
+    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
     assert_eq!(
         sent.len(),
         1,
@@ -735,27 +739,8 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
 
 #[tokio::test]
 async fn a_messenger_message_is_answered_through_the_send_api() {
-    let (graph, sent) = spawn_graph(vec![]).await;
-    let app = crate::helpers::spawn_app_with(move |s| {
-        s.providers.meta_app_secret =
-            Some(cortexlayer_server::config::Secret::new("test-app-secret"));
-        s.providers.meta_graph_base_url = Some(graph);
-    })
-    .await;
-    let owner = app.owner("owner@acme.test", "Acme").await;
-    let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "scale").await;
-    let doc = crate::documents::upload_one(
-        &app,
-        &owner.access,
-        "guide.md",
-        crate::documents::GUIDE.as_bytes(),
-    )
-    .await;
-    assert_eq!(
-        crate::documents::settled(&app, &owner.access, &doc).await["status"],
-        "ready"
-    );
+    let (app, owner, sent_log) = meta_app("scale").await;
+    upload_guide(&app, &owner).await;
     let r = connect(
         &app,
         &owner.access,
@@ -772,25 +757,8 @@ async fn a_messenger_message_is_answered_through_the_send_api() {
     ] }] })
     .to_string()
     .into_bytes();
-    let r = app
-        .client
-        .post(app.url("/webhooks/meta"))
-        .header("x-hub-signature-256", meta_signature(&body))
-        .body(body)
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), 200);
-    let start = std::time::Instant::now();
-    while sent.lock().expect("lock").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no reply was sent"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let sent = sent.lock().expect("lock").clone();
+    assert_eq!(post_signed(&app, body).await.status(), 200);
+    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_000)).await;
     assert_eq!(sent.len(), 1, "the echo is not answered: {sent:?}");
     let (path, _, reply) = &sent[0];
     assert_eq!(path, "/v21.0/1234567890/messages");
