@@ -22,6 +22,7 @@ string_enum!(
         WhatsApp => "whatsapp",
         Messenger => "messenger",
         Instagram => "instagram",
+        ManyChat => "manychat",
         Email => "email",
     }
 );

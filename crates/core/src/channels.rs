@@ -16,18 +16,36 @@ use crate::knowledge::string_enum;
 /// How long after a customer's last message WhatsApp accepts free-form replies.
 pub const SERVICE_WINDOW_HOURS: i64 = 24;
 
-/// The channels connected with an asset id and an access token.
-pub const CONNECTABLE: [Channel; 3] = [Channel::WhatsApp, Channel::Messenger, Channel::Instagram];
+/// The channels a tenant connects with an asset id and a credential.
+pub const CONNECTABLE: [Channel; 4] = [
+    Channel::WhatsApp,
+    Channel::Messenger,
+    Channel::Instagram,
+    Channel::ManyChat,
+];
+
+string_enum!(
+    /// Who carries a connection's messages: Meta's own APIs (WhatsApp Cloud API, Messenger,
+    /// Instagram), Twilio (WhatsApp through a Twilio sender) or ManyChat (a ManyChat page's
+    /// flows).
+    Provider { Meta => "meta", Twilio => "twilio", ManyChat => "manychat" }
+);
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ChannelConnection {
     pub id: ChannelConnectionId,
     pub tenant_id: TenantId,
     pub kind: Channel,
-    /// The phone number id (WhatsApp), page id (Messenger) or Instagram account id.
+    pub provider: Provider,
+    /// Meta: the phone number id (WhatsApp), page id (Messenger) or Instagram account id.
+    /// Twilio: the WhatsApp sender's number in E.164 (`+14155238886`). ManyChat: the page id.
     pub asset_id: String,
+    /// Twilio: the account SID (`AC…`) the number belongs to.
+    pub account_id: Option<String>,
     pub name: String,
-    /// The access token, sealed (`v1.<key id>.<…>`); never shown.
+    /// The credential, sealed (`v1.<key id>.<…>`); never shown: Meta's access token, the
+    /// Twilio account's auth token (empty: the platform's Twilio account) or the ManyChat API
+    /// key.
     #[serde(skip)]
     pub sealed_token: String,
     /// The token's last four characters, to tell tokens apart.
@@ -35,6 +53,9 @@ pub struct ChannelConnection {
     /// WhatsApp: the approved template (name, language code) sent instead of free text when
     /// the customer's last message is more than 24 hours old.
     pub template: Option<(String, String)>,
+    /// ManyChat: what the webhook answers at once, before the answer follows (e.g. "OK, bien
+    /// reçu"); `None` says nothing.
+    pub ack_text: Option<String>,
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

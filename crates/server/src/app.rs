@@ -35,6 +35,8 @@ pub struct AppState {
     pub secrets: Arc<crate::infra::secrets::SecretBox>,
     /// Sends WhatsApp, Messenger and Instagram messages.
     pub graph: Arc<crate::infra::meta_graph::GraphClient>,
+    pub twilio: Arc<crate::infra::twilio::TwilioClient>,
+    pub manychat: Arc<crate::infra::manychat::ManyChatClient>,
     /// Fetches tenant-given URLs through the SSRF guard.
     pub fetcher: Fetcher,
     /// Wakes idle workers when a job is enqueued in this process (others poll).
@@ -103,6 +105,16 @@ impl AppState {
             graph: Arc::new(crate::infra::meta_graph::GraphClient::new(
                 settings.providers.graph_base_url(),
                 settings.providers.graph_version(),
+                std::time::Duration::from_secs(20),
+                3,
+            )?),
+            twilio: Arc::new(crate::infra::twilio::TwilioClient::new(
+                settings.providers.twilio_base_url(),
+                std::time::Duration::from_secs(20),
+                3,
+            )?),
+            manychat: Arc::new(crate::infra::manychat::ManyChatClient::new(
+                settings.providers.manychat_base_url(),
                 std::time::Duration::from_secs(20),
                 3,
             )?),

@@ -352,8 +352,14 @@ pub struct ProviderSettings {
     pub meta_graph_base_url: Option<String>,
     /// The Graph API version called (default `v21.0`). (`META_GRAPH_VERSION`)
     pub meta_graph_version: Option<String>,
+    /// The platform's own Twilio account, for tenants who connect a WhatsApp sender of it
+    /// instead of their own account. (`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`)
     pub twilio_account_sid: Option<String>,
     pub twilio_auth_token: Option<Secret>,
+    /// Twilio's REST API address (default `https://api.twilio.com`). (`TWILIO_BASE_URL`)
+    pub twilio_base_url: Option<String>,
+    /// ManyChat's API address (default `https://api.manychat.com`). (`MANYCHAT_BASE_URL`)
+    pub manychat_base_url: Option<String>,
     pub stripe_secret_key: Option<Secret>,
     pub stripe_webhook_secret: Option<Secret>,
     pub sentry_dsn: Option<Secret>,
@@ -707,6 +713,12 @@ impl Settings {
         if let Some(v) = env("TWILIO_ACCOUNT_SID") {
             p.twilio_account_sid = Some(v);
         }
+        if let Some(v) = env("TWILIO_BASE_URL") {
+            p.twilio_base_url = Some(v);
+        }
+        if let Some(v) = env("MANYCHAT_BASE_URL") {
+            p.manychat_base_url = Some(v);
+        }
         Ok(())
     }
 
@@ -898,6 +910,18 @@ impl ProviderSettings {
 
     pub fn graph_version(&self) -> &str {
         self.meta_graph_version.as_deref().unwrap_or("v21.0")
+    }
+
+    pub fn twilio_base_url(&self) -> &str {
+        self.twilio_base_url
+            .as_deref()
+            .unwrap_or("https://api.twilio.com")
+    }
+
+    pub fn manychat_base_url(&self) -> &str {
+        self.manychat_base_url
+            .as_deref()
+            .unwrap_or("https://api.manychat.com")
     }
 }
 

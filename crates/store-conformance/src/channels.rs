@@ -2,23 +2,32 @@
 
 use cortex_core::answer::Channel;
 use cortex_core::audit::action;
-use cortex_core::channels::ChannelConnection;
+use cortex_core::channels::{ChannelConnection, Provider};
 use cortex_core::ids::{ChannelConnectionId, TenantId};
 use cortex_core::store::{Page, conflict};
 
 use super::{DynStore, assert_conflict, assert_not_found, audit, now, tenant_with_owner};
 
+/// A Meta connection; a Twilio one for a `+number`, a ManyChat one for that kind.
 fn connection(tenant: TenantId, kind: Channel, asset: &str) -> ChannelConnection {
+    let twilio = asset.starts_with('+');
     ChannelConnection {
         id: ChannelConnectionId::new(),
         tenant_id: tenant,
         kind,
+        provider: match kind {
+            Channel::ManyChat => Provider::ManyChat,
+            _ if twilio => Provider::Twilio,
+            _ => Provider::Meta,
+        },
         asset_id: asset.to_owned(),
+        account_id: twilio.then(|| "AC0123456789abcdef0123456789abcdef".to_owned()),
         name: format!("{kind} {asset}"),
         sealed_token: format!("v1.abcd1234.sealed-{asset}"),
         token_hint: "…wxyz".into(),
         template: (kind == Channel::WhatsApp)
             .then(|| ("order_update".to_owned(), "en_US".to_owned())),
+        ack_text: (kind == Channel::ManyChat).then(|| "OK, bien reçu".to_owned()),
         created_by: None,
         created_at: now(),
         updated_at: now(),
@@ -59,6 +68,32 @@ pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynSt
         )
         .await
         .expect("the same id of another kind is another asset");
+
+    // Twilio's and ManyChat's connections keep their account and acknowledgement.
+    for (kind, asset) in [
+        (Channel::WhatsApp, "+14155238886"),
+        (Channel::ManyChat, "1065"),
+    ] {
+        let given = connection(a, kind, asset);
+        let c = store
+            .create_channel_connection(a, given.clone(), audit(action::CHANNEL_CONNECTED))
+            .await
+            .expect("connect");
+        let found = store
+            .find_channel_connection(kind, asset)
+            .await
+            .expect("find")
+            .expect("routed");
+        assert_eq!(found, c);
+        assert_eq!(
+            (found.provider, &found.account_id, &found.ack_text),
+            (given.provider, &given.account_id, &given.ack_text)
+        );
+        store
+            .delete_channel_connection(a, c.id, audit(action::CHANNEL_DISCONNECTED))
+            .await
+            .expect("disconnect");
+    }
 
     let found = store
         .find_channel_connection(Channel::WhatsApp, "1065")

@@ -16,7 +16,9 @@ fn connection_from(row: &PgRow) -> Result<ChannelConnection> {
         id: ChannelConnectionId(row.try_get("id").map_err(db)?),
         tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
         kind: parse_enum("channel kind", row.try_get("kind").map_err(db)?)?,
+        provider: parse_enum("channel provider", row.try_get("provider").map_err(db)?)?,
         asset_id: row.try_get("asset_id").map_err(db)?,
+        account_id: row.try_get("account_id").map_err(db)?,
         name: row.try_get("name").map_err(db)?,
         sealed_token: row.try_get("sealed_token").map_err(db)?,
         token_hint: row.try_get("token_hint").map_err(db)?,
@@ -29,6 +31,7 @@ fn connection_from(row: &PgRow) -> Result<ChannelConnection> {
             (Some(name), Some(language)) => Some((name, language)),
             _ => None,
         },
+        ack_text: row.try_get("ack_text").map_err(db)?,
         created_by: row
             .try_get::<Option<uuid::Uuid>, _>("created_by")
             .map_err(db)?
@@ -47,8 +50,9 @@ pub(crate) async fn create(
     let mut tx = pool.begin().await.map_err(db)?;
     let row = sqlx::query(
         "INSERT INTO channel_connections (id, tenant_id, kind, asset_id, name, sealed_token,
-             token_hint, created_by, created_at, updated_at, template_name, template_language)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
+             token_hint, created_by, created_at, updated_at, template_name, template_language,
+             provider, account_id, ack_text)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING *",
     )
     .bind(c.id.0)
     .bind(tenant.0)
@@ -62,6 +66,9 @@ pub(crate) async fn create(
     .bind(c.updated_at)
     .bind(c.template.as_ref().map(|t| t.0.as_str()))
     .bind(c.template.as_ref().map(|t| t.1.as_str()))
+    .bind(c.provider.as_str())
+    .bind(c.account_id.as_deref())
+    .bind(c.ack_text.as_deref())
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {

@@ -1,21 +1,25 @@
-//! Customers' messages from Meta's channels: taken in by the webhook (signature checked on
-//! the raw bytes, each message routed to its tenant by asset id, stored once per provider id
-//! with its answer job in one transaction, then acknowledged — no model call inline), and
-//! answered by the `AnswerInbound` job through the answer engine and the Graph API.
+//! Customers' messages from the channels: taken in by the webhooks (verified on the raw bytes,
+//! each message routed to its tenant by asset id, stored once per provider id with its answer
+//! job in one transaction, then acknowledged — no model call inline), and answered by the
+//! `AnswerInbound` job through the answer engine and the connection's provider (Meta's Graph
+//! API, Twilio, ManyChat).
 
 use chrono::{TimeZone, Utc};
 use cortex_core::StoreError;
+use cortex_core::answer::Channel;
 use cortex_core::channels::{
-    DeliveryStatus, InboundMessage, OutboundMessage, SERVICE_WINDOW_HOURS,
+    ChannelConnection, DeliveryStatus, InboundMessage, OutboundMessage, Provider,
+    SERVICE_WINDOW_HOURS,
 };
 use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId};
 use cortex_core::jobs::NewJob;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::meta::{self, Content, Event};
+use super::event::{self, Content, Delivery, Event};
+use super::{manychat, meta, twilio};
 use crate::app::AppState;
-use crate::infra::meta_graph::SendError;
+use crate::infra::outbound::SendError;
 use crate::knowledge::pipeline::JobError;
 
 pub const ANSWER_INBOUND: &str = "AnswerInbound";
@@ -28,8 +32,11 @@ const MEDIA_REPLY: &str =
 pub enum IntakeError {
     #[error("Meta webhooks are not configured (META_APP_SECRET)")]
     NotConfigured,
-    #[error("the X-Hub-Signature-256 header does not match the body")]
+    #[error("the signature does not match the request")]
     BadSignature,
+    /// The ManyChat key in `Authorization` is not the connection's.
+    #[error("the Authorization header does not carry this connection's ManyChat API key")]
+    BadKey,
     #[error("{0}")]
     BadPayload(String),
     #[error("storage failure")]
@@ -65,7 +72,7 @@ fn content_json(c: &Content) -> serde_json::Value {
     }
 }
 
-/// Verifies and stores one webhook delivery.
+/// Verifies and stores one Meta webhook delivery.
 pub async fn intake(
     state: &AppState,
     body: &[u8],
@@ -81,27 +88,114 @@ pub async fn intake(
         return Err(IntakeError::BadSignature);
     }
     let events = meta::parse(body).map_err(|e| IntakeError::BadPayload(e.to_string()))?;
+    take_in(state, Provider::Meta, events).await
+}
+
+/// Verifies and stores one Twilio webhook delivery: a message (to `/webhooks/twilio`) or, with
+/// `status_callback`, a delivery status. `url` is the address Twilio called (the public
+/// `APP_URL` with the path and query), which the signature covers.
+pub async fn intake_twilio(
+    state: &AppState,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+    status_callback: bool,
+) -> Result<Intake, IntakeError> {
+    let form = twilio::Form::parse(body).map_err(|e| IntakeError::BadPayload(e.to_string()))?;
+    let asset = if status_callback {
+        form.whatsapp("From")
+    } else {
+        form.whatsapp("To")
+    };
+    let connection = match asset {
+        Some(asset) => route(state, Provider::Twilio, Channel::WhatsApp, asset).await?,
+        None => None,
+    };
+    // Without a connection there is no auth token to check the signature with: nothing is
+    // stored, and Twilio is told all is well so that it does not retry.
+    let Some(connection) = connection else {
+        tracing::info!(
+            webhook.provider = "twilio",
+            webhook.unrouted = 1,
+            "webhook taken in"
+        );
+        return Ok(Intake {
+            unrouted: 1,
+            ..Intake::default()
+        });
+    };
+    let (account, token) =
+        super::twilio_account(state, &connection).map_err(|_| IntakeError::Storage)?;
+    if !twilio::signature_ok(&token, url, &form, signature) {
+        return Err(IntakeError::BadSignature);
+    }
+    if form.account_sid() != Some(account.as_str()) {
+        return Ok(Intake {
+            unrouted: 1,
+            ..Intake::default()
+        });
+    }
+    let events = twilio::events(&form, status_callback, Utc::now().timestamp())
+        .map_err(|e| IntakeError::BadPayload(e.to_string()))?;
+    take_in(state, Provider::Twilio, events).await
+}
+
+/// Verifies and stores one ManyChat request to the page's webhook; returns the connection's
+/// acknowledgement text. An unknown page and a wrong key are refused alike.
+pub async fn intake_manychat(
+    state: &AppState,
+    page_id: &str,
+    body: &[u8],
+    authorization: Option<&str>,
+) -> Result<Option<String>, IntakeError> {
+    let connection = route(state, Provider::ManyChat, Channel::ManyChat, page_id).await?;
+    let Some(connection) = connection else {
+        return Err(IntakeError::BadKey);
+    };
+    let key = super::access_token(&state.secrets, &connection).map_err(|_| IntakeError::Storage)?;
+    if !manychat::key_ok(&key, authorization) {
+        return Err(IntakeError::BadKey);
+    }
+    let m = manychat::message(page_id, body, Utc::now().timestamp())
+        .map_err(|e| IntakeError::BadPayload(e.to_string()))?;
+    take_in(state, Provider::ManyChat, vec![Event::Message(m)]).await?;
+    Ok(connection.ack_text)
+}
+
+/// The connection an event names, if `provider` carries it.
+async fn route(
+    state: &AppState,
+    provider: Provider,
+    channel: Channel,
+    asset_id: &str,
+) -> Result<Option<ChannelConnection>, IntakeError> {
+    match state.store.find_channel_connection(channel, asset_id).await {
+        Ok(c) => Ok(c.filter(|c| c.provider == provider)),
+        Err(_) => Err(IntakeError::Storage),
+    }
+}
+
+/// Stores a verified delivery's events: each message once per provider id with its answer
+/// job (in one transaction), each status applied; events for assets no tenant connected
+/// through `provider` are counted and dropped.
+pub async fn take_in(
+    state: &AppState,
+    provider: Provider,
+    events: Vec<Event>,
+) -> Result<Intake, IntakeError> {
     let mut out = Intake::default();
     for event in events {
         let m = match event {
             Event::Status(status) => {
                 out.statuses += 1;
-                apply_status(state, status).await?;
+                apply_status(state, provider, status).await?;
                 continue;
             }
             Event::Message(m) => m,
         };
-        let connection = match state
-            .store
-            .find_channel_connection(m.channel, &m.asset_id)
-            .await
-        {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                out.unrouted += 1;
-                continue;
-            }
-            Err(_) => return Err(IntakeError::Storage),
+        let Some(connection) = route(state, provider, m.channel, &m.asset_id).await? else {
+            out.unrouted += 1;
+            continue;
         };
         let id = InboundMessageId::new();
         let message = InboundMessage {
@@ -137,55 +231,31 @@ pub async fn intake(
         state.jobs_ready.notify_waiters();
     }
     tracing::info!(
+        webhook.provider = provider.as_str(),
         webhook.stored = out.stored,
         webhook.duplicates = out.duplicates,
         webhook.unrouted = out.unrouted,
         webhook.statuses = out.statuses,
-        "meta webhook taken in"
+        "webhook taken in"
     );
     Ok(out)
 }
 
-/// The connection's template, to a customer outside the 24-hour window.
-async fn send_template(
-    state: &AppState,
-    connection: &cortex_core::channels::ChannelConnection,
-    message: &InboundMessage,
-    token: &str,
-) -> Result<Vec<String>, SendError> {
-    let Some((name, language)) = &connection.template else {
-        return Ok(Vec::new());
-    };
-    state
-        .graph
-        .send_template(
-            token,
-            &connection.asset_id,
-            &message.customer,
-            name,
-            language,
-        )
-        .await
-        .map(|id| vec![id])
-}
-
 /// Moves the sent message the status names forward (statuses of unknown messages — sent by
 /// another system on the same number — are ignored).
-async fn apply_status(state: &AppState, s: meta::Status) -> Result<(), IntakeError> {
-    let connection = match state
-        .store
-        .find_channel_connection(s.channel, &s.asset_id)
-        .await
-    {
-        Ok(Some(c)) => c,
-        Ok(None) => return Ok(()),
-        Err(_) => return Err(IntakeError::Storage),
+async fn apply_status(
+    state: &AppState,
+    provider: Provider,
+    s: event::Status,
+) -> Result<(), IntakeError> {
+    let Some(connection) = route(state, provider, s.channel, &s.asset_id).await? else {
+        return Ok(());
     };
     let status = match s.status {
-        meta::Delivery::Sent => DeliveryStatus::Sent,
-        meta::Delivery::Delivered => DeliveryStatus::Delivered,
-        meta::Delivery::Read => DeliveryStatus::Read,
-        meta::Delivery::Failed => DeliveryStatus::Failed,
+        Delivery::Sent => DeliveryStatus::Sent,
+        Delivery::Delivered => DeliveryStatus::Delivered,
+        Delivery::Read => DeliveryStatus::Read,
+        Delivery::Failed => DeliveryStatus::Failed,
     };
     let error = s.error.map(|(code, title)| format!("{code} {title}"));
     state
@@ -288,22 +358,17 @@ pub async fn run(
             return Ok(());
         }
     };
-    let token = super::access_token(&state.secrets, &connection)
-        .map_err(|e| JobError::Retry(format!("opening the channel token: {e}")))?;
-    let sent = if outside_window {
-        send_template(state, &connection, &message, &token).await
-    } else {
-        state
-            .graph
-            .send_text(
-                connection.kind,
-                &token,
-                &connection.asset_id,
-                &message.customer,
-                &reply,
-            )
-            .await
-    };
+    let sent = super::send(
+        state,
+        &connection,
+        &message.customer,
+        if outside_window {
+            super::Reply::Template
+        } else {
+            super::Reply::Text(&reply)
+        },
+    )
+    .await;
     let error = match sent {
         Ok(ids) => {
             let now = Utc::now();

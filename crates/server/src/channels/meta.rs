@@ -14,6 +14,8 @@ use sha2::Sha256;
 
 use cortex_core::answer::Channel;
 
+pub use super::event::{Content, Delivery, Event, Inbound, Status};
+
 /// Largest webhook body read.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most events taken from one delivery (Meta batches up to 1,000 changes).
@@ -50,64 +52,6 @@ pub fn challenge<'a>(
     (mode == Some("subscribe") && matches && !verify_token.is_empty())
         .then_some(challenge?)
         .filter(|c| !c.is_empty() && c.len() <= 256)
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Content {
-    Text(String),
-    /// A tapped quick reply or button: its payload (and the text shown).
-    Reply {
-        payload: String,
-        text: String,
-    },
-    /// An image, audio, video, document, sticker or location: kept as a reference.
-    Media {
-        kind: String,
-        reference: String,
-        caption: Option<String>,
-    },
-    /// Something this version does not read (reactions, orders, system messages…).
-    Unsupported(String),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Inbound {
-    pub channel: Channel,
-    /// The phone number id, page id or Instagram account id the message was sent to.
-    pub asset_id: String,
-    /// The customer: a phone number (WhatsApp) or a page-scoped id.
-    pub from: String,
-    /// Meta's id of the message (`wamid.…`, `m_…`): the deduplication key.
-    pub provider_id: String,
-    /// Unix seconds (WhatsApp) or milliseconds (Messenger, Instagram) as Meta sent them,
-    /// normalised to seconds.
-    pub timestamp: i64,
-    pub content: Content,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    Sent,
-    Delivered,
-    Read,
-    Failed,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Status {
-    pub channel: Channel,
-    pub asset_id: String,
-    /// The id of our outbound message.
-    pub provider_id: String,
-    pub status: Delivery,
-    /// Meta's error code and title for `Failed`.
-    pub error: Option<(i64, String)>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    Message(Inbound),
-    Status(Status),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

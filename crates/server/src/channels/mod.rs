@@ -6,24 +6,32 @@
 //!
 //! Depends on the core ports, `infra::secrets` and `tenancy`; never on axum.
 //!
+//! - [`event`]: what a webhook delivery brings, whichever provider sent it.
 //! - [`meta`]: Meta's webhook handshake, signatures and payloads.
-//! - [`inbound`]: the webhook's intake and the job that answers each message.
+//! - [`twilio`]: Twilio's `X-Twilio-Signature` and form-encoded webhooks.
+//! - [`manychat`]: ManyChat's per-connection webhook.
+//! - [`inbound`]: the webhooks' intake and the job that answers each message.
 
+pub mod event;
 pub mod inbound;
+pub mod manychat;
 pub mod meta;
+pub mod twilio;
 
 use chrono::Utc;
 use cortex_core::StoreError;
 use cortex_core::answer::Channel;
 use cortex_core::audit::{NewAuditEvent, action};
-use cortex_core::channels::{CONNECTABLE, ChannelConnection};
+use cortex_core::channels::{CONNECTABLE, ChannelConnection, Provider};
 use cortex_core::ids::{ChannelConnectionId, TenantId};
 use cortex_core::plans;
 use cortex_core::store::conflict;
 use cortex_core::tenancy::Role;
 
 use crate::app::AppState;
+use crate::infra::outbound::SendError;
 use crate::infra::secrets::{SecretBox, SecretError};
+use crate::infra::twilio as twilio_api;
 use crate::tenancy::{Caller, TenancyError, TenantCtx};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,18 +85,176 @@ pub fn token_context(tenant: TenantId, connection: ChannelConnectionId) -> Strin
 
 pub struct Connect {
     pub kind: Channel,
+    /// Meta unless said otherwise; ManyChat connections are ManyChat's.
+    pub provider: Option<Provider>,
     pub asset_id: String,
-    pub access_token: String,
+    /// Meta's access token, the Twilio account's auth token (absent: the platform's Twilio
+    /// account) or the ManyChat API key.
+    pub access_token: Option<String>,
+    /// Twilio: the account SID.
+    pub account_id: Option<String>,
     pub name: Option<String>,
-    /// WhatsApp: an approved template (name, language code) for replies outside the 24-hour
-    /// window.
+    /// WhatsApp: an approved template for replies outside the 24-hour window — Meta: (name,
+    /// language code); Twilio: (Content SID, "").
     pub template: Option<(String, String)>,
+    /// ManyChat: what the webhook answers at once.
+    pub ack_text: Option<String>,
+}
+
+fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|d| {
+        (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+    })
+}
+
+/// `prefix` followed by 32 lowercase hex digits (Twilio's SIDs).
+fn is_sid(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|h| {
+        h.len() == 32
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn check_token(token: &str) -> Result<()> {
+    if token.len() < 20 || token.len() > 1024 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            "access_token",
+            "must be 20 to 1024 printable characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// The provider's checks of a connection request: its asset, its credential, its template.
+/// Returns the provider, the credential to seal ("" for the platform's Twilio account) and the
+/// account id.
+fn check_connect(state: &AppState, req: &Connect) -> Result<(Provider, String, Option<String>)> {
+    let provider = match (req.kind, req.provider) {
+        (Channel::ManyChat, None | Some(Provider::ManyChat)) => Provider::ManyChat,
+        (Channel::ManyChat, Some(_)) | (_, Some(Provider::ManyChat)) => {
+            return Err(invalid(
+                "provider",
+                "ManyChat connections have kind manychat",
+            ));
+        }
+        (Channel::WhatsApp, Some(Provider::Twilio)) => Provider::Twilio,
+        (_, Some(Provider::Twilio)) => {
+            return Err(invalid("provider", "Twilio connections are for WhatsApp"));
+        }
+        (_, None | Some(Provider::Meta)) => Provider::Meta,
+    };
+    let asset_id = req.asset_id.trim();
+    let token = req.access_token.as_deref().map(str::trim);
+    if provider != Provider::ManyChat && req.ack_text.is_some() {
+        return Err(invalid("ack_text", "acknowledgements are for ManyChat"));
+    }
+    if provider != Provider::Twilio && req.account_id.is_some() {
+        return Err(invalid("account_sid", "account SIDs are for Twilio"));
+    }
+    if req.template.is_some() && req.kind != Channel::WhatsApp {
+        return Err(invalid("template", "templates are for WhatsApp"));
+    }
+    match provider {
+        Provider::Twilio => {
+            if !is_e164(asset_id) {
+                return Err(invalid(
+                    "asset_id",
+                    "must be the WhatsApp sender's number in E.164, like +14155238886",
+                ));
+            }
+            if let Some((sid, _)) = &req.template
+                && !is_sid(sid, "HX")
+            {
+                return Err(invalid(
+                    "template",
+                    "on Twilio, the template is its Content SID (HX and 32 hex digits)",
+                ));
+            }
+            match (req.account_id.as_deref().map(str::trim), token) {
+                (Some(sid), Some(token)) => {
+                    if !is_sid(sid, "AC") {
+                        return Err(invalid(
+                            "account_sid",
+                            "must be the Twilio account SID (AC and 32 hex digits)",
+                        ));
+                    }
+                    if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                        return Err(invalid(
+                            "access_token",
+                            "must be the Twilio account's auth token (32 characters)",
+                        ));
+                    }
+                    Ok((provider, token.to_owned(), Some(sid.to_owned())))
+                }
+                (None, None) => {
+                    let p = &state.settings.providers;
+                    match (&p.twilio_account_sid, &p.twilio_auth_token) {
+                        (Some(sid), Some(_)) => Ok((provider, String::new(), Some(sid.clone()))),
+                        _ => Err(invalid(
+                            "account_sid",
+                            "this server has no Twilio account of its own: give your account SID and auth token",
+                        )),
+                    }
+                }
+                _ => Err(invalid(
+                    "account_sid",
+                    "give both the account SID and its auth token, or neither to use the platform's Twilio account",
+                )),
+            }
+        }
+        Provider::Meta | Provider::ManyChat => {
+            if asset_id.is_empty()
+                || asset_id.len() > 64
+                || !asset_id.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid(
+                    "asset_id",
+                    if provider == Provider::Meta {
+                        "must be Meta's numeric id, 1 to 64 digits"
+                    } else {
+                        "must be the ManyChat page id, 1 to 64 digits"
+                    },
+                ));
+            }
+            let Some(token) = token else {
+                return Err(invalid("access_token", "is required"));
+            };
+            check_token(token)?;
+            if let Some((template, language)) = &req.template {
+                let ok_name = !template.is_empty()
+                    && template.len() <= 512
+                    && template
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                let ok_language = (2..=15).contains(&language.len())
+                    && language
+                        .bytes()
+                        .all(|b| b.is_ascii_alphabetic() || b == b'_');
+                if !ok_name || !ok_language {
+                    return Err(invalid(
+                        "template",
+                        "needs the template's name (lowercase letters, digits, _) and a language code like en_US",
+                    ));
+                }
+            }
+            if let Some(ack) = &req.ack_text
+                && ack.chars().count() > 640
+            {
+                return Err(invalid("ack_text", "must be at most 640 characters"));
+            }
+            Ok((provider, token.to_owned(), None))
+        }
+    }
 }
 
 pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<ChannelConnection> {
     may_manage(ctx)?;
     if !CONNECTABLE.contains(&req.kind) {
-        return Err(invalid("kind", "must be whatsapp, messenger or instagram"));
+        return Err(invalid(
+            "kind",
+            "must be whatsapp, messenger, instagram or manychat",
+        ));
     }
     let plan = plans::plan_or_default(&ctx.tenant().plan);
     if !plan.meta_channels {
@@ -96,20 +262,8 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
             plan: plan.name.to_owned(),
         });
     }
+    let (provider, token, account_id) = check_connect(state, &req)?;
     let asset_id = req.asset_id.trim().to_owned();
-    if asset_id.is_empty() || asset_id.len() > 64 || !asset_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(
-            "asset_id",
-            "must be Meta's numeric id, 1 to 64 digits",
-        ));
-    }
-    let token = req.access_token.trim();
-    if token.len() < 20 || token.len() > 1024 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid(
-            "access_token",
-            "must be 20 to 1024 printable characters without spaces",
-        ));
-    }
     let name = req
         .name
         .map(|n| n.trim().to_owned())
@@ -118,26 +272,6 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
     if name.chars().count() > 100 {
         return Err(invalid("name", "must be at most 100 characters"));
     }
-    if let Some((template, language)) = &req.template {
-        if req.kind != Channel::WhatsApp {
-            return Err(invalid("template", "templates are for WhatsApp"));
-        }
-        let ok_name = !template.is_empty()
-            && template.len() <= 512
-            && template
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        let ok_language = (2..=15).contains(&language.len())
-            && language
-                .bytes()
-                .all(|b| b.is_ascii_alphabetic() || b == b'_');
-        if !ok_name || !ok_language {
-            return Err(invalid(
-                "template",
-                "needs the template's name (lowercase letters, digits, _) and a language code like en_US",
-            ));
-        }
-    }
     let id = ChannelConnectionId::new();
     let tenant = ctx.tenant_id();
     let now = Utc::now();
@@ -145,11 +279,25 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
         id,
         tenant_id: tenant,
         kind: req.kind,
+        provider,
         asset_id: asset_id.clone(),
+        account_id,
         name,
-        sealed_token: state.secrets.seal(token, &token_context(tenant, id)),
-        token_hint: format!("…{}", &token[token.len() - 4..]),
+        sealed_token: if token.is_empty() {
+            String::new()
+        } else {
+            state.secrets.seal(&token, &token_context(tenant, id))
+        },
+        token_hint: if token.is_empty() {
+            "platform account".into()
+        } else {
+            format!("…{}", &token[token.len() - 4..])
+        },
         template: req.template,
+        ack_text: req
+            .ack_text
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty()),
         created_by: match ctx.caller() {
             Caller::User(u) => Some(u.id),
             _ => None,
@@ -159,7 +307,11 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
     };
     let audit = NewAuditEvent::new(ctx.actor(), action::CHANNEL_CONNECTED, now)
         .target("channel", id)
-        .metadata(serde_json::json!({ "kind": req.kind, "asset_id": asset_id }));
+        .metadata(serde_json::json!({
+            "kind": req.kind,
+            "provider": provider,
+            "asset_id": asset_id,
+        }));
     state
         .store
         .create_channel_connection(tenant, connection, audit)
@@ -218,6 +370,9 @@ pub struct Rotation {
 pub async fn rotate_key(state: &AppState) -> anyhow::Result<Rotation> {
     let mut r = Rotation::default();
     for s in state.store.list_sealed_secrets().await? {
+        if s.sealed.is_empty() {
+            continue; // the platform's Twilio account: nothing sealed
+        }
         if SecretBox::key_id_of(&s.sealed) == Some(state.secrets.current_key_id()) {
             r.current += 1;
             continue;
@@ -238,4 +393,100 @@ pub async fn rotate_key(state: &AppState) -> anyhow::Result<Rotation> {
         }
     }
     Ok(r)
+}
+
+/// What goes to a customer.
+pub enum Reply<'a> {
+    Text(&'a str),
+    /// The connection's approved template (WhatsApp, outside the 24-hour window).
+    Template,
+}
+
+/// Where Twilio reports the statuses of the messages we send.
+pub fn twilio_status_url(state: &AppState) -> String {
+    format!(
+        "{}/webhooks/twilio/status",
+        state.settings.app_url.trim_end_matches('/')
+    )
+}
+
+/// The Twilio account a connection sends from: its own (auth token sealed) or the platform's.
+pub fn twilio_account(
+    state: &AppState,
+    c: &ChannelConnection,
+) -> std::result::Result<(String, String), SecretError> {
+    let sid = c.account_id.clone().unwrap_or_default();
+    if c.sealed_token.is_empty() {
+        let token = state
+            .settings
+            .providers
+            .twilio_auth_token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+            .unwrap_or_default();
+        return Ok((sid, token));
+    }
+    Ok((sid, access_token(&state.secrets, c)?))
+}
+
+/// Sends a reply to the customer from the connection, through its provider; returns the
+/// provider's ids of the messages sent (none for ManyChat, which gives none).
+pub async fn send(
+    state: &AppState,
+    c: &ChannelConnection,
+    customer: &str,
+    reply: Reply<'_>,
+) -> std::result::Result<Vec<String>, SendError> {
+    let unopened = |e: SecretError| SendError::Unavailable(format!("the channel credential: {e}"));
+    match c.provider {
+        Provider::Meta => {
+            let token = access_token(&state.secrets, c).map_err(unopened)?;
+            match (reply, &c.template) {
+                (Reply::Text(text), _) => {
+                    state
+                        .graph
+                        .send_text(c.kind, &token, &c.asset_id, customer, text)
+                        .await
+                }
+                (Reply::Template, Some((name, language))) => state
+                    .graph
+                    .send_template(&token, &c.asset_id, customer, name, language)
+                    .await
+                    .map(|id| vec![id]),
+                (Reply::Template, None) => Ok(Vec::new()),
+            }
+        }
+        Provider::Twilio => {
+            let (sid, auth_token) = twilio_account(state, c).map_err(unopened)?;
+            let body = match (reply, &c.template) {
+                (Reply::Text(text), _) => twilio_api::Body::Text(text),
+                (Reply::Template, Some((content_sid, _))) => {
+                    twilio_api::Body::Template(content_sid)
+                }
+                (Reply::Template, None) => return Ok(Vec::new()),
+            };
+            let account = twilio_api::Account {
+                sid: &sid,
+                auth_token: &auth_token,
+            };
+            state
+                .twilio
+                .send(
+                    &account,
+                    &c.asset_id,
+                    customer,
+                    body,
+                    &twilio_status_url(state),
+                )
+                .await
+        }
+        Provider::ManyChat => {
+            let Reply::Text(text) = reply else {
+                return Ok(Vec::new());
+            };
+            let key = access_token(&state.secrets, c).map_err(unopened)?;
+            state.manychat.send_text(&key, customer, text).await?;
+            Ok(Vec::new())
+        }
+    }
 }

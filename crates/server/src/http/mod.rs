@@ -129,6 +129,9 @@ fn routes() -> OpenApiRouter<AppState> {
             api::webhooks::meta_verify,
             api::webhooks::meta_deliver
         ))
+        .routes(routes!(api::webhooks::twilio_deliver))
+        .routes(routes!(api::webhooks::twilio_status))
+        .routes(routes!(api::webhooks::manychat_deliver))
         .routes(routes!(api::admin::list_tenants))
         .routes(routes!(api::admin::get_tenant))
         .routes(routes!(api::admin::suspend_tenant))

@@ -15,15 +15,8 @@ use serde_json::{Value, json};
 
 use cortex_core::answer::Channel;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SendError {
-    /// Still failing after the retries (timeouts, 429, 5xx): worth a later retry.
-    #[error("the Graph API is unavailable: {0}")]
-    Unavailable(String),
-    /// Meta refused the message; `code` is Meta's (e.g. 131047: outside the 24-hour window).
-    #[error("the Graph API refused the message ({code}): {message}")]
-    Rejected { code: i64, message: String },
-}
+pub use super::outbound::SendError;
+use super::outbound::{Attempt, bounded, split_message, transport_error, with_retries};
 
 pub struct GraphClient {
     client: reqwest::Client,
@@ -38,35 +31,6 @@ pub fn text_limit(channel: Channel) -> usize {
         Channel::Instagram => 1_000,
         _ => 4_096,
     }
-}
-
-/// Splits `text` into parts of at most `limit` characters: at sentence ends where possible,
-/// else at spaces, else anywhere. Parts keep their order; whitespace between them is dropped.
-pub fn split_message(text: &str, limit: usize) -> Vec<String> {
-    let limit = limit.max(1);
-    let mut parts = Vec::new();
-    let mut rest = text.trim();
-    while rest.chars().count() > limit {
-        // Byte offset just past the `limit`-th character.
-        let cut = rest
-            .char_indices()
-            .nth(limit)
-            .map_or(rest.len(), |(i, _)| i);
-        let window = &rest[..cut];
-        let at = window
-            .rmatch_indices(['.', '!', '?', '\n'])
-            .map(|(i, m)| i + m.len())
-            .find(|&i| i > cut / 3)
-            .or_else(|| window.rfind(' ').filter(|&i| i > 0))
-            .unwrap_or(cut);
-        parts.push(rest[..at].trim().to_owned());
-        rest = rest[at..].trim_start();
-    }
-    if !rest.is_empty() {
-        parts.push(rest.to_owned());
-    }
-    parts.retain(|p| !p.is_empty());
-    parts
 }
 
 impl GraphClient {
@@ -138,11 +102,7 @@ impl GraphClient {
 
     async fn post(&self, token: &str, asset_id: &str, body: &Value) -> Result<String, SendError> {
         let url = format!("{}/{}/messages", self.base, asset_id);
-        let mut last = String::new();
-        for attempt in 1..=self.attempts {
-            if attempt > 1 {
-                tokio::time::sleep(Duration::from_millis(250 << (attempt - 2).min(5))).await;
-            }
+        with_retries(self.attempts, || async {
             let response = match self
                 .client
                 .post(&url)
@@ -152,14 +112,7 @@ impl GraphClient {
                 .await
             {
                 Ok(r) => r,
-                Err(e) => {
-                    last = if e.is_timeout() {
-                        "timed out".into()
-                    } else {
-                        "unreachable".into()
-                    };
-                    continue;
-                }
+                Err(e) => return Attempt::Retry(transport_error(&e)),
             };
             let status = response.status();
             let v: Value = response.json().await.unwrap_or(Value::Null);
@@ -168,52 +121,17 @@ impl GraphClient {
                     .as_str()
                     .or_else(|| v["message_id"].as_str())
                     .unwrap_or_default();
-                return Ok(id.to_owned());
+                return Attempt::Done(id.to_owned());
             }
             let code = v["error"]["code"].as_i64().unwrap_or(0);
-            let message: String = v["error"]["message"]
-                .as_str()
-                .unwrap_or("")
-                .chars()
-                .take(300)
-                .collect();
+            let message = bounded(v["error"]["message"].as_str().unwrap_or(""));
             // 4 / 80007 / 130429 / 131048 / 131056: Meta's rate limits.
             let throttled = matches!(code, 4 | 80007 | 130429 | 131048 | 131056);
             if status.as_u16() == 429 || status.is_server_error() || throttled {
-                last = format!("HTTP {} ({code}) {message}", status.as_u16());
-                continue;
+                return Attempt::Retry(format!("HTTP {} ({code}) {message}", status.as_u16()));
             }
-            return Err(SendError::Rejected { code, message });
-        }
-        Err(SendError::Unavailable(last))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_texts_split_at_sentences_within_the_limit() {
-        let text = "First sentence here. Second one is a bit longer! Third? Fourth and last.";
-        let parts = split_message(text, 30);
-        assert!(parts.iter().all(|p| p.chars().count() <= 30), "{parts:?}");
-        assert_eq!(parts.join(" "), text, "nothing lost, order kept");
-        assert_eq!(parts[0], "First sentence here.");
-        // No sentence end in reach: spaces, then a hard cut.
-        let words = "aaaa bbbb cccc dddd eeee";
-        assert_eq!(split_message(words, 10), ["aaaa bbbb", "cccc dddd", "eeee"]);
-        assert_eq!(
-            split_message(&"x".repeat(25), 10),
-            ["x".repeat(10), "x".repeat(10), "x".repeat(5)]
-        );
-        let accents = "é".repeat(9);
-        assert_eq!(
-            split_message(&accents, 4),
-            ["éééé", "éééé", "é"],
-            "characters, not bytes"
-        );
-        assert!(split_message("   ", 10).is_empty());
-        assert_eq!(split_message("short", 4_096), ["short"]);
+            Attempt::Rejected { code, message }
+        })
+        .await
     }
 }

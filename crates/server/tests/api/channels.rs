@@ -11,7 +11,7 @@ use crate::helpers::{Member, TestApp, error_code, spawn_app};
 
 const TOKEN: &str = "EAAGm0PX4ZCpsBAKZAb1d2c3e4f5g6h7i8j9kLmNoP";
 
-async fn connect(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn connect(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
     app.post_as("/api/v1/channels", token, &body).await
 }
 
@@ -19,7 +19,7 @@ fn whatsapp(asset: &str) -> Value {
     json!({ "kind": "whatsapp", "asset_id": asset, "access_token": TOKEN, "name": "Support line" })
 }
 
-async fn on_plan(app: &TestApp, operator: &str, member: &Member, plan: &str) {
+pub(crate) async fn on_plan(app: &TestApp, operator: &str, member: &Member, plan: &str) {
     let r = app
         .post_as(
             &format!("/api/v1/admin/tenants/{}/plan", member.tenant_id),
@@ -444,7 +444,7 @@ fn whatsapp_delivery_at(asset: &str, id: &str, text: &str, sent_at: i64) -> Vec<
     .into_bytes()
 }
 
-type SentLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
+pub(crate) type SentLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
 
 /// An app with Meta's webhook configured (app secret, verify token, the Graph API stand-in)
 /// and an owner on `plan`; with what the Graph API receives.
@@ -463,7 +463,7 @@ async fn meta_app(plan: &str) -> (TestApp, Member, SentLog) {
     (app, owner, sent)
 }
 
-async fn upload_guide(app: &TestApp, owner: &Member) {
+pub(crate) async fn upload_guide(app: &TestApp, owner: &Member) {
     let doc = crate::documents::upload_one(
         app,
         &owner.access,
@@ -508,7 +508,11 @@ async fn post_signed(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
 
 /// Waits until the Graph API was sent `n` messages, then `settle` longer so that a duplicate
 /// would show; returns what it was sent.
-async fn wait_for_sent(sent: &SentLog, n: usize, settle: Duration) -> Vec<(String, String, Value)> {
+pub(crate) async fn wait_for_sent(
+    sent: &SentLog,
+    n: usize,
+    settle: Duration,
+) -> Vec<(String, String, Value)> {
     let start = std::time::Instant::now();
     while sent.lock().expect("lock").len() < n {
         assert!(

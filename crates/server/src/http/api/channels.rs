@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use cortex_core::answer::Channel;
-use cortex_core::channels::ChannelConnection;
+use cortex_core::channels::{ChannelConnection, Provider};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -18,51 +18,85 @@ use crate::http::extract::{ApiJson, Auth, path_id};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectChannelRequest {
-    /// `whatsapp`, `messenger` or `instagram`.
+    /// `whatsapp`, `messenger`, `instagram` or `manychat`.
     #[schema(value_type = String)]
     pub kind: Channel,
-    /// The WhatsApp phone number id, Facebook page id or Instagram account id.
+    /// `meta` (default) or `twilio` (WhatsApp through a Twilio sender); `manychat` for kind
+    /// `manychat`.
+    #[schema(value_type = Option<String>)]
+    pub provider: Option<Provider>,
+    /// Meta: the WhatsApp phone number id, Facebook page id or Instagram account id. Twilio:
+    /// the WhatsApp sender's number in E.164 (`+14155238886`). ManyChat: the page id.
     pub asset_id: String,
-    /// A long-lived access token for the asset; sealed at rest and never shown again.
-    pub access_token: String,
+    /// Meta: a long-lived access token for the asset. Twilio: the account's auth token (leave
+    /// out, with `account_sid`, to use the platform's Twilio account). ManyChat: the API key,
+    /// which also authenticates ManyChat's calls to the webhook. Sealed at rest, never shown
+    /// again.
+    pub access_token: Option<String>,
+    /// Twilio: the account SID (`AC…`).
+    pub account_sid: Option<String>,
     /// Defaults to "<kind> <asset id>".
     pub name: Option<String>,
     /// WhatsApp: an approved message template sent instead of free text when the customer's
     /// last message is more than 24 hours old (otherwise such replies are not sent).
     pub template: Option<TemplateRequest>,
+    /// ManyChat: what the webhook answers at once, before the answer follows (e.g. "OK, bien
+    /// reçu"); nothing when absent.
+    pub ack_text: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateRequest {
+    /// Meta: the template's name. Twilio: its Content SID (`HX…`).
     pub name: String,
-    /// e.g. `en_US`.
-    pub language: String,
+    /// Meta: the language code, e.g. `en_US`. Not used on Twilio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ChannelView {
     pub id: Uuid,
     pub kind: String,
+    pub provider: String,
     pub asset_id: String,
+    /// Twilio: the account SID.
+    pub account_sid: Option<String>,
     pub name: String,
-    /// The token's last four characters.
+    /// The credential's last four characters (`platform account` for the platform's Twilio
+    /// account).
     pub token_hint: String,
     pub template: Option<TemplateRequest>,
+    pub ack_text: Option<String>,
+    /// ManyChat: the address to call from the flow's External Request, with the API key as
+    /// `Authorization: Bearer …`.
+    pub webhook_url: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
-impl From<ChannelConnection> for ChannelView {
-    fn from(c: ChannelConnection) -> Self {
+impl ChannelView {
+    fn new(c: ChannelConnection, app_url: &str) -> Self {
         Self {
             id: c.id.0,
             kind: c.kind.to_string(),
+            provider: c.provider.to_string(),
+            webhook_url: (c.provider == Provider::ManyChat).then(|| {
+                format!(
+                    "{}/webhooks/manychat/{}",
+                    app_url.trim_end_matches('/'),
+                    c.asset_id
+                )
+            }),
             asset_id: c.asset_id,
+            account_sid: c.account_id,
             name: c.name,
             token_hint: c.token_hint,
-            template: c
-                .template
-                .map(|(name, language)| TemplateRequest { name, language }),
+            template: c.template.map(|(name, language)| TemplateRequest {
+                name,
+                language: Some(language).filter(|l| !l.is_empty()),
+            }),
+            ack_text: c.ack_text,
             created_at: c.created_at,
         }
     }
@@ -94,14 +128,22 @@ pub async fn connect_channel(
         &ctx,
         Connect {
             kind: req.kind,
+            provider: req.provider,
             asset_id: req.asset_id,
             access_token: req.access_token,
+            account_id: req.account_sid,
             name: req.name,
-            template: req.template.map(|t| (t.name, t.language)),
+            template: req
+                .template
+                .map(|t| (t.name, t.language.unwrap_or_default())),
+            ack_text: req.ack_text,
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(c.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(ChannelView::new(c, &state.settings.app_url)),
+    ))
 }
 
 /// List connected channels
@@ -113,7 +155,10 @@ pub async fn list_channels(
 ) -> ApiResult<Json<ChannelsView>> {
     let data = channels::list(&state, &ctx).await?;
     Ok(Json(ChannelsView {
-        data: data.into_iter().map(Into::into).collect(),
+        data: data
+            .into_iter()
+            .map(|c| ChannelView::new(c, &state.settings.app_url))
+            .collect(),
     }))
 }
 

@@ -1,10 +1,14 @@
-//! `/webhooks/meta`: the one endpoint Meta calls for every tenant's WhatsApp, Messenger and
-//! Instagram. `GET` answers the subscription handshake; `POST` checks the signature on the raw
-//! bytes, stores each message once and acknowledges at once (answers follow from a job).
+//! The providers' webhooks. `/webhooks/meta`: the one endpoint Meta calls for every tenant's
+//! WhatsApp, Messenger and Instagram (`GET` answers the subscription handshake).
+//! `/webhooks/twilio` and `/webhooks/twilio/status`: Twilio's WhatsApp messages and delivery
+//! statuses. `/webhooks/manychat/{page_id}`: a ManyChat page's flows. Each checks the request
+//! on its raw bytes, stores each message once and acknowledges at once (answers follow from a
+//! job).
 
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -13,6 +17,7 @@ use crate::app::AppState;
 use crate::channels::inbound::{self, IntakeError};
 use crate::channels::meta;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::infra::manychat;
 
 #[derive(Deserialize, IntoParams)]
 pub struct HubParams {
@@ -79,23 +84,129 @@ pub async fn meta_deliver(
         .and_then(|v| v.to_str().ok());
     match inbound::intake(&state, &body, signature).await {
         Ok(_) => (StatusCode::OK, "EVENT_RECEIVED").into_response(),
-        Err(e) => {
-            let message = e.to_string();
-            match e {
-                IntakeError::NotConfigured => {
-                    ApiError::new(StatusCode::NOT_FOUND, "not_configured", message)
-                }
-                IntakeError::BadSignature => {
-                    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", message)
-                }
-                IntakeError::BadPayload(_) => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", message)
-                }
-                IntakeError::Storage => {
-                    ApiError::internal(anyhow::anyhow!("storing a webhook delivery"))
-                }
-            }
-            .into_response()
+        Err(e) => refusal(e),
+    }
+}
+
+fn refusal(e: IntakeError) -> Response {
+    let message = e.to_string();
+    match e {
+        IntakeError::NotConfigured => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_configured", message)
         }
+        IntakeError::BadSignature => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", message)
+        }
+        IntakeError::BadKey => ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message),
+        IntakeError::BadPayload(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", message)
+        }
+        IntakeError::Storage => ApiError::internal(anyhow::anyhow!("storing a webhook delivery")),
+    }
+    .into_response()
+}
+
+/// The empty TwiML document: Twilio sends nothing more on its own.
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
+async fn twilio(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    status_callback: bool,
+) -> Response {
+    // The signature covers the address Twilio called: the public base URL, path and query.
+    let url = format!(
+        "{}{}",
+        state.settings.app_url.trim_end_matches('/'),
+        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+    );
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    match inbound::intake_twilio(state, &url, body, signature, status_callback).await {
+        Ok(_) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            EMPTY_TWIML,
+        )
+            .into_response(),
+        Err(e) => refusal(e),
+    }
+}
+
+/// Twilio's WhatsApp messages
+///
+/// Form-encoded, verified with `X-Twilio-Signature` (HMAC-SHA1 of `APP_URL` + path + query and
+/// the sorted parameters, under the auth token of the account the number `To` belongs to);
+/// routed by that number, stored once per `MessageSid`, answered by a background job.
+#[utoipa::path(post, path = "/webhooks/twilio", tag = "webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's message parameters (`MessageSid`, `AccountSid`, `From`, `To`, `Body`, `NumMedia`, …)"),
+    responses(
+        (status = 200, description = "Taken in (or not ours): an empty TwiML `<Response>`"),
+        (status = 400, description = "`invalid_payload`", body = ErrorBody),
+        (status = 401, description = "`invalid_signature`: nothing was stored", body = ErrorBody),
+    ))]
+pub async fn twilio_deliver(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    twilio(&state, &uri, &headers, &body, false).await
+}
+
+/// Twilio's delivery statuses
+///
+/// The `StatusCallback` of the messages CortexLayer sends: `MessageStatus` (sent, delivered,
+/// read, failed, undelivered) moves the sent message forward. Signed like messages.
+#[utoipa::path(post, path = "/webhooks/twilio/status", tag = "webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Twilio's status parameters (`MessageSid`, `MessageStatus`, `ErrorCode`, `From`, …)"),
+    responses(
+        (status = 200, description = "Applied (or not ours)"),
+        (status = 400, description = "`invalid_payload`", body = ErrorBody),
+        (status = 401, description = "`invalid_signature`", body = ErrorBody),
+    ))]
+pub async fn twilio_status(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    twilio(&state, &uri, &headers, &body, true).await
+}
+
+/// ManyChat's External Request
+///
+/// Per connection: authenticated by the page's ManyChat API key (`Authorization: Bearer …`),
+/// the subscriber's message is stored and answered by a background job through ManyChat's
+/// send API; the reply at once is the connection's acknowledgement as a dynamic block.
+#[utoipa::path(post, path = "/webhooks/manychat/{page_id}", tag = "webhooks",
+    params(("page_id" = String, Path, description = "The connection's ManyChat page id")),
+    request_body(content = Object,
+        description = "`{subscriber_id, text, message_id?}` or ManyChat's Full Contact Data (`id`, `last_input_text`, `last_interaction`)"),
+    responses(
+        (status = 200, description = "Taken in: `{version: v2, content: {messages}}` with the acknowledgement"),
+        (status = 400, description = "`invalid_payload`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: unknown page or wrong key", body = ErrorBody),
+    ))]
+pub async fn manychat_deliver(
+    State(state): State<AppState>,
+    Path(page_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match inbound::intake_manychat(&state, &page_id, &body, authorization).await {
+        Ok(ack) => {
+            let texts: Vec<String> = ack.into_iter().collect();
+            Json(manychat::dynamic_block(&texts)).into_response()
+        }
+        Err(e) => refusal(e),
     }
 }

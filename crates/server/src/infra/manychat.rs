@@ -1,0 +1,89 @@
+//! Sending through ManyChat's API: `POST {base}/fb/sending/sendContent` with the page's API
+//! key as a bearer token and the message in ManyChat's dynamic-block format (`version: v2`).
+//! The base URL is a setting (`MANYCHAT_BASE_URL`).
+//!
+//! ManyChat answers `{"status": "success"}` without a message id (so no delivery statuses
+//! follow) or `{"status": "error", "message": …}`. Texts are split to 2,000 characters at
+//! sentence boundaries; 429 and 5xx are retried with backoff.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::outbound::{Attempt, SendError, bounded, split_message, transport_error, with_retries};
+
+/// Longest text of one ManyChat text message.
+pub const TEXT_LIMIT: usize = 2_000;
+
+pub struct ManyChatClient {
+    client: reqwest::Client,
+    base: String,
+    attempts: u32,
+}
+
+/// The body ManyChat shows as messages: in the send API's `data` and in a webhook reply.
+pub fn dynamic_block(texts: &[String]) -> Value {
+    let messages: Vec<Value> = texts
+        .iter()
+        .map(|t| json!({ "type": "text", "text": t }))
+        .collect();
+    json!({ "version": "v2", "content": { "messages": messages } })
+}
+
+impl ManyChatClient {
+    pub fn new(base_url: &str, timeout: Duration, attempts: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder().timeout(timeout).build()?,
+            base: base_url.trim_end_matches('/').to_owned(),
+            attempts: attempts.max(1),
+        })
+    }
+
+    /// Sends `text` to the subscriber in one call (split into messages of the platform's
+    /// length).
+    pub async fn send_text(
+        &self,
+        api_key: &str,
+        subscriber_id: &str,
+        text: &str,
+    ) -> Result<(), SendError> {
+        let parts = split_message(text, TEXT_LIMIT);
+        if parts.is_empty() {
+            return Ok(());
+        }
+        // ManyChat's subscriber ids are numbers; one that is not cannot be sent to.
+        let subscriber: u64 = subscriber_id.parse().map_err(|_| SendError::Rejected {
+            code: 0,
+            message: "the subscriber id is not a number".into(),
+        })?;
+        let body = json!({ "subscriber_id": subscriber, "data": dynamic_block(&parts) });
+        let url = format!("{}/fb/sending/sendContent", self.base);
+        with_retries(self.attempts, || async {
+            let response = match self
+                .client
+                .post(&url)
+                .bearer_auth(api_key)
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return Attempt::Retry(transport_error(&e)),
+            };
+            let status = response.status();
+            let v: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() && v["status"] == "success" {
+                return Attempt::Done(());
+            }
+            let message = bounded(v["message"].as_str().unwrap_or(""));
+            if status.as_u16() == 429 || status.is_server_error() {
+                return Attempt::Retry(format!("HTTP {} {message}", status.as_u16()));
+            }
+            Attempt::Rejected {
+                code: i64::from(status.as_u16()),
+                message,
+            }
+        })
+        .await
+    }
+}
