@@ -168,6 +168,29 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Which conversations a list shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConversationFilter {
+    pub channel: Option<Channel>,
+    pub status: Option<ConversationStatus>,
+    /// Only those last active strictly before this (the previous page's last row): newest
+    /// activity first.
+    pub before: Option<(DateTime<Utc>, ConversationId)>,
+    /// 1–200.
+    pub limit: u32,
+}
+
+/// A conversation as the inbox lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationSummary {
+    pub conversation: Conversation,
+    /// The channel connection's name, for channel conversations.
+    pub connection_name: Option<String>,
+    pub message_count: u32,
+    /// The latest message: who wrote it and its first 200 characters.
+    pub last_message: Option<(MessageRole, String)>,
+}
+
 /// A source an answer cites, numbered as in the answer's text (`[1]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Citation {

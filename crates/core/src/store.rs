@@ -480,6 +480,13 @@ pub trait Store: Send + Sync + 'static {
         conversation: ConversationId,
     ) -> Result<Conversation>;
 
+    /// The tenant's conversations on every channel, latest activity first.
+    async fn list_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &crate::answer::ConversationFilter,
+    ) -> Result<Vec<crate::answer::ConversationSummary>>;
+
     /// The customer's latest conversation on a channel connection that is not resolved.
     async fn find_customer_conversation(
         &self,

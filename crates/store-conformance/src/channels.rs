@@ -475,3 +475,128 @@ async fn update_failed(store: &DynStore, tenant: TenantId, conn: ChannelConnecti
         .await
         .expect("update")
 }
+
+pub async fn conversations_of_every_channel_are_listed_latest_activity_first(store: DynStore) {
+    use super::answer::message;
+    use cortex_core::answer::{
+        Conversation, ConversationFilter, ConversationStatus, MessageRole, Turn,
+    };
+    use cortex_core::ids::ConversationId;
+    let (a, _) = tenant_with_owner(&store, "inbox-a").await;
+    let (b, _) = tenant_with_owner(&store, "inbox-b").await;
+    let wa = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::WhatsApp, "77"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    // Opens a conversation whose last activity was `minutes_ago`.
+    let open = |tenant: TenantId,
+                channel: Channel,
+                status: ConversationStatus,
+                minutes_ago: i64,
+                text: &str| {
+        let c = ConversationId::new();
+        let at = now() - chrono::Duration::minutes(minutes_ago);
+        let question = message(tenant, c, MessageRole::User, text);
+        let mut answer = message(tenant, c, MessageRole::Assistant, &format!("Re: {text}"));
+        answer.created_at = at;
+        let on_whatsapp = channel == Channel::WhatsApp;
+        let turn = Turn {
+            new_conversation: Some(Conversation {
+                id: c,
+                tenant_id: tenant,
+                channel,
+                status,
+                connection_id: on_whatsapp.then_some(wa.id),
+                customer: on_whatsapp.then(|| "16505551234".to_owned()),
+                created_at: at,
+                updated_at: at,
+            }),
+            conversation_id: c,
+            question,
+            answer,
+            usage: Vec::new(),
+            events: Vec::new(),
+        };
+        let store = store.clone();
+        async move {
+            store.record_turn(tenant, turn).await.expect("turn");
+            c
+        }
+    };
+    let widget = open(a, Channel::Widget, ConversationStatus::Bot, 30, "w").await;
+    let whatsapp = open(a, Channel::WhatsApp, ConversationStatus::HandedOff, 10, "x").await;
+    let api = open(a, Channel::Api, ConversationStatus::Bot, 20, "y").await;
+    open(b, Channel::Widget, ConversationStatus::Bot, 5, "theirs").await;
+
+    let all = |limit| ConversationFilter {
+        limit,
+        ..ConversationFilter::default()
+    };
+    let listed = store.list_conversations(a, &all(50)).await.expect("list");
+    let ids: Vec<_> = listed.iter().map(|s| s.conversation.id).collect();
+    assert_eq!(
+        ids,
+        [whatsapp, api, widget],
+        "A's only, latest activity first"
+    );
+    let first = &listed[0];
+    assert_eq!(first.conversation.channel, Channel::WhatsApp);
+    assert_eq!(first.connection_name.as_deref(), Some("whatsapp 77"));
+    assert_eq!(first.message_count, 2);
+    assert_eq!(
+        first.last_message,
+        Some((MessageRole::Assistant, "Re: x".to_owned()))
+    );
+    assert_eq!(listed[1].connection_name, None);
+
+    let only = |channel, status| ConversationFilter {
+        channel,
+        status,
+        limit: 50,
+        before: None,
+    };
+    let ids = |v: Vec<cortex_core::answer::ConversationSummary>| -> Vec<ConversationId> {
+        v.iter().map(|s| s.conversation.id).collect()
+    };
+    assert_eq!(
+        ids(store
+            .list_conversations(a, &only(Some(Channel::Widget), None))
+            .await
+            .expect("widget")),
+        [widget]
+    );
+    assert_eq!(
+        ids(store
+            .list_conversations(a, &only(None, Some(ConversationStatus::HandedOff)))
+            .await
+            .expect("handed off")),
+        [whatsapp]
+    );
+    // Pages: two, then the rest after the second's position.
+    let page = store.list_conversations(a, &all(2)).await.expect("page");
+    let last = &page[1].conversation;
+    let rest = store
+        .list_conversations(
+            a,
+            &ConversationFilter {
+                before: Some((last.updated_at, last.id)),
+                ..all(2)
+            },
+        )
+        .await
+        .expect("next page");
+    assert_eq!(ids(page), [whatsapp, api]);
+    assert_eq!(ids(rest), [widget]);
+    assert_eq!(
+        store
+            .list_conversations(b, &all(50))
+            .await
+            .expect("b")
+            .len(),
+        1
+    );
+}

@@ -85,6 +85,7 @@ macro_rules! conformance_tests {
             a_delivery_replayed_concurrently_is_stored_once_with_one_job,
             a_channel_customer_finds_their_open_conversation,
             delivery_statuses_only_move_forward,
+            conversations_of_every_channel_are_listed_latest_activity_first,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

@@ -1990,6 +1990,14 @@ impl Store for PgStore {
         answer::get_conversation(&self.pool, tenant, conversation).await
     }
 
+    async fn list_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &cortex_core::answer::ConversationFilter,
+    ) -> Result<Vec<cortex_core::answer::ConversationSummary>> {
+        answer::list_conversations(&self.pool, tenant, filter).await
+    }
+
     async fn find_customer_conversation(
         &self,
         tenant: TenantId,

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use cortex_core::StoreError;
 use cortex_core::answer::{
-    BotSettings, Conversation, ConversationEvent, Message, Turn, UsageEvent,
+    BotSettings, Conversation, ConversationEvent, ConversationFilter, ConversationSummary, Message,
+    Turn, UsageEvent,
 };
 use cortex_core::audit::NewAuditEvent;
 use cortex_core::ids::{ConversationId, TenantId};
@@ -131,6 +132,59 @@ pub(crate) async fn get_conversation(
         .await
         .map_err(db)?;
     conversation_from(&row)
+}
+
+const LAST_MESSAGE: &str =
+    "FROM messages m WHERE m.tenant_id = c.tenant_id AND m.conversation_id = c.id";
+
+pub(crate) async fn list_conversations(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    filter: &ConversationFilter,
+) -> Result<Vec<ConversationSummary>> {
+    let sql = format!(
+        "SELECT c.*, cc.name AS connection_name,
+                (SELECT COUNT(*) {LAST_MESSAGE}) AS message_count,
+                (SELECT m.role {LAST_MESSAGE} ORDER BY m.id DESC LIMIT 1) AS last_role,
+                (SELECT substr(m.content, 1, 200) {LAST_MESSAGE} ORDER BY m.id DESC LIMIT 1)
+                    AS last_content
+         FROM conversations c
+         LEFT JOIN channel_connections cc ON cc.id = c.connection_id AND cc.tenant_id = c.tenant_id
+         WHERE c.tenant_id = $1
+           AND ($2 IS NULL OR c.channel = $2)
+           AND ($3 IS NULL OR c.status = $3)
+           AND ($4 IS NULL OR c.updated_at < $4
+                OR (c.updated_at = $4 AND c.id < $5))
+         ORDER BY c.updated_at DESC, c.id DESC
+         LIMIT $6"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant.0)
+        .bind(filter.channel.map(|c| c.as_str()))
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.before.map(|(at, _)| ms(at)))
+        .bind(filter.before.map(|(_, id)| id.0))
+        .bind(i64::from(filter.limit.clamp(1, 200)))
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    rows.iter()
+        .map(|row: &SqliteRow| {
+            let role: Option<String> = row.try_get("last_role").map_err(db)?;
+            let content: Option<String> = row.try_get("last_content").map_err(db)?;
+            Ok(ConversationSummary {
+                conversation: conversation_from(row)?,
+                connection_name: row.try_get("connection_name").map_err(db)?,
+                message_count: row.try_get::<i64, _>("message_count").map_err(db)? as u32,
+                last_message: match (role, content) {
+                    (Some(role), Some(content)) => {
+                        Some((parse_enum("message role", role)?, content))
+                    }
+                    _ => None,
+                },
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn find_customer_conversation(

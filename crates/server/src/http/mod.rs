@@ -40,7 +40,8 @@ use error::ApiError;
         (name = "api keys", description = "Server-to-server credentials"),
         (name = "knowledge", description = "Documents and search"),
         (name = "chat", description = "The bot: answers, settings, OpenAI-compatible API"),
-        (name = "channels", description = "WhatsApp, Messenger and Instagram connections"),
+        (name = "conversations", description = "Every channel's conversations, for the team"),
+        (name = "channels", description = "WhatsApp, Messenger, Instagram and ManyChat connections"),
         (name = "webhooks", description = "Deliveries from messaging providers"),
         (name = "admin", description = "Platform operators"),
         (name = "operations", description = "Health and documentation"),
@@ -120,6 +121,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::chat::chat))
         .routes(routes!(api::chat::get_bot, api::chat::put_bot))
         .routes(routes!(api::chat::chat_completions))
+        .routes(routes!(api::conversations::list_conversations))
+        .routes(routes!(api::conversations::get_conversation))
         .routes(routes!(
             api::channels::connect_channel,
             api::channels::list_channels

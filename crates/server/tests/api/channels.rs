@@ -772,3 +772,136 @@ async fn a_messenger_message_is_answered_through_the_send_api() {
     assert!(text.contains("Canada"), "{text}");
     assert!(text.chars().count() <= 2_000);
 }
+
+#[tokio::test]
+async fn the_team_sees_every_channels_conversations_in_one_list() {
+    let (app, owner, sent_log) = meta_app("growth").await;
+    upload_guide(&app, &owner).await;
+    let r = connect(&app, &owner.access, whatsapp("106540352242922")).await;
+    assert_eq!(r.status(), 201);
+    // A WhatsApp customer, then someone through the API.
+    let body = whatsapp_delivery(
+        "106540352242922",
+        "wamid.LIST1",
+        "How long do refunds take?",
+    );
+    assert_eq!(post_signed(&app, body).await.status(), 200);
+    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
+    let (_, key) = app.api_key(&owner, &["chat"]).await;
+    let r = app
+        .post_as(
+            "/api/v1/chat",
+            &key,
+            &json!({ "message": "Which countries do you ship to?" }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let api_conversation = r.json::<Value>().await.expect("json")["conversation_id"].clone();
+
+    let agent = app.member(&owner, "agent@acme.test", "agent").await;
+    let list: Value = app
+        .get_as("/api/v1/conversations", &agent.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let data = list["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2, "{list}");
+    assert_eq!(data[0]["id"], api_conversation, "latest activity first");
+    assert_eq!(data[0]["channel"], "api");
+    assert_eq!(data[0]["connection_name"], Value::Null);
+    let wa = &data[1];
+    assert_eq!(
+        (
+            &wa["channel"],
+            &wa["status"],
+            &wa["connection_name"],
+            &wa["customer"]
+        ),
+        (
+            &json!("whatsapp"),
+            &json!("bot"),
+            &json!("Support line"),
+            &json!("16505551234")
+        )
+    );
+    assert_eq!(wa["message_count"], 2);
+    assert_eq!(wa["last_message"]["role"], "assistant");
+    assert!(
+        wa["last_message"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("14 days"))
+    );
+    assert_eq!(list["next_before"], Value::Null);
+
+    // Filtered by channel; paged.
+    let only: Value = app
+        .get_as("/api/v1/conversations?channel=whatsapp", &agent.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(only["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(only["data"][0]["id"], wa["id"]);
+    let first: Value = app
+        .get_as("/api/v1/conversations?limit=1", &agent.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let cursor = first["next_before"].as_str().expect("a next page");
+    let second: Value = app
+        .get_as(
+            &format!("/api/v1/conversations?limit=1&before={cursor}"),
+            &agent.access,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(second["data"][0]["id"], wa["id"]);
+    for bad in ["channel=fax", "status=open", "limit=0", "before=yesterday"] {
+        let r = app
+            .get_as(&format!("/api/v1/conversations?{bad}"), &agent.access)
+            .await;
+        assert_eq!(
+            error_code(r).await,
+            (422, "validation_failed".to_owned()),
+            "{bad}"
+        );
+    }
+
+    // One conversation, with its messages and the answer's citations.
+    let id = wa["id"].as_str().expect("id");
+    let detail: Value = app
+        .get_as(&format!("/api/v1/conversations/{id}"), &agent.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["channel"], "whatsapp");
+    let messages = detail["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        (&messages[0]["role"], &messages[0]["text"]),
+        (&json!("user"), &json!("How long do refunds take?"))
+    );
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["citations"][0]["title"], "guide");
+
+    // Another tenant sees none of it; API keys are not the team.
+    let other = app.owner("owner@other.test", "Other").await;
+    let theirs: Value = app
+        .get_as("/api/v1/conversations", &other.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(theirs["data"], json!([]));
+    let r = app
+        .get_as(&format!("/api/v1/conversations/{id}"), &other.access)
+        .await;
+    assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
+    let r = app.get_as("/api/v1/conversations", &key).await;
+    assert_eq!(error_code(r).await, (403, "forbidden".to_owned()));
+}

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod channels;
 pub mod chat;
+pub mod conversations;
 pub mod documents;
 pub mod members;
 pub mod tenant;
