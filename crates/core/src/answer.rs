@@ -44,6 +44,7 @@ string_enum!(
         PromptTokens => "prompt_tokens",
         CompletionTokens => "completion_tokens",
         Message => "message",
+        ChannelMessage => "channel_message",
     }
 );
 
@@ -241,7 +242,8 @@ pub struct UsageEvent {
     pub id: UsageEventId,
     pub tenant_id: TenantId,
     pub kind: UsageKind,
-    /// The model for token counts; the channel for messages.
+    /// The model for token counts; the channel for messages (`message`: answered turns;
+    /// `channel_message`: messages sent to a customer on a messaging channel).
     pub subject: String,
     pub quantity: u64,
     pub conversation_id: Option<ConversationId>,

@@ -582,15 +582,27 @@ pub trait Store: Send + Sync + 'static {
         message: InboundMessageId,
     ) -> Result<InboundMessage>;
 
-    /// Marks the message answered (with the delivery error, if any) unless it was already;
-    /// returns whether this call did.
+    /// Marks the message answered (with the delivery error, if any) unless it was already, and
+    /// then appends `usage` (the messages sent) in the same transaction; returns whether this
+    /// call did.
     async fn finish_inbound(
         &self,
         tenant: TenantId,
         message: InboundMessageId,
         at: DateTime<Utc>,
         error: Option<&str>,
+        usage: &[crate::answer::UsageEvent],
     ) -> Result<bool>;
+
+    /// The sum of the tenant's usage events of `kind` about `subject` (a model, a channel)
+    /// since `since`.
+    async fn usage_total(
+        &self,
+        tenant: TenantId,
+        kind: crate::answer::UsageKind,
+        subject: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64>;
 
     async fn record_outbound(&self, tenant: TenantId, message: OutboundMessage) -> Result<()>;
 

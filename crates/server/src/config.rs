@@ -100,7 +100,51 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub knowledge: KnowledgeSettings,
     pub answer: AnswerSettings,
+    pub channels: ChannelSettings,
     pub providers: ProviderSettings,
+}
+
+/// Messaging channels: how fast replies go out (per connection, below the providers' own
+/// throughput limits, so bursts queue here rather than fail there).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// Messages per second per WhatsApp number (Meta's default is 80; Twilio's senders too).
+    pub whatsapp_per_second: u32,
+    /// Messages per second per Facebook page.
+    pub messenger_per_second: u32,
+    /// Messages per second per Instagram account (Meta: 100 text messages a second).
+    pub instagram_per_second: u32,
+    /// Messages per second per ManyChat page.
+    pub manychat_per_second: u32,
+    /// Longest a reply waits for its turn before its job is retried later, in seconds.
+    pub send_wait_secs: u64,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        Self {
+            whatsapp_per_second: 80,
+            messenger_per_second: 40,
+            instagram_per_second: 100,
+            manychat_per_second: 25,
+            send_wait_secs: 30,
+        }
+    }
+}
+
+impl ChannelSettings {
+    pub fn per_second(&self, channel: cortex_core::answer::Channel) -> u32 {
+        use cortex_core::answer::Channel;
+        match channel {
+            Channel::WhatsApp => self.whatsapp_per_second,
+            Channel::Messenger => self.messenger_per_second,
+            Channel::Instagram => self.instagram_per_second,
+            Channel::ManyChat => self.manychat_per_second,
+            _ => u32::MAX,
+        }
+        .max(1)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -384,6 +428,7 @@ impl Default for Settings {
             smtp: SmtpSettings::default(),
             knowledge: KnowledgeSettings::default(),
             answer: AnswerSettings::default(),
+            channels: ChannelSettings::default(),
             providers: ProviderSettings::default(),
         }
     }

@@ -1,6 +1,6 @@
 //! Conformance cases of channel connections.
 
-use cortex_core::answer::Channel;
+use cortex_core::answer::{Channel, UsageKind};
 use cortex_core::audit::action;
 use cortex_core::channels::{ChannelConnection, Provider};
 use cortex_core::ids::{ChannelConnectionId, TenantId};
@@ -275,22 +275,49 @@ pub async fn a_delivery_replayed_concurrently_is_stored_once_with_one_job(store:
             .await,
         "B stores on A's connection",
     );
+    // Finishing appends the messages sent to the ledger, once.
+    let since = now() - chrono::Duration::seconds(1);
+    let sent = |tenant| cortex_core::answer::UsageEvent {
+        id: cortex_core::ids::UsageEventId::new(),
+        tenant_id: tenant,
+        kind: UsageKind::ChannelMessage,
+        subject: "whatsapp".into(),
+        quantity: 2,
+        conversation_id: None,
+        created_at: now(),
+    };
+    let whatsapp_total = |tenant| {
+        let store = store.clone();
+        async move {
+            store
+                .usage_total(tenant, UsageKind::ChannelMessage, "whatsapp", since)
+                .await
+                .expect("total")
+        }
+    };
     assert!(
         !store
-            .finish_inbound(b, id, now(), None)
+            .finish_inbound(b, id, now(), None, &[sent(b)])
             .await
             .unwrap_or(false),
         "not B's"
     );
+    assert_eq!(whatsapp_total(b).await, 0);
     assert!(
         store
-            .finish_inbound(a, id, now(), Some("131047 Re-engagement message"))
+            .finish_inbound(
+                a,
+                id,
+                now(),
+                Some("131047 Re-engagement message"),
+                &[sent(a)]
+            )
             .await
             .expect("finish")
     );
     assert!(
         !store
-            .finish_inbound(a, id, now(), None)
+            .finish_inbound(a, id, now(), None, &[sent(a)])
             .await
             .expect("finish"),
         "once"
@@ -298,6 +325,14 @@ pub async fn a_delivery_replayed_concurrently_is_stored_once_with_one_job(store:
     let done = store.get_inbound(a, id).await.expect("get");
     assert!(done.answered_at.is_some());
     assert_eq!(done.error.as_deref(), Some("131047 Re-engagement message"));
+    assert_eq!(whatsapp_total(a).await, 2, "counted once");
+    assert_eq!(
+        store
+            .usage_total(a, UsageKind::ChannelMessage, "messenger", since)
+            .await
+            .expect("total"),
+        0
+    );
 }
 
 /// `join_all` without a futures dependency: each future on its own task.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use cortex_core::StoreError;
 use cortex_core::answer::{
     BotSettings, Conversation, ConversationEvent, ConversationFilter, ConversationSummary, Message,
-    Turn, UsageEvent,
+    Turn, UsageEvent, UsageKind,
 };
 use cortex_core::audit::NewAuditEvent;
 use cortex_core::ids::{ConversationId, TenantId};
@@ -271,20 +271,7 @@ pub(crate) async fn record_turn(pool: &SqlitePool, tenant: TenantId, turn: Turn)
     insert_message(&mut tx, tenant, &turn.question).await?;
     insert_message(&mut tx, tenant, &turn.answer).await?;
     for u in &turn.usage {
-        sqlx::query(
-            "INSERT INTO usage_events (id, tenant_id, kind, subject, quantity, conversation_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(u.id.0)
-        .bind(tenant.0)
-        .bind(u.kind.as_str())
-        .bind(&u.subject)
-        .bind(u.quantity as i64)
-        .bind(u.conversation_id.map(|c| c.0))
-        .bind(ms(u.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        insert_usage(&mut tx, tenant, u).await?;
     }
     for e in &turn.events {
         sqlx::query(
@@ -303,6 +290,51 @@ pub(crate) async fn record_turn(pool: &SqlitePool, tenant: TenantId, turn: Turn)
     }
     tx.commit().await.map_err(db)?;
     Ok(())
+}
+
+/// Appends one line to the usage ledger.
+pub(crate) async fn insert_usage(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    u: &UsageEvent,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO usage_events (id, tenant_id, kind, subject, quantity, conversation_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(u.id.0)
+    .bind(tenant.0)
+    .bind(u.kind.as_str())
+    .bind(&u.subject)
+    .bind(u.quantity as i64)
+    .bind(u.conversation_id.map(|c| c.0))
+    .bind(ms(u.created_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The sum of the tenant's `kind` events about `subject` since `since`.
+pub(crate) async fn usage_total(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    kind: UsageKind,
+    subject: &str,
+    since: DateTime<Utc>,
+) -> Result<u64> {
+    let total: Option<i64> = sqlx::query_scalar(
+        "SELECT SUM(quantity) FROM usage_events
+         WHERE tenant_id = $1 AND kind = $2 AND subject = $3 AND created_at >= $4",
+    )
+    .bind(tenant.0)
+    .bind(kind.as_str())
+    .bind(subject)
+    .bind(ms(since))
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    Ok(total.unwrap_or(0).max(0) as u64)
 }
 
 pub(crate) async fn list_usage_events(

@@ -246,7 +246,9 @@ pub(crate) async fn finish_inbound(
     id: cortex_core::ids::InboundMessageId,
     at: chrono::DateTime<chrono::Utc>,
     error: Option<&str>,
+    usage: &[cortex_core::answer::UsageEvent],
 ) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db)?;
     let done = sqlx::query(
         "UPDATE inbound_messages SET answered_at = $3, error = $4
          WHERE id = $1 AND tenant_id = $2 AND answered_at IS NULL",
@@ -255,12 +257,17 @@ pub(crate) async fn finish_inbound(
     .bind(tenant.0)
     .bind(ms(at))
     .bind(error)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(db)?;
     if done.rows_affected() == 1 {
+        for u in usage {
+            crate::answer::insert_usage(&mut tx, tenant, u).await?;
+        }
+        tx.commit().await.map_err(db)?;
         return Ok(true);
     }
+    drop(tx);
     get_inbound(pool, tenant, id).await.map(|_| false)
 }
 

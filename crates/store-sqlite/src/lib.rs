@@ -2005,8 +2005,19 @@ impl Store for SqliteStore {
         message: cortex_core::ids::InboundMessageId,
         at: DateTime<Utc>,
         error: Option<&str>,
+        usage: &[cortex_core::answer::UsageEvent],
     ) -> Result<bool> {
-        channels::finish_inbound(&self.pool, tenant, message, at, error).await
+        channels::finish_inbound(&self.pool, tenant, message, at, error, usage).await
+    }
+
+    async fn usage_total(
+        &self,
+        tenant: TenantId,
+        kind: cortex_core::answer::UsageKind,
+        subject: &str,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
+        answer::usage_total(&self.pool, tenant, kind, subject, since).await
     }
 
     async fn record_outbound(

@@ -6,12 +6,12 @@
 
 use chrono::{TimeZone, Utc};
 use cortex_core::StoreError;
-use cortex_core::answer::Channel;
+use cortex_core::answer::{Channel, UsageEvent, UsageKind};
 use cortex_core::channels::{
     ChannelConnection, DeliveryStatus, InboundMessage, OutboundMessage, Provider,
     SERVICE_WINDOW_HOURS,
 };
-use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId};
+use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId, UsageEventId};
 use cortex_core::jobs::NewJob;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -273,8 +273,48 @@ async fn apply_status(
     Ok(())
 }
 
+/// The first instant of the month `at` falls in (UTC): where monthly allowances start.
+pub fn month_start(at: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    use chrono::Datelike;
+    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(at)
+}
+
+/// Why a message got no reply, when the plan's monthly WhatsApp messages are used up.
+async fn allowance_used(
+    state: &AppState,
+    ctx: &crate::tenancy::TenantCtx,
+    channel: Channel,
+) -> Result<Option<String>, JobError> {
+    if channel != Channel::WhatsApp {
+        return Ok(None);
+    }
+    let plan = cortex_core::plans::plan_or_default(&ctx.tenant().plan);
+    let Some(allowance) = plan.whatsapp_messages_per_month else {
+        return Ok(None);
+    };
+    let used = state
+        .store
+        .usage_total(
+            ctx.tenant_id(),
+            UsageKind::ChannelMessage,
+            channel.as_str(),
+            month_start(Utc::now()),
+        )
+        .await?;
+    Ok((used >= u64::from(allowance)).then(|| {
+        format!(
+            "the {} plan's {allowance} WhatsApp messages this month are used",
+            plan.name
+        )
+    }))
+}
+
 /// The `AnswerInbound` job: answers the message through the answer engine and sends the reply
-/// from the asset it came to. Runs once per message (the message is marked answered after).
+/// from the asset it came to. Runs once per message: the message is marked answered after,
+/// with the messages sent counted on the usage ledger (`channel_message` by channel) in the
+/// same transaction.
 pub async fn run(
     state: &AppState,
     tenant: TenantId,
@@ -301,21 +341,45 @@ pub async fn run(
     else {
         return Ok(()); // disconnected meanwhile
     };
+    let finish = |error: Option<String>, sent: usize| {
+        let usage: Vec<UsageEvent> = (sent > 0)
+            .then(|| UsageEvent {
+                id: UsageEventId::new(),
+                tenant_id: tenant,
+                kind: UsageKind::ChannelMessage,
+                subject: connection.kind.as_str().to_owned(),
+                quantity: sent as u64,
+                conversation_id: None,
+                created_at: Utc::now(),
+            })
+            .into_iter()
+            .collect();
+        let id = message.id;
+        async move {
+            state
+                .store
+                .finish_inbound(tenant, id, Utc::now(), error.as_deref(), &usage)
+                .await
+        }
+    };
+    let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
+        .await
+        .map_err(|e| JobError::Retry(format!("tenant: {e}")))?;
     // WhatsApp takes free text only within 24 hours of the customer's last message; past it,
     // the connection's approved template goes instead (no answer is composed), or nothing:
     // the message waits for an agent.
-    let outside_window = connection.kind == cortex_core::answer::Channel::WhatsApp
+    let outside_window = connection.kind == Channel::WhatsApp
         && Utc::now() - message.sent_at > chrono::Duration::hours(SERVICE_WINDOW_HOURS);
     if outside_window && connection.template.is_none() {
-        state
-            .store
-            .finish_inbound(
-                tenant,
-                message.id,
-                Utc::now(),
-                Some("outside the 24-hour window and no template is configured"),
-            )
-            .await?;
+        finish(
+            Some("outside the 24-hour window and no template is configured".into()),
+            0,
+        )
+        .await?;
+        return Ok(());
+    }
+    if let Some(why) = allowance_used(state, &ctx, connection.kind).await? {
+        finish(Some(why), 0).await?;
         return Ok(());
     }
     let text = match message.content["type"].as_str() {
@@ -330,9 +394,6 @@ pub async fn run(
     let reply = match (&text, message.content["type"].as_str()) {
         _ if outside_window => String::new(),
         (Some(question), _) => {
-            let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
-                .await
-                .map_err(|e| JobError::Retry(format!("tenant: {e}")))?;
             let answer = crate::answer::ask(
                 state,
                 &ctx,
@@ -351,10 +412,7 @@ pub async fn run(
         }
         (None, Some("media")) => MEDIA_REPLY.to_owned(),
         _ => {
-            state
-                .store
-                .finish_inbound(tenant, message.id, Utc::now(), None)
-                .await?;
+            finish(None, 0).await?;
             return Ok(());
         }
     };
@@ -369,9 +427,10 @@ pub async fn run(
         },
     )
     .await;
-    let error = match sent {
+    let (error, count) = match sent {
         Ok(ids) => {
             let now = Utc::now();
+            let count = ids.len();
             for provider_message_id in ids.into_iter().filter(|id| !id.is_empty()) {
                 state
                     .store
@@ -391,19 +450,18 @@ pub async fn run(
                     )
                     .await?;
             }
-            None
+            (None, count)
         }
         Err(SendError::Unavailable(e)) => return Err(JobError::Retry(format!("sending: {e}"))),
-        Err(SendError::Rejected { code, message }) => Some(format!("{code} {message}")),
+        Err(SendError::Rejected { code, message }) => (Some(format!("{code} {message}")), 0),
     };
-    state
-        .store
-        .finish_inbound(tenant, message.id, Utc::now(), error.as_deref())
-        .await?;
+    let delivered = error.is_none();
+    finish(error, count).await?;
     tracing::info!(
         inbound.id = %message.id,
         channel = connection.kind.as_str(),
-        delivered = error.is_none(),
+        delivered,
+        parts = count,
         "channel message answered"
     );
     Ok(())

@@ -29,7 +29,10 @@ use cortex_core::store::conflict;
 use cortex_core::tenancy::Role;
 
 use crate::app::AppState;
-use crate::infra::outbound::SendError;
+use std::time::Duration;
+
+use crate::infra::outbound::{SendError, split_message};
+use crate::infra::ratelimit::RateLimiter;
 use crate::infra::secrets::{SecretBox, SecretError};
 use crate::infra::twilio as twilio_api;
 use crate::tenancy::{Caller, TenancyError, TenantCtx};
@@ -429,14 +432,66 @@ pub fn twilio_account(
     Ok((sid, access_token(&state.secrets, c)?))
 }
 
-/// Sends a reply to the customer from the connection, through its provider; returns the
-/// provider's ids of the messages sent (none for ManyChat, which gives none).
+/// Longest text one message may carry on the connection.
+fn part_limit(c: &ChannelConnection) -> usize {
+    match c.provider {
+        Provider::Meta => crate::infra::meta_graph::text_limit(c.kind),
+        Provider::Twilio => twilio_api::TEXT_LIMIT,
+        Provider::ManyChat => crate::infra::manychat::TEXT_LIMIT,
+    }
+}
+
+/// Waits until `n` more messages may go out on `key` (at most `limit` a `window`), or fails
+/// once waiting would pass `deadline`.
+pub async fn pace(
+    limiter: &dyn RateLimiter,
+    key: &str,
+    limit: u32,
+    window: Duration,
+    n: usize,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<(), SendError> {
+    for _ in 0..n {
+        loop {
+            let hit = limiter.hit(key, limit, window).await;
+            if hit.allowed {
+                break;
+            }
+            let wake = tokio::time::Instant::now() + hit.retry_after;
+            if wake > deadline {
+                return Err(SendError::Unavailable(
+                    "the channel's sending rate is exhausted".into(),
+                ));
+            }
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+    Ok(())
+}
+
+/// Sends a reply to the customer from the connection, through its provider, paced to the
+/// channel's rate per connection; returns one entry per message sent: the provider's id, or
+/// empty where the provider gives none (ManyChat).
 pub async fn send(
     state: &AppState,
     c: &ChannelConnection,
     customer: &str,
     reply: Reply<'_>,
 ) -> std::result::Result<Vec<String>, SendError> {
+    let parts = match reply {
+        Reply::Text(text) => split_message(text, part_limit(c)).len(),
+        Reply::Template => usize::from(c.template.is_some()),
+    };
+    let channels = &state.settings.channels;
+    pace(
+        state.limiter.as_ref(),
+        &format!("send:{}", c.id),
+        channels.per_second(c.kind),
+        Duration::from_secs(1),
+        parts,
+        tokio::time::Instant::now() + Duration::from_secs(channels.send_wait_secs),
+    )
+    .await?;
     let unopened = |e: SecretError| SendError::Unavailable(format!("the channel credential: {e}"));
     match c.provider {
         Provider::Meta => {
@@ -485,8 +540,35 @@ pub async fn send(
                 return Ok(Vec::new());
             };
             let key = access_token(&state.secrets, c).map_err(unopened)?;
-            state.manychat.send_text(&key, customer, text).await?;
-            Ok(Vec::new())
+            let parts = state.manychat.send_text(&key, customer, text).await?;
+            Ok(vec![String::new(); parts])
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infra::ratelimit::InMemoryRateLimiter;
+
+    #[tokio::test]
+    async fn sends_are_paced_to_the_rate_and_give_up_past_the_deadline() {
+        let limiter = InMemoryRateLimiter::default();
+        let window = Duration::from_millis(100);
+        let start = tokio::time::Instant::now();
+        let far = start + Duration::from_secs(10);
+        pace(&limiter, "send:a", 2, window, 5, far)
+            .await
+            .expect("paced");
+        // Five at two a window: the fifth waits for the third window.
+        assert!(start.elapsed() >= 2 * window, "{:?}", start.elapsed());
+        pace(&limiter, "send:b", 2, window, 2, far)
+            .await
+            .expect("another connection has its own rate");
+        let soon = tokio::time::Instant::now() + Duration::from_millis(10);
+        assert!(matches!(
+            pace(&limiter, "send:b", 2, Duration::from_secs(5), 1, soon).await,
+            Err(SendError::Unavailable(_))
+        ));
     }
 }

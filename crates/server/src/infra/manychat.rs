@@ -40,16 +40,16 @@ impl ManyChatClient {
     }
 
     /// Sends `text` to the subscriber in one call (split into messages of the platform's
-    /// length).
+    /// length); returns how many messages it made.
     pub async fn send_text(
         &self,
         api_key: &str,
         subscriber_id: &str,
         text: &str,
-    ) -> Result<(), SendError> {
+    ) -> Result<usize, SendError> {
         let parts = split_message(text, TEXT_LIMIT);
         if parts.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // ManyChat's subscriber ids are numbers; one that is not cannot be sent to.
         let subscriber: u64 = subscriber_id.parse().map_err(|_| SendError::Rejected {
@@ -73,7 +73,7 @@ impl ManyChatClient {
             let status = response.status();
             let v: Value = response.json().await.unwrap_or(Value::Null);
             if status.is_success() && v["status"] == "success" {
-                return Attempt::Done(());
+                return Attempt::Done(parts.len());
             }
             let message = bounded(v["message"].as_str().unwrap_or(""));
             if status.as_u16() == 429 || status.is_server_error() {

@@ -905,3 +905,115 @@ async fn the_team_sees_every_channels_conversations_in_one_list() {
     let r = app.get_as("/api/v1/conversations", &key).await;
     assert_eq!(error_code(r).await, (403, "forbidden".to_owned()));
 }
+
+#[tokio::test]
+async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance() {
+    use cortex_core::answer::{
+        Channel, Conversation, ConversationStatus, MessageRole, Turn, UsageEvent, UsageKind,
+    };
+    use cortex_core::ids::{ConversationId, MessageId, UsageEventId};
+    let (app, owner, sent_log) = meta_app("growth").await;
+    upload_guide(&app, &owner).await;
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
+    let month = cortexlayer_server::channels::inbound::month_start(chrono::Utc::now());
+    let total = |kind: UsageKind, subject: &'static str| {
+        let store = app.state.store.clone();
+        async move {
+            store
+                .usage_total(tenant, kind, subject, month)
+                .await
+                .expect("total")
+        }
+    };
+
+    // Growth allows 2,000 WhatsApp messages a month: 1,999 were sent earlier this month.
+    let c = ConversationId::new();
+    let now = chrono::Utc::now();
+    let message = |role, text: &str| cortex_core::answer::Message {
+        id: MessageId::new(),
+        tenant_id: tenant,
+        conversation_id: c,
+        role,
+        content: text.into(),
+        citations: Vec::new(),
+        context: Vec::new(),
+        confidence: None,
+        abstained: false,
+        model: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 0,
+        created_at: now,
+    };
+    app.state
+        .store
+        .record_turn(
+            tenant,
+            Turn {
+                new_conversation: Some(Conversation {
+                    id: c,
+                    tenant_id: tenant,
+                    channel: Channel::WhatsApp,
+                    status: ConversationStatus::Resolved,
+                    connection_id: None,
+                    customer: None,
+                    created_at: now,
+                    updated_at: now,
+                }),
+                conversation_id: c,
+                question: message(MessageRole::User, "earlier"),
+                answer: message(MessageRole::Assistant, "earlier"),
+                usage: vec![UsageEvent {
+                    id: UsageEventId::new(),
+                    tenant_id: tenant,
+                    kind: UsageKind::ChannelMessage,
+                    subject: "whatsapp".into(),
+                    quantity: 1_999,
+                    conversation_id: Some(c),
+                    created_at: now,
+                }],
+                events: Vec::new(),
+            },
+        )
+        .await
+        .expect("earlier usage");
+
+    // The 2,000th is sent and counted; the next is not sent.
+    let first = whatsapp_delivery("106540352242922", "wamid.Q1", "How long do refunds take?");
+    assert_eq!(post_signed(&app, first).await.status(), 200);
+    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
+    let second = whatsapp_delivery(
+        "106540352242922",
+        "wamid.Q2",
+        "Which countries do you ship to?",
+    );
+    assert_eq!(post_signed(&app, second).await.status(), 200);
+    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    assert_eq!(
+        sent.len(),
+        1,
+        "past the allowance nothing is sent: {sent:?}"
+    );
+    assert_eq!(total(UsageKind::ChannelMessage, "whatsapp").await, 2_000);
+    assert_eq!(
+        total(UsageKind::Message, "whatsapp").await,
+        1,
+        "one answered turn on WhatsApp"
+    );
+    assert_eq!(total(UsageKind::ChannelMessage, "messenger").await, 0);
+
+    // On Scale there is no monthly cap.
+    let operator = app.operator("ops2@cortex.test").await;
+    on_plan(&app, &operator, &owner, "scale").await;
+    let third = whatsapp_delivery("106540352242922", "wamid.Q3", "How long do refunds take?");
+    assert_eq!(post_signed(&app, third).await.status(), 200);
+    wait_for_sent(&sent_log, 2, Duration::ZERO).await;
+    assert_eq!(total(UsageKind::ChannelMessage, "whatsapp").await, 2_001);
+}
