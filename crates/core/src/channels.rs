@@ -13,7 +13,8 @@ use crate::answer::Channel;
 use crate::ids::{ChannelConnectionId, InboundMessageId, OutboundMessageId, TenantId, UserId};
 use crate::knowledge::string_enum;
 
-/// How long after a customer's last message WhatsApp accepts free-form replies.
+/// How long after a customer's last message Meta's channels (WhatsApp, Messenger, Instagram)
+/// accept free-form replies.
 pub const SERVICE_WINDOW_HOURS: i64 = 24;
 
 /// The channels a tenant connects with an asset id and a credential.

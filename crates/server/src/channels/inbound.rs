@@ -365,17 +365,23 @@ pub async fn run(
     let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
         .await
         .map_err(|e| JobError::Retry(format!("tenant: {e}")))?;
-    // WhatsApp takes free text only within 24 hours of the customer's last message; past it,
-    // the connection's approved template goes instead (no answer is composed), or nothing:
-    // the message waits for an agent.
-    let outside_window = connection.kind == Channel::WhatsApp
-        && Utc::now() - message.sent_at > chrono::Duration::hours(SERVICE_WINDOW_HOURS);
-    if outside_window && connection.template.is_none() {
-        finish(
-            Some("outside the 24-hour window and no template is configured".into()),
-            0,
-        )
-        .await?;
+    // Meta's channels take free text only within 24 hours of the customer's last message.
+    // Past it, WhatsApp gets the connection's approved template instead (no answer is
+    // composed); Messenger and Instagram allow only message tags, none of which covers a bot's
+    // answer (HUMAN_AGENT is for people): nothing is sent and the message waits for an agent.
+    let windowed = matches!(
+        connection.kind,
+        Channel::WhatsApp | Channel::Messenger | Channel::Instagram
+    );
+    let outside_window =
+        windowed && Utc::now() - message.sent_at > chrono::Duration::hours(SERVICE_WINDOW_HOURS);
+    if outside_window && (connection.kind != Channel::WhatsApp || connection.template.is_none()) {
+        let why = if connection.kind == Channel::WhatsApp {
+            "outside the 24-hour window and no template is configured"
+        } else {
+            "outside the 24-hour window: only a person may answer (HUMAN_AGENT tag)"
+        };
+        finish(Some(why.into()), 0).await?;
         return Ok(());
     }
     if let Some(why) = allowance_used(state, &ctx, connection.kind).await? {

@@ -1017,3 +1017,76 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
     wait_for_sent(&sent_log, 2, Duration::ZERO).await;
     assert_eq!(total(UsageKind::ChannelMessage, "whatsapp").await, 2_001);
 }
+
+#[tokio::test]
+async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
+    let (app, owner, sent_log) = meta_app("growth").await;
+    upload_guide(&app, &owner).await;
+    for (kind, asset) in [
+        ("instagram", "17841400000000001"),
+        ("messenger", "1234567890"),
+    ] {
+        let r = connect(
+            &app,
+            &owner.access,
+            json!({ "kind": kind, "asset_id": asset, "access_token": "EAAG-page-or-number-token-123456" }),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+    }
+    let delivery = |object: &str, asset: &str, mid: &str, text: &str, at_ms: i64| {
+        json!({ "object": object, "entry": [{ "id": asset, "time": at_ms, "messaging": [
+            { "sender": { "id": "5566778899" }, "recipient": { "id": asset }, "timestamp": at_ms,
+              "message": { "mid": mid, "text": text } }
+        ] }] })
+        .to_string()
+        .into_bytes()
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let two_days_ago_ms = now_ms - 2 * 24 * 3600 * 1000;
+    for body in [
+        delivery(
+            "instagram",
+            "17841400000000001",
+            "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAw",
+            "How long do refunds take?",
+            now_ms,
+        ),
+        delivery(
+            "instagram",
+            "17841400000000001",
+            "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjOLD",
+            "Which countries do you ship to?",
+            two_days_ago_ms,
+        ),
+        delivery(
+            "page",
+            "1234567890",
+            "m_OLD",
+            "Which countries do you ship to?",
+            two_days_ago_ms,
+        ),
+    ] {
+        assert_eq!(post_signed(&app, body).await.status(), 200);
+    }
+    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    assert_eq!(
+        sent.len(),
+        1,
+        "messages past 24 hours get no bot reply on Instagram or Messenger: {sent:?}"
+    );
+    let (path, _, reply) = &sent[0];
+    assert_eq!(path, "/v21.0/17841400000000001/messages");
+    assert_eq!(reply["recipient"]["id"], "5566778899");
+    let text = reply["message"]["text"].as_str().expect("text");
+    assert!(text.contains("14 days"), "{text}");
+    assert!(text.chars().count() <= 1_000);
+    let list: Value = app
+        .get_as("/api/v1/conversations?channel=instagram", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["data"][0]["customer"], "5566778899");
+}
