@@ -1090,3 +1090,83 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
     assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["data"][0]["customer"], "5566778899");
 }
+
+#[tokio::test]
+async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_after_restart() {
+    let (graph, sent_log) = spawn_graph(vec![]).await;
+    // The test's own app (no workers) shares the database and data folder with the binaries.
+    let app = crate::helpers::spawn_app_with(|s| s.knowledge.workers = 0).await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let operator = app.operator("ops@cortex.test").await;
+    on_plan(&app, &operator, &owner, "growth").await;
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let doc = crate::documents::upload_one(
+        &app,
+        &owner.access,
+        "guide.md",
+        crate::documents::GUIDE.as_bytes(),
+    )
+    .await;
+
+    let settings = &app.state.settings;
+    let data_dir = settings.data_dir.display().to_string();
+    let model_dir = crate::helpers::model_dir().display().to_string();
+    let env = |workers: &'static str| {
+        vec![
+            ("CORTEX_DATA_DIR", data_dir.clone()),
+            ("CORTEX_MODEL_DIR", model_dir.clone()),
+            ("CORTEX_WORKERS", workers.to_owned()),
+            ("JWT_SECRET", crate::helpers::JWT_SECRET.to_owned()),
+            ("META_APP_SECRET", "test-app-secret".to_owned()),
+            ("META_GRAPH_BASE_URL", graph.clone()),
+        ]
+    };
+    let start = |workers: &'static str| {
+        let owned = env(workers);
+        let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        crate::serve::start_on(settings.database_url.expose(), &pairs)
+    };
+
+    // The guide is made searchable first, so that the answer cannot race its ingestion.
+    let ingester = start("1");
+    assert_eq!(
+        crate::documents::settled(&app, &owner.access, &doc).await["status"],
+        "ready"
+    );
+    drop(ingester);
+
+    // The first process takes the delivery in and acknowledges it; it has no worker to
+    // answer, and dies (SIGKILL) right after.
+    let first = start("0");
+    let body = whatsapp_delivery(
+        "106540352242922",
+        "wamid.SURVIVES",
+        "How long do refunds take?",
+    );
+    let r = post_meta(
+        app.client.clone(),
+        format!("{}/webhooks/meta", first.base),
+        body.clone(),
+        meta_signature(&body),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("text"), "EVENT_RECEIVED");
+    first.kill_hard();
+    assert!(sent_log.lock().expect("lock").is_empty());
+
+    // The next process finds the stored message and its job, and answers it once.
+    let second = start("1");
+    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_000)).await;
+    drop(second);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].2["to"], "16505551234");
+    let text = sent[0].2["text"]["body"].as_str().expect("text");
+    assert!(text.contains("14 days"), "{text}");
+}
