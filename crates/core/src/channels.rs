@@ -132,3 +132,17 @@ pub struct OutboundMessage {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// What a provider's data-deletion request on behalf of a person deleted, under the code the
+/// person can look it up by.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DataDeletion {
+    pub code: String,
+    pub provider: Provider,
+    /// Conversations deleted, with their messages.
+    pub conversations: u64,
+    /// The person's messages as channels delivered them.
+    pub messages: u64,
+    pub requested_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}

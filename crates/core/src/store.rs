@@ -66,6 +66,7 @@ pub mod conflict {
     pub const CONVERSATION_EXISTS: &str = "conversation_exists";
     /// The channel asset (a WhatsApp number, a page) is connected already, here or elsewhere.
     pub const CHANNEL_TAKEN: &str = "channel_taken";
+    pub const DELETION_CODE_TAKEN: &str = "deletion_code_taken";
 }
 
 /// A page of a list ordered by creation, newest first.
@@ -551,6 +552,19 @@ pub trait Store: Send + Sync + 'static {
         kind: crate::answer::Channel,
         asset_id: &str,
     ) -> Result<Option<ChannelConnection>>;
+
+    /// A provider's request on behalf of a person: deletes, in every tenant, the conversations
+    /// and delivered messages of `customer` on the provider's connections, and records what
+    /// was deleted under `code`, atomically.
+    async fn delete_customer_data(
+        &self,
+        provider: crate::channels::Provider,
+        customer: &str,
+        code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<crate::channels::DataDeletion>;
+
+    async fn get_data_deletion(&self, code: &str) -> Result<Option<crate::channels::DataDeletion>>;
 
     /// Platform maintenance (key rotation): every sealed secret, of every tenant.
     async fn list_sealed_secrets(&self) -> Result<Vec<SealedSecret>>;

@@ -635,3 +635,147 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
         1
     );
 }
+
+pub async fn a_persons_data_is_deleted_in_every_tenant_on_the_providers_connections(
+    store: DynStore,
+) {
+    use super::answer::message;
+    use cortex_core::answer::{Conversation, ConversationStatus, MessageRole, Turn};
+    use cortex_core::ids::ConversationId;
+    let (a, _) = tenant_with_owner(&store, "delete-a").await;
+    let (b, _) = tenant_with_owner(&store, "delete-b").await;
+    let meta_a = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::Messenger, "501"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    let meta_b = store
+        .create_channel_connection(
+            b,
+            connection(b, Channel::Instagram, "502"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    let twilio_b = store
+        .create_channel_connection(
+            b,
+            connection(b, Channel::WhatsApp, "+15005550006"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    // The person (and someone else) on each connection: a delivered message and a conversation.
+    let mut conversations = Vec::new();
+    for (tenant, conn, customer) in [
+        (a, &meta_a, "4242"),
+        (b, &meta_b, "4242"),
+        (b, &twilio_b, "4242"),
+        (a, &meta_a, "9999"),
+    ] {
+        let m = inbound(tenant, conn.id, &format!("m-{}-{customer}", conn.asset_id));
+        let m = cortex_core::channels::InboundMessage {
+            customer: customer.into(),
+            ..m
+        };
+        let key = m.provider_message_id.clone();
+        let inbound_id = m.id;
+        store
+            .record_inbound(tenant, m, answer_job(&key))
+            .await
+            .expect("record");
+        // The reply sent to them.
+        store
+            .record_outbound(
+                tenant,
+                cortex_core::channels::OutboundMessage {
+                    id: cortex_core::ids::OutboundMessageId::new(),
+                    tenant_id: tenant,
+                    connection_id: conn.id,
+                    inbound_id: Some(inbound_id),
+                    provider_message_id: format!("out-{key}"),
+                    status: cortex_core::channels::DeliveryStatus::Sent,
+                    error: None,
+                    created_at: now(),
+                    updated_at: now(),
+                },
+            )
+            .await
+            .expect("outbound");
+        let c = ConversationId::new();
+        store
+            .record_turn(
+                tenant,
+                Turn {
+                    new_conversation: Some(Conversation {
+                        id: c,
+                        tenant_id: tenant,
+                        channel: conn.kind,
+                        status: ConversationStatus::Bot,
+                        connection_id: Some(conn.id),
+                        customer: Some(customer.into()),
+                        created_at: now(),
+                        updated_at: now(),
+                    }),
+                    conversation_id: c,
+                    question: message(tenant, c, MessageRole::User, "hi"),
+                    answer: message(tenant, c, MessageRole::Assistant, "hello"),
+                    usage: Vec::new(),
+                    events: Vec::new(),
+                },
+            )
+            .await
+            .expect("turn");
+        conversations.push((tenant, c));
+    }
+    let done = store
+        .delete_customer_data(Provider::Meta, "4242", "CODE0000000000000001", now())
+        .await
+        .expect("delete");
+    assert_eq!((done.conversations, done.messages), (2, 2));
+    assert!(done.completed_at.is_some());
+    for (i, (tenant, c)) in conversations.iter().enumerate() {
+        let kept = store.get_conversation(*tenant, *c).await.is_ok();
+        // Meta's in A and B go; Twilio's and the other person's stay.
+        assert_eq!(kept, i >= 2, "conversation {i}");
+    }
+    for (tenant, conn, key, kept) in [
+        (a, &meta_a, "m-501-4242", false),
+        (b, &twilio_b, "m-+15005550006-4242", true),
+        (a, &meta_a, "m-501-9999", true),
+    ] {
+        let found = store
+            .find_outbound(tenant, conn.id, &format!("out-{key}"))
+            .await
+            .expect("find");
+        assert_eq!(found.is_some(), kept, "reply to {key}");
+    }
+    assert_eq!(
+        store
+            .get_data_deletion("CODE0000000000000001")
+            .await
+            .expect("get"),
+        Some(done)
+    );
+    assert_eq!(
+        store
+            .get_data_deletion("CODE0000000000000002")
+            .await
+            .expect("get"),
+        None
+    );
+    assert_conflict(
+        store
+            .delete_customer_data(Provider::Meta, "4242", "CODE0000000000000001", now())
+            .await,
+        conflict::DELETION_CODE_TAKEN,
+    );
+    let again = store
+        .delete_customer_data(Provider::Meta, "4242", "CODE0000000000000003", now())
+        .await
+        .expect("nothing left");
+    assert_eq!((again.conversations, again.messages), (0, 0));
+}

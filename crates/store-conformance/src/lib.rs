@@ -86,6 +86,7 @@ macro_rules! conformance_tests {
             a_channel_customer_finds_their_open_conversation,
             delivery_statuses_only_move_forward,
             conversations_of_every_channel_are_listed_latest_activity_first,
+            a_persons_data_is_deleted_in_every_tenant_on_the_providers_connections,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

@@ -3,7 +3,7 @@
 use cortex_core::StoreError;
 use cortex_core::answer::Channel;
 use cortex_core::audit::NewAuditEvent;
-use cortex_core::channels::{ChannelConnection, SealedSecret};
+use cortex_core::channels::{ChannelConnection, DataDeletion, Provider, SealedSecret};
 use cortex_core::ids::{ChannelConnectionId, TenantId, UserId};
 use cortex_core::store::{Result, conflict};
 use sqlx::sqlite::SqliteRow;
@@ -366,4 +366,90 @@ pub(crate) async fn find_outbound(
     .await
     .map_err(db)?;
     row.as_ref().map(outbound_from).transpose()
+}
+
+fn deletion_from(row: &SqliteRow) -> Result<DataDeletion> {
+    Ok(DataDeletion {
+        code: row.try_get("code").map_err(db)?,
+        provider: parse_enum("provider", row.try_get("provider").map_err(db)?)?,
+        conversations: row.try_get::<i64, _>("conversations").map_err(db)? as u64,
+        messages: row.try_get::<i64, _>("messages").map_err(db)? as u64,
+        requested_at: ts(row.try_get("requested_at").map_err(db)?),
+        completed_at: row
+            .try_get::<Option<i64>, _>("completed_at")
+            .map_err(db)?
+            .map(ts),
+    })
+}
+
+pub(crate) async fn delete_customer_data(
+    pool: &SqlitePool,
+    provider: Provider,
+    customer: &str,
+    code: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<DataDeletion> {
+    const ON_PROVIDER: &str =
+        "connection_id IN (SELECT id FROM channel_connections WHERE provider = $2)";
+    let mut tx = pool.begin().await.map_err(db)?;
+    sqlx::query(&format!(
+        "DELETE FROM outbound_messages WHERE inbound_id IN
+             (SELECT id FROM inbound_messages WHERE customer = $1 AND {ON_PROVIDER})"
+    ))
+    .bind(customer)
+    .bind(provider.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    let messages = sqlx::query(&format!(
+        "DELETE FROM inbound_messages WHERE customer = $1 AND {ON_PROVIDER}"
+    ))
+    .bind(customer)
+    .bind(provider.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    let conversations = sqlx::query(&format!(
+        "DELETE FROM conversations WHERE customer = $1 AND {ON_PROVIDER}"
+    ))
+    .bind(customer)
+    .bind(provider.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    let row = sqlx::query(
+        "INSERT INTO data_deletions (code, provider, conversations, messages, requested_at, completed_at)
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
+    )
+    .bind(code)
+    .bind(provider.as_str())
+    .bind(conversations as i64)
+    .bind(messages as i64)
+    .bind(ms(at))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(conflict::DELETION_CODE_TAKEN)
+        } else {
+            db(e)
+        }
+    })?;
+    let done = deletion_from(&row)?;
+    tx.commit().await.map_err(db)?;
+    Ok(done)
+}
+
+pub(crate) async fn get_data_deletion(
+    pool: &SqlitePool,
+    code: &str,
+) -> Result<Option<DataDeletion>> {
+    let row = sqlx::query("SELECT * FROM data_deletions WHERE code = $1")
+        .bind(code)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(deletion_from).transpose()
 }

@@ -1968,6 +1968,23 @@ impl Store for SqliteStore {
         channels::find(&self.pool, kind, asset_id).await
     }
 
+    async fn delete_customer_data(
+        &self,
+        provider: cortex_core::channels::Provider,
+        customer: &str,
+        code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<cortex_core::channels::DataDeletion> {
+        channels::delete_customer_data(&self.pool, provider, customer, code, at).await
+    }
+
+    async fn get_data_deletion(
+        &self,
+        code: &str,
+    ) -> Result<Option<cortex_core::channels::DataDeletion>> {
+        channels::get_data_deletion(&self.pool, code).await
+    }
+
     async fn list_sealed_secrets(&self) -> Result<Vec<cortex_core::channels::SealedSecret>> {
         channels::sealed(&self.pool).await
     }

@@ -472,3 +472,50 @@ pub async fn run(
     );
     Ok(())
 }
+
+/// Meta's data-deletion callback: deletes, in every tenant, the conversations and messages of
+/// the person the verified `signed_request` names on Meta's channels, and records what was
+/// deleted under a fresh confirmation code.
+pub async fn delete_meta_user(
+    state: &AppState,
+    signed_request: &str,
+) -> Result<cortex_core::channels::DataDeletion, IntakeError> {
+    let secret = state
+        .settings
+        .providers
+        .meta_app_secret
+        .as_ref()
+        .ok_or(IntakeError::NotConfigured)?;
+    let user = meta::signed_request_user(secret.expose().as_bytes(), signed_request)
+        .ok_or(IntakeError::BadSignature)?;
+    for _ in 0..3 {
+        let code = deletion_code();
+        match state
+            .store
+            .delete_customer_data(Provider::Meta, &user, &code, Utc::now())
+            .await
+        {
+            Ok(done) => {
+                tracing::info!(
+                    deletion.conversations = done.conversations,
+                    deletion.messages = done.messages,
+                    "meta data deletion done"
+                );
+                return Ok(done);
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(_) => return Err(IntakeError::Storage),
+        }
+    }
+    Err(IntakeError::Storage)
+}
+
+/// 20 characters of A–Z and 0–9 (≈ 103 bits): unguessable, as the status page is public.
+fn deletion_code() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}

@@ -38,6 +38,35 @@ pub fn signature_ok(app_secret: &[u8], body: &[u8], header: Option<&str>) -> boo
     mac.verify_slice(&expected).is_ok()
 }
 
+/// The person a `signed_request` (Meta's data-deletion callback) names: `<signature>.<payload>`,
+/// both base64url, the signature being HMAC-SHA256 of the payload's text under the app secret
+/// (constant-time compare) and the payload JSON with `algorithm: HMAC-SHA256` and `user_id`.
+pub fn signed_request_user(app_secret: &[u8], signed_request: &str) -> Option<String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    if signed_request.len() > 8_192 {
+        return None;
+    }
+    let (signature, payload) = signed_request.trim().split_once('.')?;
+    let signature = b64.decode(signature.trim_end_matches('=')).ok()?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(app_secret).expect("HMAC takes keys of any length");
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&signature).ok()?;
+    let v: Value = serde_json::from_slice(&b64.decode(payload.trim_end_matches('=')).ok()?).ok()?;
+    if !v["algorithm"]
+        .as_str()
+        .is_some_and(|a| a.eq_ignore_ascii_case("HMAC-SHA256"))
+    {
+        return None;
+    }
+    match &v["user_id"] {
+        Value::String(s) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// The subscription handshake: `hub.challenge` to echo when the mode is `subscribe` and the
 /// verify token matches (constant time).
 pub fn challenge<'a>(
@@ -264,6 +293,43 @@ fn messaging(channel: Channel, entries: &[Value], out: &mut Vec<Event>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn signed(secret: &[u8], payload: &Value) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = b64.encode(payload.to_string());
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("key");
+        mac.update(payload.as_bytes());
+        format!("{}.{payload}", b64.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn signed_requests_name_the_person_only_when_signed_by_the_app() {
+        let payload = json!({ "algorithm": "HMAC-SHA256", "expires": 1291840400, "issued_at": 1291836800, "user_id": "218471" });
+        let good = signed(b"app-secret", &payload);
+        assert_eq!(
+            signed_request_user(b"app-secret", &good).as_deref(),
+            Some("218471")
+        );
+        assert_eq!(signed_request_user(b"other-secret", &good), None);
+        let (sig, body) = good.split_once('.').expect("dot");
+        let mut tampered = body.to_owned();
+        tampered.push('A');
+        assert_eq!(
+            signed_request_user(b"app-secret", &format!("{sig}.{tampered}")),
+            None
+        );
+        let other_algorithm = signed(
+            b"app-secret",
+            &json!({ "algorithm": "none", "user_id": "1" }),
+        );
+        assert_eq!(signed_request_user(b"app-secret", &other_algorithm), None);
+        let no_user = signed(b"app-secret", &json!({ "algorithm": "HMAC-SHA256" }));
+        assert_eq!(signed_request_user(b"app-secret", &no_user), None);
+        for junk in ["", ".", "abc", "a.b.c", &"x".repeat(10_000)] {
+            assert_eq!(signed_request_user(b"app-secret", junk), None, "{junk}");
+        }
+    }
 
     fn sign(secret: &[u8], body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("key");

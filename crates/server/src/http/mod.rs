@@ -132,6 +132,8 @@ fn routes() -> OpenApiRouter<AppState> {
             api::webhooks::meta_verify,
             api::webhooks::meta_deliver
         ))
+        .routes(routes!(api::webhooks::meta_data_deletion))
+        .routes(routes!(api::webhooks::data_deletion_status))
         .routes(routes!(api::webhooks::twilio_deliver))
         .routes(routes!(api::webhooks::twilio_status))
         .routes(routes!(api::webhooks::manychat_deliver))

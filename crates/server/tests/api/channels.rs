@@ -1170,3 +1170,124 @@ async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_afte
     let text = sent[0].2["text"]["body"].as_str().expect("text");
     assert!(text.contains("14 days"), "{text}");
 }
+
+/// Meta's `signed_request`, made here with HMAC-SHA256 and base64url directly.
+fn meta_signed_request(secret: &[u8], user_id: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = b64.encode(
+        json!({ "algorithm": "HMAC-SHA256", "expires": 1291840400, "issued_at": 1291836800, "user_id": user_id })
+            .to_string(),
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("key");
+    mac.update(payload.as_bytes());
+    format!("{}.{payload}", b64.encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_shows_a_status() {
+    let (app, owner, sent_log) = meta_app("growth").await;
+    upload_guide(&app, &owner).await;
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let body = whatsapp_delivery("106540352242922", "wamid.DEL1", "How long do refunds take?");
+    assert_eq!(post_signed(&app, body).await.status(), 200);
+    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
+    let listed: Value = app
+        .get_as("/api/v1/conversations", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
+
+    let post = |form: String| {
+        app.client
+            .post(app.url("/webhooks/meta/data-deletion"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+    };
+    let forged = meta_signed_request(b"not-the-app-secret", "16505551234");
+    let r = post(format!("signed_request={forged}"))
+        .await
+        .expect("post");
+    assert_eq!(error_code(r).await, (401, "invalid_signature".to_owned()));
+    let r = post("user_id=16505551234".into()).await.expect("post");
+    assert_eq!(error_code(r).await, (400, "invalid_payload".to_owned()));
+    let listed: Value = app
+        .get_as("/api/v1/conversations", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["data"].as_array().map(Vec::len),
+        Some(1),
+        "a forged request deletes nothing"
+    );
+
+    let signed = meta_signed_request(b"test-app-secret", "16505551234");
+    let r = post(format!("signed_request={signed}"))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let receipt: Value = r.json().await.expect("json");
+    let code = receipt["confirmation_code"].as_str().expect("code");
+    assert_eq!(code.len(), 20);
+    let url = receipt["url"].as_str().expect("url");
+    assert_eq!(
+        url,
+        format!("{}/data-deletion/{code}", app.state.settings.app_url)
+    );
+    let listed: Value = app
+        .get_as("/api/v1/conversations", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["data"],
+        json!([]),
+        "the person's conversation is gone"
+    );
+
+    // The status page, for the person (HTML) and for machines (JSON).
+    let path = url.trim_start_matches(&app.state.settings.app_url);
+    let page = app.client.get(app.url(path)).send().await.expect("get");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains(code) && html.contains("completed"), "{html}");
+    assert!(html.contains("Conversations deleted: 1"), "{html}");
+    let status: Value = app
+        .client
+        .get(app.url(path))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (
+            &status["status"],
+            &status["conversations_deleted"],
+            &status["messages_deleted"]
+        ),
+        (&json!("completed"), &json!(1), &json!(1))
+    );
+    let r = app
+        .client
+        .get(app.url("/data-deletion/AAAAAAAAAAAAAAAAAAAA"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
+}

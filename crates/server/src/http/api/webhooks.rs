@@ -10,8 +10,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::channels::inbound::{self, IntakeError};
@@ -209,4 +210,135 @@ pub async fn manychat_deliver(
         }
         Err(e) => refusal(e),
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DataDeletionForm {
+    /// `<signature>.<payload>`, base64url: HMAC-SHA256 of the payload under `META_APP_SECRET`.
+    pub signed_request: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DataDeletionReceipt {
+    /// Where the person can see what was deleted.
+    pub url: String,
+    pub confirmation_code: String,
+}
+
+/// Meta's data-deletion callback
+///
+/// Verifies `signed_request` with the app secret, deletes that person's conversations and
+/// messages on Meta's channels in every tenant, and answers with the status page and its code.
+#[utoipa::path(post, path = "/webhooks/meta/data-deletion", tag = "webhooks",
+    request_body(content = DataDeletionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Deleted", body = DataDeletionReceipt),
+        (status = 400, description = "`invalid_payload`: no `signed_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_signature`", body = ErrorBody),
+        (status = 404, description = "`not_configured`", body = ErrorBody),
+    ))]
+pub async fn meta_data_deletion(State(state): State<AppState>, body: Bytes) -> Response {
+    let Some(signed_request) = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "signed_request")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return refusal(IntakeError::BadPayload(
+            "the form has no signed_request".into(),
+        ));
+    };
+    match inbound::delete_meta_user(&state, &signed_request).await {
+        Ok(done) => Json(DataDeletionReceipt {
+            url: format!(
+                "{}/data-deletion/{}",
+                state.settings.app_url.trim_end_matches('/'),
+                done.code
+            ),
+            confirmation_code: done.code,
+        })
+        .into_response(),
+        Err(e) => refusal(e),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DataDeletionStatus {
+    pub confirmation_code: String,
+    /// `completed`.
+    pub status: String,
+    pub conversations_deleted: u64,
+    pub messages_deleted: u64,
+    pub requested_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A data-deletion request's status
+///
+/// Public (the code is unguessable): HTML for people, JSON with `Accept: application/json`.
+#[utoipa::path(get, path = "/data-deletion/{code}", tag = "webhooks",
+    params(("code" = String, Path, description = "The confirmation code")),
+    responses(
+        (status = 200, description = "What was deleted", body = DataDeletionStatus),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+pub async fn data_deletion_status(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let found = if code.len() == 20 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        match state.store.get_data_deletion(&code).await {
+            Ok(found) => found,
+            Err(e) => return ApiError::internal(e.into()).into_response(),
+        }
+    } else {
+        None
+    };
+    let Some(d) = found else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no deletion request has this code",
+        )
+        .into_response();
+    };
+    let status = DataDeletionStatus {
+        confirmation_code: d.code,
+        status: if d.completed_at.is_some() {
+            "completed"
+        } else {
+            "pending"
+        }
+        .into(),
+        conversations_deleted: d.conversations,
+        messages_deleted: d.messages,
+        requested_at: d.requested_at,
+        completed_at: d.completed_at,
+    };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"));
+    if wants_json {
+        return Json(status).into_response();
+    }
+    let when = status
+        .completed_at
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "not yet".into());
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Data deletion {code}</title></head>\
+         <body><main><h1>Data deletion request {code}</h1>\
+         <p>Status: <strong>{state}</strong> ({when}).</p>\
+         <p>Conversations deleted: {c}. Messages deleted: {m}.</p></main></body></html>",
+        code = status.confirmation_code,
+        state = status.status,
+        c = status.conversations_deleted,
+        m = status.messages_deleted,
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
 }
