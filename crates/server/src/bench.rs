@@ -515,3 +515,143 @@ pub async fn answer(
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }
+
+/// The webhook's acknowledgement latency under a steady load: signed WhatsApp deliveries, each
+/// a new message, sent over loopback HTTP at `rate` a second for `seconds` (open loop: each
+/// request leaves at its scheduled time whatever the earlier ones do, and its latency counts
+/// from that time, so a stall shows in the figures instead of slowing the load). The server
+/// is the real router: signature check, routing, one transaction storing the message and its
+/// job, the answer. No workers run, so answering does not compete with it.
+pub async fn webhook(
+    mut settings: Settings,
+    rate: u32,
+    seconds: u32,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    use hmac::Mac;
+    let secret = format!("bench-{}", uuid::Uuid::now_v7());
+    settings.providers.meta_app_secret = Some(Secret::new(&secret));
+    let (state, tenant, dir) = scratch(settings, database_url).await?;
+    let state = AppState {
+        limiter: std::sync::Arc::new(Unlimited),
+        ..state
+    };
+    let connection = cortex_core::ids::ChannelConnectionId::new();
+    let now = Utc::now();
+    state
+        .store
+        .create_channel_connection(
+            tenant,
+            cortex_core::channels::ChannelConnection {
+                id: connection,
+                tenant_id: tenant,
+                kind: cortex_core::answer::Channel::WhatsApp,
+                provider: cortex_core::channels::Provider::Meta,
+                asset_id: "106540352242922".into(),
+                account_id: None,
+                name: "bench".into(),
+                sealed_token: state.secrets.seal(
+                    "EAAG-bench-token-000000",
+                    &crate::channels::token_context(tenant, connection),
+                ),
+                token_hint: "…0000".into(),
+                template: None,
+                ack_text: None,
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+            },
+            NewAuditEvent::new(Actor::System, action::CHANNEL_CONNECTED, now),
+        )
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/webhooks/meta", listener.local_addr()?);
+    let app = crate::http::router(state.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+
+    // Bodies and signatures are made before the clock starts.
+    let rate = rate.max(1);
+    let warmup = rate as usize; // one second
+    let total = warmup + (rate * seconds.max(1)) as usize;
+    let sent_at = Utc::now().timestamp();
+    let requests: Vec<(Vec<u8>, String)> = (0..total)
+        .map(|i| {
+            let body = serde_json::json!({
+                "object": "whatsapp_business_account",
+                "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242922" },
+                    "contacts": [{ "profile": { "name": "Bench" }, "wa_id": format!("1650555{:04}", i % 10_000) }],
+                    "messages": [{ "from": format!("1650555{:04}", i % 10_000), "id": format!("wamid.BENCH{i:08}"),
+                                   "timestamp": sent_at.to_string(), "type": "text",
+                                   "text": { "body": "Where is my order? It was due yesterday." } }]
+                } }] }]
+            })
+            .to_string()
+            .into_bytes();
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+                .expect("HMAC takes keys of any length");
+            mac.update(&body);
+            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            (body, signature)
+        })
+        .collect();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1_024)
+        .build()?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for (i, (body, signature)) in requests.into_iter().enumerate() {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let ok = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            (i, due.elapsed().as_secs_f64() * 1000.0, ok)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut failed = 0;
+    for t in tasks {
+        let (i, ms, ok) = t.await?;
+        failed += usize::from(!ok);
+        if i >= warmup {
+            latencies.push(ms);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    server.abort();
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "webhook  {} requests at {rate}/s over {seconds} s (after a 1 s warm-up; sent {:.0}/s), {} backend, {failed} failed",
+        latencies.len(),
+        total as f64 / elapsed,
+        state.store.backend(),
+    );
+    println!(
+        "webhook  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 90.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(0.0)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    anyhow::ensure!(failed == 0, "{failed} deliveries were not acknowledged");
+    Ok(())
+}

@@ -113,6 +113,17 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The Meta webhook's acknowledgement latency at a steady rate of signed deliveries, over
+    /// loopback HTTP through the real router.
+    Webhook {
+        /// Requests a second.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Seconds per MB until files are lexically searchable and until fully embedded.
     Ingest {
         #[arg(required = true)]
@@ -195,6 +206,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             k,
             database_url,
         }) => crate::bench::search(settings, chunks, queries, k, database_url).await,
+        Command::Bench(BenchCommand::Webhook {
+            rate,
+            seconds,
+            database_url,
+        }) => crate::bench::webhook(settings, rate, seconds, database_url).await,
         Command::Bench(BenchCommand::Ingest {
             files,
             database_url,
