@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::answer::Channel;
-use crate::ids::{ChannelConnectionId, InboundMessageId, OutboundMessageId, TenantId, UserId};
+use crate::ids::{
+    ChannelConnectionId, InboundMessageId, OauthFlowId, OutboundMessageId, TenantId, UserId,
+};
 use crate::knowledge::string_enum;
 
 /// How long after a customer's last message Meta's channels (WhatsApp, Messenger, Instagram)
@@ -145,4 +147,25 @@ pub struct DataDeletion {
     pub messages: u64,
     pub requested_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A member connecting Meta assets through Meta's OAuth dialog: started (a single-use state
+/// for the dialog, bound to the member's browser), then authorized (the assets Meta's token
+/// reaches, with their tokens sealed), then consumed when the member picks assets to connect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OauthFlow {
+    pub id: OauthFlowId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub kind: Channel,
+    /// SHA-256 of the `state` given to Meta's dialog.
+    pub state_hash: String,
+    /// SHA-256 of the cookie set in the member's browser when the flow started.
+    pub browser_hash: String,
+    /// The dashboard path the member returns to.
+    pub return_path: String,
+    /// Set when Meta sent the member back: the assets found, as sealed JSON.
+    pub sealed_assets: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }

@@ -124,6 +124,10 @@ id_type!(
     /// A message sent to a customer through a channel.
     OutboundMessageId
 );
+id_type!(
+    /// A Meta OAuth connection flow: started by a member, authorized at Meta, then chosen from.
+    OauthFlowId
+);
 
 #[cfg(test)]
 mod tests {

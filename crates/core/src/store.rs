@@ -566,6 +566,46 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_data_deletion(&self, code: &str) -> Result<Option<crate::channels::DataDeletion>>;
 
+    async fn create_oauth_flow(
+        &self,
+        tenant: TenantId,
+        flow: crate::channels::OauthFlow,
+    ) -> Result<()>;
+
+    /// Meta sent the member back: claims the flow whose state and browser cookie hash to
+    /// these, if still unclaimed and not expired at `at` (once: a second callback finds
+    /// nothing; another browser finds nothing and leaves it), with an empty asset list, and
+    /// lets it live until `expires_at`. Returns it, with its tenant.
+    async fn claim_oauth_flow(
+        &self,
+        state_hash: &str,
+        browser_hash: &str,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<crate::channels::OauthFlow>>;
+
+    /// The assets Meta's token reaches, sealed, on a claimed flow.
+    async fn set_oauth_assets(
+        &self,
+        tenant: TenantId,
+        flow: crate::ids::OauthFlowId,
+        sealed_assets: &str,
+    ) -> Result<()>;
+
+    /// The tenant's flow, authorized or not, expired or not.
+    async fn get_oauth_flow(
+        &self,
+        tenant: TenantId,
+        flow: crate::ids::OauthFlowId,
+    ) -> Result<crate::channels::OauthFlow>;
+
+    /// Consumes the flow: returns whether this call deleted it.
+    async fn delete_oauth_flow(
+        &self,
+        tenant: TenantId,
+        flow: crate::ids::OauthFlowId,
+    ) -> Result<bool>;
+
     /// Platform maintenance (key rotation): every sealed secret, of every tenant.
     async fn list_sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
 

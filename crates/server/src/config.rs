@@ -396,6 +396,9 @@ pub struct ProviderSettings {
     pub meta_graph_base_url: Option<String>,
     /// The Graph API version called (default `v21.0`). (`META_GRAPH_VERSION`)
     pub meta_graph_version: Option<String>,
+    /// Where members' browsers open Meta's sign-in dialog (default
+    /// `https://www.facebook.com`). (`META_DIALOG_BASE_URL`)
+    pub meta_dialog_base_url: Option<String>,
     /// The platform's own Twilio account, for tenants who connect a WhatsApp sender of it
     /// instead of their own account. (`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`)
     pub twilio_account_sid: Option<String>,
@@ -755,6 +758,9 @@ impl Settings {
         if let Some(v) = env("META_GRAPH_VERSION") {
             p.meta_graph_version = Some(v);
         }
+        if let Some(v) = env("META_DIALOG_BASE_URL") {
+            p.meta_dialog_base_url = Some(v);
+        }
         if let Some(v) = env("TWILIO_ACCOUNT_SID") {
             p.twilio_account_sid = Some(v);
         }
@@ -955,6 +961,12 @@ impl ProviderSettings {
 
     pub fn graph_version(&self) -> &str {
         self.meta_graph_version.as_deref().unwrap_or("v21.0")
+    }
+
+    pub fn meta_dialog_base_url(&self) -> &str {
+        self.meta_dialog_base_url
+            .as_deref()
+            .unwrap_or("https://www.facebook.com")
     }
 
     pub fn twilio_base_url(&self) -> &str {

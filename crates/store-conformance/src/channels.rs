@@ -779,3 +779,73 @@ pub async fn a_persons_data_is_deleted_in_every_tenant_on_the_providers_connecti
         .expect("nothing left");
     assert_eq!((again.conversations, again.messages), (0, 0));
 }
+
+pub async fn an_oauth_flow_is_claimed_once_by_its_browser_before_it_expires(store: DynStore) {
+    use cortex_core::channels::OauthFlow;
+    use cortex_core::ids::OauthFlowId;
+    let (a, owner) = tenant_with_owner(&store, "oauth-a").await;
+    let (b, _) = tenant_with_owner(&store, "oauth-b").await;
+    let flow = |state: &str, minutes: i64| OauthFlow {
+        id: OauthFlowId::new(),
+        tenant_id: a,
+        user_id: owner,
+        kind: Channel::Messenger,
+        state_hash: format!("state-{state}"),
+        browser_hash: "browser".into(),
+        return_path: "/channels".into(),
+        sealed_assets: None,
+        created_at: now(),
+        expires_at: now() + chrono::Duration::minutes(minutes),
+    };
+    let live = flow("live", 10);
+    let stale = flow("stale", -1);
+    for f in [&live, &stale] {
+        store.create_oauth_flow(a, f.clone()).await.expect("create");
+    }
+    let later = now() + chrono::Duration::minutes(30);
+    let claim = |state: &'static str, browser: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_oauth_flow(state, browser, now(), later)
+                .await
+                .expect("claim")
+        }
+    };
+    assert!(
+        claim("state-live", "another-browser").await.is_none(),
+        "another browser cannot claim it"
+    );
+    let claimed = claim("state-live", "browser").await.expect("the live flow");
+    assert_eq!((claimed.id, claimed.tenant_id), (live.id, a));
+    assert_eq!(claimed.sealed_assets.as_deref(), Some(""));
+    assert!(
+        claim("state-live", "browser").await.is_none(),
+        "a state is used once"
+    );
+    assert!(claim("state-stale", "browser").await.is_none(), "expired");
+    assert!(claim("state-unknown", "browser").await.is_none());
+
+    assert_not_found(
+        store.set_oauth_assets(b, live.id, "v1.k.assets").await,
+        "B fills A's flow",
+    );
+    store
+        .set_oauth_assets(a, live.id, "v1.k.assets")
+        .await
+        .expect("assets");
+    let got = store.get_oauth_flow(a, live.id).await.expect("get");
+    assert_eq!(got.sealed_assets.as_deref(), Some("v1.k.assets"));
+    assert_eq!(got.user_id, owner);
+    assert!(got.expires_at > now() + chrono::Duration::minutes(20));
+    assert_not_found(store.get_oauth_flow(b, live.id).await, "B reads A's flow");
+    assert!(
+        !store.delete_oauth_flow(b, live.id).await.expect("delete"),
+        "not B's"
+    );
+    assert!(store.delete_oauth_flow(a, live.id).await.expect("delete"));
+    assert!(
+        !store.delete_oauth_flow(a, live.id).await.expect("delete"),
+        "once"
+    );
+}

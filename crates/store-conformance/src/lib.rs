@@ -87,6 +87,7 @@ macro_rules! conformance_tests {
             delivery_statuses_only_move_forward,
             conversations_of_every_channel_are_listed_latest_activity_first,
             a_persons_data_is_deleted_in_every_tenant_on_the_providers_connections,
+            an_oauth_flow_is_claimed_once_by_its_browser_before_it_expires,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

@@ -3,8 +3,8 @@
 use cortex_core::StoreError;
 use cortex_core::answer::Channel;
 use cortex_core::audit::NewAuditEvent;
-use cortex_core::channels::{ChannelConnection, DataDeletion, Provider, SealedSecret};
-use cortex_core::ids::{ChannelConnectionId, TenantId, UserId};
+use cortex_core::channels::{ChannelConnection, DataDeletion, OauthFlow, Provider, SealedSecret};
+use cortex_core::ids::{ChannelConnectionId, OauthFlowId, TenantId, UserId};
 use cortex_core::store::{Result, conflict};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
@@ -452,4 +452,116 @@ pub(crate) async fn get_data_deletion(
         .await
         .map_err(db)?;
     row.as_ref().map(deletion_from).transpose()
+}
+
+fn flow_from(row: &SqliteRow) -> Result<OauthFlow> {
+    Ok(OauthFlow {
+        id: OauthFlowId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        user_id: UserId(row.try_get("user_id").map_err(db)?),
+        kind: parse_enum("channel kind", row.try_get("kind").map_err(db)?)?,
+        state_hash: row.try_get("state_hash").map_err(db)?,
+        browser_hash: row.try_get("browser_hash").map_err(db)?,
+        return_path: row.try_get("return_path").map_err(db)?,
+        sealed_assets: row.try_get("sealed_assets").map_err(db)?,
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+        expires_at: ts(row.try_get("expires_at").map_err(db)?),
+    })
+}
+
+pub(crate) async fn create_oauth_flow(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    f: OauthFlow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO oauth_flows (id, tenant_id, user_id, kind, state_hash, browser_hash,
+             return_path, sealed_assets, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(f.id.0)
+    .bind(tenant.0)
+    .bind(f.user_id.0)
+    .bind(f.kind.as_str())
+    .bind(&f.state_hash)
+    .bind(&f.browser_hash)
+    .bind(&f.return_path)
+    .bind(f.sealed_assets.as_deref())
+    .bind(ms(f.created_at))
+    .bind(ms(f.expires_at))
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn claim_oauth_flow(
+    pool: &SqlitePool,
+    state_hash: &str,
+    browser_hash: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<OauthFlow>> {
+    let row = sqlx::query(
+        "UPDATE oauth_flows SET sealed_assets = '', expires_at = $4
+         WHERE state_hash = $1 AND browser_hash = $2 AND sealed_assets IS NULL AND expires_at > $3
+         RETURNING *",
+    )
+    .bind(state_hash)
+    .bind(browser_hash)
+    .bind(ms(at))
+    .bind(ms(expires_at))
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(flow_from).transpose()
+}
+
+pub(crate) async fn set_oauth_assets(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: OauthFlowId,
+    sealed: &str,
+) -> Result<()> {
+    let done =
+        sqlx::query("UPDATE oauth_flows SET sealed_assets = $3 WHERE id = $1 AND tenant_id = $2")
+            .bind(id.0)
+            .bind(tenant.0)
+            .bind(sealed)
+            .execute(pool)
+            .await
+            .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(crate) async fn get_oauth_flow(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: OauthFlowId,
+) -> Result<OauthFlow> {
+    let row = sqlx::query("SELECT * FROM oauth_flows WHERE id = $1 AND tenant_id = $2")
+        .bind(id.0)
+        .bind(tenant.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound)?;
+    flow_from(&row)
+}
+
+pub(crate) async fn delete_oauth_flow(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    id: OauthFlowId,
+) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM oauth_flows WHERE id = $1 AND tenant_id = $2")
+        .bind(id.0)
+        .bind(tenant.0)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(done.rows_affected() == 1)
 }

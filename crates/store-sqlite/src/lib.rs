@@ -1985,6 +1985,49 @@ impl Store for SqliteStore {
         channels::get_data_deletion(&self.pool, code).await
     }
 
+    async fn create_oauth_flow(
+        &self,
+        tenant: TenantId,
+        flow: cortex_core::channels::OauthFlow,
+    ) -> Result<()> {
+        channels::create_oauth_flow(&self.pool, tenant, flow).await
+    }
+
+    async fn claim_oauth_flow(
+        &self,
+        state_hash: &str,
+        browser_hash: &str,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<cortex_core::channels::OauthFlow>> {
+        channels::claim_oauth_flow(&self.pool, state_hash, browser_hash, at, expires_at).await
+    }
+
+    async fn set_oauth_assets(
+        &self,
+        tenant: TenantId,
+        flow: cortex_core::ids::OauthFlowId,
+        sealed_assets: &str,
+    ) -> Result<()> {
+        channels::set_oauth_assets(&self.pool, tenant, flow, sealed_assets).await
+    }
+
+    async fn get_oauth_flow(
+        &self,
+        tenant: TenantId,
+        flow: cortex_core::ids::OauthFlowId,
+    ) -> Result<cortex_core::channels::OauthFlow> {
+        channels::get_oauth_flow(&self.pool, tenant, flow).await
+    }
+
+    async fn delete_oauth_flow(
+        &self,
+        tenant: TenantId,
+        flow: cortex_core::ids::OauthFlowId,
+    ) -> Result<bool> {
+        channels::delete_oauth_flow(&self.pool, tenant, flow).await
+    }
+
     async fn list_sealed_secrets(&self) -> Result<Vec<cortex_core::channels::SealedSecret>> {
         channels::sealed(&self.pool).await
     }

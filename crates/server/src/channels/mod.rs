@@ -11,12 +11,12 @@
 //! - [`twilio`]: Twilio's `X-Twilio-Signature` and form-encoded webhooks.
 //! - [`manychat`]: ManyChat's per-connection webhook.
 //! - [`inbound`]: the webhooks' intake and the job that answers each message.
+//! - [`oauth`]: connecting Meta assets through Meta's sign-in dialog.
 
-pub mod event;
 pub mod inbound;
-pub mod manychat;
-pub mod meta;
-pub mod twilio;
+pub mod oauth;
+
+pub use cortex_channels::{event, manychat, meta, twilio};
 
 use chrono::Utc;
 use cortex_core::StoreError;
@@ -45,6 +45,18 @@ pub enum ChannelError {
     PlanFeatureUnavailable { plan: String },
     #[error("this {kind} asset is connected already (to this or another account)")]
     ChannelTaken { kind: Channel },
+    #[error("Meta sign-in is not configured on this server (META_APP_ID, META_APP_SECRET)")]
+    OauthNotConfigured,
+    /// The callback's state is unknown, used, expired, or from another browser.
+    #[error(
+        "this Meta sign-in link is invalid, expired or was opened in another browser; start again"
+    )]
+    OauthInvalidState,
+    /// Meta has not sent the member back yet.
+    #[error("Meta sign-in has not finished yet")]
+    OauthPending,
+    #[error("Meta refused: {0}")]
+    Provider(String),
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
     #[error(transparent)]

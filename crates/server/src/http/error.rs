@@ -234,6 +234,10 @@ impl From<crate::channels::ChannelError> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, "plan_feature_unavailable", message)
             }
             C::ChannelTaken { .. } => Self::new(StatusCode::CONFLICT, "channel_taken", message),
+            C::OauthNotConfigured => Self::new(StatusCode::NOT_FOUND, "not_configured", message),
+            C::OauthInvalidState => Self::new(StatusCode::BAD_REQUEST, "invalid_state", message),
+            C::OauthPending => Self::new(StatusCode::CONFLICT, "oauth_pending", message),
+            C::Provider(_) => Self::new(StatusCode::BAD_GATEWAY, "provider_error", message),
             C::Tenancy(t) => t.into(),
             C::Internal(cause) => Self::internal(cause),
         }

@@ -128,6 +128,10 @@ fn routes() -> OpenApiRouter<AppState> {
             api::channels::list_channels
         ))
         .routes(routes!(api::channels::disconnect_channel))
+        .routes(routes!(api::channels::start_meta_oauth))
+        .routes(routes!(api::channels::meta_oauth_callback))
+        .routes(routes!(api::channels::get_meta_oauth))
+        .routes(routes!(api::channels::choose_meta_assets))
         .routes(routes!(
             api::webhooks::meta_verify,
             api::webhooks::meta_deliver

@@ -135,3 +135,257 @@ impl GraphClient {
         .await
     }
 }
+
+/// An asset a member's Meta login reaches: a page (Messenger), an Instagram account (through
+/// its page) or a WhatsApp phone number (in a WhatsApp Business Account).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MetaAsset {
+    /// The page id, Instagram account id or phone number id.
+    pub asset_id: String,
+    pub name: String,
+    /// The token that sends from it: the page's token, or the member's long-lived token for
+    /// WhatsApp.
+    pub token: String,
+    /// Where the webhook subscription is made: the page (Messenger, Instagram) or the WhatsApp
+    /// Business Account.
+    pub subscribe_to: String,
+}
+
+/// Most pages of a Graph list followed.
+const MAX_PAGES: usize = 10;
+
+impl GraphClient {
+    /// A GET of the Graph API (`path` after the version, or a full `paging.next` URL), with
+    /// the token as a bearer; retried like sends.
+    async fn get(&self, path_or_url: &str, token: Option<&str>) -> Result<Value, SendError> {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}/{}", self.base, path_or_url.trim_start_matches('/'))
+        };
+        with_retries(self.attempts, || async {
+            let mut request = self.client.get(&url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) => return Attempt::Retry(transport_error(&e)),
+            };
+            let status = response.status();
+            let v: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return Attempt::Done(v);
+            }
+            let code = v["error"]["code"].as_i64().unwrap_or(0);
+            let message = bounded(v["error"]["message"].as_str().unwrap_or(""));
+            if status.as_u16() == 429 || status.is_server_error() || matches!(code, 4 | 17 | 32) {
+                return Attempt::Retry(format!("HTTP {} ({code}) {message}", status.as_u16()));
+            }
+            Attempt::Rejected { code, message }
+        })
+        .await
+    }
+
+    /// A list's `data`, following `paging.next` up to [`MAX_PAGES`] pages. Only pages of this
+    /// Graph API (same base) are followed.
+    async fn list(&self, path: &str, token: &str) -> Result<Vec<Value>, SendError> {
+        let mut out = Vec::new();
+        let mut next = Some(path.to_owned());
+        for _ in 0..MAX_PAGES {
+            let Some(at) = next.take() else { break };
+            let v = self.get(&at, Some(token)).await?;
+            out.extend(v["data"].as_array().cloned().unwrap_or_default());
+            next = v["paging"]["next"]
+                .as_str()
+                .filter(|n| n.starts_with(&self.base))
+                .map(str::to_owned);
+        }
+        Ok(out)
+    }
+
+    /// Meta's OAuth: the code from the dialog for a user token, then that token for a
+    /// long-lived one.
+    pub async fn exchange_code(
+        &self,
+        app_id: &str,
+        app_secret: &str,
+        redirect_uri: &str,
+        code: &str,
+    ) -> Result<String, SendError> {
+        let query = |pairs: &[(&str, &str)]| {
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish()
+        };
+        let short = self
+            .get(
+                &format!(
+                    "oauth/access_token?{}",
+                    query(&[
+                        ("client_id", app_id),
+                        ("redirect_uri", redirect_uri),
+                        ("client_secret", app_secret),
+                        ("code", code),
+                    ])
+                ),
+                None,
+            )
+            .await?;
+        let short = short["access_token"].as_str().unwrap_or_default();
+        if short.is_empty() {
+            return Err(SendError::Rejected {
+                code: 0,
+                message: "no access_token in the code exchange".into(),
+            });
+        }
+        let long = self
+            .get(
+                &format!(
+                    "oauth/access_token?{}",
+                    query(&[
+                        ("grant_type", "fb_exchange_token"),
+                        ("client_id", app_id),
+                        ("client_secret", app_secret),
+                        ("fb_exchange_token", short),
+                    ])
+                ),
+                None,
+            )
+            .await?;
+        Ok(long["access_token"].as_str().unwrap_or(short).to_owned())
+    }
+
+    /// The assets of `kind` the user token reaches.
+    pub async fn assets(
+        &self,
+        kind: Channel,
+        app_id: &str,
+        app_secret: &str,
+        user_token: &str,
+    ) -> Result<Vec<MetaAsset>, SendError> {
+        let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        match kind {
+            Channel::Messenger => Ok(self
+                .list("me/accounts?fields=id,name,access_token", user_token)
+                .await?
+                .iter()
+                .filter(|p| p["id"].is_string() && p["access_token"].is_string())
+                .map(|p| MetaAsset {
+                    asset_id: text(p, "id"),
+                    name: text(p, "name"),
+                    token: text(p, "access_token"),
+                    subscribe_to: text(p, "id"),
+                })
+                .collect()),
+            Channel::Instagram => Ok(self
+                .list(
+                    "me/accounts?fields=id,name,access_token,instagram_business_account%7Bid,username%7D",
+                    user_token,
+                )
+                .await?
+                .iter()
+                .filter(|p| p["instagram_business_account"]["id"].is_string())
+                .map(|p| {
+                    let ig = &p["instagram_business_account"];
+                    MetaAsset {
+                        asset_id: text(ig, "id"),
+                        name: ig["username"]
+                            .as_str()
+                            .map(|u| format!("@{u}"))
+                            .unwrap_or_else(|| text(p, "name")),
+                        token: text(p, "access_token"),
+                        subscribe_to: text(p, "id"),
+                    }
+                })
+                .collect()),
+            _ => {
+                // The WhatsApp Business Accounts the user granted, then their numbers.
+                let debug = self
+                    .get(
+                        &format!(
+                            "debug_token?{}",
+                            form_urlencoded::Serializer::new(String::new())
+                                .append_pair("input_token", user_token)
+                                .finish()
+                        ),
+                        Some(&format!("{app_id}|{app_secret}")),
+                    )
+                    .await?;
+                let accounts: Vec<String> = debug["data"]["granular_scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["scope"] == "whatsapp_business_management")
+                    .flat_map(|s| s["target_ids"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+                    .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+                    .take(50)
+                    .collect();
+                let mut out = Vec::new();
+                for waba in accounts {
+                    for n in self
+                        .list(
+                            &format!("{waba}/phone_numbers?fields=id,display_phone_number,verified_name"),
+                            user_token,
+                        )
+                        .await?
+                    {
+                        if !n["id"].is_string() {
+                            continue;
+                        }
+                        out.push(MetaAsset {
+                            asset_id: text(&n, "id"),
+                            name: format!(
+                                "{} {}",
+                                text(&n, "verified_name"),
+                                text(&n, "display_phone_number")
+                            )
+                            .trim()
+                            .to_owned(),
+                            token: user_token.to_owned(),
+                            subscribe_to: waba.clone(),
+                        });
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Subscribes the app to the asset's webhooks: the page's messages and postbacks
+    /// (Messenger, Instagram) or the WhatsApp Business Account's.
+    pub async fn subscribe(&self, kind: Channel, asset: &MetaAsset) -> Result<(), SendError> {
+        let path = match kind {
+            Channel::WhatsApp => format!("{}/{}/subscribed_apps", self.base, asset.subscribe_to),
+            _ => format!(
+                "{}/{}/subscribed_apps?subscribed_fields=messages,messaging_postbacks",
+                self.base, asset.subscribe_to
+            ),
+        };
+        with_retries(self.attempts, || async {
+            let response = match self
+                .client
+                .post(&path)
+                .bearer_auth(&asset.token)
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return Attempt::Retry(transport_error(&e)),
+            };
+            let status = response.status();
+            let v: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() && v["success"] == true {
+                return Attempt::Done(());
+            }
+            let code = v["error"]["code"].as_i64().unwrap_or(0);
+            let message = bounded(v["error"]["message"].as_str().unwrap_or(""));
+            if status.as_u16() == 429 || status.is_server_error() {
+                return Attempt::Retry(format!("HTTP {} ({code}) {message}", status.as_u16()));
+            }
+            Attempt::Rejected { code, message }
+        })
+        .await
+    }
+}

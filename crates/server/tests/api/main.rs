@@ -12,6 +12,7 @@ mod documents;
 mod eval;
 mod http_basics;
 mod manychat;
+mod meta_oauth;
 mod migrations;
 mod openai_mock;
 mod serve;

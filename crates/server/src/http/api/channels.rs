@@ -2,18 +2,20 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cortex_core::answer::Channel;
 use cortex_core::channels::{ChannelConnection, Provider};
+use cortex_core::ids::OauthFlowId;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::channels::{self, Connect};
-use crate::http::error::{ApiResult, ErrorBody};
-use crate::http::extract::{ApiJson, Auth, path_id};
+use crate::channels::{self, Connect, oauth};
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{ApiJson, ApiQuery, Auth, path_id};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -176,4 +178,264 @@ pub async fn disconnect_channel(
 ) -> ApiResult<StatusCode> {
     channels::disconnect(&state, &ctx, path_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartOauthRequest {
+    /// `whatsapp`, `messenger` or `instagram`.
+    #[schema(value_type = String)]
+    pub kind: Channel,
+    /// Where the browser returns after Meta, a path of this site (default `/channels`); it
+    /// gets `?meta_oauth=<flow id>`.
+    pub return_path: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OauthStartView {
+    pub flow_id: Uuid,
+    /// Meta's sign-in dialog: open it in the same browser (it carries the cookie this response
+    /// sets).
+    pub authorize_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Connect through Meta's sign-in
+///
+/// Owners and admins, Growth or Scale, when the operator configured a Meta app. Returns Meta's
+/// dialog address and sets a cookie binding the flow to this browser.
+#[utoipa::path(post, path = "/api/v1/channels/meta/oauth", tag = "channels", security(("bearer" = [])),
+    request_body = StartOauthRequest,
+    responses(
+        (status = 201, description = "Started: open `authorize_url`", body = OauthStartView),
+        (status = 403, description = "`plan_feature_unavailable` or `forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_configured`", body = ErrorBody),
+    ))]
+pub async fn start_meta_oauth(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    ApiJson(req): ApiJson<StartOauthRequest>,
+) -> ApiResult<Response> {
+    let started = oauth::start(&state, &ctx, req.kind, req.return_path).await?;
+    let cookie = format!(
+        "{}={}; Path={}; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
+        oauth::BROWSER_COOKIE,
+        started.browser_secret,
+        oauth::CALLBACK_PATH
+    );
+    let mut response = (
+        StatusCode::CREATED,
+        Json(OauthStartView {
+            flow_id: started.flow.0,
+            authorize_url: started.authorize_url,
+            expires_at: started.expires_at,
+        }),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct OauthCallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// Set by Meta when the person declined.
+    pub error: Option<String>,
+    pub error_reason: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Meta's sign-in comes back
+///
+/// Where Meta's dialog sends the browser. Checks the state (single use, ten minutes) and the
+/// browser's cookie, exchanges the code for a long-lived token, lists the assets it reaches
+/// (kept sealed) and sends the browser back to the return path with `?meta_oauth=<flow id>`.
+#[utoipa::path(get, path = "/api/v1/channels/meta/oauth/callback", tag = "channels",
+    params(OauthCallbackParams),
+    responses(
+        (status = 303, description = "Back to the dashboard"),
+        (status = 400, description = "`invalid_state` or `oauth_denied`", body = ErrorBody),
+        (status = 502, description = "`provider_error`: Meta refused the code or the listing", body = ErrorBody),
+    ))]
+pub async fn meta_oauth_callback(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<OauthCallbackParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(error) = q.error {
+        let reason: String = q
+            .error_reason
+            .or(q.error_description)
+            .unwrap_or(error)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ' ')
+            .take(100)
+            .collect();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "oauth_denied",
+            format!("Meta sign-in was not completed: {reason}"),
+        ));
+    }
+    let browser = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == oauth::BROWSER_COOKIE)
+        .map(|(_, v)| v.to_owned());
+    let location = oauth::callback(
+        &state,
+        q.code.as_deref().unwrap_or(""),
+        q.state.as_deref().unwrap_or(""),
+        browser.as_deref(),
+    )
+    .await?;
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    // The cookie has done its work.
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{}=; Path={}; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+        oauth::BROWSER_COOKIE,
+        oauth::CALLBACK_PATH
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OfferedAssetView {
+    pub asset_id: String,
+    pub name: String,
+    /// Connected already, here or to another account.
+    pub connected: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OauthFlowView {
+    pub flow_id: Uuid,
+    pub kind: String,
+    /// `pending` until Meta sent the browser back, then `ready`.
+    pub status: String,
+    pub assets: Vec<OfferedAssetView>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a Meta sign-in reaches
+///
+/// The member who started it: the pages, Instagram accounts or WhatsApp numbers to choose from
+/// (never their tokens).
+#[utoipa::path(get, path = "/api/v1/channels/meta/oauth/{flow_id}", tag = "channels", security(("bearer" = [])),
+    params(("flow_id" = Uuid, Path, description = "The flow")),
+    responses(
+        (status = 200, description = "The flow", body = OauthFlowView),
+        (status = 404, description = "`not_found`: unknown, expired, or another member's", body = ErrorBody),
+    ))]
+pub async fn get_meta_oauth(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OauthFlowView>> {
+    let id: OauthFlowId = path_id(&id)?;
+    match oauth::offer(&state, &ctx, id).await {
+        Ok((flow, assets)) => Ok(Json(OauthFlowView {
+            flow_id: flow.id.0,
+            kind: flow.kind.to_string(),
+            status: "ready".into(),
+            assets: assets
+                .into_iter()
+                .map(|a| OfferedAssetView {
+                    asset_id: a.asset_id,
+                    name: a.name,
+                    connected: a.connected,
+                })
+                .collect(),
+            expires_at: flow.expires_at,
+        })),
+        Err(channels::ChannelError::OauthPending) => {
+            let flow = state.store.get_oauth_flow(ctx.tenant_id(), id).await?;
+            Ok(Json(OauthFlowView {
+                flow_id: flow.id.0,
+                kind: flow.kind.to_string(),
+                status: "pending".into(),
+                assets: Vec::new(),
+                expires_at: flow.expires_at,
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChooseAssetsRequest {
+    /// 1 to 20 of the flow's assets.
+    pub asset_ids: Vec<String>,
+    /// WhatsApp: the approved template for replies past the 24-hour window.
+    pub template: Option<TemplateRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectedAssetView {
+    #[serde(flatten)]
+    pub channel: ChannelView,
+    /// Whether Meta took the webhook subscription for it.
+    pub subscribed: bool,
+    pub subscribe_error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectedAssetsView {
+    pub data: Vec<ConnectedAssetView>,
+}
+
+/// Connect assets from a Meta sign-in
+///
+/// Connects the chosen assets with the tokens Meta gave, subscribes the app to their webhooks
+/// and ends the flow.
+#[utoipa::path(post, path = "/api/v1/channels/meta/oauth/{flow_id}/connect", tag = "channels", security(("bearer" = [])),
+    params(("flow_id" = Uuid, Path, description = "The flow")),
+    request_body = ChooseAssetsRequest,
+    responses(
+        (status = 201, description = "Connected", body = ConnectedAssetsView),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`oauth_pending` or `channel_taken`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    ))]
+pub async fn choose_meta_assets(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ChooseAssetsRequest>,
+) -> ApiResult<(StatusCode, Json<ConnectedAssetsView>)> {
+    let id: OauthFlowId = path_id(&id)?;
+    let chosen = oauth::choose(
+        &state,
+        &ctx,
+        id,
+        &req.asset_ids,
+        req.template
+            .map(|t| (t.name, t.language.unwrap_or_default())),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ConnectedAssetsView {
+            data: chosen
+                .into_iter()
+                .map(|(c, subscribed)| ConnectedAssetView {
+                    channel: ChannelView::new(c, &state.settings.app_url),
+                    subscribed: subscribed.is_ok(),
+                    subscribe_error: subscribed.err(),
+                })
+                .collect(),
+        }),
+    ))
 }

@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use cortex_core::answer::Channel;
 
-pub use super::event::{Content, Delivery, Event, Inbound, Status};
+pub use crate::event::{Content, Delivery, Event, Inbound, Status};
 
 /// Largest webhook body read.
 pub const MAX_BODY_BYTES: usize = 1 << 20;

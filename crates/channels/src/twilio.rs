@@ -14,7 +14,7 @@ use sha1::Sha1;
 
 use cortex_core::answer::Channel;
 
-use super::event::{Content, Delivery, Event, Inbound, Status};
+use crate::event::{Content, Delivery, Event, Inbound, Status};
 
 /// Largest webhook body read (Twilio's are a few KiB).
 pub const MAX_BODY_BYTES: usize = 64 << 10;

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use cortex_core::answer::Channel;
 
-use super::event::{Content, Inbound};
+use crate::event::{Content, Inbound};
 
 /// Largest webhook body read (a full contact record is a few KiB).
 pub const MAX_BODY_BYTES: usize = 64 << 10;
