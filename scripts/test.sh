@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: every test, on SQLite and on a real PostgreSQL 16.
 # Starts a throwaway PostgreSQL (scripts/pg-test-server.sh) unless TEST_DATABASE_URL is set,
-# and fetches the local embedding model (scripts/fetch-model.sh) unless CORTEX_MODEL_DIR is set.
+# fetches the local embedding model (scripts/fetch-model.sh) unless CORTEX_MODEL_DIR is set,
+# and installs headless Chromium (scripts/browser-deps.sh) unless CORTEX_CHROMEDRIVER is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,12 @@ if [ -z "${CORTEX_MODEL_DIR:-}" ]; then
   CORTEX_MODEL_DIR="$(scripts/fetch-model.sh "$cache/all-MiniLM-L6-v2")"
 fi
 export CORTEX_MODEL_DIR
+
+# Headless Chromium for the widget's browser test (Debian's packages, installed if missing).
+if [ -z "${CORTEX_CHROMEDRIVER:-}" ]; then
+  eval "$(scripts/browser-deps.sh)"
+fi
+export CORTEX_CHROMIUM CORTEX_CHROMEDRIVER
 
 # Both passes build the whole workspace the same way, so the second reuses the first's build
 # (selecting one package would change feature unification and rebuild dependencies).

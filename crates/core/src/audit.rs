@@ -63,6 +63,9 @@ pub mod action {
     pub const BOT_SETTINGS_UPDATED: &str = "bot.settings_updated";
     pub const CHANNEL_CONNECTED: &str = "channel.connected";
     pub const CHANNEL_DISCONNECTED: &str = "channel.disconnected";
+    pub const WIDGET_KEY_CREATED: &str = "widget_key.created";
+    pub const WIDGET_KEY_UPDATED: &str = "widget_key.updated";
+    pub const WIDGET_KEY_REVOKED: &str = "widget_key.revoked";
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

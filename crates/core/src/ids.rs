@@ -125,6 +125,10 @@ id_type!(
     OutboundMessageId
 );
 id_type!(
+    /// A public key of the web widget.
+    WidgetKeyId
+);
+id_type!(
     /// A Meta OAuth connection flow: started by a member, authorized at Meta, then chosen from.
     OauthFlowId
 );

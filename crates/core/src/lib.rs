@@ -31,5 +31,6 @@ pub mod ports;
 pub mod store;
 pub mod tenancy;
 pub mod vectors;
+pub mod widget;
 
 pub use store::{Store, StoreError};

@@ -606,6 +606,52 @@ pub trait Store: Send + Sync + 'static {
         flow: crate::ids::OauthFlowId,
     ) -> Result<bool>;
 
+    // ----- widget ------------------------------------------------------------------------
+
+    /// Creates the key and records the audit entry, atomically.
+    async fn create_widget_key(
+        &self,
+        tenant: TenantId,
+        key: crate::widget::WidgetKey,
+        audit: NewAuditEvent,
+    ) -> Result<crate::widget::WidgetKey>;
+
+    /// Oldest first, revoked ones included.
+    async fn list_widget_keys(&self, tenant: TenantId) -> Result<Vec<crate::widget::WidgetKey>>;
+
+    /// Replaces the name, origins and theme of a key not revoked, with the audit entry.
+    async fn update_widget_key(
+        &self,
+        tenant: TenantId,
+        key: crate::widget::WidgetKey,
+        audit: NewAuditEvent,
+    ) -> Result<crate::widget::WidgetKey>;
+
+    /// `NotFound` for another tenant's key; `Conflict(already_revoked)` the second time.
+    async fn revoke_widget_key(
+        &self,
+        tenant: TenantId,
+        key: crate::ids::WidgetKeyId,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()>;
+
+    /// Lookup of a public key from a visitor's page (revoked keys included; the caller
+    /// refuses them); returns the row with its `tenant_id`.
+    async fn find_widget_key(&self, public_key: &str) -> Result<Option<crate::widget::WidgetKey>>;
+
+    /// Records (or changes) the verdict on an assistant message of the conversation.
+    /// `NotFound` when the message is not an answer in that conversation of the tenant.
+    async fn set_feedback(&self, tenant: TenantId, feedback: crate::widget::Feedback)
+    -> Result<()>;
+
+    /// The verdicts given in a conversation, by message.
+    async fn list_feedback(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Vec<crate::widget::Feedback>>;
+
     /// Platform maintenance (key rotation): every sealed secret, of every tenant.
     async fn list_sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
 

@@ -26,4 +26,5 @@ pub mod infra;
 pub mod knowledge;
 pub mod telemetry;
 pub mod tenancy;
+pub mod widget;
 pub mod worker;

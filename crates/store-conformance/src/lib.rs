@@ -24,10 +24,12 @@ use cortex_core::{Store, StoreError};
 mod answer;
 mod channels;
 mod knowledge;
+mod widget;
 
 pub use answer::*;
 pub use channels::*;
 pub use knowledge::*;
+pub use widget::*;
 
 pub type DynStore = Arc<dyn Store>;
 
@@ -88,6 +90,8 @@ macro_rules! conformance_tests {
             conversations_of_every_channel_are_listed_latest_activity_first,
             a_persons_data_is_deleted_in_every_tenant_on_the_providers_connections,
             an_oauth_flow_is_claimed_once_by_its_browser_before_it_expires,
+            widget_keys_are_the_tenants_found_by_their_public_key_and_revoked_once,
+            feedback_is_given_on_answers_of_the_tenants_conversation_only,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {

@@ -7,6 +7,7 @@
 
 mod answer;
 mod channels;
+mod widget;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -2026,6 +2027,64 @@ impl Store for SqliteStore {
         flow: cortex_core::ids::OauthFlowId,
     ) -> Result<bool> {
         channels::delete_oauth_flow(&self.pool, tenant, flow).await
+    }
+
+    async fn create_widget_key(
+        &self,
+        tenant: TenantId,
+        key: cortex_core::widget::WidgetKey,
+        audit: NewAuditEvent,
+    ) -> Result<cortex_core::widget::WidgetKey> {
+        widget::create(&self.pool, tenant, key, audit).await
+    }
+
+    async fn list_widget_keys(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<cortex_core::widget::WidgetKey>> {
+        widget::list(&self.pool, tenant).await
+    }
+
+    async fn update_widget_key(
+        &self,
+        tenant: TenantId,
+        key: cortex_core::widget::WidgetKey,
+        audit: NewAuditEvent,
+    ) -> Result<cortex_core::widget::WidgetKey> {
+        widget::update(&self.pool, tenant, key, audit).await
+    }
+
+    async fn revoke_widget_key(
+        &self,
+        tenant: TenantId,
+        key: cortex_core::ids::WidgetKeyId,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        widget::revoke(&self.pool, tenant, key, at, audit).await
+    }
+
+    async fn find_widget_key(
+        &self,
+        public_key: &str,
+    ) -> Result<Option<cortex_core::widget::WidgetKey>> {
+        widget::find(&self.pool, public_key).await
+    }
+
+    async fn set_feedback(
+        &self,
+        tenant: TenantId,
+        feedback: cortex_core::widget::Feedback,
+    ) -> Result<()> {
+        widget::set_feedback(&self.pool, tenant, feedback).await
+    }
+
+    async fn list_feedback(
+        &self,
+        tenant: TenantId,
+        conversation: cortex_core::ids::ConversationId,
+    ) -> Result<Vec<cortex_core::widget::Feedback>> {
+        widget::list_feedback(&self.pool, tenant, conversation).await
     }
 
     async fn list_sealed_secrets(&self) -> Result<Vec<cortex_core::channels::SealedSecret>> {

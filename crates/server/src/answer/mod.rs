@@ -104,7 +104,7 @@ fn bot_view(state: &AppState, ctx: &TenantCtx, settings: BotSettings) -> BotView
     }
 }
 
-async fn settings_of(state: &AppState, ctx: &TenantCtx) -> Result<BotSettings> {
+pub(crate) async fn settings_of(state: &AppState, ctx: &TenantCtx) -> Result<BotSettings> {
     Ok(state
         .store
         .get_bot_settings(ctx.tenant_id())
@@ -171,9 +171,19 @@ pub struct Question {
     /// Earlier turns the caller carries itself (the OpenAI-compatible endpoint); when empty
     /// the stored conversation's are read.
     pub history: Vec<(MessageRole, String)>,
-    /// On a messaging channel: the connection and the customer's id on it. Without a
-    /// conversation id, the customer's open conversation continues (or one opens for them).
-    pub customer: Option<(ChannelConnectionId, String)>,
+    /// Who asks, when the channel knows them: a messaging channel's customer (their open
+    /// conversation continues without a conversation id) or a widget visitor (only their own
+    /// conversation may be continued).
+    pub customer: Option<Customer>,
+}
+
+/// A customer as a channel knows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Customer {
+    /// The channel connection, on messaging channels; none on the widget.
+    pub connection: Option<ChannelConnectionId>,
+    /// Their id there: a phone number, a page-scoped id, a widget visitor id.
+    pub id: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -297,16 +307,28 @@ pub async fn ask(
     // A channel customer's open conversation continues without an id.
     let existing = match (question.conversation_id, &question.customer) {
         (Some(id), _) => Some(id),
-        (None, Some((connection, customer))) => state
+        (
+            None,
+            Some(Customer {
+                connection: Some(connection),
+                id: customer,
+            }),
+        ) => state
             .store
             .find_customer_conversation(tenant, *connection, customer)
             .await?
             .map(|c| c.id),
-        (None, None) => None,
+        (None, _) => None,
     };
     let (conversation_id, new_conversation, history) = match existing {
         Some(id) => {
-            state.store.get_conversation(tenant, id).await?;
+            let conversation = state.store.get_conversation(tenant, id).await?;
+            // A known customer continues only their own conversation.
+            if let Some(customer) = &question.customer
+                && conversation.customer.as_deref() != Some(customer.id.as_str())
+            {
+                return Err(AnswerError::from(cortex_core::StoreError::NotFound));
+            }
             let history = if question.history.is_empty() {
                 state
                     .store
@@ -323,7 +345,7 @@ pub async fn ask(
         None => {
             let now = Utc::now();
             let (connection_id, customer) = match question.customer {
-                Some((connection, customer)) => (Some(connection), Some(customer)),
+                Some(c) => (c.connection, Some(c.id)),
                 None => (None, None),
             };
             let c = Conversation {

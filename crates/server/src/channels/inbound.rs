@@ -408,7 +408,10 @@ pub async fn run(
                     conversation_id: None,
                     channel: connection.kind,
                     history: Vec::new(),
-                    customer: Some((connection.id, message.customer.clone())),
+                    customer: Some(crate::answer::Customer {
+                        connection: Some(connection.id),
+                        id: message.customer.clone(),
+                    }),
                 },
                 None,
             )

@@ -243,3 +243,19 @@ impl From<crate::channels::ChannelError> for ApiError {
         }
     }
 }
+
+impl From<crate::widget::WidgetError> for ApiError {
+    fn from(e: crate::widget::WidgetError) -> Self {
+        use crate::widget::WidgetError as W;
+        let message = e.to_string();
+        match e {
+            W::InvalidKey => Self::new(StatusCode::UNAUTHORIZED, "invalid_widget_key", message),
+            W::OriginNotAllowed => Self::new(StatusCode::FORBIDDEN, "origin_not_allowed", message),
+            W::RateLimited { retry_after_secs } => Self {
+                retry_after_secs: Some(retry_after_secs),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            },
+            W::Tenancy(t) => t.into(),
+        }
+    }
+}

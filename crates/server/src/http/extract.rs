@@ -60,6 +60,12 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Res
             "send the body as application/json",
         ));
     }
+    parse_json_bytes(bytes)
+}
+
+/// Parses JSON whatever the declared type (the widget sends `text/plain`, which browsers post
+/// across origins without a preflight), with [`ApiJson`]'s errors.
+pub fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -43,6 +43,7 @@ use error::ApiError;
         (name = "conversations", description = "Every channel's conversations, for the team"),
         (name = "channels", description = "WhatsApp, Messenger, Instagram and ManyChat connections"),
         (name = "webhooks", description = "Deliveries from messaging providers"),
+        (name = "widget", description = "The web widget: keys for tenants, endpoints for visitors' pages"),
         (name = "admin", description = "Platform operators"),
         (name = "operations", description = "Health and documentation"),
     )
@@ -141,6 +142,19 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::webhooks::twilio_deliver))
         .routes(routes!(api::webhooks::twilio_status))
         .routes(routes!(api::webhooks::manychat_deliver))
+        .routes(routes!(
+            api::widget::create_widget_key,
+            api::widget::list_widget_keys
+        ))
+        .routes(routes!(
+            api::widget::update_widget_key,
+            api::widget::revoke_widget_key
+        ))
+        .routes(routes!(api::widget::widget_js))
+        .routes(routes!(api::widget::widget_config))
+        .routes(routes!(api::widget::widget_message))
+        .routes(routes!(api::widget::widget_history))
+        .routes(routes!(api::widget::widget_feedback))
         .routes(routes!(api::admin::list_tenants))
         .routes(routes!(api::admin::get_tenant))
         .routes(routes!(api::admin::suspend_tenant))

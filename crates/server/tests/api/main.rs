@@ -19,3 +19,6 @@ mod serve;
 mod team;
 mod tokens;
 mod twilio;
+mod webdriver;
+mod widget;
+mod widget_browser;

@@ -124,7 +124,7 @@ pub struct ChatRequest {
 }
 
 /// Whether the client asked for server-sent events.
-fn wants_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -133,7 +133,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 
 /// Runs the answer in a task that feeds `tx`: each piece of text via `on_delta`, then
 /// whatever `finish` makes of the result.
-fn stream_answer<T: Send + 'static>(
+pub(crate) fn stream_answer<T: Send + 'static>(
     state: AppState,
     ctx: TenantCtx,
     question: Question,
@@ -160,7 +160,7 @@ fn stream_answer<T: Send + 'static>(
     );
 }
 
-fn sse_response(rx: mpsc::UnboundedReceiver<Event>) -> Response {
+pub(crate) fn sse_response(rx: mpsc::UnboundedReceiver<Event>) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
@@ -169,7 +169,7 @@ fn sse_response(rx: mpsc::UnboundedReceiver<Event>) -> Response {
         .into_response()
 }
 
-fn json_event(name: &str, value: serde_json::Value) -> Event {
+pub(crate) fn json_event(name: &str, value: serde_json::Value) -> Event {
     Event::default().event(name).data(value.to_string())
 }
 

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod members;
 pub mod tenant;
 pub mod webhooks;
+pub mod widget;
 
 use chrono::{DateTime, Utc};
 use cortex_core::audit::AuditEvent;
