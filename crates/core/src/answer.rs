@@ -261,14 +261,16 @@ pub struct ConversationEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// A question and its answer, stored together with what they cost and caused.
+/// A question and its answer (or the question alone, left for a person), stored together with
+/// what they cost and caused.
 #[derive(Clone, Debug)]
 pub struct Turn {
     /// Set when the question opens a new conversation.
     pub new_conversation: Option<Conversation>,
     pub conversation_id: ConversationId,
     pub question: Message,
-    pub answer: Message,
+    /// None when the message is kept for a person instead (with a handoff event).
+    pub answer: Option<Message>,
     pub usage: Vec<UsageEvent>,
     pub events: Vec<ConversationEvent>,
 }

@@ -11,12 +11,11 @@ use chrono::Utc;
 use cortex_core::StoreError;
 use cortex_core::audit::{NewAuditEvent, action};
 use cortex_core::ids::WidgetKeyId;
-use cortex_core::tenancy::Role;
 use cortex_core::widget::{WidgetKey, WidgetTheme};
 
 use crate::app::AppState;
 use crate::infra::tokens::random_token;
-use crate::tenancy::{Caller, TenancyError, TenantCtx};
+use crate::tenancy::{TenancyError, TenantCtx};
 
 /// Messages one visitor may send a minute.
 pub const VISITOR_MESSAGES_PER_MINUTE: u32 = 10;
@@ -54,16 +53,7 @@ fn invalid(field: &'static str, message: &str) -> WidgetError {
 }
 
 fn may_manage(ctx: &TenantCtx) -> Result<()> {
-    match ctx.caller() {
-        Caller::User(_) => {
-            ctx.member_with(Role::Admin)?;
-            Ok(())
-        }
-        Caller::Operator => Ok(()),
-        Caller::ApiKey(_) => {
-            Err(TenancyError::Forbidden("widget keys are managed by owners and admins").into())
-        }
-    }
+    Ok(ctx.admin_or_operator("widget keys are managed by owners and admins")?)
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, lowercase, no path. `None` if `raw`

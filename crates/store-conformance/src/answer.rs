@@ -83,7 +83,7 @@ fn turn(tenant: TenantId, c: ConversationId, new: bool, question_text: &str) -> 
         }),
         conversation_id: c,
         question,
-        answer,
+        answer: Some(answer),
         usage: vec![UsageEvent {
             id: UsageEventId::new(),
             tenant_id: tenant,
@@ -148,7 +148,7 @@ pub async fn turns_store_messages_usage_and_events_and_read_back_in_order(store:
     let c = ConversationId::new();
     let since = now();
     let first = turn(t, c, true, "refunds");
-    let stored_answer = first.answer.clone();
+    let stored_answer = first.answer.clone().expect("an answer");
     store.record_turn(t, first).await.expect("first turn");
     let conversation = store.get_conversation(t, c).await.expect("conversation");
     assert_eq!(conversation.channel, Channel::Api);

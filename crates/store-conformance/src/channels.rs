@@ -382,7 +382,7 @@ pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
                 }),
                 conversation_id: c,
                 question,
-                answer,
+                answer: Some(answer),
                 usage: Vec::new(),
                 events: Vec::new(),
             },
@@ -412,6 +412,39 @@ pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
             .is_none(),
         "not through another tenant"
     );
+    // One open conversation per customer and connection: a second one opened at the same
+    // time is refused, so the turn can join the first.
+    let c2 = ConversationId::new();
+    let second = Turn {
+        new_conversation: Some(Conversation {
+            id: c2,
+            tenant_id: a,
+            channel: Channel::WhatsApp,
+            status: ConversationStatus::Bot,
+            connection_id: Some(conn.id),
+            customer: Some("16505551234".into()),
+            created_at: now(),
+            updated_at: now(),
+        }),
+        conversation_id: c2,
+        question: message(a, c2, MessageRole::User, "again"),
+        answer: Some(message(a, c2, MessageRole::Assistant, "hello again")),
+        usage: Vec::new(),
+        events: Vec::new(),
+    };
+    assert_conflict(
+        store.record_turn(a, second.clone()).await,
+        conflict::CONVERSATION_EXISTS,
+    );
+    // Another customer on the same connection opens their own.
+    let other = Turn {
+        new_conversation: second.new_conversation.clone().map(|c| Conversation {
+            customer: Some("447700900000".into()),
+            ..c
+        }),
+        ..second
+    };
+    store.record_turn(a, other).await.expect("another customer");
 }
 
 pub async fn delivery_statuses_only_move_forward(store: DynStore) {
@@ -552,7 +585,7 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
             }),
             conversation_id: c,
             question,
-            answer,
+            answer: Some(answer),
             usage: Vec::new(),
             events: Vec::new(),
         };
@@ -722,7 +755,7 @@ pub async fn a_persons_data_is_deleted_in_every_tenant_on_the_providers_connecti
                     }),
                     conversation_id: c,
                     question: message(tenant, c, MessageRole::User, "hi"),
-                    answer: message(tenant, c, MessageRole::Assistant, "hello"),
+                    answer: Some(message(tenant, c, MessageRole::Assistant, "hello")),
                     usage: Vec::new(),
                     events: Vec::new(),
                 },

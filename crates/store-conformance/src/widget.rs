@@ -140,7 +140,7 @@ pub async fn feedback_is_given_on_answers_of_the_tenants_conversation_only(store
                 }),
                 conversation_id: c,
                 question,
-                answer,
+                answer: Some(answer),
                 usage: Vec::new(),
                 events: Vec::new(),
             },

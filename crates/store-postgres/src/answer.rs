@@ -228,7 +228,10 @@ pub(crate) async fn recent_messages(
 
 pub(crate) async fn record_turn(pool: &PgPool, tenant: TenantId, turn: Turn) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
-    let at = turn.answer.created_at;
+    let at = turn
+        .answer
+        .as_ref()
+        .map_or(turn.question.created_at, |a| a.created_at);
     if let Some(c) = &turn.new_conversation {
         sqlx::query(
             "INSERT INTO conversations (id, tenant_id, channel, status, created_at, updated_at,
@@ -267,7 +270,9 @@ pub(crate) async fn record_turn(pool: &PgPool, tenant: TenantId, turn: Turn) -> 
         }
     }
     insert_message(&mut tx, tenant, &turn.question).await?;
-    insert_message(&mut tx, tenant, &turn.answer).await?;
+    if let Some(answer) = &turn.answer {
+        insert_message(&mut tx, tenant, answer).await?;
+    }
     for u in &turn.usage {
         insert_usage(&mut tx, tenant, u).await?;
     }

@@ -32,11 +32,10 @@ use cortex_core::ids::{
 use cortex_core::knowledge::ChunkHit;
 use cortex_core::lexical::Analyzer;
 use cortex_core::ports::{ChatMessage, ChatRequest, ChatRole, DeltaSink};
-use cortex_core::tenancy::Role;
 
 use crate::app::AppState;
 use crate::knowledge::search;
-use crate::tenancy::{Caller, TenancyError, TenantCtx};
+use crate::tenancy::{TenancyError, TenantCtx};
 use intents::Intent;
 
 /// Longest customer message, in characters.
@@ -120,15 +119,7 @@ pub async fn get_bot(state: &AppState, ctx: &TenantCtx) -> Result<BotView> {
 
 /// Replaces the bot settings (admins and owners).
 pub async fn put_bot(state: &AppState, ctx: &TenantCtx, settings: BotSettings) -> Result<BotView> {
-    match ctx.caller() {
-        Caller::User(_) => {
-            ctx.member_with(Role::Admin)?;
-        }
-        Caller::Operator => {}
-        Caller::ApiKey(_) => {
-            return Err(TenancyError::Forbidden("bot settings are changed by admins").into());
-        }
-    }
+    ctx.admin_or_operator("bot settings are changed by admins")?;
     settings
         .validate()
         .map_err(|(field, message)| validation(field, message))?;
@@ -266,6 +257,198 @@ impl Draft {
     }
 }
 
+/// The conversation a question goes to: the one named (a known customer's own only), the
+/// channel customer's open one, or a new one.
+struct Opened {
+    conversation_id: ConversationId,
+    new_conversation: Option<Conversation>,
+    /// The stored conversation's last messages.
+    history: Vec<(MessageRole, String)>,
+}
+
+async fn open_conversation(
+    state: &AppState,
+    ctx: &TenantCtx,
+    question: &Question,
+) -> Result<Opened> {
+    let tenant = ctx.tenant_id();
+    let existing = match (question.conversation_id, &question.customer) {
+        (Some(id), _) => Some(id),
+        (
+            None,
+            Some(Customer {
+                connection: Some(connection),
+                id: customer,
+            }),
+        ) => state
+            .store
+            .find_customer_conversation(tenant, *connection, customer)
+            .await?
+            .map(|c| c.id),
+        (None, _) => None,
+    };
+    if let Some(id) = existing {
+        let conversation = state.store.get_conversation(tenant, id).await?;
+        // A known customer continues only their own conversation.
+        if let Some(customer) = &question.customer
+            && conversation.customer.as_deref() != Some(customer.id.as_str())
+        {
+            return Err(AnswerError::from(cortex_core::StoreError::NotFound));
+        }
+        let history = if question.history.is_empty() {
+            state
+                .store
+                .recent_messages(tenant, id, state.settings.answer.history_messages)
+                .await?
+                .into_iter()
+                .map(|m| (m.role, m.content))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        return Ok(Opened {
+            conversation_id: id,
+            new_conversation: None,
+            history,
+        });
+    }
+    let now = Utc::now();
+    let (connection_id, customer) = match &question.customer {
+        Some(c) => (c.connection, Some(c.id.clone())),
+        None => (None, None),
+    };
+    let c = Conversation {
+        id: ConversationId::new(),
+        tenant_id: tenant,
+        channel: question.channel,
+        status: ConversationStatus::Bot,
+        connection_id,
+        customer,
+        created_at: now,
+        updated_at: now,
+    };
+    Ok(Opened {
+        conversation_id: c.id,
+        new_conversation: Some(c),
+        history: Vec::new(),
+    })
+}
+
+/// Stores the turn. When it opens a channel customer's conversation and another message of
+/// theirs opened one meanwhile (the store keeps one open per customer and connection), the
+/// turn joins that one instead; returns the conversation it went to.
+async fn record_in_conversation(
+    state: &AppState,
+    tenant: cortex_core::ids::TenantId,
+    mut turn: Turn,
+) -> Result<ConversationId> {
+    let opened_for = turn
+        .new_conversation
+        .as_ref()
+        .and_then(|c| Some((c.connection_id?, c.customer.clone()?)));
+    match state.store.record_turn(tenant, turn.clone()).await {
+        Ok(()) => return Ok(turn.conversation_id),
+        Err(cortex_core::StoreError::Conflict(c))
+            if c == cortex_core::store::conflict::CONVERSATION_EXISTS && opened_for.is_some() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let (connection, customer) = opened_for.expect("checked above");
+    let Some(existing) = state
+        .store
+        .find_customer_conversation(tenant, connection, &customer)
+        .await?
+    else {
+        return Err(AnswerError::from(cortex_core::StoreError::Conflict(
+            cortex_core::store::conflict::CONVERSATION_EXISTS,
+        )));
+    };
+    let id = existing.id;
+    turn.new_conversation = None;
+    turn.conversation_id = id;
+    turn.question.conversation_id = id;
+    if let Some(a) = turn.answer.as_mut() {
+        a.conversation_id = id;
+    }
+    for u in &mut turn.usage {
+        u.conversation_id = Some(id);
+    }
+    for e in &mut turn.events {
+        e.conversation_id = id;
+    }
+    state.store.record_turn(tenant, turn).await?;
+    Ok(id)
+}
+
+fn user_message(
+    tenant: cortex_core::ids::TenantId,
+    conversation_id: ConversationId,
+    text: String,
+) -> Message {
+    Message {
+        id: MessageId::new(),
+        tenant_id: tenant,
+        conversation_id,
+        role: MessageRole::User,
+        content: text,
+        citations: Vec::new(),
+        context: Vec::new(),
+        confidence: None,
+        abstained: false,
+        model: None,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 0,
+        created_at: Utc::now(),
+    }
+}
+
+/// Keeps a customer's message for a person, unanswered: it goes into their conversation with
+/// a `handoff_requested` event saying why (`reason`), for the inbox. Used when the bot may not
+/// answer (a channel's window has closed, the plan's messages are used up).
+pub async fn queue_for_agent(
+    state: &AppState,
+    ctx: &TenantCtx,
+    question: Question,
+    reason: &'static str,
+) -> Result<ConversationId> {
+    let tenant = ctx.tenant_id();
+    let Opened {
+        conversation_id,
+        new_conversation,
+        ..
+    } = open_conversation(state, ctx, &question).await?;
+    let text: String = question
+        .message
+        .trim()
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .collect();
+    let message = user_message(tenant, conversation_id, text);
+    let at = message.created_at;
+    let conversation_id = record_in_conversation(
+        state,
+        tenant,
+        Turn {
+            new_conversation,
+            conversation_id,
+            question: message,
+            answer: None,
+            usage: Vec::new(),
+            events: vec![ConversationEvent {
+                id: ConversationEventId::new(),
+                tenant_id: tenant,
+                conversation_id,
+                kind: ConversationEventKind::HandoffRequested,
+                reason: reason.to_owned(),
+                created_at: at,
+            }],
+        },
+    )
+    .await?;
+    tracing::info!(conversation.id = %conversation_id, handoff.reason = reason, "queued for an agent");
+    Ok(conversation_id)
+}
+
 /// Answers one message and stores the turn. With `on_delta` the answer's text is passed on
 /// as it is produced.
 pub async fn ask(
@@ -304,79 +487,17 @@ pub async fn ask(
         .into());
     }
     let tenant = ctx.tenant_id();
-    // A channel customer's open conversation continues without an id.
-    let existing = match (question.conversation_id, &question.customer) {
-        (Some(id), _) => Some(id),
-        (
-            None,
-            Some(Customer {
-                connection: Some(connection),
-                id: customer,
-            }),
-        ) => state
-            .store
-            .find_customer_conversation(tenant, *connection, customer)
-            .await?
-            .map(|c| c.id),
-        (None, _) => None,
-    };
-    let (conversation_id, new_conversation, history) = match existing {
-        Some(id) => {
-            let conversation = state.store.get_conversation(tenant, id).await?;
-            // A known customer continues only their own conversation.
-            if let Some(customer) = &question.customer
-                && conversation.customer.as_deref() != Some(customer.id.as_str())
-            {
-                return Err(AnswerError::from(cortex_core::StoreError::NotFound));
-            }
-            let history = if question.history.is_empty() {
-                state
-                    .store
-                    .recent_messages(tenant, id, state.settings.answer.history_messages)
-                    .await?
-                    .into_iter()
-                    .map(|m| (m.role, m.content))
-                    .collect()
-            } else {
-                question.history
-            };
-            (id, None, history)
-        }
-        None => {
-            let now = Utc::now();
-            let (connection_id, customer) = match question.customer {
-                Some(c) => (c.connection, Some(c.id)),
-                None => (None, None),
-            };
-            let c = Conversation {
-                id: ConversationId::new(),
-                tenant_id: tenant,
-                channel: question.channel,
-                status: ConversationStatus::Bot,
-                connection_id,
-                customer,
-                created_at: now,
-                updated_at: now,
-            };
-            (c.id, Some(c), question.history)
-        }
-    };
-    let question_message = Message {
-        id: MessageId::new(),
-        tenant_id: tenant,
+    let Opened {
         conversation_id,
-        role: MessageRole::User,
-        content: message.clone(),
-        citations: Vec::new(),
-        context: Vec::new(),
-        confidence: None,
-        abstained: false,
-        model: None,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        latency_ms: 0,
-        created_at: Utc::now(),
+        new_conversation,
+        history,
+    } = open_conversation(state, ctx, &question).await?;
+    let history = if question.history.is_empty() {
+        history
+    } else {
+        question.history
     };
+    let question_message = user_message(tenant, conversation_id, message.clone());
 
     let draft = match intents::classify(&message) {
         Intent::Greeting => Draft::reply(ReplyKind::Greeting, bot.greeting.clone()),
@@ -473,20 +594,19 @@ pub async fn ask(
         .into_iter()
         .collect();
     let message_id = answer_message.id;
-    state
-        .store
-        .record_turn(
-            tenant,
-            Turn {
-                new_conversation,
-                conversation_id,
-                question: question_message,
-                answer: answer_message,
-                usage,
-                events,
-            },
-        )
-        .await?;
+    let conversation_id = record_in_conversation(
+        state,
+        tenant,
+        Turn {
+            new_conversation,
+            conversation_id,
+            question: question_message,
+            answer: Some(answer_message),
+            usage,
+            events,
+        },
+    )
+    .await?;
     tracing::info!(
         conversation.id = %conversation_id,
         answer.kind = draft.kind.as_str(),

@@ -52,6 +52,16 @@ pub struct Intake {
     pub statuses: usize,
 }
 
+impl Intake {
+    /// A delivery for no connection of ours.
+    fn unrouted() -> Self {
+        Self {
+            unrouted: 1,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct AnswerArgs {
     message_id: InboundMessageId,
@@ -119,10 +129,7 @@ pub async fn intake_twilio(
             webhook.unrouted = 1,
             "webhook taken in"
         );
-        return Ok(Intake {
-            unrouted: 1,
-            ..Intake::default()
-        });
+        return Ok(Intake::unrouted());
     };
     let (account, token) =
         super::twilio_account(state, &connection).map_err(|_| IntakeError::Storage)?;
@@ -130,10 +137,7 @@ pub async fn intake_twilio(
         return Err(IntakeError::BadSignature);
     }
     if form.account_sid() != Some(account.as_str()) {
-        return Ok(Intake {
-            unrouted: 1,
-            ..Intake::default()
-        });
+        return Ok(Intake::unrouted());
     }
     let events = twilio::events(&form, status_callback, Utc::now().timestamp())
         .map_err(|e| IntakeError::BadPayload(e.to_string()))?;
@@ -375,19 +379,6 @@ pub async fn run(
     );
     let outside_window =
         windowed && Utc::now() - message.sent_at > chrono::Duration::hours(SERVICE_WINDOW_HOURS);
-    if outside_window && (connection.kind != Channel::WhatsApp || connection.template.is_none()) {
-        let why = if connection.kind == Channel::WhatsApp {
-            "outside the 24-hour window and no template is configured"
-        } else {
-            "outside the 24-hour window: only a person may answer (HUMAN_AGENT tag)"
-        };
-        finish(Some(why.into()), 0).await?;
-        return Ok(());
-    }
-    if let Some(why) = allowance_used(state, &ctx, connection.kind).await? {
-        finish(Some(why), 0).await?;
-        return Ok(());
-    }
     let text = match message.content["type"].as_str() {
         Some("text") => message.content["text"].as_str().map(str::to_owned),
         Some("reply") => message.content["text"]
@@ -397,26 +388,59 @@ pub async fn run(
             .map(str::to_owned),
         _ => None,
     };
+    let question = |text: String| crate::answer::Question {
+        message: text,
+        conversation_id: None,
+        channel: connection.kind,
+        history: Vec::new(),
+        customer: Some(crate::answer::Customer {
+            connection: Some(connection.id),
+            id: message.customer.clone(),
+        }),
+    };
+    // What the customer sent, as a person reads it in the inbox.
+    let for_a_person = text.clone().or_else(|| {
+        (message.content["type"] == "media").then(|| {
+            let kind = message.content["kind"].as_str().unwrap_or("media");
+            match message.content["caption"].as_str() {
+                Some(caption) if !caption.is_empty() => format!("[{kind}] {caption}"),
+                _ => format!("[{kind}]"),
+            }
+        })
+    });
+    let blocked = if outside_window
+        && (connection.kind != Channel::WhatsApp || connection.template.is_none())
+    {
+        Some((
+            "outside_window",
+            if connection.kind == Channel::WhatsApp {
+                "outside the 24-hour window and no template is configured: queued for an agent"
+                    .to_owned()
+            } else {
+                "outside the 24-hour window: only a person may answer (HUMAN_AGENT tag); queued for an agent".to_owned()
+            },
+        ))
+    } else {
+        allowance_used(state, &ctx, connection.kind)
+            .await?
+            .map(|why| ("allowance_used", format!("{why}: queued for an agent")))
+    };
+    if let Some((reason, why)) = blocked {
+        // The bot may not answer: the message goes to the inbox with the reason.
+        if let Some(text) = for_a_person.filter(|t| !t.trim().is_empty()) {
+            crate::answer::queue_for_agent(state, &ctx, question(text), reason)
+                .await
+                .map_err(|e| JobError::Retry(format!("queueing for an agent: {e}")))?;
+        }
+        finish(Some(why), 0).await?;
+        return Ok(());
+    }
     let reply = match (&text, message.content["type"].as_str()) {
         _ if outside_window => String::new(),
-        (Some(question), _) => {
-            let answer = crate::answer::ask(
-                state,
-                &ctx,
-                crate::answer::Question {
-                    message: question.clone(),
-                    conversation_id: None,
-                    channel: connection.kind,
-                    history: Vec::new(),
-                    customer: Some(crate::answer::Customer {
-                        connection: Some(connection.id),
-                        id: message.customer.clone(),
-                    }),
-                },
-                None,
-            )
-            .await
-            .map_err(|e| JobError::Retry(format!("answering: {e}")))?;
+        (Some(text), _) => {
+            let answer = crate::answer::ask(state, &ctx, question(text.clone()), None)
+                .await
+                .map_err(|e| JobError::Retry(format!("answering: {e}")))?;
             answer.text
         }
         (None, Some("media")) => MEDIA_REPLY.to_owned(),

@@ -26,7 +26,6 @@ use cortex_core::channels::{CONNECTABLE, ChannelConnection, Provider};
 use cortex_core::ids::{ChannelConnectionId, TenantId};
 use cortex_core::plans;
 use cortex_core::store::conflict;
-use cortex_core::tenancy::Role;
 
 use crate::app::AppState;
 use std::time::Duration;
@@ -81,16 +80,7 @@ fn invalid(field: &'static str, message: &str) -> ChannelError {
 
 /// Connecting and disconnecting is for owners and admins, not integrations.
 fn may_manage(ctx: &TenantCtx) -> Result<()> {
-    match ctx.caller() {
-        Caller::User(_) => {
-            ctx.member_with(Role::Admin)?;
-            Ok(())
-        }
-        Caller::Operator => Ok(()),
-        Caller::ApiKey(_) => {
-            Err(TenancyError::Forbidden("channels are connected by owners and admins").into())
-        }
-    }
+    Ok(ctx.admin_or_operator("channels are connected by owners and admins")?)
 }
 
 /// What a sealed token is bound to: a copy in another row or tenant does not open.

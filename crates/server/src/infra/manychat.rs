@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::outbound::{Attempt, SendError, bounded, split_message, transport_error, with_retries};
+use super::outbound::{
+    Attempt, Endpoint, SendError, bounded, split_message, transport_error, with_retries,
+};
 
 /// Longest text of one ManyChat text message.
 pub const TEXT_LIMIT: usize = 2_000;
 
 pub struct ManyChatClient {
-    client: reqwest::Client,
-    base: String,
-    attempts: u32,
+    api: Endpoint,
 }
 
 /// The body ManyChat shows as messages: in the send API's `data` and in a webhook reply.
@@ -33,9 +33,7 @@ pub fn dynamic_block(texts: &[String]) -> Value {
 impl ManyChatClient {
     pub fn new(base_url: &str, timeout: Duration, attempts: u32) -> anyhow::Result<Self> {
         Ok(Self {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
-            base: base_url.trim_end_matches('/').to_owned(),
-            attempts: attempts.max(1),
+            api: Endpoint::new(base_url, timeout, attempts)?,
         })
     }
 
@@ -57,9 +55,10 @@ impl ManyChatClient {
             message: "the subscriber id is not a number".into(),
         })?;
         let body = json!({ "subscriber_id": subscriber, "data": dynamic_block(&parts) });
-        let url = format!("{}/fb/sending/sendContent", self.base);
-        with_retries(self.attempts, || async {
+        let url = format!("{}/fb/sending/sendContent", self.api.base);
+        with_retries(self.api.attempts, || async {
             let response = match self
+                .api
                 .client
                 .post(&url)
                 .bearer_auth(api_key)

@@ -16,12 +16,10 @@ use serde_json::{Value, json};
 use cortex_core::answer::Channel;
 
 pub use super::outbound::SendError;
-use super::outbound::{Attempt, bounded, split_message, transport_error, with_retries};
+use super::outbound::{Attempt, Endpoint, bounded, split_message, transport_error, with_retries};
 
 pub struct GraphClient {
-    client: reqwest::Client,
-    base: String,
-    attempts: u32,
+    api: Endpoint,
 }
 
 /// Longest text one message may carry on `channel`.
@@ -40,14 +38,13 @@ impl GraphClient {
         timeout: Duration,
         attempts: u32,
     ) -> anyhow::Result<Self> {
+        let base = format!(
+            "{}/{}",
+            base_url.trim_end_matches('/'),
+            version.trim_matches('/')
+        );
         Ok(Self {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
-            base: format!(
-                "{}/{}",
-                base_url.trim_end_matches('/'),
-                version.trim_matches('/')
-            ),
-            attempts: attempts.max(1),
+            api: Endpoint::new(&base, timeout, attempts)?,
         })
     }
 
@@ -101,9 +98,10 @@ impl GraphClient {
     }
 
     async fn post(&self, token: &str, asset_id: &str, body: &Value) -> Result<String, SendError> {
-        let url = format!("{}/{}/messages", self.base, asset_id);
-        with_retries(self.attempts, || async {
+        let url = format!("{}/{}/messages", self.api.base, asset_id);
+        with_retries(self.api.attempts, || async {
             let response = match self
+                .api
                 .client
                 .post(&url)
                 .bearer_auth(token)
@@ -161,10 +159,10 @@ impl GraphClient {
         let url = if path_or_url.starts_with("http") {
             path_or_url.to_owned()
         } else {
-            format!("{}/{}", self.base, path_or_url.trim_start_matches('/'))
+            format!("{}/{}", self.api.base, path_or_url.trim_start_matches('/'))
         };
-        with_retries(self.attempts, || async {
-            let mut request = self.client.get(&url);
+        with_retries(self.api.attempts, || async {
+            let mut request = self.api.client.get(&url);
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
@@ -198,7 +196,7 @@ impl GraphClient {
             out.extend(v["data"].as_array().cloned().unwrap_or_default());
             next = v["paging"]["next"]
                 .as_str()
-                .filter(|n| n.starts_with(&self.base))
+                .filter(|n| n.starts_with(&self.api.base))
                 .map(str::to_owned);
         }
         Ok(out)
@@ -357,14 +355,17 @@ impl GraphClient {
     /// (Messenger, Instagram) or the WhatsApp Business Account's.
     pub async fn subscribe(&self, kind: Channel, asset: &MetaAsset) -> Result<(), SendError> {
         let path = match kind {
-            Channel::WhatsApp => format!("{}/{}/subscribed_apps", self.base, asset.subscribe_to),
+            Channel::WhatsApp => {
+                format!("{}/{}/subscribed_apps", self.api.base, asset.subscribe_to)
+            }
             _ => format!(
                 "{}/{}/subscribed_apps?subscribed_fields=messages,messaging_postbacks",
-                self.base, asset.subscribe_to
+                self.api.base, asset.subscribe_to
             ),
         };
-        with_retries(self.attempts, || async {
+        with_retries(self.api.attempts, || async {
             let response = match self
+                .api
                 .client
                 .post(&path)
                 .bearer_auth(&asset.token)

@@ -17,6 +17,24 @@ pub enum SendError {
     Rejected { code: i64, message: String },
 }
 
+/// A provider's API: the HTTP client, the base address calls go to, and how many attempts a
+/// call gets.
+pub struct Endpoint {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub attempts: u32,
+}
+
+impl Endpoint {
+    pub fn new(base: &str, timeout: Duration, attempts: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder().timeout(timeout).build()?,
+            base: base.trim_end_matches('/').to_owned(),
+            attempts: attempts.max(1),
+        })
+    }
+}
+
 /// How one attempt went.
 pub enum Attempt<T> {
     Done(T),

@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::outbound::{Attempt, SendError, bounded, split_message, transport_error, with_retries};
+use super::outbound::{
+    Attempt, Endpoint, SendError, bounded, split_message, transport_error, with_retries,
+};
 
 /// Longest WhatsApp body Twilio accepts.
 pub const TEXT_LIMIT: usize = 1_600;
 
 pub struct TwilioClient {
-    client: reqwest::Client,
-    base: String,
-    attempts: u32,
+    api: Endpoint,
 }
 
 /// The account a message is sent from.
@@ -37,9 +37,7 @@ pub enum Body<'a> {
 impl TwilioClient {
     pub fn new(base_url: &str, timeout: Duration, attempts: u32) -> anyhow::Result<Self> {
         Ok(Self {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
-            base: base_url.trim_end_matches('/').to_owned(),
-            attempts: attempts.max(1),
+            api: Endpoint::new(base_url, timeout, attempts)?,
         })
     }
 
@@ -55,7 +53,7 @@ impl TwilioClient {
     ) -> Result<Vec<String>, SendError> {
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
-            self.base, account.sid
+            self.api.base, account.sid
         );
         let from = format!("whatsapp:{from}");
         let to = format!("whatsapp:{to}");
@@ -74,8 +72,9 @@ impl TwilioClient {
                 (field, value.as_str()),
                 ("StatusCallback", status_callback),
             ];
-            let sid = with_retries(self.attempts, || async {
+            let sid = with_retries(self.api.attempts, || async {
                 let response = match self
+                    .api
                     .client
                     .post(&url)
                     .basic_auth(account.sid, Some(account.auth_token))

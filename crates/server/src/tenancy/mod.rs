@@ -136,6 +136,16 @@ impl TenantCtx {
         }
     }
 
+    /// Admins and owners, or the platform's operators; never an API key (`refusal` says what
+    /// the key was trying to do).
+    pub fn admin_or_operator(&self, refusal: &'static str) -> Result<()> {
+        match &self.caller {
+            Caller::User(_) => self.member_with(Role::Admin).map(|_| ()),
+            Caller::Operator => Ok(()),
+            Caller::ApiKey(_) => Err(TenancyError::Forbidden(refusal)),
+        }
+    }
+
     /// Members pass; API keys pass only with `scope`.
     pub fn require_scope(&self, scope: ApiScope) -> Result<()> {
         match &self.caller {

@@ -15,6 +15,78 @@ pub(crate) async fn connect(app: &TestApp, token: &str, body: Value) -> reqwest:
     app.post_as("/api/v1/channels", token, &body).await
 }
 
+/// Waits for the conversations of `channel` whose last message is the customer's (kept for a
+/// person), and returns them with the reasons of their handoff events.
+async fn queued_for_agents(
+    app: &TestApp,
+    owner: &Member,
+    channel: &str,
+    n: usize,
+) -> Vec<(Value, Vec<String>)> {
+    let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
+    let start = std::time::Instant::now();
+    loop {
+        let list: Value = app
+            .get_as(
+                &format!("/api/v1/conversations?channel={channel}"),
+                &owner.access,
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        let mut out = Vec::new();
+        for c in list["data"].as_array().into_iter().flatten() {
+            if c["last_message"]["role"] != "user" {
+                continue;
+            }
+            let id = c["id"].as_str().expect("id").parse().expect("uuid");
+            let reasons = app
+                .state
+                .store
+                .list_conversation_events(tenant, id)
+                .await
+                .expect("events")
+                .into_iter()
+                .map(|e| e.reason)
+                .collect();
+            out.push((c.clone(), reasons));
+        }
+        if out.len() >= n {
+            return out;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{n} conversation(s) queued for a person expected: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The token the Graph API stand-in takes.
+const GRAPH_TOKEN: &str = "EAAG-page-or-number-token-123456";
+
+/// Connects a `kind` asset with the stand-in's token; returns the connection's id.
+async fn connect_graph(
+    app: &TestApp,
+    owner: &Member,
+    kind: &str,
+    asset: &str,
+) -> cortex_core::ids::ChannelConnectionId {
+    let r = connect(
+        app,
+        &owner.access,
+        json!({ "kind": kind, "asset_id": asset, "access_token": GRAPH_TOKEN }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid")
+}
+
 fn whatsapp(asset: &str) -> Value {
     json!({ "kind": "whatsapp", "asset_id": asset, "access_token": TOKEN, "name": "Support line" })
 }
@@ -316,7 +388,7 @@ async fn the_graph_client_sends_split_texts_and_templates_and_reports_meta_error
     use cortex_core::answer::Channel;
     use cortexlayer_server::infra::meta_graph::{GraphClient, SendError};
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let token = "EAAG-page-or-number-token-123456";
+    let token = GRAPH_TOKEN;
     let long = format!(
         "{} {}",
         "Our store opens at nine.".repeat(200),
@@ -529,19 +601,7 @@ pub(crate) async fn wait_for_sent(
 async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     let (app, owner, sent_log) = meta_app("growth").await;
     upload_guide(&app, &owner).await;
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
-    )
-    .await;
-    assert_eq!(r.status(), 201);
-    let connection: cortex_core::ids::ChannelConnectionId = r.json::<Value>().await.expect("json")
-        ["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
+    let connection = connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
 
     // The handshake.
     let r = app
@@ -689,7 +749,7 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
 #[tokio::test]
 async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
     let (app, owner, sent_log) = meta_app("growth").await;
-    let token = "EAAG-page-or-number-token-123456";
+    let token = GRAPH_TOKEN;
     let r = connect(
         &app,
         &owner.access,
@@ -739,19 +799,20 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
         body.get("text").is_none(),
         "no free text outside the window"
     );
+    // Without a template the message waits for a person, in the team's list.
+    let queued = queued_for_agents(&app, &owner, "whatsapp", 1).await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let (c, reasons) = &queued[0];
+    assert_eq!(c["connection_name"], "whatsapp 222");
+    assert_eq!(c["last_message"]["text"], "Are you open today?");
+    assert_eq!(reasons, &["outside_window"]);
 }
 
 #[tokio::test]
 async fn a_messenger_message_is_answered_through_the_send_api() {
     let (app, owner, sent_log) = meta_app("scale").await;
     upload_guide(&app, &owner).await;
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "messenger", "asset_id": "1234567890", "access_token": "EAAG-page-or-number-token-123456" }),
-    )
-    .await;
-    assert_eq!(r.status(), 201);
+    connect_graph(&app, &owner, "messenger", "1234567890").await;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let body = json!({ "object": "page", "entry": [{ "id": "1234567890", "time": now_ms, "messaging": [
         { "sender": { "id": "6789012345" }, "recipient": { "id": "1234567890" }, "timestamp": now_ms,
@@ -914,13 +975,7 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
     use cortex_core::ids::{ConversationId, MessageId, UsageEventId};
     let (app, owner, sent_log) = meta_app("growth").await;
     upload_guide(&app, &owner).await;
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
-    )
-    .await;
-    assert_eq!(r.status(), 201);
+    connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
     let month = cortexlayer_server::channels::inbound::month_start(chrono::Utc::now());
     let total = |kind: UsageKind, subject: &'static str| {
@@ -969,7 +1024,7 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
                 }),
                 conversation_id: c,
                 question: message(MessageRole::User, "earlier"),
-                answer: message(MessageRole::Assistant, "earlier"),
+                answer: Some(message(MessageRole::Assistant, "earlier")),
                 usage: vec![UsageEvent {
                     id: UsageEventId::new(),
                     tenant_id: tenant,
@@ -1026,13 +1081,7 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
         ("instagram", "17841400000000001"),
         ("messenger", "1234567890"),
     ] {
-        let r = connect(
-            &app,
-            &owner.access,
-            json!({ "kind": kind, "asset_id": asset, "access_token": "EAAG-page-or-number-token-123456" }),
-        )
-        .await;
-        assert_eq!(r.status(), 201);
+        connect_graph(&app, &owner, kind, asset).await;
     }
     let delivery = |object: &str, asset: &str, mid: &str, text: &str, at_ms: i64| {
         json!({ "object": object, "entry": [{ "id": asset, "time": at_ms, "messaging": [
@@ -1087,8 +1136,19 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
         .json()
         .await
         .expect("json");
-    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        list["data"].as_array().map(Vec::len),
+        Some(1),
+        "one conversation per customer"
+    );
     assert_eq!(list["data"][0]["customer"], "5566778899");
+    // The late Messenger message is kept for a person.
+    let queued = queued_for_agents(&app, &owner, "messenger", 1).await;
+    assert_eq!(queued[0].1, ["outside_window"]);
+    assert_eq!(
+        queued[0].0["last_message"]["text"],
+        "Which countries do you ship to?"
+    );
 }
 
 #[tokio::test]
@@ -1099,13 +1159,7 @@ async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_afte
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
     on_plan(&app, &operator, &owner, "growth").await;
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
-    )
-    .await;
-    assert_eq!(r.status(), 201);
+    connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let doc = crate::documents::upload_one(
         &app,
         &owner.access,
@@ -1189,13 +1243,7 @@ fn meta_signed_request(secret: &[u8], user_id: &str) -> String {
 async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_shows_a_status() {
     let (app, owner, sent_log) = meta_app("growth").await;
     upload_guide(&app, &owner).await;
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "whatsapp", "asset_id": "106540352242922", "access_token": "EAAG-page-or-number-token-123456" }),
-    )
-    .await;
-    assert_eq!(r.status(), 201);
+    connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let body = whatsapp_delivery("106540352242922", "wamid.DEL1", "How long do refunds take?");
     assert_eq!(post_signed(&app, body).await.status(), 200);
     wait_for_sent(&sent_log, 1, Duration::ZERO).await;

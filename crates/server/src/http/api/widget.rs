@@ -325,6 +325,18 @@ pub struct WidgetCitationView {
     pub snippet: String,
 }
 
+impl From<cortex_core::answer::Citation> for WidgetCitationView {
+    fn from(c: cortex_core::answer::Citation) -> Self {
+        Self {
+            index: c.index,
+            title: c.title,
+            section: c.heading_path,
+            page: c.page,
+            snippet: c.snippet,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct WidgetAnswerView {
     pub conversation_id: Uuid,
@@ -342,17 +354,7 @@ impl From<Answer> for WidgetAnswerView {
             conversation_id: a.conversation_id.0,
             message_id: a.message_id.0,
             answer: a.text,
-            citations: a
-                .citations
-                .into_iter()
-                .map(|c| WidgetCitationView {
-                    index: c.index,
-                    title: c.title,
-                    section: c.heading_path,
-                    page: c.page,
-                    snippet: c.snippet,
-                })
-                .collect(),
+            citations: a.citations.into_iter().map(Into::into).collect(),
             abstained: a.abstained,
             handoff_requested: a.handoff_requested,
         }
@@ -514,17 +516,7 @@ pub async fn widget_history(
                     .find(|f| f.message_id == m.id)
                     .map(|f| f.helpful),
                 text: m.content,
-                citations: m
-                    .citations
-                    .into_iter()
-                    .map(|c| WidgetCitationView {
-                        index: c.index,
-                        title: c.title,
-                        section: c.heading_path,
-                        page: c.page,
-                        snippet: c.snippet,
-                    })
-                    .collect(),
+                citations: m.citations.into_iter().map(Into::into).collect(),
             })
             .collect(),
     };
