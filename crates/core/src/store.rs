@@ -682,6 +682,16 @@ pub trait Store: Send + Sync + 'static {
         message: InboundMessageId,
     ) -> Result<InboundMessage>;
 
+    /// The customer's messages on the connection not answered yet, oldest first (by the
+    /// provider's time, then arrival), at most `limit`.
+    async fn unanswered_inbound(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        customer: &str,
+        limit: u32,
+    ) -> Result<Vec<InboundMessage>>;
+
     /// Marks the message answered (with the delivery error, if any) unless it was already, and
     /// then appends `usage` (the messages sent) in the same transaction; returns whether this
     /// call did.

@@ -36,6 +36,8 @@ pub struct AppState {
     /// Sends WhatsApp, Messenger and Instagram messages.
     pub graph: Arc<crate::infra::meta_graph::GraphClient>,
     pub twilio: Arc<crate::infra::twilio::TwilioClient>,
+    /// One channel customer's messages are answered one at a time, in order.
+    pub customer_turns: Arc<crate::infra::keyed_lock::KeyedLocks>,
     pub manychat: Arc<crate::infra::manychat::ManyChatClient>,
     /// Fetches tenant-given URLs through the SSRF guard.
     pub fetcher: Fetcher,
@@ -108,6 +110,7 @@ impl AppState {
                 std::time::Duration::from_secs(20),
                 3,
             )?),
+            customer_turns: Arc::default(),
             twilio: Arc::new(crate::infra::twilio::TwilioClient::new(
                 settings.providers.twilio_base_url(),
                 std::time::Duration::from_secs(20),

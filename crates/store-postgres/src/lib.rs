@@ -2221,6 +2221,16 @@ impl Store for PgStore {
         channels::get_inbound(&self.pool, tenant, message).await
     }
 
+    async fn unanswered_inbound(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        customer: &str,
+        limit: u32,
+    ) -> Result<Vec<cortex_core::channels::InboundMessage>> {
+        channels::unanswered_inbound(&self.pool, tenant, connection, customer, limit).await
+    }
+
     async fn finish_inbound(
         &self,
         tenant: TenantId,

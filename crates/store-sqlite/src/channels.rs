@@ -240,6 +240,28 @@ pub(crate) async fn get_inbound(
     inbound_from(&row)
 }
 
+pub(crate) async fn unanswered_inbound(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    connection: ChannelConnectionId,
+    customer: &str,
+    limit: u32,
+) -> Result<Vec<cortex_core::channels::InboundMessage>> {
+    let rows = sqlx::query(
+        "SELECT * FROM inbound_messages
+         WHERE tenant_id = $1 AND connection_id = $2 AND customer = $3 AND answered_at IS NULL
+         ORDER BY sent_at, received_at, id LIMIT $4",
+    )
+    .bind(tenant.0)
+    .bind(connection.0)
+    .bind(customer)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(inbound_from).collect()
+}
+
 pub(crate) async fn finish_inbound(
     pool: &SqlitePool,
     tenant: TenantId,

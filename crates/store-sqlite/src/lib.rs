@@ -2118,6 +2118,16 @@ impl Store for SqliteStore {
         channels::get_inbound(&self.pool, tenant, message).await
     }
 
+    async fn unanswered_inbound(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        customer: &str,
+        limit: u32,
+    ) -> Result<Vec<cortex_core::channels::InboundMessage>> {
+        channels::unanswered_inbound(&self.pool, tenant, connection, customer, limit).await
+    }
+
     async fn finish_inbound(
         &self,
         tenant: TenantId,

@@ -345,6 +345,43 @@ pub async fn run(
     else {
         return Ok(()); // disconnected meanwhile
     };
+    let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
+        .await
+        .map_err(|e| JobError::Retry(format!("tenant: {e}")))?;
+    // One customer's messages are answered one at a time, oldest first: their earlier
+    // messages still waiting go before this one (each is finished once, whichever job gets
+    // to it), so answers arrive in order and each sees the turns before it.
+    let _turn = state
+        .customer_turns
+        .lock(&format!("{}:{}", connection.id, message.customer))
+        .await;
+    let waiting = state
+        .store
+        .unanswered_inbound(tenant, connection.id, &message.customer, 20)
+        .await?;
+    for earlier in waiting.into_iter().take_while(|m| m.id != message.id) {
+        let id = earlier.id;
+        if let Err(JobError::Retry(why)) = answer_one(state, &ctx, &connection, earlier).await {
+            // Its own job retries it; this one does not wait for it.
+            tracing::warn!(inbound.id = %id, error = %why, "an earlier message could not be answered yet");
+            break;
+        }
+    }
+    match state.store.get_inbound(tenant, message.id).await {
+        Ok(m) if m.answered_at.is_none() => answer_one(state, &ctx, &connection, m).await,
+        Ok(_) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Answers one customer message (or queues it for a person) and sends the reply.
+async fn answer_one(
+    state: &AppState,
+    ctx: &crate::tenancy::TenantCtx,
+    connection: &ChannelConnection,
+    message: InboundMessage,
+) -> Result<(), JobError> {
+    let tenant = ctx.tenant_id();
     let finish = |error: Option<String>, sent: usize| {
         let usage: Vec<UsageEvent> = (sent > 0)
             .then(|| UsageEvent {
@@ -366,9 +403,6 @@ pub async fn run(
                 .await
         }
     };
-    let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
-        .await
-        .map_err(|e| JobError::Retry(format!("tenant: {e}")))?;
     // Meta's channels take free text only within 24 hours of the customer's last message.
     // Past it, WhatsApp gets the connection's approved template instead (no answer is
     // composed); Messenger and Instagram allow only message tags, none of which covers a bot's
@@ -421,14 +455,14 @@ pub async fn run(
             },
         ))
     } else {
-        allowance_used(state, &ctx, connection.kind)
+        allowance_used(state, ctx, connection.kind)
             .await?
             .map(|why| ("allowance_used", format!("{why}: queued for an agent")))
     };
     if let Some((reason, why)) = blocked {
         // The bot may not answer: the message goes to the inbox with the reason.
         if let Some(text) = for_a_person.filter(|t| !t.trim().is_empty()) {
-            crate::answer::queue_for_agent(state, &ctx, question(text), reason)
+            crate::answer::queue_for_agent(state, ctx, question(text), reason)
                 .await
                 .map_err(|e| JobError::Retry(format!("queueing for an agent: {e}")))?;
         }
@@ -438,7 +472,7 @@ pub async fn run(
     let reply = match (&text, message.content["type"].as_str()) {
         _ if outside_window => String::new(),
         (Some(text), _) => {
-            let answer = crate::answer::ask(state, &ctx, question(text.clone()), None)
+            let answer = crate::answer::ask(state, ctx, question(text.clone()), None)
                 .await
                 .map_err(|e| JobError::Retry(format!("answering: {e}")))?;
             answer.text
@@ -451,7 +485,7 @@ pub async fn run(
     };
     let sent = super::send(
         state,
-        &connection,
+        connection,
         &message.customer,
         if outside_window {
             super::Reply::Template

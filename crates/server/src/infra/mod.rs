@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod embedder;
 pub mod fetch;
+pub mod keyed_lock;
 pub mod mailer;
 pub mod manychat;
 pub mod meta_graph;

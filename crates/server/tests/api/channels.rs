@@ -1339,3 +1339,65 @@ async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_show
         .expect("get");
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
 }
+
+#[tokio::test]
+async fn a_customers_messages_are_answered_in_order_in_one_conversation() {
+    let (app, owner, sent_log) = meta_app("growth").await;
+    upload_guide(&app, &owner).await;
+    let connection = connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
+    // Three messages in one delivery, a second apart; two workers take their jobs at once.
+    let now = chrono::Utc::now().timestamp();
+    let questions = [
+        "How long do refunds take?",
+        "Which countries do you ship to?",
+        "How long do refunds take?",
+    ];
+    let messages: Vec<Value> = questions
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            json!({ "from": "16505551234", "id": format!("wamid.ORDER{i}"),
+                    "timestamp": (now - 3 + i as i64).to_string(), "type": "text", "text": { "body": q } })
+        })
+        .collect();
+    let body = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242922" },
+        "contacts": [{ "profile": { "name": "Sheena Nelson" }, "wa_id": "16505551234" }],
+        "messages": messages } }] }] })
+    .to_string()
+    .into_bytes();
+    assert_eq!(post_signed(&app, body).await.status(), 200);
+    let sent = wait_for_sent(&sent_log, 3, Duration::from_millis(500)).await;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let texts: Vec<&str> = sent
+        .iter()
+        .map(|(_, _, b)| b["text"]["body"].as_str().expect("text"))
+        .collect();
+    assert!(texts[0].contains("14 days"), "{texts:?}");
+    assert!(
+        texts[1].contains("Canada"),
+        "answers in the customer's order: {texts:?}"
+    );
+    assert!(texts[2].contains("14 days"), "{texts:?}");
+    let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
+    let conversation = app
+        .state
+        .store
+        .find_customer_conversation(tenant, connection, "16505551234")
+        .await
+        .expect("find")
+        .expect("one conversation");
+    let stored = app
+        .state
+        .store
+        .recent_messages(tenant, conversation.id, 10)
+        .await
+        .expect("messages");
+    let asked: Vec<&str> = stored
+        .iter()
+        .filter(|m| m.role == cortex_core::answer::MessageRole::User)
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(asked, questions, "one conversation, in order");
+}
