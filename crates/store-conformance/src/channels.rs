@@ -882,3 +882,65 @@ pub async fn an_oauth_flow_is_claimed_once_by_its_browser_before_it_expires(stor
         "once"
     );
 }
+
+pub async fn a_customers_waiting_messages_list_oldest_first(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "waiting-a").await;
+    let (b, _) = tenant_with_owner(&store, "waiting-b").await;
+    let conn = store
+        .create_channel_connection(
+            a,
+            connection(a, Channel::WhatsApp, "66"),
+            audit(action::CHANNEL_CONNECTED),
+        )
+        .await
+        .expect("connect");
+    let at = |secs: i64| now() - chrono::Duration::seconds(secs);
+    let mut ids = Vec::new();
+    // Arriving out of order: the provider's time decides.
+    for (key, sent, customer) in [
+        ("w-2", at(10), "16505551234"),
+        ("w-1", at(30), "16505551234"),
+        ("w-3", at(5), "16505551234"),
+        ("other", at(40), "447700900000"),
+    ] {
+        let m = cortex_core::channels::InboundMessage {
+            sent_at: sent,
+            customer: customer.into(),
+            ..inbound(a, conn.id, key)
+        };
+        ids.push(m.id);
+        store
+            .record_inbound(a, m, answer_job(key))
+            .await
+            .expect("record");
+    }
+    store
+        .finish_inbound(a, ids[2], now(), None, &[])
+        .await
+        .expect("finish w-3");
+    let waiting = store
+        .unanswered_inbound(a, conn.id, "16505551234", 10)
+        .await
+        .expect("waiting");
+    let keys: Vec<&str> = waiting
+        .iter()
+        .map(|m| m.provider_message_id.as_str())
+        .collect();
+    assert_eq!(keys, ["w-1", "w-2"], "oldest first, answered ones left out");
+    assert_eq!(
+        store
+            .unanswered_inbound(a, conn.id, "16505551234", 1)
+            .await
+            .expect("one")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .unanswered_inbound(b, conn.id, "16505551234", 10)
+            .await
+            .expect("b")
+            .is_empty(),
+        "not through another tenant"
+    );
+}

@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             conversations_of_every_channel_are_listed_latest_activity_first,
             a_persons_data_is_deleted_in_every_tenant_on_the_providers_connections,
             an_oauth_flow_is_claimed_once_by_its_browser_before_it_expires,
+            a_customers_waiting_messages_list_oldest_first,
             widget_keys_are_the_tenants_found_by_their_public_key_and_revoked_once,
             feedback_is_given_on_answers_of_the_tenants_conversation_only,
         );
