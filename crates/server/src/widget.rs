@@ -1,7 +1,8 @@
 //! The web widget: tenant admins make public keys bound to the origins of their sites and
 //! themed; visitors' pages use them through `/widget/v1/*` with the key, an anonymous visitor
 //! id and their page's `Origin`, which must be one the key allows. Visitors are rate limited
-//! one by one (and by address) before the plan's limit applies to the tenant as a whole.
+//! one by one and by address (visitor ids are the page's to choose, so the address bounds
+//! what one client can send) before the plan's limit applies to the tenant as a whole.
 //!
 //! Depends on the core ports, `tenancy` and the answer engine; never on axum.
 
@@ -19,8 +20,12 @@ use crate::tenancy::{TenancyError, TenantCtx};
 
 /// Messages one visitor may send a minute.
 pub const VISITOR_MESSAGES_PER_MINUTE: u32 = 10;
-/// Widget requests one address may make a minute (every visitor behind it).
-pub const ADDRESS_REQUESTS_PER_MINUTE: u32 = 120;
+/// Messages one address may send a minute, whatever visitor ids it claims (they are the
+/// page's to choose).
+pub const ADDRESS_MESSAGES_PER_MINUTE: u32 = 30;
+/// Widget requests of any kind one address may make a minute (page loads fetch the
+/// configuration; every visitor behind one address counts).
+pub const ADDRESS_REQUESTS_PER_MINUTE: u32 = 300;
 const MAX_ORIGINS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -270,20 +275,32 @@ pub fn check_visitor(visitor: &str) -> Result<()> {
     Ok(())
 }
 
-/// Counts one message of the visitor against their allowance.
-pub async fn visitor_message(state: &AppState, key: &WidgetKey, visitor: &str) -> Result<()> {
-    let hit = state
-        .limiter
-        .hit(
-            &format!("widget-visitor:{}:{visitor}", key.id),
+/// Counts one message of the visitor, and of their address, against their allowances.
+pub async fn visitor_message(
+    state: &AppState,
+    key: &WidgetKey,
+    visitor: &str,
+    address: std::net::IpAddr,
+) -> Result<()> {
+    for (counter, limit) in [
+        (
+            format!("widget-visitor:{}:{visitor}", key.id),
             VISITOR_MESSAGES_PER_MINUTE,
-            Duration::from_secs(60),
-        )
-        .await;
-    if !hit.allowed {
-        return Err(WidgetError::RateLimited {
-            retry_after_secs: hit.retry_after.as_secs().max(1),
-        });
+        ),
+        (
+            format!("widget-ip-messages:{address}"),
+            ADDRESS_MESSAGES_PER_MINUTE,
+        ),
+    ] {
+        let hit = state
+            .limiter
+            .hit(&counter, limit, Duration::from_secs(60))
+            .await;
+        if !hit.allowed {
+            return Err(WidgetError::RateLimited {
+                retry_after_secs: hit.retry_after.as_secs().max(1),
+            });
+        }
     }
     Ok(())
 }

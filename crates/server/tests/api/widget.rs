@@ -412,6 +412,26 @@ async fn visitors_of_allowed_origins_chat_stream_keep_their_conversation_and_rat
     )
     .await;
     assert_eq!(r.status(), 200, "other visitors are not held back");
+    // New visitor ids from one address do not escape: 30 messages a minute per address. 13
+    // were sent from this address so far, so the 18th new visitor is refused.
+    let mut refused = None;
+    for i in 0..30 {
+        let who = format!("rotating-visitor-{i:04}");
+        let r = visitor_post(
+            &app,
+            "/widget/v1/messages",
+            Some(SHOP),
+            &ask("hello", None, &who),
+            false,
+        )
+        .await;
+        if r.status() == 429 {
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(r.status(), 200, "message {i}");
+    }
+    assert_eq!(refused, Some(17), "the address's allowance holds");
     let r = visitor_post(
         &app,
         "/widget/v1/messages",

@@ -364,8 +364,8 @@ impl From<Answer> for WidgetAnswerView {
 /// A visitor's message
 ///
 /// Streams with `Accept: text/event-stream`: `token` (`{"text"}`) … `citations` → `done` (the
-/// answer as in the JSON case) or `error`. Limits: 10 messages a minute per visitor, 120
-/// requests per address, then the plan's rate for the tenant.
+/// answer as in the JSON case) or `error`. Limits: 10 messages a minute per visitor and 30 per
+/// address (300 widget requests of any kind), then the plan's rate for the tenant.
 #[utoipa::path(post, path = "/widget/v1/messages", tag = "widget",
     request_body(content = WidgetMessageRequest, description = "JSON, sent as `text/plain` or `application/json`"),
     responses(
@@ -409,7 +409,7 @@ async fn widget_message_inner(
             .await
             .map_err(|e| fail(e.into()))?;
     }
-    widget::visitor_message(&state, &visit.key, &req.visitor_id)
+    widget::visitor_message(&state, &visit.key, &req.visitor_id, ip)
         .await
         .map_err(|e| fail(e.into()))?;
     let question = Question {
