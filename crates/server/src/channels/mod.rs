@@ -1,15 +1,14 @@
 //! Messaging channels: a tenant admin connects a WhatsApp number, a Facebook page or an
-//! Instagram account by its asset id and access token. The token is sealed at rest
-//! (`infra::secrets`, bound to the tenant and the connection) and never shown again; the
-//! plan decides whether Meta channels are available. Webhooks, senders and the 24-hour
-//! window build on these connections.
+//! Instagram account (through Meta's APIs, by asset id and token or through Meta sign-in), a
+//! WhatsApp sender of a Twilio account, or a ManyChat page. Credentials are sealed at rest
+//! (`infra::secrets`, bound to the tenant and the connection) and never shown again; the plan
+//! decides whether these channels are available. Webhooks, senders and the 24-hour window
+//! build on these connections; [`send`] speaks to each provider.
 //!
-//! Depends on the core ports, `infra::secrets` and `tenancy`; never on axum.
+//! Depends on the core ports, `infra` and `tenancy`; never on axum.
 //!
-//! - [`event`]: what a webhook delivery brings, whichever provider sent it.
-//! - [`meta`]: Meta's webhook handshake, signatures and payloads.
-//! - [`twilio`]: Twilio's `X-Twilio-Signature` and form-encoded webhooks.
-//! - [`manychat`]: ManyChat's per-connection webhook.
+//! - [`event`], [`meta`], [`twilio`], [`manychat`]: what providers send, read and verified
+//!   (the `cortex-channels` crate, re-exported).
 //! - [`inbound`]: the webhooks' intake and the job that answers each message.
 //! - [`oauth`]: connecting Meta assets through Meta's sign-in dialog.
 
