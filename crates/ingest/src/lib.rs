@@ -2,11 +2,11 @@
 //! Pure functions over bytes: this crate knows nothing of tenants, databases or HTTP, so it
 //! can be fuzzed and benchmarked on its own.
 //!
-//! - [`sniff`]: what a file really is, from its bytes (magic numbers and structure), checked
+//! - [`mod@sniff`]: what a file really is, from its bytes (magic numbers and structure), checked
 //!   against the name it came with; and filename sanitising.
-//! - [`extract`]: text with its structure (headings, paragraphs, list items, table rows,
+//! - [`mod@extract`]: text with its structure (headings, paragraphs, list items, table rows,
 //!   pages) from plain text, Markdown, HTML, DOCX and PDF ([`docx`], zip-bomb safe).
-//! - [`chunk`]: token-bounded chunks that follow that structure, with overlap, never cutting a
+//! - [`mod@chunk`]: token-bounded chunks that follow that structure, with overlap, never cutting a
 //!   sentence when it can be avoided, each carrying its heading path and page range.
 //!
 //! - [`qa`]: Q&A pairs and their CSV import.

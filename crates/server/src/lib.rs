@@ -10,7 +10,7 @@
 //! - [`worker`]: the background job runtime.
 //! - [`infra`]: password hashing, tokens, email, rate limiting, blobs, the local embedder.
 //! - [`http`]: the router, middleware, error envelope, extractors, OpenAPI and docs page.
-//! - [`bench`]: `cortexlayer bench` (search latency, ingestion speed).
+//! - [`mod@bench`]: `cortexlayer bench` (search latency, ingestion speed).
 //! - [`cli`]: the command line (`serve`, `migrate`, `admin`, `config`).
 //! - [`telemetry`]: logging setup.
 

@@ -37,7 +37,7 @@ pub struct ConnectChannelRequest {
     pub access_token: Option<String>,
     /// Twilio: the account SID (`AC…`).
     pub account_sid: Option<String>,
-    /// Defaults to "<kind> <asset id>".
+    /// Defaults to the kind and the asset id (`whatsapp 1065…`).
     pub name: Option<String>,
     /// WhatsApp: an approved message template sent instead of free text when the customer's
     /// last message is more than 24 hours old (otherwise such replies are not sent).
