@@ -9,6 +9,10 @@
 //! bound reaches the k-th best lower bound is re-scored from the `f32` rows, and the k best of
 //! those are the k best of all — the same hits and scores as a full `f32` scan.
 //!
+//! Vectors added since a cached matrix was built are appended to a copy of it (each row
+//! records the version that added it); only a deletion, which bumps the rebuild counter too,
+//! makes the next search reload the tenant's vectors whole.
+//!
 //! The cache is bounded: when the matrices held exceed the budget, the least recently used
 //! tenants are dropped (and reloaded on their next search).
 
@@ -22,6 +26,9 @@ use crate::knowledge::{dot, top_k};
 /// One tenant's vectors of one model.
 pub struct Matrix {
     pub version: i64,
+    /// The tenant's rebuild counter when the rows were loaded: deletions bump it, and a matrix
+    /// of another rebuild cannot be appended to.
+    pub rebuild: i64,
     pub dims: usize,
     pub hashes: Vec<String>,
     /// The vectors, row-major: what scores are computed from.
@@ -50,12 +57,55 @@ impl Matrix {
         }
         Self {
             version,
+            rebuild: 0,
             dims,
             hashes,
             data,
             codes,
             scales,
         }
+    }
+
+    /// The same matrix, recorded as loaded at rebuild `rebuild`.
+    pub fn rebuilt_at(mut self, rebuild: i64) -> Self {
+        self.rebuild = rebuild;
+        self
+    }
+
+    /// A copy with `rows` added after the existing ones, at `version` (rows of another
+    /// dimension are skipped). Copying is memory speed: far cheaper than reading every row
+    /// back from the database.
+    pub fn appended(&self, version: i64, rows: Vec<(String, Vec<f32>)>) -> Self {
+        let added = Self::new(version, self.dims, rows);
+        let mut hashes = Vec::with_capacity(self.hashes.len() + added.hashes.len());
+        hashes.extend_from_slice(&self.hashes);
+        hashes.extend(added.hashes);
+        let mut data = Vec::with_capacity(self.data.len() + added.data.len());
+        data.extend_from_slice(&self.data);
+        data.extend(added.data);
+        let mut codes = Vec::with_capacity(self.codes.len() + added.codes.len());
+        codes.extend_from_slice(&self.codes);
+        codes.extend(added.codes);
+        let mut scales = Vec::with_capacity(self.scales.len() + added.scales.len());
+        scales.extend_from_slice(&self.scales);
+        scales.extend(added.scales);
+        Self {
+            version,
+            rebuild: self.rebuild,
+            dims: self.dims,
+            hashes,
+            data,
+            codes,
+            scales,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
     }
 
     /// The `k` best hashes by cosine (vectors are unit length, so the dot product), exactly
@@ -146,6 +196,14 @@ impl VectorCache {
         Some(entry.matrix.clone())
     }
 
+    /// The cached matrix whatever its version (to append to).
+    pub fn latest(&self, tenant: TenantId, model: &str) -> Option<Arc<Matrix>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(&(tenant, model.to_owned()))
+            .map(|e| e.matrix.clone())
+    }
+
     pub fn put(&self, tenant: TenantId, model: &str, matrix: Arc<Matrix>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.insert(
@@ -178,6 +236,27 @@ mod tests {
     fn unit(v: &[f32]) -> Vec<f32> {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn an_appended_matrix_searches_like_one_built_whole() {
+        let rows: Vec<(String, Vec<f32>)> = (0..50)
+            .map(|i| {
+                let f = i as f32;
+                (
+                    format!("h{i}"),
+                    unit(&[f.sin(), f.cos(), (f * 0.3).sin() + 1.1]),
+                )
+            })
+            .collect();
+        let whole = Matrix::new(2, 3, rows.clone());
+        let first = Matrix::new(1, 3, rows[..30].to_vec()).rebuilt_at(7);
+        let grown = first.appended(2, rows[30..].to_vec());
+        assert_eq!((grown.version, grown.rebuild, grown.len()), (2, 7, 50));
+        assert_eq!(first.len(), 30, "the original is untouched");
+        for q in [[0.2, 0.9, 0.1], [1.0, 0.0, 0.5], [-0.3, 0.4, 0.9]] {
+            assert_eq!(whole.search(&unit(&q), 5), grown.search(&unit(&q), 5));
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! - `bench search --chunks N`: vector, lexical and hybrid search latency (the query vector
 //!   given, so without the model) over one tenant's N chunks
-//!   (random unit vectors, so the scan does real work; text from a fixed vocabulary).
+//!   (random unit vectors, so the scan does real work; text from a fixed vocabulary), and the
+//!   first vector search after each of ten batches of 100 new vectors (as during ingestion).
 //! - `bench ingest FILE…`: seconds per MB until the files are lexically searchable and until
 //!   they are fully embedded, with the real local model.
 //! - `bench answer --questions Q.jsonl FILE…`: the answer engine end to end (retrieval, the
@@ -286,6 +287,20 @@ pub async fn search(
     }
     report("lexical", lexical_ms);
     report("hybrid", hybrid_ms);
+    // During an ingestion: 100 more vectors (embedding vectors only; their chunks need not
+    // exist for the matrix), then the next vector search, ten times.
+    let mut after_add_ms = Vec::with_capacity(10);
+    for round in 0..10 {
+        let vectors: Vec<(String, Vec<f32>)> = (0..100)
+            .map(|i| (format!("added-{round}-{i}"), random_unit(&mut rng, 384)))
+            .collect();
+        store.put_embeddings(tenant, model, &vectors).await?;
+        let q = random_unit(&mut rng, 384);
+        let t = Instant::now();
+        store.vector_search(tenant, model, &q, k).await?;
+        after_add_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    report("after+100", after_add_ms);
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

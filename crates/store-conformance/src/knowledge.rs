@@ -773,3 +773,74 @@ pub async fn vector_search_sees_vectors_added_and_deleted_after_a_search(store: 
         "the re-added text has no vector until it is embedded again"
     );
 }
+
+/// Vectors added in batches between searches (as during an ingestion) are each found by the
+/// next search, the earlier ones still; a deletion between them is honoured too. The hits
+/// must equal those of a fresh search over everything (a second call at the same version).
+pub async fn vectors_added_between_searches_join_the_results_and_deletions_leave_them(
+    store: DynStore,
+) {
+    let (t, _) = tenant_with_owner(&store, "growing-vectors").await;
+    let mut docs = Vec::new();
+    for batch in 0..4usize {
+        let d = create(&store, t, &format!("batch-{batch}")).await;
+        let passages: Vec<String> = (0..5)
+            .map(|i| format!("Batch {batch} passage {i} about topic {}", batch * 5 + i))
+            .collect();
+        let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+        put_chunks(&store, t, d, 1, &refs).await;
+        embed_all(&store, t, d, |text| {
+            let topic: usize = text
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("topic");
+            unit(topic * 3, 0.1)
+        })
+        .await;
+        docs.push(d);
+        // Each topic added so far is the best hit for its own axis.
+        for topic in [0, batch * 5 + 2, batch * 5 + 4] {
+            let hits = store
+                .vector_search(t, MODEL, &unit(topic * 3, 0.1), 1)
+                .await
+                .expect("search");
+            assert_eq!(
+                texts(&hits)[0],
+                format!(
+                    "Batch {} passage {} about topic {topic}",
+                    topic / 5,
+                    topic % 5
+                ),
+                "after batch {batch}"
+            );
+        }
+        let all = store
+            .vector_search(t, MODEL, &unit(0, 0.0), 50)
+            .await
+            .expect("all");
+        assert_eq!(
+            all.len(),
+            (batch + 1) * 5,
+            "every vector once after batch {batch}"
+        );
+    }
+    // Deleting the second batch: its passages leave, the others stay, and batches added after
+    // the deletion join again.
+    store.delete_document(t, docs[1]).await.expect("delete");
+    let hits = store
+        .vector_search(t, MODEL, &unit(7 * 3, 0.1), 20)
+        .await
+        .expect("search");
+    assert!(hits.iter().all(|h| !h.chunk.text.starts_with("Batch 1 ")));
+    assert_eq!(hits.len(), 15);
+    let d = create(&store, t, "after-delete").await;
+    put_chunks(&store, t, d, 1, &["A late passage about topic 99"]).await;
+    embed_all(&store, t, d, |_| unit(99 * 3, 0.1)).await;
+    let hits = store
+        .vector_search(t, MODEL, &unit(99 * 3, 0.1), 20)
+        .await
+        .expect("search");
+    assert_eq!(texts(&hits)[0], "A late passage about topic 99");
+    assert_eq!(hits.len(), 16);
+}

@@ -411,7 +411,10 @@ async fn collect_vectors(conn: &mut PgConnection, tenant: TenantId) -> Result<()
     .await
     .map_err(db)?;
     if gone.rows_affected() > 0 {
-        sqlx::query("UPDATE embedding_versions SET version = version + 1 WHERE tenant_id = $1")
+        sqlx::query(
+            "UPDATE embedding_versions SET version = version + 1, rebuild_version = rebuild_version + 1
+             WHERE tenant_id = $1",
+        )
             .bind(tenant.0)
             .execute(&mut *conn)
             .await
@@ -509,52 +512,67 @@ impl PgStore {
         model: &str,
         dims: usize,
     ) -> Result<Option<std::sync::Arc<Matrix>>> {
-        let version_sql =
-            "SELECT version FROM embedding_versions WHERE tenant_id = $1 AND model = $2";
-        let version: i64 = sqlx::query_scalar(version_sql)
+        let versions_sql = "SELECT version, rebuild_version FROM embedding_versions
+             WHERE tenant_id = $1 AND model = $2";
+        let versions: Option<(i64, i64)> = sqlx::query_as(versions_sql)
             .bind(tenant.0)
             .bind(model)
             .fetch_optional(&self.pool)
             .await
-            .map_err(db)?
-            .unwrap_or(0);
+            .map_err(db)?;
+        let (version, _) = versions.unwrap_or((0, 0));
         if let Some(m) = self.vectors.get(tenant, model, version) {
             return Ok(Some(m));
         }
-        // One snapshot for the version and the rows, so a matrix never carries a version
+        // One snapshot for the versions and the rows, so a matrix never carries a version
         // newer than its rows.
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let version: i64 = sqlx::query_scalar(version_sql)
+        let (version, rebuild): (i64, i64) = sqlx::query_as(versions_sql)
             .bind(tenant.0)
             .bind(model)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?
-            .unwrap_or(0);
+            .unwrap_or((0, 0));
         let dims_i32 = i32::try_from(dims).unwrap_or(i32::MAX);
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM embeddings WHERE tenant_id = $1 AND model = $2 AND dims = $3",
-        )
-        .bind(tenant.0)
-        .bind(model)
-        .bind(dims_i32)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        if count > self.max_in_memory_vectors {
-            return Ok(None);
-        }
+        // Vectors added since the cached matrix are appended to it when nothing was deleted
+        // meanwhile; otherwise the tenant's vectors are loaded whole.
+        let base = self
+            .vectors
+            .latest(tenant, model)
+            .filter(|m| m.rebuild == rebuild && m.version < version && m.dims == dims);
+        let since = match &base {
+            Some(m) => m.version,
+            None => {
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM embeddings WHERE tenant_id = $1 AND model = $2 AND dims = $3",
+                )
+                .bind(tenant.0)
+                .bind(model)
+                .bind(dims_i32)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                if count > self.max_in_memory_vectors {
+                    return Ok(None);
+                }
+                -1
+            }
+        };
         let rows = sqlx::query(
             "SELECT content_hash, embedding::real[] AS v FROM embeddings
-             WHERE tenant_id = $1 AND model = $2 AND dims = $3",
+             WHERE tenant_id = $1 AND model = $2 AND dims = $3
+               AND added_version > $4 AND added_version <= $5",
         )
         .bind(tenant.0)
         .bind(model)
         .bind(dims_i32)
+        .bind(since)
+        .bind(version)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
@@ -566,7 +584,13 @@ impl PgStore {
                 row.try_get::<Vec<f32>, _>("v").map_err(db)?,
             ));
         }
-        let matrix = std::sync::Arc::new(Matrix::new(version, dims, vectors));
+        let matrix = std::sync::Arc::new(match base {
+            Some(base) if (base.len() + vectors.len()) as i64 > self.max_in_memory_vectors => {
+                return Ok(None);
+            }
+            Some(base) => base.appended(version, vectors),
+            None => Matrix::new(version, dims, vectors).rebuilt_at(rebuild),
+        });
         self.vectors.put(tenant, model, matrix.clone());
         Ok(Some(matrix))
     }
@@ -1723,6 +1747,18 @@ impl Store for PgStore {
         // One statement per 500 vectors: the rows travel as arrays and are unnested.
         let now = Utc::now();
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // The new version first (its row lock orders concurrent writers): the rows carry it,
+        // so a process holding the previous one appends exactly these.
+        let version: i64 = sqlx::query_scalar(
+            "INSERT INTO embedding_versions (tenant_id, model, version) VALUES ($1, $2, 1)
+             ON CONFLICT (tenant_id, model) DO UPDATE SET version = embedding_versions.version + 1
+             RETURNING version",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
         for batch in vectors.chunks(500) {
             let hashes: Vec<&str> = batch.iter().map(|(h, _)| h.as_str()).collect();
             let dims: Vec<i32> = batch
@@ -1731,8 +1767,9 @@ impl Store for PgStore {
                 .collect();
             let embeddings: Vec<PgVector<'_>> = batch.iter().map(|(_, v)| PgVector(v)).collect();
             sqlx::query(
-                "INSERT INTO embeddings (tenant_id, model, content_hash, dims, embedding, created_at)
-                 SELECT $1, $2, u.hash, u.dims, u.embedding, $3
+                "INSERT INTO embeddings (tenant_id, model, content_hash, dims, embedding, created_at,
+                     added_version)
+                 SELECT $1, $2, u.hash, u.dims, u.embedding, $3, $7
                  FROM UNNEST($4::text[], $5::int4[], $6::vector[]) AS u(hash, dims, embedding)
                  ON CONFLICT DO NOTHING",
             )
@@ -1742,19 +1779,11 @@ impl Store for PgStore {
             .bind(hashes)
             .bind(dims)
             .bind(embeddings)
+            .bind(version)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
-        sqlx::query(
-            "INSERT INTO embedding_versions (tenant_id, model, version) VALUES ($1, $2, 1)
-             ON CONFLICT (tenant_id, model) DO UPDATE SET version = embedding_versions.version + 1",
-        )
-        .bind(tenant.0)
-        .bind(model)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
         tx.commit().await.map_err(db)
     }
 

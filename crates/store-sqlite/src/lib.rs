@@ -405,7 +405,10 @@ async fn collect_vectors(conn: &mut SqliteConnection, tenant: TenantId) -> Resul
     .await
     .map_err(db)?;
     if gone.rows_affected() > 0 {
-        sqlx::query("UPDATE embedding_versions SET version = version + 1 WHERE tenant_id = $1")
+        sqlx::query(
+            "UPDATE embedding_versions SET version = version + 1, rebuild_version = rebuild_version + 1
+             WHERE tenant_id = $1",
+        )
             .bind(tenant.0)
             .execute(&mut *conn)
             .await
@@ -518,37 +521,46 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The tenant's matrix of `model` vectors, from the cache when it is current.
+    /// The tenant's matrix of `model` vectors: from the cache when it is current; the cached
+    /// one with the vectors added since appended when nothing was deleted meanwhile; else
+    /// loaded whole.
     async fn matrix(&self, tenant: TenantId, model: &str, dims: usize) -> Result<Arc<Matrix>> {
-        let version: i64 = sqlx::query_scalar(
-            "SELECT version FROM embedding_versions WHERE tenant_id = $1 AND model = $2",
-        )
-        .bind(tenant.0)
-        .bind(model)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?
-        .unwrap_or(0);
+        const VERSIONS: &str = "SELECT version, rebuild_version FROM embedding_versions
+             WHERE tenant_id = $1 AND model = $2";
+        let version: Option<(i64, i64)> = sqlx::query_as(VERSIONS)
+            .bind(tenant.0)
+            .bind(model)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let (version, _) = version.unwrap_or((0, 0));
         if let Some(m) = self.vectors.get(tenant, model, version) {
             return Ok(m);
         }
+        // One snapshot for the versions and the rows.
         let mut tx = self.pool.begin().await.map_err(db)?;
-        // Read the version again inside the snapshot the rows come from.
-        let version: i64 = sqlx::query_scalar(
-            "SELECT version FROM embedding_versions WHERE tenant_id = $1 AND model = $2",
-        )
-        .bind(tenant.0)
-        .bind(model)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        .unwrap_or(0);
+        let (version, rebuild): (i64, i64) = sqlx::query_as(VERSIONS)
+            .bind(tenant.0)
+            .bind(model)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .unwrap_or((0, 0));
+        let base = self
+            .vectors
+            .latest(tenant, model)
+            .filter(|m| m.rebuild == rebuild && m.version < version && m.dims == dims);
+        let since = base.as_ref().map_or(-1, |m| m.version);
         let rows = sqlx::query(
-            "SELECT content_hash, vector FROM embeddings WHERE tenant_id = $1 AND model = $2 AND dims = $3",
+            "SELECT content_hash, vector FROM embeddings
+             WHERE tenant_id = $1 AND model = $2 AND dims = $3
+               AND added_version > $4 AND added_version <= $5",
         )
         .bind(tenant.0)
         .bind(model)
         .bind(i64::try_from(dims).unwrap_or(i64::MAX))
+        .bind(since)
+        .bind(version)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
@@ -560,7 +572,10 @@ impl SqliteStore {
             let v = vector_from_bytes(&bytes).ok_or_else(|| corrupt("vector", &hash))?;
             vectors.push((hash, v));
         }
-        let matrix = Arc::new(Matrix::new(version, dims, vectors));
+        let matrix = Arc::new(match base {
+            Some(base) => base.appended(version, vectors),
+            None => Matrix::new(version, dims, vectors).rebuilt_at(rebuild),
+        });
         self.vectors.put(tenant, model, matrix.clone());
         Ok(matrix)
     }
@@ -1673,10 +1688,23 @@ impl Store for SqliteStore {
         }
         let now = ms(Utc::now());
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // The new version first: the rows carry it, so a process holding the previous one
+        // appends exactly these.
+        let version: i64 = sqlx::query_scalar(
+            "INSERT INTO embedding_versions (tenant_id, model, version) VALUES ($1, $2, 1)
+             ON CONFLICT (tenant_id, model) DO UPDATE SET version = version + 1
+             RETURNING version",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
         for (hash, v) in vectors {
             sqlx::query(
-                "INSERT INTO embeddings (tenant_id, model, content_hash, dims, vector, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                "INSERT INTO embeddings (tenant_id, model, content_hash, dims, vector, created_at,
+                     added_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             )
             .bind(tenant.0)
             .bind(model)
@@ -1684,19 +1712,11 @@ impl Store for SqliteStore {
             .bind(i64::try_from(v.len()).unwrap_or(i64::MAX))
             .bind(vector_to_bytes(v))
             .bind(now)
+            .bind(version)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
-        sqlx::query(
-            "INSERT INTO embedding_versions (tenant_id, model, version) VALUES ($1, $2, 1)
-             ON CONFLICT (tenant_id, model) DO UPDATE SET version = version + 1",
-        )
-        .bind(tenant.0)
-        .bind(model)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
