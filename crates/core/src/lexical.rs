@@ -7,8 +7,9 @@
 //! every tenant's rows at once. Here each tenant has its own index — its own statistics —
 //! built from its chunk texts on the first search after a change (a version row per tenant,
 //! bumped in the same transaction as every change to its chunks, tells a store when its copy
-//! is stale) and scored term at a time into a dense array, which costs microseconds per
-//! thousand postings.
+//! is stale; chunks added since are appended to a copy, and only a deletion makes the next
+//! search read every chunk again) and scored term at a time into a dense array, which costs
+//! microseconds per thousand postings.
 //!
 //! Analysis: lowercased runs of letters and digits, the commonest English function words
 //! dropped, Snowball (Porter 2) English stemming. BM25 with k1 = 0.9, b = 0.4 (the BEIR
@@ -73,7 +74,12 @@ impl Analyzer {
 /// One tenant's chunks, indexed. `K` is how the store names a chunk.
 pub struct LexicalIndex<K> {
     pub version: i64,
+    /// The tenant's rebuild counter when the rows were read: deletions bump it, and an index
+    /// of another rebuild cannot be appended to.
+    pub rebuild: i64,
     keys: Vec<K>,
+    /// Per document: its number of indexed terms.
+    lengths: Vec<f32>,
     /// Per document: `k1 · (1 − b + b · length / average length)`.
     norms: Vec<f32>,
     terms: HashMap<String, u32>,
@@ -83,20 +89,44 @@ pub struct LexicalIndex<K> {
     freqs: Vec<u16>,
 }
 
-impl<K: Clone> LexicalIndex<K> {
-    /// Indexes `(key, text)` pairs as of `version`.
-    pub fn build(version: i64, rows: Vec<(K, String)>, analyzer: &Analyzer) -> Self {
-        let mut keys = Vec::with_capacity(rows.len());
-        let mut lengths = Vec::with_capacity(rows.len());
-        let mut terms: HashMap<String, u32> = HashMap::new();
-        let mut postings: Vec<Vec<(u32, u16)>> = Vec::new();
+/// Postings being gathered, from nothing or from an index (to append to it).
+struct Builder<K> {
+    keys: Vec<K>,
+    lengths: Vec<f32>,
+    terms: HashMap<String, u32>,
+    postings: Vec<Vec<(u32, u16)>>,
+}
+
+impl<K: Clone> Builder<K> {
+    fn from_index(index: &LexicalIndex<K>) -> Self {
+        let postings = index
+            .offsets
+            .windows(2)
+            .map(|w| {
+                let (from, to) = (w[0] as usize, w[1] as usize);
+                index.docs[from..to]
+                    .iter()
+                    .copied()
+                    .zip(index.freqs[from..to].iter().copied())
+                    .collect()
+            })
+            .collect();
+        Self {
+            keys: index.keys.clone(),
+            lengths: index.lengths.clone(),
+            terms: index.terms.clone(),
+            postings,
+        }
+    }
+
+    fn add(&mut self, rows: Vec<(K, String)>, analyzer: &Analyzer) {
         let mut counts: HashMap<u32, u16> = HashMap::new();
         // Each distinct spelling is analysed once: stemming is most of the build's cost.
         let mut memo: HashMap<String, Option<u32>> = HashMap::new();
         let mut lower = String::new();
-        for (doc, (key, text)) in rows.into_iter().enumerate() {
-            let doc = u32::try_from(doc).unwrap_or(u32::MAX);
-            keys.push(key);
+        for (key, text) in rows {
+            let doc = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+            self.keys.push(key);
             counts.clear();
             let mut length = 0usize;
             for word in words(&text) {
@@ -106,10 +136,10 @@ impl<K: Clone> LexicalIndex<K> {
                     Some(id) => *id,
                     None => {
                         let id = analyzer.term(&lower).map(|term| {
-                            let next = u32::try_from(terms.len()).unwrap_or(u32::MAX);
-                            let id = *terms.entry(term).or_insert(next);
+                            let next = u32::try_from(self.terms.len()).unwrap_or(u32::MAX);
+                            let id = *self.terms.entry(term).or_insert(next);
                             if id == next {
-                                postings.push(Vec::new());
+                                self.postings.push(Vec::new());
                             }
                             id
                         });
@@ -123,22 +153,26 @@ impl<K: Clone> LexicalIndex<K> {
                     *c = c.saturating_add(1);
                 }
             }
-            lengths.push(length as f32);
+            self.lengths.push(length as f32);
             for (&term, &tf) in &counts {
-                postings[term as usize].push((doc, tf));
+                self.postings[term as usize].push((doc, tf));
             }
         }
-        let avg = lengths.iter().sum::<f32>() / lengths.len().max(1) as f32;
-        let norms = lengths
+    }
+
+    fn finish(self, version: i64, rebuild: i64) -> LexicalIndex<K> {
+        let avg = self.lengths.iter().sum::<f32>() / self.lengths.len().max(1) as f32;
+        let norms = self
+            .lengths
             .iter()
             .map(|&l| K1 * (1.0 - B + B * l / avg.max(1.0)))
             .collect();
-        let total: usize = postings.iter().map(Vec::len).sum();
-        let mut offsets = Vec::with_capacity(postings.len() + 1);
+        let total: usize = self.postings.iter().map(Vec::len).sum();
+        let mut offsets = Vec::with_capacity(self.postings.len() + 1);
         let mut docs = Vec::with_capacity(total);
         let mut freqs = Vec::with_capacity(total);
         offsets.push(0);
-        for mut list in postings {
+        for mut list in self.postings {
             list.sort_unstable_by_key(|&(d, _)| d);
             for (d, tf) in list {
                 docs.push(d);
@@ -146,15 +180,45 @@ impl<K: Clone> LexicalIndex<K> {
             }
             offsets.push(u32::try_from(docs.len()).unwrap_or(u32::MAX));
         }
-        Self {
+        LexicalIndex {
             version,
-            keys,
+            rebuild,
+            keys: self.keys,
+            lengths: self.lengths,
             norms,
-            terms,
+            terms: self.terms,
             offsets,
             docs,
             freqs,
         }
+    }
+}
+
+impl<K: Clone> LexicalIndex<K> {
+    /// Indexes `(key, text)` pairs as of `version`.
+    pub fn build(version: i64, rows: Vec<(K, String)>, analyzer: &Analyzer) -> Self {
+        let mut b = Builder {
+            keys: Vec::with_capacity(rows.len()),
+            lengths: Vec::with_capacity(rows.len()),
+            terms: HashMap::new(),
+            postings: Vec::new(),
+        };
+        b.add(rows, analyzer);
+        b.finish(version, 0)
+    }
+
+    /// The same index, recorded as read at rebuild `rebuild`.
+    pub fn rebuilt_at(mut self, rebuild: i64) -> Self {
+        self.rebuild = rebuild;
+        self
+    }
+
+    /// A new index holding these rows after this one's, at `version`: the same as building
+    /// it from all the rows (statistics included), without analysing the old rows again.
+    pub fn appended(&self, version: i64, rows: Vec<(K, String)>, analyzer: &Analyzer) -> Self {
+        let mut b = Builder::from_index(self);
+        b.add(rows, analyzer);
+        b.finish(version, self.rebuild)
     }
 
     pub fn len(&self) -> usize {
@@ -215,6 +279,7 @@ impl<K: Clone> LexicalIndex<K> {
     pub fn bytes(&self) -> usize {
         self.keys.len() * (std::mem::size_of::<K>() + 4)
             + self.docs.len() * 6
+            + self.lengths.len() * 4
             + self.offsets.len() * 4
             + self.terms.keys().map(|t| t.len() + 40).sum::<usize>()
     }
@@ -240,6 +305,12 @@ impl<K: Clone> LexicalCache<K> {
             entries: Mutex::new(HashMap::new()),
             analyzer: Analyzer::default(),
         }
+    }
+
+    /// The tenant's cached index whatever its version (to append to).
+    pub fn latest(&self, tenant: TenantId) -> Option<Arc<LexicalIndex<K>>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(&tenant).map(|e| e.index.clone())
     }
 
     /// The tenant's index if it is at `version`.
@@ -285,6 +356,37 @@ mod tests {
             .map(|(i, t)| (i, (*t).to_owned()))
             .collect();
         LexicalIndex::build(1, rows, &Analyzer::default())
+    }
+
+    #[test]
+    fn an_appended_index_ranks_like_one_built_whole() {
+        let texts = [
+            "Refunds are issued within 14 days of receiving the item.",
+            "We ship to Canada, Mexico and the United States.",
+            "Express shipping takes two business days.",
+            "Passwords can be reset from the login page.",
+            "Refunds for digital goods are not possible after download.",
+            "Shipping to Canada costs five dollars.",
+        ];
+        let rows: Vec<(usize, String)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, (*t).to_owned()))
+            .collect();
+        let a = Analyzer::default();
+        let whole = LexicalIndex::build(2, rows.clone(), &a);
+        let first = LexicalIndex::build(1, rows[..3].to_vec(), &a).rebuilt_at(4);
+        let grown = first.appended(2, rows[3..].to_vec(), &a);
+        assert_eq!((grown.version, grown.rebuild, grown.len()), (2, 4, 6));
+        assert_eq!(first.len(), 3, "the original is untouched");
+        for q in [
+            "refunds",
+            "shipping canada",
+            "reset password",
+            "digital download refund",
+        ] {
+            assert_eq!(whole.search(q, 6, &a), grown.search(q, 6, &a), "{q}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - `bench search --chunks N`: vector, lexical and hybrid search latency (the query vector
 //!   given, so without the model) over one tenant's N chunks
 //!   (random unit vectors, so the scan does real work; text from a fixed vocabulary), and the
-//!   first vector search after each of ten batches of 100 new vectors (as during ingestion).
+//!   first hybrid search after each of ten documents of 100 new chunks (as during ingestion).
 //! - `bench ingest FILE…`: seconds per MB until the files are lexically searchable and until
 //!   they are fully embedded, with the real local model.
 //! - `bench answer --questions Q.jsonl FILE…`: the answer engine end to end (retrieval, the
@@ -287,17 +287,70 @@ pub async fn search(
     }
     report("lexical", lexical_ms);
     report("hybrid", hybrid_ms);
-    // During an ingestion: 100 more vectors (embedding vectors only; their chunks need not
-    // exist for the matrix), then the next vector search, ten times.
+    // During an ingestion: a document of 100 more chunks with their vectors, then the next
+    // hybrid search (both indexes catch up), ten times.
     let mut after_add_ms = Vec::with_capacity(10);
     for round in 0..10 {
-        let vectors: Vec<(String, Vec<f32>)> = (0..100)
-            .map(|i| (format!("added-{round}-{i}"), random_unit(&mut rng, 384)))
+        let id = DocumentId::new();
+        store
+            .create_document(
+                tenant,
+                NewDocument {
+                    id,
+                    title: format!("added {round}"),
+                    filename: None,
+                    source: DocumentSource::Upload,
+                    source_url: None,
+                    kind: "text".into(),
+                    size_bytes: 0,
+                    sha256: String::new(),
+                    blob_key: None,
+                    created_at: Utc::now(),
+                },
+                cortex_core::jobs::NewJob::now("BenchNoop", serde_json::json!({}))
+                    .unique(format!("bench:{id}")),
+                None,
+            )
+            .await?;
+        let new: Vec<NewChunk> = (0..100)
+            .map(|i| {
+                let text: Vec<String> = (0..60).map(|_| word(&mut rng)).collect();
+                NewChunk::new(
+                    i as u32,
+                    format!("{} added {round}-{i}.", text.join(" ")),
+                    60,
+                )
+            })
             .collect();
+        let vectors: Vec<(String, Vec<f32>)> = new
+            .iter()
+            .map(|c| (c.content_hash.clone(), random_unit(&mut rng, 384)))
+            .collect();
+        store
+            .replace_chunks(
+                tenant,
+                id,
+                1,
+                new,
+                cortex_core::jobs::NewJob::now("BenchNoop", serde_json::json!({}))
+                    .unique(format!("bench:{id}:e")),
+                Utc::now(),
+            )
+            .await?;
         store.put_embeddings(tenant, model, &vectors).await?;
-        let q = random_unit(&mut rng, 384);
+        let query: Vec<String> = (0..4).map(|_| word(&mut rng)).collect();
+        let v = random_unit(&mut rng, 384);
         let t = Instant::now();
-        store.vector_search(tenant, model, &q, k).await?;
+        crate::knowledge::search::hybrid(
+            store.as_ref(),
+            tenant,
+            &query.join(" "),
+            model,
+            &v,
+            k,
+            (1.0, 1.0),
+        )
+        .await?;
         after_add_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     report("after+100", after_add_ms);

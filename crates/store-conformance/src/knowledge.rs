@@ -844,3 +844,65 @@ pub async fn vectors_added_between_searches_join_the_results_and_deletions_leave
     assert_eq!(texts(&hits)[0], "A late passage about topic 99");
     assert_eq!(hits.len(), 16);
 }
+
+/// Chunks added between lexical searches (as during an ingestion) are found by the next
+/// search, the earlier ones still; deleted ones leave, and later additions join again.
+pub async fn chunks_added_between_lexical_searches_join_and_deleted_ones_leave(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "growing-chunks").await;
+    let topics = ["refunds", "shipping", "passwords", "invoices"];
+    let mut docs = Vec::new();
+    for (batch, topic) in topics.iter().enumerate() {
+        let d = create(&store, t, topic).await;
+        let passages: Vec<String> = (0..3)
+            .map(|i| format!("All about {topic}, part {i}."))
+            .collect();
+        let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+        put_chunks(&store, t, d, 1, &refs).await;
+        docs.push(d);
+        for seen in &topics[..=batch] {
+            let hits = store.lexical_search(t, seen, 10).await.expect("search");
+            assert_eq!(hits.len(), 3, "{seen} after batch {batch}");
+            assert!(hits.iter().all(|h| h.chunk.text.contains(seen)));
+        }
+        let later = store
+            .lexical_search(t, topics[(batch + 1) % topics.len()], 10)
+            .await
+            .expect("search");
+        assert_eq!(later.is_empty(), batch + 1 < topics.len(), "not yet added");
+    }
+    store.delete_document(t, docs[1]).await.expect("delete");
+    assert!(
+        store
+            .lexical_search(t, "shipping", 10)
+            .await
+            .expect("search")
+            .is_empty(),
+        "deleted chunks leave the index"
+    );
+    assert_eq!(
+        store
+            .lexical_search(t, "refunds", 10)
+            .await
+            .expect("search")
+            .len(),
+        3
+    );
+    let d = create(&store, t, "late").await;
+    put_chunks(&store, t, d, 1, &["Shipping comes back in a late passage."]).await;
+    let hits = store
+        .lexical_search(t, "shipping", 10)
+        .await
+        .expect("search");
+    assert_eq!(texts(&hits), ["Shipping comes back in a late passage."]);
+    // Reprocessing a document replaces its chunks (a deletion, then additions).
+    store
+        .restart_document(t, docs[0], parse_job(docs[0], 2))
+        .await
+        .expect("restart");
+    put_chunks(&store, t, docs[0], 2, &["Refunds, rewritten."]).await;
+    let hits = store
+        .lexical_search(t, "refunds", 10)
+        .await
+        .expect("search");
+    assert_eq!(texts(&hits), ["Refunds, rewritten."]);
+}

@@ -80,6 +80,7 @@ macro_rules! conformance_tests {
             a_fetched_original_is_attached_once_per_run_and_ids_are_unique,
             vector_search_sees_vectors_added_and_deleted_after_a_search,
             vectors_added_between_searches_join_the_results_and_deletions_leave_them,
+            chunks_added_between_lexical_searches_join_and_deleted_ones_leave,
             bot_settings_default_to_none_and_are_saved_with_an_audit_entry,
             turns_store_messages_usage_and_events_and_read_back_in_order,
             another_tenants_conversations_are_out_of_reach,

@@ -374,23 +374,30 @@ async fn delete_chunks(
         .await
         .map_err(db)?;
     if gone.rows_affected() > 0 {
-        bump_chunk_version(conn, tenant).await?;
+        bump_chunk_version(conn, tenant, true).await?;
     }
     Ok(())
 }
 
-/// Marks the tenant's chunks as changed (in the caller's transaction), so every process's
-/// lexical index of the tenant is rebuilt on its next search.
-async fn bump_chunk_version(conn: &mut SqliteConnection, tenant: TenantId) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO chunk_versions (tenant_id, version) VALUES ($1, 1)
-         ON CONFLICT (tenant_id) DO UPDATE SET version = version + 1",
+/// Marks the tenant's chunks as changed (in the caller's transaction) and returns the new
+/// version: chunks added carry it, so every process's lexical index appends them on its next
+/// search; `deleted` also bumps the rebuild counter, so those indexes are rebuilt instead.
+async fn bump_chunk_version(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    deleted: bool,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO chunk_versions (tenant_id, version, rebuild_version) VALUES ($1, 1, $2)
+         ON CONFLICT (tenant_id) DO UPDATE SET version = chunk_versions.version + 1,
+             rebuild_version = chunk_versions.rebuild_version + $2
+         RETURNING version",
     )
     .bind(tenant.0)
-    .execute(conn)
+    .bind(i64::from(deleted))
+    .fetch_one(conn)
     .await
-    .map_err(db)?;
-    Ok(())
+    .map_err(db)
 }
 
 /// Drops vectors of the tenant that no chunk uses any more, and tells the vector caches
@@ -604,30 +611,52 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// The tenant's lexical index, rebuilt when its chunks changed since it was built (here or
-    /// in another process).
+    /// The tenant's lexical index: from the cache when it is current; the cached one with the
+    /// chunks added since appended when none was deleted meanwhile; else built from every
+    /// chunk. Changes made here or in another process are seen (the version row).
     async fn lexical_index(&self, tenant: TenantId) -> Result<Arc<LexicalIndex<i64>>> {
-        let version: i64 =
-            sqlx::query_scalar("SELECT version FROM chunk_versions WHERE tenant_id = $1")
-                .bind(tenant.0)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?
-                .unwrap_or(0);
+        const VERSIONS: &str =
+            "SELECT version, rebuild_version FROM chunk_versions WHERE tenant_id = $1";
+        let versions: Option<(i64, i64)> = sqlx::query_as(VERSIONS)
+            .bind(tenant.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let (version, _) = versions.unwrap_or((0, 0));
         if let Some(index) = self.lexical.get(tenant, version) {
             return Ok(index);
         }
-        // Read after the version: a change in between leaves a newer text under an older
-        // version, which the next search sees as stale and rebuilds.
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, text FROM chunks WHERE tenant_id = $1 ORDER BY seq")
-                .bind(tenant.0)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
+        // One snapshot for the versions and the rows.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let (version, rebuild): (i64, i64) = sqlx::query_as(VERSIONS)
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .unwrap_or((0, 0));
+        let base = self
+            .lexical
+            .latest(tenant)
+            .filter(|i| i.rebuild == rebuild && i.version < version);
+        let since = base.as_ref().map_or(-1, |i| i.version);
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, text FROM chunks
+             WHERE tenant_id = $1 AND added_version > $2 AND added_version <= $3
+             ORDER BY seq",
+        )
+        .bind(tenant.0)
+        .bind(since)
+        .bind(version)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         let cache = self.lexical.clone();
         let index = tokio::task::spawn_blocking(move || {
-            Arc::new(LexicalIndex::build(version, rows, &cache.analyzer))
+            Arc::new(match base {
+                Some(base) => base.appended(version, rows, &cache.analyzer),
+                None => LexicalIndex::build(version, rows, &cache.analyzer).rebuilt_at(rebuild),
+            })
         })
         .await
         .map_err(StoreError::other)?;
@@ -1582,11 +1611,17 @@ impl Store for SqliteStore {
                 .await);
         }
         delete_chunks(&mut tx, tenant, document.0).await?;
+        // The new version first: the chunks carry it.
+        let added = if chunks.is_empty() {
+            0
+        } else {
+            bump_chunk_version(&mut tx, tenant, false).await?
+        };
         for c in &chunks {
             sqlx::query(
                 "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, answer, heading_path,
-                     page_start, page_end, token_count, content_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     page_start, page_end, token_count, content_hash, created_at, added_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(c.id.0)
             .bind(tenant.0)
@@ -1600,12 +1635,10 @@ impl Store for SqliteStore {
             .bind(i64::from(c.token_count))
             .bind(&c.content_hash)
             .bind(ms(at))
+            .bind(added)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        }
-        if !chunks.is_empty() {
-            bump_chunk_version(&mut tx, tenant).await?;
         }
         collect_vectors(&mut tx, tenant).await?;
         insert_job(&mut tx, Some(tenant), &next).await?;
