@@ -34,17 +34,27 @@ fn connection(tenant: TenantId, kind: Channel, asset: &str) -> ChannelConnection
     }
 }
 
-pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynStore) {
-    let (a, _) = tenant_with_owner(&store, "chan-a").await;
-    let (b, _) = tenant_with_owner(&store, "chan-b").await;
-    let wa = store
+/// Connects a channel of `tenant` (see [`connection`]) and returns the stored row.
+async fn connected(
+    store: &DynStore,
+    tenant: TenantId,
+    kind: Channel,
+    asset: &str,
+) -> ChannelConnection {
+    store
         .create_channel_connection(
-            a,
-            connection(a, Channel::WhatsApp, "1065"),
+            tenant,
+            connection(tenant, kind, asset),
             audit(action::CHANNEL_CONNECTED),
         )
         .await
-        .expect("connect");
+        .expect("connect")
+}
+
+pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "chan-a").await;
+    let (b, _) = tenant_with_owner(&store, "chan-b").await;
+    let wa = connected(&store, a, Channel::WhatsApp, "1065").await;
     assert_eq!(wa.sealed_token, "v1.abcd1234.sealed-1065");
     assert_eq!(
         wa.template,
@@ -220,14 +230,7 @@ fn answer_job(provider_id: &str) -> cortex_core::jobs::NewJob {
 pub async fn a_delivery_replayed_concurrently_is_stored_once_with_one_job(store: DynStore) {
     let (a, _) = tenant_with_owner(&store, "inbound-a").await;
     let (b, _) = tenant_with_owner(&store, "inbound-b").await;
-    let conn = store
-        .create_channel_connection(
-            a,
-            connection(a, Channel::WhatsApp, "77"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
+    let conn = connected(&store, a, Channel::WhatsApp, "77").await;
     let deliveries = (0..10).map(|_| {
         let store = store.clone();
         async move {
@@ -355,14 +358,7 @@ pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
     use cortex_core::ids::ConversationId;
     let (a, _) = tenant_with_owner(&store, "customer-a").await;
     let (b, _) = tenant_with_owner(&store, "customer-b").await;
-    let conn = store
-        .create_channel_connection(
-            a,
-            connection(a, Channel::WhatsApp, "88"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
+    let conn = connected(&store, a, Channel::WhatsApp, "88").await;
     let c = ConversationId::new();
     let question = message(a, c, MessageRole::User, "hi");
     let answer = message(a, c, MessageRole::Assistant, "hello");
@@ -451,14 +447,7 @@ pub async fn delivery_statuses_only_move_forward(store: DynStore) {
     use cortex_core::channels::{DeliveryStatus, OutboundMessage};
     let (a, _) = tenant_with_owner(&store, "outbound-a").await;
     let (b, _) = tenant_with_owner(&store, "outbound-b").await;
-    let conn = store
-        .create_channel_connection(
-            a,
-            connection(a, Channel::WhatsApp, "99"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
+    let conn = connected(&store, a, Channel::WhatsApp, "99").await;
     let sent = |provider_id: &str| OutboundMessage {
         id: cortex_core::ids::OutboundMessageId::new(),
         tenant_id: a,
@@ -552,14 +541,7 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
     use cortex_core::ids::ConversationId;
     let (a, _) = tenant_with_owner(&store, "inbox-a").await;
     let (b, _) = tenant_with_owner(&store, "inbox-b").await;
-    let wa = store
-        .create_channel_connection(
-            a,
-            connection(a, Channel::WhatsApp, "77"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
+    let wa = connected(&store, a, Channel::WhatsApp, "77").await;
     // Opens a conversation whose last activity was `minutes_ago`.
     let open = |tenant: TenantId,
                 channel: Channel,
@@ -677,30 +659,9 @@ pub async fn a_persons_data_is_deleted_in_every_tenant_on_the_providers_connecti
     use cortex_core::ids::ConversationId;
     let (a, _) = tenant_with_owner(&store, "delete-a").await;
     let (b, _) = tenant_with_owner(&store, "delete-b").await;
-    let meta_a = store
-        .create_channel_connection(
-            a,
-            connection(a, Channel::Messenger, "501"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
-    let meta_b = store
-        .create_channel_connection(
-            b,
-            connection(b, Channel::Instagram, "502"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
-    let twilio_b = store
-        .create_channel_connection(
-            b,
-            connection(b, Channel::WhatsApp, "+15005550006"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
+    let meta_a = connected(&store, a, Channel::Messenger, "501").await;
+    let meta_b = connected(&store, b, Channel::Instagram, "502").await;
+    let twilio_b = connected(&store, b, Channel::WhatsApp, "+15005550006").await;
     // The person (and someone else) on each connection: a delivered message and a conversation.
     let mut conversations = Vec::new();
     for (tenant, conn, customer) in [
@@ -886,14 +847,7 @@ pub async fn an_oauth_flow_is_claimed_once_by_its_browser_before_it_expires(stor
 pub async fn a_customers_waiting_messages_list_oldest_first(store: DynStore) {
     let (a, _) = tenant_with_owner(&store, "waiting-a").await;
     let (b, _) = tenant_with_owner(&store, "waiting-b").await;
-    let conn = store
-        .create_channel_connection(
-            a,
-            connection(a, Channel::WhatsApp, "66"),
-            audit(action::CHANNEL_CONNECTED),
-        )
-        .await
-        .expect("connect");
+    let conn = connected(&store, a, Channel::WhatsApp, "66").await;
     let at = |secs: i64| now() - chrono::Duration::seconds(secs);
     let mut ids = Vec::new();
     // Arriving out of order: the provider's time decides.

@@ -342,17 +342,22 @@ async fn record_in_conversation(
     tenant: cortex_core::ids::TenantId,
     mut turn: Turn,
 ) -> Result<ConversationId> {
-    let opened_for = turn
+    let id = turn.conversation_id;
+    let Some((connection, customer)) = turn
         .new_conversation
         .as_ref()
-        .and_then(|c| Some((c.connection_id?, c.customer.clone()?)));
+        .and_then(|c| Some((c.connection_id?, c.customer.clone()?)))
+    else {
+        // Not a channel customer's new conversation: nothing to join, no copy needed.
+        state.store.record_turn(tenant, turn).await?;
+        return Ok(id);
+    };
     match state.store.record_turn(tenant, turn.clone()).await {
-        Ok(()) => return Ok(turn.conversation_id),
+        Ok(()) => return Ok(id),
         Err(cortex_core::StoreError::Conflict(c))
-            if c == cortex_core::store::conflict::CONVERSATION_EXISTS && opened_for.is_some() => {}
+            if c == cortex_core::store::conflict::CONVERSATION_EXISTS => {}
         Err(e) => return Err(e.into()),
     }
-    let (connection, customer) = opened_for.expect("checked above");
     let Some(existing) = state
         .store
         .find_customer_conversation(tenant, connection, &customer)

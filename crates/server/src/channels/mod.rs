@@ -77,6 +77,17 @@ fn invalid(field: &'static str, message: &str) -> ChannelError {
     .into()
 }
 
+/// WhatsApp, Messenger, Instagram and ManyChat need a plan that includes them.
+fn plan_allows_channels(ctx: &TenantCtx) -> Result<()> {
+    let plan = plans::plan_or_default(&ctx.tenant().plan);
+    if !plan.meta_channels {
+        return Err(ChannelError::PlanFeatureUnavailable {
+            plan: plan.name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Connecting and disconnecting is for owners and admins, not integrations.
 fn may_manage(ctx: &TenantCtx) -> Result<()> {
     Ok(ctx.admin_or_operator("channels are connected by owners and admins")?)
@@ -260,12 +271,7 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
             "must be whatsapp, messenger, instagram or manychat",
         ));
     }
-    let plan = plans::plan_or_default(&ctx.tenant().plan);
-    if !plan.meta_channels {
-        return Err(ChannelError::PlanFeatureUnavailable {
-            plan: plan.name.to_owned(),
-        });
-    }
+    plan_allows_channels(ctx)?;
     let (provider, token, account_id) = check_connect(state, &req)?;
     let asset_id = req.asset_id.trim().to_owned();
     let name = req

@@ -90,12 +90,7 @@ pub async fn start(
     if !super::CONNECTABLE.contains(&kind) || kind == Channel::ManyChat {
         return Err(invalid("kind", "must be whatsapp, messenger or instagram"));
     }
-    let plan = cortex_core::plans::plan_or_default(&ctx.tenant().plan);
-    if !plan.meta_channels {
-        return Err(ChannelError::PlanFeatureUnavailable {
-            plan: plan.name.to_owned(),
-        });
-    }
+    super::plan_allows_channels(ctx)?;
     let (app_id, _) = app(state)?;
     let return_path = return_path.unwrap_or_else(|| "/channels".into());
     // A path of this site only: no scheme, no host, no `//`, nothing to escape.
