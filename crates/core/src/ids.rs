@@ -129,6 +129,10 @@ id_type!(
     WidgetKeyId
 );
 id_type!(
+    /// A signup waiting for its emailed code; it becomes a tenant and an owner only when verified.
+    SignupId
+);
+id_type!(
     /// A Meta OAuth connection flow: started by a member, authorized at Meta, then chosen from.
     OauthFlowId
 );

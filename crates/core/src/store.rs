@@ -18,15 +18,15 @@ use crate::channels::{
 use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
 use crate::ids::{
     ApiKeyId, ChannelConnectionId, ConversationId, DocumentId, InboundMessageId, InvitationId,
-    JobId, PlatformAdminId, TenantId, TokenFamilyId, UserId,
+    JobId, PlatformAdminId, SignupId, TenantId, TokenFamilyId, UserId,
 };
 use crate::jobs::{Job, Lease, NewJob};
 use crate::knowledge::{
     Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
 };
 use crate::tenancy::{
-    Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
-    Role, Tenant, TenantStatus, User,
+    Email, Invitation, NewInvitation, NewPendingSignup, NewTenant, NewUser, PendingSignup, Role,
+    Tenant, TenantStatus, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -109,13 +109,12 @@ pub trait Store: Send + Sync + 'static {
 
     // ----- tenants -------------------------------------------------------------------------
 
-    /// Signup: the tenant, its first owner, the pending verification code and the audit entry,
-    /// all or nothing. `Conflict(email_taken)` if the email already has an account.
+    /// A tenant, its first owner and the audit entry, all or nothing.
+    /// `Conflict(email_taken)` if the email already has an account.
     async fn create_tenant_with_owner(
         &self,
         tenant: NewTenant,
         owner: NewUser,
-        verification: NewEmailVerification,
         audit: NewAuditEvent,
     ) -> Result<()>;
 
@@ -169,31 +168,41 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_user(&self, tenant: TenantId, user: UserId, audit: NewAuditEvent)
     -> Result<()>;
 
-    // ----- email verification --------------------------------------------------------------
+    // ----- pending signups -----------------------------------------------------------------
 
-    /// Replaces any pending code of this user with a new one (resend).
-    async fn replace_email_verification(
+    /// Keeps a signup until its code is verified, replacing any pending signup of the same
+    /// address (its code stops working); pending signups past their expiry are deleted.
+    async fn put_pending_signup(&self, signup: NewPendingSignup) -> Result<()>;
+
+    /// Credential lookup: the address's pending signup, if one has not expired.
+    async fn find_pending_signup(
         &self,
-        tenant: TenantId,
-        verification: NewEmailVerification,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingSignup>>;
+
+    /// A fresh code for the same signup (resend): attempts start again. `NotFound` if the
+    /// signup was replaced or completed meanwhile.
+    async fn renew_pending_signup_code(
+        &self,
+        signup: SignupId,
+        code_hash: &str,
+        expires_at: DateTime<Utc>,
     ) -> Result<()>;
 
-    async fn get_email_verification(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-    ) -> Result<Option<EmailVerification>>;
+    /// Counts a wrong guess; returns the attempts made so far. `NotFound` if it is gone.
+    async fn record_pending_signup_failure(&self, signup: SignupId) -> Result<u32>;
 
-    /// Counts a wrong guess; returns the attempts made so far.
-    async fn record_verification_failure(&self, tenant: TenantId, user: UserId) -> Result<u32>;
-
-    /// Deletes the pending code and marks the email verified, atomically.
-    async fn complete_email_verification(
+    /// Verification: deletes the pending signup and creates its tenant and owner with the
+    /// audit entry, all or nothing. `NotFound` if the signup was replaced or completed
+    /// meanwhile, `Conflict(email_taken)` if the address got an account.
+    async fn complete_pending_signup(
         &self,
-        tenant: TenantId,
-        user: UserId,
-        at: DateTime<Utc>,
-    ) -> Result<User>;
+        signup: SignupId,
+        tenant: NewTenant,
+        owner: NewUser,
+        audit: NewAuditEvent,
+    ) -> Result<()>;
 
     // ----- refresh tokens ------------------------------------------------------------------
 
@@ -236,7 +245,8 @@ pub trait Store: Send + Sync + 'static {
     /// Credential lookup by the token's hash.
     async fn find_invitation(&self, token_hash: &str) -> Result<Option<Invitation>>;
 
-    /// Marks the invitation accepted and creates the member, atomically.
+    /// Marks the invitation accepted and creates the member, atomically; a pending signup of
+    /// the same address goes (the invitation proved the mailbox).
     /// `Conflict(invitation_used)` if it was accepted already, `Conflict(email_taken)` if the
     /// email got an account meanwhile.
     async fn accept_invitation(

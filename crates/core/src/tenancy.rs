@@ -8,7 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{InvitationId, TenantId, UserId};
+use crate::ids::{InvitationId, SignupId, TenantId, UserId};
 
 /// Where a tenant stands commercially. Only `suspended` blocks access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,11 +268,17 @@ pub struct NewUser {
     pub created_at: DateTime<Utc>,
 }
 
-/// A pending signup verification: the code itself is never stored, only its hash.
+/// A signup waiting for its emailed code. Nothing of it is an account: no tenant, no user and
+/// no credential exist until the code is verified, and a newer signup for the same address
+/// replaces it, so whatever someone else chose for an address they do not control never
+/// becomes the address's account. The code itself is never stored, only its hash.
 #[derive(Clone, Debug, PartialEq)]
-pub struct EmailVerification {
-    pub tenant_id: TenantId,
-    pub user_id: UserId,
+pub struct PendingSignup {
+    pub id: SignupId,
+    pub email: Email,
+    pub company_name: CompanyName,
+    pub name: Option<String>,
+    pub password_hash: String,
     pub code_hash: String,
     pub attempts: u32,
     pub expires_at: DateTime<Utc>,
@@ -280,8 +286,12 @@ pub struct EmailVerification {
 }
 
 #[derive(Clone, Debug)]
-pub struct NewEmailVerification {
-    pub user_id: UserId,
+pub struct NewPendingSignup {
+    pub id: SignupId,
+    pub email: Email,
+    pub company_name: CompanyName,
+    pub name: Option<String>,
+    pub password_hash: String,
     pub code_hash: String,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

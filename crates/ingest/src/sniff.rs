@@ -142,12 +142,27 @@ pub fn sniff(bytes: &[u8], filename: Option<&str>) -> Result<DocKind, SniffError
     }
 }
 
+/// Bidirectional controls and other invisible format characters: a name holding U+202E
+/// (right-to-left override) displays reversed (`invoice_fdp.exe` shown as `invoice_exe.pdf`).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}' // LRE, RLE, PDF, LRO, RLO
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // LRI, RLI, FSI, PDI
+        | '\u{061C}' // Arabic letter mark
+        | '\u{FEFF}' // byte order mark
+    )
+}
+
 /// A filename safe to store and show: the last path component, control characters and
-/// path separators removed, whitespace collapsed, at most 200 characters (extension kept).
+/// path separators removed, bidirectional and other invisible format characters dropped,
+/// whitespace collapsed, at most 200 characters (extension kept).
 pub fn sanitize_filename(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
+        .filter(|&c| !is_invisible_format(c))
         .map(|c| {
             if c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') {
                 ' '
@@ -253,6 +268,15 @@ mod tests {
         );
         assert_eq!(sanitize_filename("a\u{0}b\r\nc<d>.txt"), "a b c d .txt");
         assert_eq!(sanitize_filename("..."), "document");
+        assert_eq!(
+            sanitize_filename("invoice_\u{202E}fdp.exe"),
+            "invoice_fdp.exe",
+            "a right-to-left override cannot make the name display reversed"
+        );
+        assert_eq!(
+            sanitize_filename("\u{2067}re\u{200F}port\u{2069}\u{FEFF}.pdf"),
+            "report.pdf"
+        );
         let long = format!("{}.pdf", "x".repeat(300));
         let s = sanitize_filename(&long);
         assert_eq!(s.chars().count(), 200);

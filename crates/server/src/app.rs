@@ -103,6 +103,20 @@ impl AppState {
             &settings,
             Arc::new(move |text: &str| counter.count_tokens(text)),
         )?);
+        let mut fetcher = Fetcher::new(
+            k.fetch_allow_hosts.clone(),
+            std::time::Duration::from_secs(k.fetch_timeout_secs),
+            format!(
+                "CortexLayerBot/{} (+{})",
+                env!("CARGO_PKG_VERSION"),
+                settings.app_url
+            ),
+        );
+        if let Some(proxy) = &k.fetch_proxy {
+            fetcher = fetcher
+                .with_proxy(proxy.expose())
+                .map_err(|e| anyhow::anyhow!("CORTEX_FETCH_PROXY: {e}"))?;
+        }
         Ok(Self {
             graph: Arc::new(crate::infra::meta_graph::GraphClient::new(
                 settings.providers.graph_base_url(),
@@ -126,15 +140,7 @@ impl AppState {
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
             blobs,
             embedder,
-            fetcher: Fetcher::new(
-                settings.knowledge.fetch_allow_hosts.clone(),
-                std::time::Duration::from_secs(settings.knowledge.fetch_timeout_secs),
-                format!(
-                    "CortexLayerBot/{} (+{})",
-                    env!("CARGO_PKG_VERSION"),
-                    settings.app_url
-                ),
-            ),
+            fetcher,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
             settings: Arc::new(settings),
             store,

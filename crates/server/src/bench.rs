@@ -19,9 +19,7 @@ use chrono::Utc;
 use cortex_core::audit::{Actor, NewAuditEvent, action};
 use cortex_core::ids::{DocumentId, TenantId, UserId};
 use cortex_core::knowledge::{DocumentSource, DocumentStatus, NewChunk, NewDocument};
-use cortex_core::tenancy::{
-    CompanyName, Email, NewEmailVerification, NewTenant, NewUser, Role, TenantStatus,
-};
+use cortex_core::tenancy::{CompanyName, Email, NewTenant, NewUser, Role, TenantStatus};
 use rand::{Rng, SeedableRng};
 
 use crate::app::AppState;
@@ -77,12 +75,6 @@ pub(crate) async fn scratch_tenant(state: &AppState, name: &str) -> anyhow::Resu
                 role: Role::Owner,
                 password_hash: String::new(),
                 email_verified_at: Some(now),
-                created_at: now,
-            },
-            NewEmailVerification {
-                user_id: owner,
-                code_hash: String::new(),
-                expires_at: now,
                 created_at: now,
             },
             NewAuditEvent::new(Actor::System, action::TENANT_CREATED, now),

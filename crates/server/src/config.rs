@@ -235,6 +235,13 @@ pub struct KnowledgeSettings {
     /// (an intranet wiki); everything else private is refused. (`CORTEX_FETCH_ALLOW_HOSTS`,
     /// comma-separated)
     pub fetch_allow_hosts: Vec<String>,
+    /// An egress proxy for tenant URL fetches, for networks that only reach the web through
+    /// one. Unset (the default), fetches connect straight to the addresses the SSRF guard
+    /// approved and `HTTP(S)_PROXY` in the environment is ignored. Set, the guard still checks
+    /// each host's addresses here, but the proxy resolves and connects on its own: it must
+    /// refuse private, loopback, link-local and metadata addresses itself.
+    /// (`CORTEX_FETCH_PROXY`, e.g. `http://proxy.internal:3128`)
+    pub fetch_proxy: Option<Secret>,
     /// `local` (all-MiniLM-L6-v2 on this machine) or `openai` (any OpenAI-compatible
     /// `/embeddings` endpoint). (`EMBEDDING_PROVIDER`)
     pub embedding_provider: String,
@@ -272,6 +279,7 @@ impl Default for KnowledgeSettings {
             max_upload_bytes: 64 * 1024 * 1024,
             fetch_timeout_secs: 20,
             fetch_allow_hosts: Vec::new(),
+            fetch_proxy: None,
             embedding_provider: "local".into(),
             embedding_base_url: "https://api.openai.com/v1".into(),
             embedding_model: "text-embedding-3-small".into(),
@@ -673,6 +681,9 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect();
+        }
+        if let Some(v) = env("CORTEX_FETCH_PROXY").filter(|v| !v.trim().is_empty()) {
+            k.fetch_proxy = Some(Secret::new(v.trim().to_owned()));
         }
         if let Some(v) = env("EMBEDDING_PROVIDER") {
             k.embedding_provider = v.trim().to_ascii_lowercase();

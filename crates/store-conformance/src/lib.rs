@@ -12,12 +12,13 @@ use chrono::{Duration, Utc};
 use cortex_core::audit::{Actor, NewAuditEvent, action};
 use cortex_core::credentials::{ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin};
 use cortex_core::ids::{
-    ApiKeyId, InvitationId, PlatformAdminId, RefreshTokenId, TenantId, TokenFamilyId, UserId,
+    ApiKeyId, InvitationId, PlatformAdminId, RefreshTokenId, SignupId, TenantId, TokenFamilyId,
+    UserId,
 };
 use cortex_core::jobs::{JobStatus, NewJob};
 use cortex_core::store::{Page, RefreshUse, conflict};
 use cortex_core::tenancy::{
-    CompanyName, Email, NewEmailVerification, NewInvitation, NewTenant, NewUser, Role, TenantStatus,
+    CompanyName, Email, NewInvitation, NewPendingSignup, NewTenant, NewUser, Role, TenantStatus,
 };
 use cortex_core::{Store, StoreError};
 
@@ -43,7 +44,11 @@ macro_rules! conformance_tests {
             assert_eq!($open().await.backend(), $backend);
         }
         $crate::conformance_tests!(@cases $open;
-            signup_creates_the_tenant_its_owner_and_a_pending_code,
+            signup_creates_the_tenant_its_owner_and_the_audit_entry,
+            a_newer_pending_signup_replaces_the_earlier_one,
+            pending_signups_count_failures_renew_expire_and_complete_once,
+            completing_a_signup_for_a_taken_address_writes_nothing,
+            accepting_an_invitation_drops_a_pending_signup_of_the_address,
             signup_with_a_taken_email_writes_nothing,
             another_tenants_rows_are_invisible,
             another_tenants_rows_cannot_be_changed_or_deleted,
@@ -51,7 +56,6 @@ macro_rules! conformance_tests {
             a_removed_member_loses_their_refresh_tokens,
             refresh_tokens_are_used_once_and_families_revoke_together,
             concurrent_refreshes_let_exactly_one_through,
-            verification_codes_count_failures_and_complete_once,
             invitations_are_accepted_once,
             accepting_an_invitation_for_a_taken_email_leaves_it_pending,
             api_keys_are_created_listed_touched_and_revoked_once,
@@ -149,12 +153,6 @@ async fn tenant_with_owner(store: &DynStore, owner_local: &str) -> (TenantId, Us
                 created_at: now(),
             },
             owner,
-            NewEmailVerification {
-                user_id: owner_id,
-                code_hash: "code-hash".into(),
-                expires_at: now() + Duration::minutes(15),
-                created_at: now(),
-            },
             audit(action::TENANT_CREATED).target("tenant", tenant),
         )
         .await
@@ -245,7 +243,7 @@ fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StoreError>, code: &str) {
     }
 }
 
-pub async fn signup_creates_the_tenant_its_owner_and_a_pending_code(store: DynStore) {
+pub async fn signup_creates_the_tenant_its_owner_and_the_audit_entry(store: DynStore) {
     let (tenant, owner) = tenant_with_owner(&store, "alice").await;
 
     let t = store.get_tenant(tenant).await.expect("tenant");
@@ -257,25 +255,188 @@ pub async fn signup_creates_the_tenant_its_owner_and_a_pending_code(store: DynSt
         (u.role, u.email.as_str()),
         (Role::Owner, "alice@example.com")
     );
-    assert!(u.email_verified_at.is_none());
     let found = store
         .find_user_by_email(&email("alice"))
         .await
         .expect("lookup")
         .expect("found");
     assert_eq!(found.id, owner);
-    let v = store
-        .get_email_verification(tenant, owner)
-        .await
-        .expect("read")
-        .expect("pending");
-    assert_eq!((v.attempts, v.code_hash.as_str()), (0, "code-hash"));
     let events = store
         .list_audit_events(tenant, Page::first(10))
         .await
         .expect("audit");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].action, action::TENANT_CREATED);
+}
+
+fn pending_signup(local: &str, code_hash: &str, expires_in: Duration) -> NewPendingSignup {
+    NewPendingSignup {
+        id: SignupId::new(),
+        email: email(local),
+        company_name: CompanyName::parse(&format!("{local} pending")).expect("valid"),
+        name: None,
+        password_hash: format!("hash-of-{code_hash}"),
+        code_hash: code_hash.to_owned(),
+        expires_at: now() + expires_in,
+        created_at: now(),
+    }
+}
+
+fn new_tenant(name: &str) -> NewTenant {
+    NewTenant {
+        id: TenantId::new(),
+        name: CompanyName::parse(name).expect("valid"),
+        plan: "starter".into(),
+        status: TenantStatus::Trial,
+        created_at: now(),
+    }
+}
+
+pub async fn a_newer_pending_signup_replaces_the_earlier_one(store: DynStore) {
+    let first = pending_signup("dana", "first", Duration::minutes(15));
+    let second = pending_signup("dana", "second", Duration::minutes(15));
+    let (first_id, second_id) = (first.id, second.id);
+    store.put_pending_signup(first).await.expect("first");
+    store
+        .record_pending_signup_failure(first_id)
+        .await
+        .expect("fail");
+    store.put_pending_signup(second).await.expect("second");
+
+    let found = store
+        .find_pending_signup(&email("dana"), now())
+        .await
+        .expect("lookup")
+        .expect("pending");
+    assert_eq!(
+        (found.id, found.code_hash.as_str(), found.attempts),
+        (second_id, "second", 0)
+    );
+    assert_eq!(found.password_hash, "hash-of-second");
+    assert_eq!(found.company_name.as_str(), "dana pending");
+    assert_not_found(
+        store.record_pending_signup_failure(first_id).await,
+        "the replaced signup",
+    );
+    assert_not_found(
+        store
+            .complete_pending_signup(
+                first_id,
+                new_tenant("First"),
+                new_user("dana", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        "completing the replaced signup",
+    );
+    assert!(
+        store
+            .find_user_by_email(&email("dana"))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "no account from the replaced signup"
+    );
+}
+
+pub async fn pending_signups_count_failures_renew_expire_and_complete_once(store: DynStore) {
+    let signup = pending_signup("erin", "code", Duration::minutes(15));
+    let id = signup.id;
+    store.put_pending_signup(signup).await.expect("put");
+    for expected in 1..=2 {
+        assert_eq!(
+            store.record_pending_signup_failure(id).await.expect("fail"),
+            expected
+        );
+    }
+    store
+        .renew_pending_signup_code(id, "renewed", now() + Duration::minutes(15))
+        .await
+        .expect("renew");
+    let found = store
+        .find_pending_signup(&email("erin"), now())
+        .await
+        .expect("lookup")
+        .expect("pending");
+    assert_eq!((found.attempts, found.code_hash.as_str()), (0, "renewed"));
+    assert!(
+        store
+            .find_pending_signup(&email("erin"), now() + Duration::minutes(16))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "expired with its code"
+    );
+
+    let tenant = new_tenant("Erin Co");
+    let tenant_id = tenant.id;
+    let mut owner = new_user("erin", Role::Owner);
+    owner.email_verified_at = Some(now());
+    let owner_id = owner.id;
+    store
+        .complete_pending_signup(id, tenant, owner, audit(action::TENANT_CREATED))
+        .await
+        .expect("complete");
+    let user = store.get_user(tenant_id, owner_id).await.expect("owner");
+    assert!(user.email_verified_at.is_some());
+    assert!(
+        store
+            .find_pending_signup(&email("erin"), now())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_not_found(
+        store
+            .complete_pending_signup(
+                id,
+                new_tenant("Again"),
+                new_user("erin2", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        "second completion",
+    );
+    assert_not_found(
+        store
+            .renew_pending_signup_code(id, "x", now() + Duration::minutes(15))
+            .await,
+        "renewing a completed signup",
+    );
+
+    // Expired signups are deleted when the next one is kept.
+    let stale = pending_signup("frank", "stale", Duration::minutes(-1));
+    let stale_id = stale.id;
+    store.put_pending_signup(stale).await.expect("stale");
+    store
+        .put_pending_signup(pending_signup("gina", "fresh", Duration::minutes(15)))
+        .await
+        .expect("fresh");
+    assert_not_found(
+        store.record_pending_signup_failure(stale_id).await,
+        "the expired signup is gone",
+    );
+}
+
+pub async fn completing_a_signup_for_a_taken_address_writes_nothing(store: DynStore) {
+    let signup = pending_signup("taken2", "code", Duration::minutes(15));
+    let id = signup.id;
+    store.put_pending_signup(signup).await.expect("put");
+    tenant_with_owner(&store, "taken2").await;
+    let tenant = new_tenant("Squat");
+    let tenant_id = tenant.id;
+    assert_conflict(
+        store
+            .complete_pending_signup(
+                id,
+                tenant,
+                new_user("taken2", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        conflict::EMAIL_TAKEN,
+    );
+    assert_not_found(store.get_tenant(tenant_id).await, "the half-made tenant");
 }
 
 pub async fn signup_with_a_taken_email_writes_nothing(store: DynStore) {
@@ -292,12 +453,6 @@ pub async fn signup_with_a_taken_email_writes_nothing(store: DynStore) {
                 created_at: now(),
             },
             owner,
-            NewEmailVerification {
-                user_id: UserId::new(),
-                code_hash: "x".into(),
-                expires_at: now(),
-                created_at: now(),
-            },
             audit(action::TENANT_CREATED),
         )
         .await;
@@ -345,13 +500,6 @@ pub async fn another_tenants_rows_are_invisible(store: DynStore) {
             .is_empty()
     );
     assert!(store.list_api_keys(b).await.expect("list").is_empty());
-    assert!(
-        store
-            .get_email_verification(b, a_owner)
-            .await
-            .expect("read")
-            .is_none()
-    );
     let b_audit = store
         .list_audit_events(b, Page::first(50))
         .await
@@ -434,28 +582,6 @@ pub async fn another_tenants_rows_cannot_be_changed_or_deleted(store: DynStore) 
         0
     );
     assert_not_found(
-        store.record_verification_failure(b, a_owner).await,
-        "verification attempt through B",
-    );
-    assert_not_found(
-        store.complete_email_verification(b, a_owner, now()).await,
-        "verification through B",
-    );
-    assert_not_found(
-        store
-            .replace_email_verification(
-                b,
-                NewEmailVerification {
-                    user_id: a_owner,
-                    code_hash: "x".into(),
-                    expires_at: now(),
-                    created_at: now(),
-                },
-            )
-            .await,
-        "code replacement through B",
-    );
-    assert_not_found(
         store
             .insert_refresh_token(b, new_refresh(a_member, TokenFamilyId::new()))
             .await,
@@ -477,15 +603,6 @@ pub async fn another_tenants_rows_cannot_be_changed_or_deleted(store: DynStore) 
         store.use_refresh_token(a, &rt_hash, now()).await,
         Ok(RefreshUse::Fresh(_))
     ));
-    assert_eq!(
-        store
-            .get_email_verification(a, a_owner)
-            .await
-            .expect("read")
-            .expect("pending")
-            .attempts,
-        0
-    );
     assert!(
         store
             .find_user_by_email(&email("sneaky"))
@@ -685,59 +802,6 @@ pub async fn concurrent_refreshes_let_exactly_one_through(store: DynStore) {
     assert_eq!(fresh, 1);
 }
 
-pub async fn verification_codes_count_failures_and_complete_once(store: DynStore) {
-    let (t, owner) = tenant_with_owner(&store, "owner").await;
-    assert_eq!(
-        store
-            .record_verification_failure(t, owner)
-            .await
-            .expect("fail"),
-        1
-    );
-    assert_eq!(
-        store
-            .record_verification_failure(t, owner)
-            .await
-            .expect("fail"),
-        2
-    );
-    store
-        .replace_email_verification(
-            t,
-            NewEmailVerification {
-                user_id: owner,
-                code_hash: "new".into(),
-                expires_at: now() + Duration::minutes(15),
-                created_at: now(),
-            },
-        )
-        .await
-        .expect("resend");
-    let v = store
-        .get_email_verification(t, owner)
-        .await
-        .expect("read")
-        .expect("pending");
-    assert_eq!((v.attempts, v.code_hash.as_str()), (0, "new"));
-    let at = now();
-    let u = store
-        .complete_email_verification(t, owner, at)
-        .await
-        .expect("verify");
-    assert_eq!(u.email_verified_at, Some(at));
-    assert!(
-        store
-            .get_email_verification(t, owner)
-            .await
-            .expect("read")
-            .is_none()
-    );
-    assert_not_found(
-        store.complete_email_verification(t, owner, now()).await,
-        "second completion",
-    );
-}
-
 pub async fn invitations_are_accepted_once(store: DynStore) {
     let (t, owner) = tenant_with_owner(&store, "owner").await;
     let inv = invite(&store, t, owner, "newbie", Role::Admin).await;
@@ -806,6 +870,42 @@ pub async fn invitations_are_accepted_once(store: DynStore) {
             .await
             .expect("lookup")
             .is_none()
+    );
+}
+
+pub async fn accepting_an_invitation_drops_a_pending_signup_of_the_address(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "owner").await;
+    let squat = pending_signup("invitee", "squat", Duration::minutes(15));
+    let squat_id = squat.id;
+    store.put_pending_signup(squat).await.expect("pending");
+    let inv = invite(&store, t, owner, "invitee", Role::Agent).await;
+    let user = store
+        .accept_invitation(
+            t,
+            inv,
+            new_user("invitee", Role::Agent),
+            audit(action::MEMBER_JOINED),
+        )
+        .await
+        .expect("accept");
+    assert_eq!(user.tenant_id, t);
+    assert!(
+        store
+            .find_pending_signup(&email("invitee"), now())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_not_found(
+        store
+            .complete_pending_signup(
+                squat_id,
+                new_tenant("Squat"),
+                new_user("invitee", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        "the dropped signup",
     );
 }
 

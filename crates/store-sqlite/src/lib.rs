@@ -20,8 +20,8 @@ use cortex_core::credentials::{
     ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken,
 };
 use cortex_core::ids::{
-    ApiKeyId, ChunkId, DocumentId, InvitationId, JobId, PlatformAdminId, TenantId, TokenFamilyId,
-    UserId,
+    ApiKeyId, ChunkId, DocumentId, InvitationId, JobId, PlatformAdminId, SignupId, TenantId,
+    TokenFamilyId, UserId,
 };
 use cortex_core::jobs::{Job, Lease, NewJob};
 use cortex_core::knowledge::{
@@ -31,8 +31,8 @@ use cortex_core::knowledge::{
 use cortex_core::lexical::{LexicalCache, LexicalIndex};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
 use cortex_core::tenancy::{
-    Email, EmailVerification, Invitation, NewEmailVerification, NewInvitation, NewTenant, NewUser,
-    Role, Tenant, TenantStatus, User,
+    CompanyName, Email, Invitation, NewInvitation, NewPendingSignup, NewTenant, NewUser,
+    PendingSignup, Role, Tenant, TenantStatus, User,
 };
 use cortex_core::{Store, StoreError};
 use sqlx::sqlite::{
@@ -169,10 +169,14 @@ fn user_from(row: &SqliteRow) -> Result<User> {
     })
 }
 
-fn verification_from(row: &SqliteRow) -> Result<EmailVerification> {
-    Ok(EmailVerification {
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        user_id: UserId(row.try_get("user_id").map_err(db)?),
+fn pending_signup_from(row: &SqliteRow) -> Result<PendingSignup> {
+    let company: String = row.try_get("company_name").map_err(db)?;
+    Ok(PendingSignup {
+        id: SignupId(row.try_get("id").map_err(db)?),
+        email: email_from(row.try_get("email").map_err(db)?)?,
+        company_name: CompanyName::parse(&company).map_err(StoreError::other)?,
+        name: row.try_get("name").map_err(db)?,
+        password_hash: row.try_get("password_hash").map_err(db)?,
         code_hash: row.try_get("code_hash").map_err(db)?,
         attempts: row
             .try_get::<i64, _>("attempts")
@@ -488,6 +492,27 @@ async fn insert_job(
     Ok(done.rows_affected() == 1)
 }
 
+async fn insert_tenant_with_owner(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: &NewTenant,
+    owner: &NewUser,
+    audit: &NewAuditEvent,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tenants (id, name, plan, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(tenant.id.0)
+    .bind(tenant.name.as_str())
+    .bind(&tenant.plan)
+    .bind(tenant.status.as_str())
+    .bind(ms(tenant.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    insert_user(tx, tenant.id, owner).await?;
+    insert_audit(tx, tenant.id, audit).await
+}
+
 async fn insert_user(
     tx: &mut Transaction<'_, Sqlite>,
     tenant: TenantId,
@@ -693,35 +718,10 @@ impl Store for SqliteStore {
         &self,
         tenant: NewTenant,
         owner: NewUser,
-        verification: NewEmailVerification,
         audit: NewAuditEvent,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query(
-            "INSERT INTO tenants (id, name, plan, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(tenant.id.0)
-        .bind(tenant.name.as_str())
-        .bind(&tenant.plan)
-        .bind(tenant.status.as_str())
-        .bind(ms(tenant.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        insert_user(&mut tx, tenant.id, &owner).await?;
-        sqlx::query(
-            "INSERT INTO email_verifications (user_id, tenant_id, code_hash, attempts, expires_at, created_at)
-             VALUES ($1, $2, $3, 0, $4, $5)",
-        )
-        .bind(verification.user_id.0)
-        .bind(tenant.id.0)
-        .bind(&verification.code_hash)
-        .bind(ms(verification.expires_at))
-        .bind(ms(verification.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        insert_audit(&mut tx, tenant.id, &audit).await?;
+        insert_tenant_with_owner(&mut tx, &tenant, &owner, &audit).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -900,23 +900,62 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn replace_email_verification(
+    async fn put_pending_signup(&self, p: NewPendingSignup) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM pending_signups WHERE expires_at <= $1")
+            .bind(ms(p.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO pending_signups
+                 (id, email, company_name, name, password_hash, code_hash, attempts, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)
+             ON CONFLICT (email) DO UPDATE SET
+                 id = excluded.id, company_name = excluded.company_name, name = excluded.name,
+                 password_hash = excluded.password_hash, code_hash = excluded.code_hash,
+                 attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at",
+        )
+        .bind(p.id.0)
+        .bind(p.email.as_str())
+        .bind(p.company_name.as_str())
+        .bind(p.name.as_deref())
+        .bind(&p.password_hash)
+        .bind(&p.code_hash)
+        .bind(ms(p.expires_at))
+        .bind(ms(p.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn find_pending_signup(
         &self,
-        tenant: TenantId,
-        v: NewEmailVerification,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingSignup>> {
+        let row = sqlx::query("SELECT * FROM pending_signups WHERE email = $1 AND expires_at > $2")
+            .bind(email.as_str())
+            .bind(ms(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(pending_signup_from).transpose()
+    }
+
+    async fn renew_pending_signup_code(
+        &self,
+        signup: SignupId,
+        code_hash: &str,
+        expires_at: DateTime<Utc>,
     ) -> Result<()> {
         let done = sqlx::query(
-            "INSERT INTO email_verifications (user_id, tenant_id, code_hash, attempts, expires_at, created_at)
-             SELECT $2, $1, $3, 0, $4, $5 WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2)
-             ON CONFLICT (user_id) DO UPDATE SET
-                 code_hash = excluded.code_hash, attempts = 0,
-                 expires_at = excluded.expires_at, created_at = excluded.created_at",
+            "UPDATE pending_signups SET code_hash = $2, attempts = 0, expires_at = $3 WHERE id = $1",
         )
-        .bind(tenant.0)
-        .bind(v.user_id.0)
-        .bind(&v.code_hash)
-        .bind(ms(v.expires_at))
-        .bind(ms(v.created_at))
+        .bind(signup.0)
+        .bind(code_hash)
+        .bind(ms(expires_at))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -926,64 +965,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn get_email_verification(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-    ) -> Result<Option<EmailVerification>> {
-        let row =
-            sqlx::query("SELECT * FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
-                .bind(tenant.0)
-                .bind(user.0)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
-        row.as_ref().map(verification_from).transpose()
-    }
-
-    async fn record_verification_failure(&self, tenant: TenantId, user: UserId) -> Result<u32> {
-        let attempts: i64 = sqlx::query_scalar(
-            "UPDATE email_verifications SET attempts = attempts + 1
-             WHERE tenant_id = $1 AND user_id = $2 RETURNING attempts",
+    async fn record_pending_signup_failure(&self, signup: SignupId) -> Result<u32> {
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "UPDATE pending_signups SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts",
         )
-        .bind(tenant.0)
-        .bind(user.0)
-        .fetch_one(&self.pool)
+        .bind(signup.0)
+        .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
+        let attempts = attempts.ok_or(StoreError::NotFound)?;
         Ok(attempts.try_into().unwrap_or(u32::MAX))
     }
 
-    async fn complete_email_verification(
+    async fn complete_pending_signup(
         &self,
-        tenant: TenantId,
-        user: UserId,
-        at: DateTime<Utc>,
-    ) -> Result<User> {
+        signup: SignupId,
+        tenant: NewTenant,
+        owner: NewUser,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let gone =
-            sqlx::query("DELETE FROM email_verifications WHERE tenant_id = $1 AND user_id = $2")
-                .bind(tenant.0)
-                .bind(user.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+        let gone = sqlx::query("DELETE FROM pending_signups WHERE id = $1")
+            .bind(signup.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         if gone.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let row = sqlx::query(
-            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $3)
-             WHERE tenant_id = $1 AND id = $2 RETURNING *",
-        )
-        .bind(tenant.0)
-        .bind(user.0)
-        .bind(ms(at))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let user = user_from(&row)?;
-        tx.commit().await.map_err(db)?;
-        Ok(user)
+        insert_tenant_with_owner(&mut tx, &tenant, &owner, &audit).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn insert_refresh_token(&self, tenant: TenantId, t: NewRefreshToken) -> Result<()> {
@@ -1154,6 +1165,11 @@ impl Store for SqliteStore {
                 .await);
         }
         insert_user(&mut tx, tenant, &user).await?;
+        sqlx::query("DELETE FROM pending_signups WHERE email = $1")
+            .bind(user.email.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         insert_audit(&mut tx, tenant, &audit).await?;
         let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.0)

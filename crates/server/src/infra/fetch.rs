@@ -10,7 +10,10 @@
 //! - the body is read up to a byte cap and the whole fetch is bounded in time.
 //!
 //! Operators who want an internal site crawled list its `host:port` in
-//! `CORTEX_FETCH_ALLOW_HOSTS`; nothing else reaches a private address.
+//! `CORTEX_FETCH_ALLOW_HOSTS`; nothing else reaches a private address. Proxies in the
+//! environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) are ignored: they would connect by
+//! name. An operator whose network needs an egress proxy names it in `CORTEX_FETCH_PROXY`,
+//! and that proxy must enforce the same address policy.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -73,6 +76,8 @@ pub struct Fetcher {
     allowed_hosts: Vec<String>,
     timeout: Duration,
     user_agent: String,
+    /// The operator's explicit egress proxy (`CORTEX_FETCH_PROXY`); never the environment's.
+    proxy: Option<reqwest::Proxy>,
 }
 
 impl Fetcher {
@@ -84,7 +89,18 @@ impl Fetcher {
                 .collect(),
             timeout,
             user_agent,
+            proxy: None,
         }
+    }
+
+    /// Sends every fetch through the operator's egress proxy. The addresses are still checked
+    /// here first, but the proxy resolves the name again and connects itself, so it must
+    /// enforce the same policy (no private, loopback, link-local or metadata addresses).
+    pub fn with_proxy(mut self, proxy_url: &str) -> Result<Self, FetchError> {
+        let proxy = reqwest::Proxy::all(proxy_url)
+            .map_err(|_| FetchError::InvalidUrl("the fetch proxy URL is not valid".into()))?;
+        self.proxy = Some(proxy);
+        Ok(self)
     }
 
     /// Checks the URL's form (scheme, host, no credentials) without touching the network.
@@ -117,11 +133,18 @@ impl Fetcher {
             let url_checked = Self::check_url(url.as_str())?;
             let addrs = self.resolve(&url_checked).await?;
             let host = url_checked.host_str().unwrap_or_default().to_owned();
-            let client = reqwest::Client::builder()
+            // `no_proxy`: a proxy taken from `HTTP(S)_PROXY` would connect by host name and undo
+            // the pinning to the checked addresses.
+            let mut builder = reqwest::Client::builder()
+                .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .resolve_to_addrs(&host, &addrs)
                 .user_agent(&self.user_agent)
-                .timeout(self.timeout)
+                .timeout(self.timeout);
+            if let Some(proxy) = &self.proxy {
+                builder = builder.proxy(proxy.clone());
+            }
+            let client = builder
                 .build()
                 .map_err(|e| FetchError::Network(e.to_string()))?;
             let mut response = client
@@ -243,27 +266,28 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
+    let last_v4 = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_public_v4(v4);
     }
-    // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed an IPv4
-    // address that routing may reach: judge that address.
+    // Forms that embed an IPv4 address that routing or a translator may reach: judge that
+    // address. IPv4-compatible (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d, SIIT) and the
+    // well-known NAT64 prefix (64:ff9b::/96) carry it in the last 32 bits.
     if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        return is_public_v4(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
+        return is_public_v4(last_v4());
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return is_public_v4(last_v4());
     }
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        return is_public_v4(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
+        return is_public_v4(last_v4());
     }
+    // Local-use NAT64 (64:ff9b:1::/48, RFC 8215): the operator picks the prefix length, so
+    // the address may sit at any RFC 6052 position from /48 on; every reading must be public.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return rfc6052_readings(ip).into_iter().all(is_public_v4);
+    }
+    // 6to4 (2002::/16) carries it in bits 16–47.
     if s[0] == 0x2002 {
         return is_public_v4(Ipv4Addr::new(
             (s[1] >> 8) as u8,
@@ -272,6 +296,11 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
             s[2] as u8,
         ));
     }
+    // Teredo (2001::/32) tunnels to an obfuscated IPv4 address through a relay of its own
+    // choosing: nothing about it is worth fetching, so it is refused.
+    if s[0] == 0x2001 && s[1] == 0 {
+        return false;
+    }
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
@@ -279,6 +308,18 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
         || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
+}
+
+/// The IPv4 address an RFC 6052 translator would read from `ip` under each prefix length
+/// of /48 and longer (bits 64–71 are the reserved "u" octet and are skipped).
+fn rfc6052_readings(ip: Ipv6Addr) -> [Ipv4Addr; 4] {
+    let o = ip.octets();
+    [
+        Ipv4Addr::new(o[6], o[7], o[9], o[10]),    // /48
+        Ipv4Addr::new(o[7], o[9], o[10], o[11]),   // /56
+        Ipv4Addr::new(o[9], o[10], o[11], o[12]),  // /64
+        Ipv4Addr::new(o[12], o[13], o[14], o[15]), // /96
+    ]
 }
 
 #[cfg(test)]
@@ -309,6 +350,19 @@ mod tests {
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
+            // IPv4-translated ::ffff:0:a.b.c.d: loopback, private, metadata
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:169.254.169.254",
+            // local-use NAT64 64:ff9b:1::/48 at /96, and at /48 (bits 48–63, 72–87)
+            "64:ff9b:1::7f00:1",
+            "64:ff9b:1::c0a8:101",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "64:ff9b:1:7f00:1::",
+            // Teredo 2001::/32, whatever it carries
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:0:5ef5:79fd:0:59d:a0e5:ba1",
             "2001:db8::1",
             "ff02::1",
         ] {
@@ -319,6 +373,10 @@ mod tests {
             "8.8.8.8",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "::ffff:0:8.8.8.8",
+            "64:ff9b::808:808",
+            "64:ff9b:1:808:8:808:808:808",
+            "2001:4860:4860::8888",
         ] {
             assert!(is_public(good.parse().expect(good)), "{good} is public");
         }

@@ -68,8 +68,10 @@ fn may_read(ctx: &TenantCtx) -> Result<()> {
     Ok(())
 }
 
-/// Admins and owners may change it; API keys need `knowledge:write`.
-fn may_write(ctx: &TenantCtx) -> Result<()> {
+/// Admins and owners may change it; API keys need `knowledge:write`. Upload handlers call
+/// it before reading the body, so a caller without the right cannot make the server read
+/// and parse a large request first.
+pub fn may_write(ctx: &TenantCtx) -> Result<()> {
     if matches!(ctx.caller(), crate::tenancy::Caller::User(_)) {
         ctx.member_with(Role::Admin)?;
     }

@@ -10,11 +10,11 @@ use std::time::Duration;
 use chrono::Utc;
 use cortex_core::audit::{Actor, NewAuditEvent, action};
 use cortex_core::credentials::NewRefreshToken;
-use cortex_core::ids::{RefreshTokenId, TenantId, TokenFamilyId, UserId};
+use cortex_core::ids::{RefreshTokenId, SignupId, TenantId, TokenFamilyId, UserId};
 use cortex_core::plans::DEFAULT_PLAN;
 use cortex_core::store::RefreshUse;
 use cortex_core::tenancy::{
-    CompanyName, Email, NewEmailVerification, NewTenant, NewUser, Role, TenantStatus, User,
+    CompanyName, Email, NewPendingSignup, NewTenant, NewUser, Role, TenantStatus, User,
     check_password,
 };
 
@@ -97,8 +97,10 @@ pub(crate) fn optional_name(raw: Option<String>) -> Result<Option<String>> {
         .transpose()
 }
 
-/// Creates a tenant and its owner and mails a verification code. Answers the same whether
-/// or not the email already has an account (that account's owner gets a notice instead).
+/// Keeps a signup pending and mails its verification code; the tenant and its owner are
+/// created only when the code is verified (with the password of the same signup). A new
+/// signup for an address that is not verified yet replaces the pending one. Answers the same
+/// whether or not the email already has an account (that account's owner gets a notice).
 pub async fn signup(state: &AppState, ip: IpAddr, input: SignupInput) -> Result<()> {
     check_attempts(state, "signup", ip, None).await?;
     let email = Email::parse(&input.email).map_err(|e| invalid("email", e))?;
@@ -113,52 +115,24 @@ pub async fn signup(state: &AppState, ip: IpAddr, input: SignupInput) -> Result<
         return Ok(());
     }
     let now = Utc::now();
-    let tenant = TenantId::new();
-    let user = UserId::new();
+    let signup = SignupId::new();
     let code = tokens::verification_code();
-    let result = state
+    state
         .store
-        .create_tenant_with_owner(
-            NewTenant {
-                id: tenant,
-                name: company,
-                plan: DEFAULT_PLAN.into(),
-                status: TenantStatus::Trial,
-                created_at: now,
-            },
-            NewUser {
-                id: user,
-                email: email.clone(),
-                name,
-                role: Role::Owner,
-                password_hash,
-                email_verified_at: None,
-                created_at: now,
-            },
-            NewEmailVerification {
-                user_id: user,
-                code_hash: state.keys.hash_code(&user.to_string(), &code),
-                expires_at: now + ttl(state.settings.auth.verification_code_ttl_secs),
-                created_at: now,
-            },
-            NewAuditEvent::new(Actor::User(user.to_string()), action::TENANT_CREATED, now)
-                .target("tenant", tenant)
-                .metadata(serde_json::json!({ "plan": DEFAULT_PLAN })),
-        )
-        .await;
-    match result {
-        Ok(()) => {
-            tracing::info!(tenant.id = %tenant, user.id = %user, "tenant signed up");
-            send_code(state, email, user, &code).await;
-            Ok(())
-        }
-        // Lost a race with another signup for the same address.
-        Err(cortex_core::StoreError::Conflict(_)) => {
-            send_account_exists(state, email).await;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
+        .put_pending_signup(NewPendingSignup {
+            id: signup,
+            email: email.clone(),
+            company_name: company,
+            name,
+            password_hash,
+            code_hash: state.keys.hash_code(&signup.to_string(), &code),
+            expires_at: now + ttl(state.settings.auth.verification_code_ttl_secs),
+            created_at: now,
+        })
+        .await?;
+    tracing::info!(signup.id = %signup, "signup pending verification");
+    send_code(state, email, &code).await;
+    Ok(())
 }
 
 /// A configured lifetime in seconds as a duration (absurd values saturate, never wrap).
@@ -175,14 +149,14 @@ async fn deliver(state: &AppState, mail: Mail) {
     }
 }
 
-async fn send_code(state: &AppState, to: Email, user: UserId, code: &str) {
+async fn send_code(state: &AppState, to: Email, code: &str) {
     let minutes = state.settings.auth.verification_code_ttl_secs / 60;
     deliver(
         state,
         Mail {
             to,
             kind: "verification_code",
-            about: format!("user {user}"),
+            about: "pending signup".into(),
             subject: format!("Your CortexLayer verification code: {code}"),
             body: format!(
                 "Your verification code is {code}\n\nIt expires in {minutes} minutes. If you did not sign up for CortexLayer, ignore this message.\n"
@@ -209,81 +183,110 @@ async fn send_account_exists(state: &AppState, to: Email) {
     .await;
 }
 
-/// Checks a signup code; on success the email is verified and the owner is signed in.
+/// Checks a signup's code and password. Only the signup whose code was mailed, with the
+/// password chosen in that same signup, becomes an account: the tenant and its owner are
+/// created now, already verified, and the owner is signed in. A wrong code or password
+/// counts against the code's attempts; every failure answers `InvalidCode` after the same
+/// argon2 work, so the answer does not tell whether a signup is pending.
 pub async fn verify_email(
     state: &AppState,
     ip: IpAddr,
     email: &str,
     code: &str,
+    password: String,
 ) -> Result<Session> {
     check_attempts(state, "verify", ip, Some(email)).await?;
     let code = code.trim();
-    let user = match Email::parse(email) {
-        Ok(e) => state.store.find_user_by_email(&e).await?,
+    let now = Utc::now();
+    let pending = match Email::parse(email) {
+        Ok(e) => state.store.find_pending_signup(&e, now).await?,
         Err(_) => None,
     };
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    let (Some(user), true) = (user, well_formed) else {
+    let usable = pending
+        .filter(|p| well_formed && p.attempts < state.settings.auth.verification_max_attempts);
+    let Some(pending) = usable else {
+        passwords::verify(password, passwords::DUMMY_HASH.clone()).await;
         return Err(TenancyError::InvalidCode);
     };
-    let Some(pending) = state
-        .store
-        .get_email_verification(user.tenant_id, user.id)
-        .await?
-    else {
-        return Err(TenancyError::InvalidCode);
-    };
-    let now = Utc::now();
-    if pending.expires_at <= now
-        || pending.attempts >= state.settings.auth.verification_max_attempts
-    {
-        return Err(TenancyError::InvalidCode);
-    }
-    if !hashes_equal(
-        &state.keys.hash_code(&user.id.to_string(), code),
+    let code_ok = hashes_equal(
+        &state.keys.hash_code(&pending.id.to_string(), code),
         &pending.code_hash,
-    ) {
-        state
-            .store
-            .record_verification_failure(user.tenant_id, user.id)
-            .await?;
+    );
+    let password_ok = passwords::verify(password, pending.password_hash.clone()).await;
+    if !(code_ok && password_ok) {
+        match state.store.record_pending_signup_failure(pending.id).await {
+            Ok(_) | Err(cortex_core::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
         return Err(TenancyError::InvalidCode);
     }
-    let user = state
+    let tenant = TenantId::new();
+    let user = UserId::new();
+    let owner = NewUser {
+        id: user,
+        email: pending.email.clone(),
+        name: pending.name.clone(),
+        role: Role::Owner,
+        password_hash: pending.password_hash.clone(),
+        email_verified_at: Some(now),
+        created_at: now,
+    };
+    let result = state
         .store
-        .complete_email_verification(user.tenant_id, user.id, now)
-        .await?;
-    ensure_tenant_live(state, user.tenant_id).await?;
+        .complete_pending_signup(
+            pending.id,
+            NewTenant {
+                id: tenant,
+                name: pending.company_name.clone(),
+                plan: DEFAULT_PLAN.into(),
+                status: TenantStatus::Trial,
+                created_at: now,
+            },
+            owner,
+            NewAuditEvent::new(Actor::User(user.to_string()), action::TENANT_CREATED, now)
+                .target("tenant", tenant)
+                .metadata(serde_json::json!({ "plan": DEFAULT_PLAN })),
+        )
+        .await;
+    match result {
+        Ok(()) => {}
+        // Replaced by a newer signup, or the address got an account (an invitation) meanwhile.
+        Err(cortex_core::StoreError::NotFound | cortex_core::StoreError::Conflict(_)) => {
+            return Err(TenancyError::InvalidCode);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(tenant.id = %tenant, user.id = %user, "tenant signed up");
+    let user = state.store.get_user(tenant, user).await?;
     issue_session(state, user, TokenFamilyId::new()).await
 }
 
-/// Sends a fresh code if the address belongs to an unverified account. Always answers `Ok`.
+/// Sends a fresh code for the address's pending signup, if it has one. Always answers `Ok`.
 pub async fn resend_verification(state: &AppState, ip: IpAddr, email: &str) -> Result<()> {
     check_attempts(state, "resend", ip, Some(email)).await?;
     let Ok(email) = Email::parse(email) else {
         return Ok(());
     };
-    let Some(user) = state.store.find_user_by_email(&email).await? else {
+    let now = Utc::now();
+    let Some(pending) = state.store.find_pending_signup(&email, now).await? else {
         return Ok(());
     };
-    if user.email_verified_at.is_some() {
-        return Ok(());
-    }
-    let now = Utc::now();
     let code = tokens::verification_code();
-    state
+    match state
         .store
-        .replace_email_verification(
-            user.tenant_id,
-            NewEmailVerification {
-                user_id: user.id,
-                code_hash: state.keys.hash_code(&user.id.to_string(), &code),
-                expires_at: now + ttl(state.settings.auth.verification_code_ttl_secs),
-                created_at: now,
-            },
+        .renew_pending_signup_code(
+            pending.id,
+            &state.keys.hash_code(&pending.id.to_string(), &code),
+            now + ttl(state.settings.auth.verification_code_ttl_secs),
         )
-        .await?;
-    send_code(state, email, user.id, &code).await;
+        .await
+    {
+        Ok(()) => send_code(state, email, &code).await,
+        // Replaced or completed meanwhile: that signup's own mail is the one to use.
+        Err(cortex_core::StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 
@@ -302,8 +305,16 @@ pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: String) 
         Err(_) => None,
     };
     let Some(user) = user else {
-        // Same work as a wrong password, so timing does not tell which emails exist.
-        passwords::verify(password, passwords::DUMMY_HASH.clone()).await;
+        // Same work as a wrong password, so timing does not tell which emails exist. Whoever
+        // gives the password of the address's pending signup learns it still needs its code.
+        let pending = match Email::parse(email) {
+            Ok(e) => state.store.find_pending_signup(&e, Utc::now()).await?,
+            Err(_) => None,
+        };
+        let hash = pending.map_or_else(|| passwords::DUMMY_HASH.clone(), |p| p.password_hash);
+        if passwords::verify(password, hash.clone()).await && hash != *passwords::DUMMY_HASH {
+            return Err(TenancyError::EmailNotVerified);
+        }
         return Err(TenancyError::InvalidCredentials);
     };
     if !passwords::verify(password, user.password_hash.clone()).await {

@@ -382,3 +382,131 @@ async fn logout_revokes_the_refresh_token_and_clears_the_cookie() {
         (401, "invalid_refresh_token".into())
     );
 }
+
+const SQUATTER_PASSWORD: &str = "the squatter's own password";
+const VICTIM_PASSWORD: &str = "the rightful owner's password";
+
+#[tokio::test]
+async fn a_signup_made_first_by_someone_else_never_becomes_the_mailbox_owners_account() {
+    let app = spawn_app().await;
+    let victim = "victim@shop.example";
+    // X signs the victim's address up first, with X's password and company.
+    assert_eq!(
+        app.signup_with(victim, "Squatter Co", SQUATTER_PASSWORD)
+            .await
+            .status(),
+        202
+    );
+    // The victim signs up (202), then asks for a new code and verifies with it.
+    assert_eq!(
+        app.signup_with(victim, "Victim Shop", VICTIM_PASSWORD)
+            .await
+            .status(),
+        202
+    );
+    let r = app
+        .post_json(
+            "/api/v1/auth/resend-verification",
+            &json!({ "email": victim }),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let code = app.code_for(victim).await;
+    let r = app.verify_with(victim, &code, VICTIM_PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    let owner = TestApp::session_of(r).await;
+
+    let t: Value = app
+        .get_as("/api/v1/tenant", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        t["name"], "Victim Shop",
+        "nothing the squatter chose survives"
+    );
+    assert_eq!(app.login(victim, VICTIM_PASSWORD).await.status(), 200);
+    assert_eq!(
+        error_code(app.login(victim, SQUATTER_PASSWORD).await).await,
+        (401, "invalid_credentials".into())
+    );
+}
+
+#[tokio::test]
+async fn a_code_mailed_for_someone_elses_signup_does_not_verify_it_without_its_password() {
+    let app = spawn_app().await;
+    let victim = "victim2@shop.example";
+    app.signup_with(victim, "Victim Shop", VICTIM_PASSWORD)
+        .await;
+    let victims_code = app.code_for(victim).await;
+    // X signs up again after the victim: the victim's code stops working, and the code the
+    // victim now receives belongs to X's signup, which the victim's password does not open.
+    app.signup_with(victim, "Squatter Co", SQUATTER_PASSWORD)
+        .await;
+    let squatters_code = app.code_for(victim).await;
+    assert_eq!(
+        error_code(
+            app.verify_with(victim, &victims_code, VICTIM_PASSWORD)
+                .await
+        )
+        .await,
+        (400, "invalid_code".into()),
+        "a replaced signup's code no longer works"
+    );
+    assert_eq!(
+        error_code(
+            app.verify_with(victim, &squatters_code, VICTIM_PASSWORD)
+                .await
+        )
+        .await,
+        (400, "invalid_code".into()),
+        "the squatter's signup needs the squatter's password"
+    );
+    assert_eq!(
+        error_code(app.login(victim, SQUATTER_PASSWORD).await).await,
+        (403, "email_not_verified".into())
+    );
+    // The victim signs up once more and verifies: the account is the victim's alone.
+    app.signup_with(victim, "Victim Shop", VICTIM_PASSWORD)
+        .await;
+    let code = app.code_for(victim).await;
+    assert_eq!(
+        app.verify_with(victim, &code, VICTIM_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        error_code(app.login(victim, SQUATTER_PASSWORD).await).await,
+        (401, "invalid_credentials".into())
+    );
+}
+
+#[tokio::test]
+async fn an_invitation_is_accepted_for_an_address_that_only_has_an_unverified_signup() {
+    let app = spawn_app().await;
+    let owner = app.owner("boss@shop.example", "Shop").await;
+    let invitee = "newhire@shop.example";
+    app.signup_with(invitee, "Squatter Co", SQUATTER_PASSWORD)
+        .await;
+    let squatters_code = app.code_for(invitee).await;
+
+    let token = app.invite(&owner, invitee, "agent").await;
+    let r = app.accept(&token).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(app.login(invitee, PASSWORD).await.status(), 200);
+    assert_eq!(
+        error_code(app.login(invitee, SQUATTER_PASSWORD).await).await,
+        (401, "invalid_credentials".into())
+    );
+    assert_eq!(
+        error_code(
+            app.verify_with(invitee, &squatters_code, SQUATTER_PASSWORD)
+                .await
+        )
+        .await,
+        (400, "invalid_code".into()),
+        "the pending signup went with the invitation"
+    );
+}

@@ -963,7 +963,7 @@ async fn qa_pairs_are_found_by_their_question_and_carry_their_answer() {
 
 /// A small website on loopback: robots.txt, pages linking to each other, a private area, a
 /// redirect into the cloud metadata address and a missing page.
-async fn spawn_site() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+pub(crate) async fn spawn_site() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use axum::response::{Html, Redirect};
     use axum::routing::get;
     let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1087,6 +1087,45 @@ async fn a_site_is_crawled_within_depth_budget_and_robots_txt() {
     );
     let hits = search(&app, t, "how many screws hold the bracket", "hybrid", 1).await;
     assert_eq!(hits[0]["document_title"], "Installation guide", "{hits:?}");
+}
+
+#[tokio::test]
+async fn with_an_egress_proxy_configured_url_fetches_go_through_it() {
+    let (site, hits) = spawn_site().await;
+    let (proxy, proxied) = crate::helpers::spawn_recording_proxy().await;
+    let allowed = site.clone();
+    let app = spawn_app_with(move |s| {
+        s.knowledge.fetch_allow_hosts = vec![allowed];
+        s.knowledge.fetch_proxy = Some(cortexlayer_server::config::Secret::new(proxy));
+    })
+    .await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
+    let r = app
+        .post_as(
+            "/api/v1/documents/url",
+            t,
+            &json!({ "url": format!("http://{site}/guide") }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let id = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let d = settled(&app, t, &id).await;
+    assert_eq!(d["status"], "ready", "{d}");
+    assert_eq!(d["title"], "Through the proxy");
+    let seen = proxied.lock().expect("lock").clone();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with(&format!("GET http://{site}/guide "))),
+        "the proxy was asked for the page: {seen:?}"
+    );
+    assert!(
+        !hits.lock().expect("lock").contains(&"/guide".to_owned()),
+        "nothing went straight to the site"
+    );
 }
 
 #[tokio::test]
@@ -1576,5 +1615,68 @@ async fn originals_can_live_in_s3_compatible_object_storage() {
     assert!(
         objects.lock().expect("lock").is_empty(),
         "the original left the bucket"
+    );
+}
+
+/// Sends the headers of a `size`-byte multipart upload and its first 64 KiB only, then reads
+/// what the server answers without the rest: a server that read the body first would wait.
+async fn upload_headers_only(app: &TestApp, path: &str, token: &str, size: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let boundary = "cortexboundary";
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: multipart/form-data; boundary={boundary}\r\ncontent-length: {size}\r\n\r\n\
+         --{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"big.txt\"\r\n\
+         content-type: text/plain\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("headers");
+    stream
+        .write_all(&vec![b'a'; 64 * 1024])
+        .await
+        .expect("first chunk");
+    let mut answer = vec![0u8; 4096];
+    // A liveness bound, not a speed assertion: the rest of the body never comes.
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut answer))
+        .await
+        .expect("answered without the rest of the body")
+        .expect("read");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn callers_who_may_not_upload_are_refused_before_the_body_is_read() {
+    let app = spawn_app_with(|s| s.knowledge.max_upload_bytes = 64 * 1024 * 1024).await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let agent = app.member(&owner, "agent@acme.example", "agent").await;
+    let (_, chat_key) = app.api_key(&owner, &["chat"]).await;
+    let size = 15 * 1024 * 1024;
+    for (who, token) in [
+        ("agent", agent.access.as_str()),
+        ("chat-only key", chat_key.as_str()),
+    ] {
+        for path in ["/api/v1/documents", "/api/v1/documents/qa/import"] {
+            let answer = upload_headers_only(&app, path, token, size).await;
+            assert!(
+                answer.starts_with("HTTP/1.1 403"),
+                "{who} on {path}: {answer}"
+            );
+            assert!(
+                answer.contains("\"forbidden\""),
+                "{who} on {path}: {answer}"
+            );
+        }
+    }
+    let docs: Value = app
+        .get_as("/api/v1/documents", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        docs["data"].as_array().expect("data").len(),
+        0,
+        "nothing stored"
     );
 }

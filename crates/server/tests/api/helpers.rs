@@ -295,10 +295,23 @@ impl TestApp {
         .await
     }
 
+    /// Verifies with the code and the password every test signup uses.
     pub async fn verify(&self, email: &str, code: &str) -> Response {
+        self.verify_with(email, code, PASSWORD).await
+    }
+
+    pub async fn verify_with(&self, email: &str, code: &str, password: &str) -> Response {
         self.post_json(
             "/api/v1/auth/verify-email",
-            &json!({ "email": email, "code": code }),
+            &json!({ "email": email, "code": code, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn signup_with(&self, email: &str, company: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/signup",
+            &json!({ "email": email, "password": password, "company_name": company }),
         )
         .await
     }
@@ -430,4 +443,38 @@ pub async fn error_code(r: Response) -> (u16, String) {
         status,
         v["error"]["code"].as_str().expect("code").to_owned(),
     )
+}
+
+/// A stand-in HTTP proxy on loopback: records the request line of every request it gets and
+/// answers each with one small HTML page.
+pub async fn spawn_recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let Ok(Some(first)) = lines.next_line().await else {
+                    return;
+                };
+                log.lock().expect("lock").push(first);
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.is_empty() {
+                        break;
+                    }
+                }
+                let page = "<html><head><title>Through the proxy</title></head><body><p>This page came through the operator's egress proxy.</p></body></html>";
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = write.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
 }

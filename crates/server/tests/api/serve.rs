@@ -122,7 +122,7 @@ async fn in_development_the_verification_code_is_in_the_log_and_the_email_is_not
     let code = code_from_log(&server.log).await;
     let r = client
         .post(format!("{}/api/v1/auth/verify-email", server.base))
-        .json(&json!({ "email": "dev@acme.example", "code": code }))
+        .json(&json!({ "email": "dev@acme.example", "code": code, "password": PASSWORD }))
         .send()
         .await
         .expect("verify");
@@ -169,4 +169,69 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
         .expect("line");
     let v: Value = serde_json::from_str(response_line).expect("json");
     assert_eq!(v["span"]["http.route"], "/healthz", "{response_line}");
+}
+
+#[tokio::test]
+async fn proxies_in_the_environment_do_not_carry_tenant_url_fetches() {
+    let (site, hits) = crate::documents::spawn_site().await;
+    let (proxy, proxied) = crate::helpers::spawn_recording_proxy().await;
+    let server = start(&[
+        ("CORTEX_FETCH_ALLOW_HOSTS", site.as_str()),
+        ("HTTP_PROXY", proxy.as_str()),
+        ("http_proxy", proxy.as_str()),
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("ALL_PROXY", proxy.as_str()),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ])
+    .await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    client
+        .post(format!("{}/api/v1/auth/signup", server.base))
+        .json(
+            &json!({ "email": "proxy@acme.example", "password": PASSWORD, "company_name": "Acme" }),
+        )
+        .send()
+        .await
+        .expect("signup");
+    let code = code_from_log(&server.log).await;
+    let session: Value = client
+        .post(format!("{}/api/v1/auth/verify-email", server.base))
+        .json(&json!({ "email": "proxy@acme.example", "code": code, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    let token = session["access_token"].as_str().expect("token");
+    let r = client
+        .post(format!("{}/api/v1/documents/url", server.base))
+        .bearer_auth(token)
+        .json(&json!({ "url": format!("http://{site}/guide") }))
+        .send()
+        .await
+        .expect("add url");
+    assert_eq!(r.status(), 202);
+
+    let mut fetched = false;
+    for _ in 0..300 {
+        fetched = hits.lock().expect("lock").contains(&"/guide".to_owned());
+        if fetched {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        fetched,
+        "the page was fetched straight from the site; the proxy saw {:?}",
+        proxied.lock().expect("lock")
+    );
+    assert!(
+        proxied.lock().expect("lock").is_empty(),
+        "nothing went through the environment's proxy"
+    );
 }

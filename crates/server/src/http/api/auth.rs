@@ -43,6 +43,9 @@ pub struct VerifyEmailRequest {
     pub email: String,
     /// The 6-digit code from the email.
     pub code: String,
+    /// The password chosen at signup: only the person who signed up, with the mailbox, can
+    /// turn the signup into an account.
+    pub password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -150,10 +153,12 @@ fn presented_refresh_token(headers: &HeaderMap, body: &Bytes) -> ApiResult<Strin
     })
 }
 
-/// Create a tenant and its owner
+/// Sign up a tenant and its owner
 ///
-/// Mails a 6-digit code to the address. The answer is the same whether or not the address
-/// already has an account.
+/// Mails a 6-digit code to the address; the tenant and its owner are created when the code
+/// is verified. A new signup for an address that is not verified yet replaces the pending
+/// one (its code stops working). The answer is the same whether or not the address already
+/// has an account.
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses(
         (status = 202, description = "Verification code sent", body = AcceptedView),
@@ -187,7 +192,9 @@ pub async fn signup(
 
 /// Verify the email address with the emailed code
 ///
-/// The code expires after 15 minutes and allows 3 attempts. On success the owner is signed in.
+/// Takes the code and the password of the same signup. The code expires after 15 minutes
+/// and allows 3 attempts (a wrong password counts as one). On success the tenant and its
+/// owner are created and the owner is signed in.
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
     responses(
         (status = 200, description = "Verified and signed in", body = SessionView),
@@ -199,13 +206,14 @@ pub async fn verify_email(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<VerifyEmailRequest>,
 ) -> ApiResult<Response> {
-    let session = accounts::verify_email(&state, ip, &req.email, &req.code).await?;
+    let session = accounts::verify_email(&state, ip, &req.email, &req.code, req.password).await?;
     Ok(session_response(StatusCode::OK, session))
 }
 
 /// Send a new verification code
 ///
-/// Always answers 202, whether or not the address has an unverified account.
+/// For the address's pending signup (its code and password stay those of that signup).
+/// Always answers 202, whether or not the address has a pending signup.
 #[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailRequest,
     responses(
         (status = 202, description = "A code was sent if the account needs one", body = AcceptedView),
@@ -221,7 +229,7 @@ pub async fn resend_verification(
         StatusCode::ACCEPTED,
         Json(AcceptedView {
             status: "accepted",
-            message: "if the account needs verifying, a new code is on its way",
+            message: "if a signup is waiting for its code, a new code is on its way",
         }),
     ))
 }

@@ -160,6 +160,7 @@ pub async fn upload_documents(
     Auth(ctx): Auth,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<DocumentsView>)> {
+    knowledge::may_write(&ctx)?;
     let mut multipart = multipart.map_err(|_| not_multipart())?;
     let limit = state.settings.knowledge.max_upload_bytes;
     let mut total = 0usize;
@@ -272,6 +273,7 @@ pub async fn import_qa(
     Auth(ctx): Auth,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<DocumentView>)> {
+    knowledge::may_write(&ctx)?;
     let mut multipart = multipart.map_err(|_| not_multipart())?;
     let limit = state.settings.knowledge.max_upload_bytes;
     let (mut title, mut csv) = (None, None);
