@@ -63,6 +63,11 @@ pub mod action {
     pub const BOT_SETTINGS_UPDATED: &str = "bot.settings_updated";
     pub const CHANNEL_CONNECTED: &str = "channel.connected";
     pub const CHANNEL_DISCONNECTED: &str = "channel.disconnected";
+    /// An unproven (or no longer working) claim on an asset gave way to a tenant whose
+    /// credential proved control of it.
+    pub const CHANNEL_RELEASED: &str = "channel.released";
+    /// The provider refused the connection's credential on a send.
+    pub const CHANNEL_TOKEN_INVALID: &str = "channel.token_invalid";
     pub const WIDGET_KEY_CREATED: &str = "widget_key.created";
     pub const WIDGET_KEY_UPDATED: &str = "widget_key.updated";
     pub const WIDGET_KEY_REVOKED: &str = "widget_key.revoked";

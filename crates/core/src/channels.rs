@@ -59,6 +59,15 @@ pub struct ChannelConnection {
     /// ManyChat: what the webhook answers at once, before the answer follows (e.g. "OK, bien
     /// reçu"); `None` says nothing.
     pub ack_text: Option<String>,
+    /// When a call to the provider with the credential proved it controls the asset; `None`
+    /// for connections made before that check existed, which yield to a proven claim.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Where the app's webhook subscription lives at Meta (the page for Messenger and
+    /// Instagram, the WhatsApp Business Account when known), to unsubscribe on disconnect.
+    pub webhook_target: Option<String>,
+    /// When the provider refused the credential on a send (expired or revoked): the tenant
+    /// must connect it again.
+    pub token_invalid_at: Option<DateTime<Utc>>,
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

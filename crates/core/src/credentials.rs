@@ -22,21 +22,20 @@ pub enum ApiScope {
     /// Add, reprocess and delete documents.
     #[serde(rename = "knowledge:write")]
     KnowledgeWrite,
-    /// Read conversations and messages.
+    /// Read conversations and their messages (`GET /api/v1/conversations…`), e.g. to copy
+    /// them into a CRM.
     #[serde(rename = "conversations:read")]
     ConversationsRead,
-    /// Reply to, hand off and resolve conversations.
-    #[serde(rename = "conversations:write")]
-    ConversationsWrite,
 }
 
 impl ApiScope {
-    pub const ALL: [ApiScope; 5] = [
+    /// Every scope; each is accepted by at least one endpoint (replying to conversations
+    /// gets its scope with the endpoints that do it).
+    pub const ALL: [ApiScope; 4] = [
         Self::Chat,
         Self::KnowledgeRead,
         Self::KnowledgeWrite,
         Self::ConversationsRead,
-        Self::ConversationsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,7 +44,6 @@ impl ApiScope {
             Self::KnowledgeRead => "knowledge:read",
             Self::KnowledgeWrite => "knowledge:write",
             Self::ConversationsRead => "conversations:read",
-            Self::ConversationsWrite => "conversations:write",
         }
     }
 }

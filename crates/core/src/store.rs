@@ -545,6 +545,33 @@ pub trait Store: Send + Sync + 'static {
         audit: NewAuditEvent,
     ) -> Result<ChannelConnection>;
 
+    /// Connects a channel in place of another tenant's claim on the same asset, which is
+    /// released: the incumbent row goes (its messages with it) and each tenant gets its audit
+    /// entry, atomically. `NotFound` if the incumbent is no longer that row.
+    async fn replace_channel_claim(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnection,
+        audit: NewAuditEvent,
+        incumbent_tenant: TenantId,
+        incumbent: ChannelConnectionId,
+        release_audit: NewAuditEvent,
+    ) -> Result<ChannelConnection>;
+
+    /// Marks the connection's credential as refused by its provider, once, with the audit
+    /// entry; `true` if this call marked it (`false`: marked already).
+    async fn flag_channel_token_invalid(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<bool>;
+
+    /// Whether any connection, of any tenant, still has its webhook subscription at `target`
+    /// (so disconnecting one does not unsubscribe another's page or business account).
+    async fn webhook_target_in_use(&self, target: &str) -> Result<bool>;
+
     /// Oldest first.
     async fn list_channel_connections(&self, tenant: TenantId) -> Result<Vec<ChannelConnection>>;
 

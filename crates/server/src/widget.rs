@@ -150,7 +150,9 @@ pub async fn create_key(state: &AppState, ctx: &TenantCtx, req: NewKey) -> Resul
         .await?)
 }
 
+/// Members read the keys; API keys do not.
 pub async fn list_keys(state: &AppState, ctx: &TenantCtx) -> Result<Vec<WidgetKey>> {
+    ctx.member_with(cortex_core::tenancy::Role::Agent)?;
     Ok(state.store.list_widget_keys(ctx.tenant_id()).await?)
 }
 

@@ -28,6 +28,10 @@ fn connection(tenant: TenantId, kind: Channel, asset: &str) -> ChannelConnection
         template: (kind == Channel::WhatsApp)
             .then(|| ("order_update".to_owned(), "en_US".to_owned())),
         ack_text: (kind == Channel::ManyChat).then(|| "OK, bien reçu".to_owned()),
+        verified_at: Some(now()),
+        webhook_target: matches!(kind, Channel::Messenger | Channel::Instagram)
+            .then(|| format!("page-of-{asset}")),
+        token_invalid_at: None,
         created_by: None,
         created_at: now(),
         updated_at: now(),
@@ -896,5 +900,148 @@ pub async fn a_customers_waiting_messages_list_oldest_first(store: DynStore) {
             .expect("b")
             .is_empty(),
         "not through another tenant"
+    );
+}
+
+pub async fn a_proven_claim_replaces_another_tenants_claim_and_both_are_audited(store: DynStore) {
+    let (squatter, _) = tenant_with_owner(&store, "claim-squatter").await;
+    let (owner, _) = tenant_with_owner(&store, "claim-owner").await;
+    let mut unproven = connection(squatter, Channel::Messenger, "4242");
+    unproven.verified_at = None;
+    let unproven = store
+        .create_channel_connection(squatter, unproven, audit(action::CHANNEL_CONNECTED))
+        .await
+        .expect("squat");
+    assert!(unproven.verified_at.is_none());
+
+    let mut proven = connection(owner, Channel::Messenger, "4242");
+    assert_conflict(
+        store
+            .create_channel_connection(owner, proven.clone(), audit(action::CHANNEL_CONNECTED))
+            .await,
+        conflict::CHANNEL_TAKEN,
+    );
+    assert_not_found(
+        store
+            .replace_channel_claim(
+                owner,
+                proven.clone(),
+                audit(action::CHANNEL_CONNECTED),
+                owner,
+                unproven.id,
+                audit(action::CHANNEL_RELEASED),
+            )
+            .await,
+        "the incumbent named under the wrong tenant",
+    );
+    proven.id = ChannelConnectionId::new();
+    let replaced = store
+        .replace_channel_claim(
+            owner,
+            proven.clone(),
+            audit(action::CHANNEL_CONNECTED),
+            squatter,
+            unproven.id,
+            audit(action::CHANNEL_RELEASED),
+        )
+        .await
+        .expect("replace");
+    assert_eq!((replaced.tenant_id, replaced.id), (owner, proven.id));
+    let routed = store
+        .find_channel_connection(Channel::Messenger, "4242")
+        .await
+        .expect("find")
+        .expect("routed");
+    assert_eq!(routed.tenant_id, owner);
+    assert!(
+        store
+            .list_channel_connections(squatter)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let released: Vec<String> = store
+        .list_audit_events(squatter, Page::first(10))
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        released.iter().any(|a| a == action::CHANNEL_RELEASED),
+        "{released:?}"
+    );
+    assert_not_found(
+        store
+            .replace_channel_claim(
+                owner,
+                connection(owner, Channel::Messenger, "4242"),
+                audit(action::CHANNEL_CONNECTED),
+                squatter,
+                unproven.id,
+                audit(action::CHANNEL_RELEASED),
+            )
+            .await,
+        "a claim released already",
+    );
+}
+
+pub async fn a_refused_token_is_flagged_once_and_webhook_targets_are_counted(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "flag-a").await;
+    let (b, _) = tenant_with_owner(&store, "flag-b").await;
+    let page = connected(&store, a, Channel::Messenger, "777").await;
+    assert_eq!(page.webhook_target.as_deref(), Some("page-of-777"));
+    assert!(
+        store
+            .webhook_target_in_use("page-of-777")
+            .await
+            .expect("in use")
+    );
+    assert!(
+        !store
+            .webhook_target_in_use("page-of-778")
+            .await
+            .expect("unused")
+    );
+
+    assert_not_found(
+        store
+            .flag_channel_token_invalid(b, page.id, now(), audit(action::CHANNEL_TOKEN_INVALID))
+            .await,
+        "B flags A's connection",
+    );
+    assert!(
+        store
+            .flag_channel_token_invalid(a, page.id, now(), audit(action::CHANNEL_TOKEN_INVALID))
+            .await
+            .expect("flag")
+    );
+    assert!(
+        !store
+            .flag_channel_token_invalid(a, page.id, now(), audit(action::CHANNEL_TOKEN_INVALID))
+            .await
+            .expect("flag again"),
+        "flagged once"
+    );
+    let listed = store.list_channel_connections(a).await.expect("list");
+    assert!(listed[0].token_invalid_at.is_some());
+    let flags = store
+        .list_audit_events(a, Page::first(10))
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == action::CHANNEL_TOKEN_INVALID)
+        .count();
+    assert_eq!(flags, 1);
+
+    store
+        .delete_channel_connection(a, page.id, audit(action::CHANNEL_DISCONNECTED))
+        .await
+        .expect("disconnect");
+    assert!(
+        !store
+            .webhook_target_in_use("page-of-777")
+            .await
+            .expect("gone")
     );
 }

@@ -89,6 +89,8 @@ macro_rules! conformance_tests {
             turns_store_messages_usage_and_events_and_read_back_in_order,
             another_tenants_conversations_are_out_of_reach,
             a_channel_asset_belongs_to_one_tenant_and_routes_to_it,
+            a_proven_claim_replaces_another_tenants_claim_and_both_are_audited,
+            a_refused_token_is_flagged_once_and_webhook_targets_are_counted,
             sealed_secrets_are_resealed_only_while_unchanged,
             a_delivery_replayed_concurrently_is_stored_once_with_one_job,
             a_channel_customer_finds_their_open_conversation,

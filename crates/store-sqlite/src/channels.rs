@@ -32,6 +32,15 @@ fn connection_from(row: &SqliteRow) -> Result<ChannelConnection> {
             _ => None,
         },
         ack_text: row.try_get("ack_text").map_err(db)?,
+        verified_at: row
+            .try_get::<Option<i64>, _>("verified_at")
+            .map_err(db)?
+            .map(ts),
+        webhook_target: row.try_get("webhook_target").map_err(db)?,
+        token_invalid_at: row
+            .try_get::<Option<i64>, _>("token_invalid_at")
+            .map_err(db)?
+            .map(ts),
         created_by: row
             .try_get::<Option<uuid::Uuid>, _>("created_by")
             .map_err(db)?
@@ -41,18 +50,17 @@ fn connection_from(row: &SqliteRow) -> Result<ChannelConnection> {
     })
 }
 
-pub(crate) async fn create(
-    pool: &SqlitePool,
+async fn insert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     tenant: TenantId,
-    c: ChannelConnection,
-    audit: NewAuditEvent,
+    c: &ChannelConnection,
 ) -> Result<ChannelConnection> {
-    let mut tx = pool.begin().await.map_err(db)?;
     let row = sqlx::query(
         "INSERT INTO channel_connections (id, tenant_id, kind, asset_id, name, sealed_token,
              token_hint, created_by, created_at, updated_at, template_name, template_language,
-             provider, account_id, ack_text)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING *",
+             provider, account_id, ack_text, verified_at, webhook_target, token_invalid_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         RETURNING *",
     )
     .bind(c.id.0)
     .bind(tenant.0)
@@ -69,7 +77,10 @@ pub(crate) async fn create(
     .bind(c.provider.as_str())
     .bind(c.account_id.as_deref())
     .bind(c.ack_text.as_deref())
-    .fetch_one(&mut *tx)
+    .bind(c.verified_at.map(ms))
+    .bind(c.webhook_target.as_deref())
+    .bind(c.token_invalid_at.map(ms))
+    .fetch_one(&mut **tx)
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -78,10 +89,100 @@ pub(crate) async fn create(
             db(e)
         }
     })?;
-    let created = connection_from(&row)?;
+    connection_from(&row)
+}
+
+pub(crate) async fn create(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    c: ChannelConnection,
+    audit: NewAuditEvent,
+) -> Result<ChannelConnection> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let created = insert(&mut tx, tenant, &c).await?;
     insert_audit(&mut tx, tenant, &audit).await?;
     tx.commit().await.map_err(db)?;
     Ok(created)
+}
+
+/// Deletes `incumbent` (another tenant's claim on the same asset) and inserts `c`, with an
+/// audit entry in each tenant, in one transaction.
+pub(crate) async fn replace_claim(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    c: ChannelConnection,
+    audit: NewAuditEvent,
+    incumbent_tenant: TenantId,
+    incumbent: ChannelConnectionId,
+    release_audit: NewAuditEvent,
+) -> Result<ChannelConnection> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let gone = sqlx::query(
+        "DELETE FROM channel_connections WHERE id = $1 AND tenant_id = $2 AND kind = $3 AND asset_id = $4",
+    )
+    .bind(incumbent.0)
+    .bind(incumbent_tenant.0)
+    .bind(c.kind.as_str())
+    .bind(&c.asset_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if gone.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    insert_audit(&mut tx, incumbent_tenant, &release_audit).await?;
+    let created = insert(&mut tx, tenant, &c).await?;
+    insert_audit(&mut tx, tenant, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(created)
+}
+
+pub(crate) async fn flag_token_invalid(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    connection: ChannelConnectionId,
+    at: chrono::DateTime<chrono::Utc>,
+    audit: NewAuditEvent,
+) -> Result<bool> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let done = sqlx::query(
+        "UPDATE channel_connections SET token_invalid_at = $3, updated_at = $3
+         WHERE id = $1 AND tenant_id = $2 AND token_invalid_at IS NULL",
+    )
+    .bind(connection.0)
+    .bind(tenant.0)
+    .bind(ms(at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        let exists: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM channel_connections WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(connection.0)
+        .bind(tenant.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        return if exists.is_some() {
+            Ok(false)
+        } else {
+            Err(StoreError::NotFound)
+        };
+    }
+    insert_audit(&mut tx, tenant, &audit).await?;
+    tx.commit().await.map_err(db)?;
+    Ok(true)
+}
+
+pub(crate) async fn webhook_target_in_use(pool: &SqlitePool, target: &str) -> Result<bool> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM channel_connections WHERE webhook_target = $1 LIMIT 1")
+            .bind(target)
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?;
+    Ok(found.is_some())
 }
 
 pub(crate) async fn list(pool: &SqlitePool, tenant: TenantId) -> Result<Vec<ChannelConnection>> {

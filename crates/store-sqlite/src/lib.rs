@@ -2014,6 +2014,41 @@ impl Store for SqliteStore {
         channels::create(&self.pool, tenant, connection, audit).await
     }
 
+    async fn replace_channel_claim(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::channels::ChannelConnection,
+        audit: NewAuditEvent,
+        incumbent_tenant: TenantId,
+        incumbent: cortex_core::ids::ChannelConnectionId,
+        release_audit: NewAuditEvent,
+    ) -> Result<cortex_core::channels::ChannelConnection> {
+        channels::replace_claim(
+            &self.pool,
+            tenant,
+            connection,
+            audit,
+            incumbent_tenant,
+            incumbent,
+            release_audit,
+        )
+        .await
+    }
+
+    async fn flag_channel_token_invalid(
+        &self,
+        tenant: TenantId,
+        connection: cortex_core::ids::ChannelConnectionId,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<bool> {
+        channels::flag_token_invalid(&self.pool, tenant, connection, at, audit).await
+    }
+
+    async fn webhook_target_in_use(&self, target: &str) -> Result<bool> {
+        channels::webhook_target_in_use(&self.pool, target).await
+    }
+
     async fn list_channel_connections(
         &self,
         tenant: TenantId,

@@ -520,7 +520,10 @@ async fn answer_one(
             (None, count)
         }
         Err(SendError::Unavailable(e)) => return Err(JobError::Retry(format!("sending: {e}"))),
-        Err(SendError::Rejected { code, message }) => (Some(format!("{code} {message}")), 0),
+        Err(SendError::Rejected { code, message }) => {
+            super::note_send_failure(state, connection, code).await;
+            (Some(format!("{code} {message}")), 0)
+        }
     };
     let delivered = error.is_none();
     finish(error, count).await?;

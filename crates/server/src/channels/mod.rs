@@ -29,11 +29,11 @@ use cortex_core::store::conflict;
 use crate::app::AppState;
 use std::time::Duration;
 
-use crate::infra::outbound::{SendError, split_message};
+use crate::infra::outbound::{ProofError, SendError, split_message};
 use crate::infra::ratelimit::RateLimiter;
 use crate::infra::secrets::{SecretBox, SecretError};
 use crate::infra::twilio as twilio_api;
-use crate::tenancy::{Caller, TenancyError, TenantCtx};
+use crate::tenancy::{Caller, OperatorCtx, TenancyError, TenantCtx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -55,6 +55,12 @@ pub enum ChannelError {
     OauthPending,
     #[error("Meta refused: {0}")]
     Provider(String),
+    /// The provider did not answer the check of a credential (timeouts, 429, 5xx).
+    #[error("the provider could not be reached to check the credential: {0}")]
+    ProviderUnavailable(String),
+    /// A call to the provider with the given credential did not show it controls the asset.
+    #[error("the credential was not accepted for this asset: {0}")]
+    NotVerified(String),
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
     #[error(transparent)]
@@ -144,7 +150,11 @@ fn check_token(token: &str) -> Result<()> {
 /// The provider's checks of a connection request: its asset, its credential, its template.
 /// Returns the provider, the credential to seal ("" for the platform's Twilio account) and the
 /// account id.
-fn check_connect(state: &AppState, req: &Connect) -> Result<(Provider, String, Option<String>)> {
+fn check_connect(
+    state: &AppState,
+    req: &Connect,
+    platform_numbers: bool,
+) -> Result<(Provider, String, Option<String>)> {
     let provider = match (req.kind, req.provider) {
         (Channel::ManyChat, None | Some(Provider::ManyChat)) => Provider::ManyChat,
         (Channel::ManyChat, Some(_)) | (_, Some(Provider::ManyChat)) => {
@@ -205,6 +215,10 @@ fn check_connect(state: &AppState, req: &Connect) -> Result<(Provider, String, O
                 (None, None) => {
                     let p = &state.settings.providers;
                     match (&p.twilio_account_sid, &p.twilio_auth_token) {
+                        (Some(_), Some(_)) if !platform_numbers => Err(TenancyError::Forbidden(
+                            "the platform's Twilio numbers are assigned by the operator; give your own account SID and auth token",
+                        )
+                        .into()),
                         (Some(sid), Some(_)) => Ok((provider, String::new(), Some(sid.clone()))),
                         _ => Err(invalid(
                             "account_sid",
@@ -263,8 +277,110 @@ fn check_connect(state: &AppState, req: &Connect) -> Result<(Provider, String, O
     }
 }
 
+/// How control of an asset is established before it is connected.
+pub(crate) enum Proof {
+    /// Call the provider with the credential given.
+    Needed,
+    /// Shown already (Meta sign-in listed the asset for the member's login), with where the
+    /// app's webhook subscription lives.
+    Shown { webhook_target: Option<String> },
+}
+
+/// Connects a channel for an owner or admin, once a call to the provider with the given
+/// credential proved it controls the asset. The platform's Twilio numbers are not theirs to
+/// claim ([`assign_platform_number`]).
 pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<ChannelConnection> {
     may_manage(ctx)?;
+    claim(state, ctx, ctx.actor(), req, Proof::Needed, false).await
+}
+
+/// The operator assigns one of the platform's own Twilio WhatsApp senders to a tenant: the
+/// platform's account must list the number.
+pub async fn assign_platform_number(
+    state: &AppState,
+    operator: &OperatorCtx,
+    tenant: TenantId,
+    number: String,
+    name: Option<String>,
+    template: Option<(String, String)>,
+) -> Result<ChannelConnection> {
+    let ctx = TenantCtx::for_operator(state, tenant).await?;
+    let req = Connect {
+        kind: Channel::WhatsApp,
+        provider: Some(Provider::Twilio),
+        asset_id: number,
+        access_token: None,
+        account_id: None,
+        name,
+        template,
+        ack_text: None,
+    };
+    claim(state, &ctx, operator.actor(), req, Proof::Needed, true).await
+}
+
+/// Calls the provider with the credential: `Ok` with the webhook target if it controls the
+/// asset.
+async fn prove(
+    state: &AppState,
+    c: &ChannelConnection,
+    token: &str,
+) -> std::result::Result<Option<String>, ProofError> {
+    match c.provider {
+        Provider::Meta => state.graph.prove_control(c.kind, token, &c.asset_id).await,
+        Provider::Twilio => {
+            let (sid, auth_token) = if token.is_empty() {
+                twilio_account(state, c)
+                    .map_err(|e| ProofError::CredentialRefused(e.to_string()))?
+            } else {
+                (c.account_id.clone().unwrap_or_default(), token.to_owned())
+            };
+            let account = twilio_api::Account {
+                sid: &sid,
+                auth_token: &auth_token,
+            };
+            state
+                .twilio
+                .prove_number(&account, &c.asset_id)
+                .await
+                .map(|()| None)
+        }
+        Provider::ManyChat => state
+            .manychat
+            .prove_page(token, &c.asset_id)
+            .await
+            .map(|()| None),
+    }
+}
+
+/// Whether an incumbent's claim still stands: proven when it was made, its credential not
+/// refused since, and still reaching the asset now (a provider that does not answer is no
+/// reason to take an asset away).
+async fn claim_stands(state: &AppState, incumbent: &ChannelConnection) -> bool {
+    if incumbent.verified_at.is_none() || incumbent.token_invalid_at.is_some() {
+        return false;
+    }
+    let token = if incumbent.sealed_token.is_empty() {
+        String::new()
+    } else {
+        match access_token(&state.secrets, incumbent) {
+            Ok(t) => t,
+            Err(_) => return false,
+        }
+    };
+    !matches!(
+        prove(state, incumbent, &token).await,
+        Err(ProofError::CredentialRefused(_) | ProofError::NotReached(_))
+    )
+}
+
+async fn claim(
+    state: &AppState,
+    ctx: &TenantCtx,
+    actor: cortex_core::audit::Actor,
+    req: Connect,
+    proof: Proof,
+    platform_numbers: bool,
+) -> Result<ChannelConnection> {
     if !CONNECTABLE.contains(&req.kind) {
         return Err(invalid(
             "kind",
@@ -272,7 +388,7 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
         ));
     }
     plan_allows_channels(ctx)?;
-    let (provider, token, account_id) = check_connect(state, &req)?;
+    let (provider, token, account_id) = check_connect(state, &req, platform_numbers)?;
     let asset_id = req.asset_id.trim().to_owned();
     let name = req
         .name
@@ -285,7 +401,7 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
     let id = ChannelConnectionId::new();
     let tenant = ctx.tenant_id();
     let now = Utc::now();
-    let connection = ChannelConnection {
+    let mut connection = ChannelConnection {
         id,
         tenant_id: tenant,
         kind: req.kind,
@@ -308,6 +424,9 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
             .ack_text
             .map(|a| a.trim().to_owned())
             .filter(|a| !a.is_empty()),
+        verified_at: Some(now),
+        webhook_target: None,
+        token_invalid_at: None,
         created_by: match ctx.caller() {
             Caller::User(u) => Some(u.id),
             _ => None,
@@ -315,34 +434,116 @@ pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<
         created_at: now,
         updated_at: now,
     };
-    let audit = NewAuditEvent::new(ctx.actor(), action::CHANNEL_CONNECTED, now)
-        .target("channel", id)
-        .metadata(serde_json::json!({
-            "kind": req.kind,
-            "provider": provider,
-            "asset_id": asset_id,
-        }));
-    state
+    connection.webhook_target = match proof {
+        Proof::Shown { webhook_target } => webhook_target,
+        Proof::Needed => prove(state, &connection, &token)
+            .await
+            .map_err(|e| match e {
+                ProofError::Unavailable(m) => ChannelError::ProviderUnavailable(m),
+                refused => ChannelError::NotVerified(refused.to_string()),
+            })?,
+    };
+    let audit = |released: bool| {
+        NewAuditEvent::new(actor.clone(), action::CHANNEL_CONNECTED, now)
+            .target("channel", id)
+            .metadata(serde_json::json!({
+                "kind": req.kind,
+                "provider": provider,
+                "asset_id": asset_id,
+                "released_earlier_claim": released,
+            }))
+    };
+    let taken = ChannelError::ChannelTaken { kind: req.kind };
+    match state
         .store
-        .create_channel_connection(tenant, connection, audit)
+        .create_channel_connection(tenant, connection.clone(), audit(false))
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(c) if c == conflict::CHANNEL_TAKEN => {
-                ChannelError::ChannelTaken { kind: req.kind }
-            }
-            other => other.into(),
-        })
+    {
+        Ok(c) => return Ok(c),
+        Err(StoreError::Conflict(c)) if c == conflict::CHANNEL_TAKEN => {}
+        Err(other) => return Err(other.into()),
+    }
+    // Taken: a proven claim takes the asset from a claim that was never proven, or whose
+    // credential no longer reaches it; a claim that still stands keeps it.
+    let Some(incumbent) = state
+        .store
+        .find_channel_connection(req.kind, &asset_id)
+        .await?
+    else {
+        return Err(taken);
+    };
+    if incumbent.tenant_id == tenant || claim_stands(state, &incumbent).await {
+        return Err(taken);
+    }
+    let reason = if incumbent.verified_at.is_none() {
+        "never_verified"
+    } else {
+        "credential_no_longer_reaches_the_asset"
+    };
+    let release = NewAuditEvent::new(
+        cortex_core::audit::Actor::System,
+        action::CHANNEL_RELEASED,
+        now,
+    )
+    .target("channel", incumbent.id)
+    .metadata(serde_json::json!({
+        "kind": req.kind,
+        "asset_id": asset_id,
+        "reason": reason,
+    }));
+    match state
+        .store
+        .replace_channel_claim(
+            tenant,
+            connection,
+            audit(true),
+            incumbent.tenant_id,
+            incumbent.id,
+            release,
+        )
+        .await
+    {
+        Ok(c) => {
+            tracing::warn!(
+                tenant.id = %tenant,
+                channel.id = %c.id,
+                released.tenant_id = %incumbent.tenant_id,
+                released.channel_id = %incumbent.id,
+                reason,
+                "an earlier claim on a channel asset was released to a proven one"
+            );
+            Ok(c)
+        }
+        // Changed meanwhile (disconnected, or released to someone else): try no further.
+        Err(StoreError::NotFound | StoreError::Conflict(_)) => Err(taken),
+        Err(e) => Err(e.into()),
+    }
 }
 
+/// Members read the connections; API keys do not.
 pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<ChannelConnection>> {
+    ctx.member_with(cortex_core::tenancy::Role::Agent)?;
     Ok(state
         .store
         .list_channel_connections(ctx.tenant_id())
         .await?)
 }
 
+/// Most a disconnection waits for Meta to drop the app's webhook subscription.
+const UNSUBSCRIBE_BUDGET: Duration = Duration::from_secs(8);
+
+/// Disconnects the channel, then (Meta) removes the app's webhook subscription from the page
+/// or business account unless another connection still uses it; a failure there is logged,
+/// since the connection is gone either way and deliveries for it are no longer routed.
 pub async fn disconnect(state: &AppState, ctx: &TenantCtx, id: ChannelConnectionId) -> Result<()> {
     may_manage(ctx)?;
+    let connection = state
+        .store
+        .list_channel_connections(ctx.tenant_id())
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or(ChannelError::from(StoreError::NotFound))?;
     let now = Utc::now();
     state
         .store
@@ -353,7 +554,80 @@ pub async fn disconnect(state: &AppState, ctx: &TenantCtx, id: ChannelConnection
                 .target("channel", id),
         )
         .await?;
+    unsubscribe_if_unused(state, &connection).await;
     Ok(())
+}
+
+async fn unsubscribe_if_unused(state: &AppState, c: &ChannelConnection) {
+    let Some(target) = c
+        .webhook_target
+        .as_deref()
+        .filter(|_| c.provider == Provider::Meta)
+    else {
+        return;
+    };
+    match state.store.webhook_target_in_use(target).await {
+        Ok(false) => {}
+        Ok(true) => return,
+        Err(e) => {
+            tracing::error!(channel.id = %c.id, error = %e, "could not tell whether a webhook subscription is still used");
+            return;
+        }
+    }
+    let Ok(token) = access_token(&state.secrets, c) else {
+        tracing::warn!(channel.id = %c.id, "the credential did not open: the webhook subscription stays");
+        return;
+    };
+    match tokio::time::timeout(UNSUBSCRIBE_BUDGET, state.graph.unsubscribe(target, &token)).await {
+        Ok(Ok(())) => {
+            tracing::info!(channel.id = %c.id, "the app's webhook subscription was removed")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(channel.id = %c.id, error = %e, "Meta did not remove the app's webhook subscription");
+        }
+        Err(_) => {
+            tracing::warn!(channel.id = %c.id, "Meta did not answer the unsubscription in time");
+        }
+    }
+}
+
+/// A provider's refusal of the credential itself (not of one message): Meta's
+/// OAuthException 190, Twilio's 20003, ManyChat's HTTP 401.
+fn refuses_credential(provider: Provider, code: i64) -> bool {
+    match provider {
+        Provider::Meta => code == 190,
+        Provider::Twilio => code == 20003,
+        Provider::ManyChat => code == 401,
+    }
+}
+
+/// Flags the connection when a send failed because its provider refused the credential, so
+/// the team sees it must be connected again instead of replies silently failing.
+pub async fn note_send_failure(state: &AppState, c: &ChannelConnection, code: i64) {
+    if !refuses_credential(c.provider, code) {
+        return;
+    }
+    let now = Utc::now();
+    let audit = NewAuditEvent::new(
+        cortex_core::audit::Actor::System,
+        action::CHANNEL_TOKEN_INVALID,
+        now,
+    )
+    .target("channel", c.id)
+    .metadata(serde_json::json!({ "kind": c.kind, "provider": c.provider, "code": code }));
+    match state
+        .store
+        .flag_channel_token_invalid(c.tenant_id, c.id, now, audit)
+        .await
+    {
+        Ok(true) => {
+            tracing::warn!(tenant.id = %c.tenant_id, channel.id = %c.id, code, "the provider refused a channel's credential")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(channel.id = %c.id, error = %e, "could not flag a refused channel credential")
+        }
+    }
 }
 
 /// The connection's access token, opened (for the senders).

@@ -289,9 +289,11 @@ pub async fn choose(
     }
     let mut out = Vec::new();
     for asset in chosen {
-        let connection = super::connect(
+        super::may_manage(ctx)?;
+        let connection = super::claim(
             state,
             ctx,
+            ctx.actor(),
             Connect {
                 kind: flow.kind,
                 provider: None,
@@ -303,6 +305,11 @@ pub async fn choose(
                 template: template.clone().filter(|_| flow.kind == Channel::WhatsApp),
                 ack_text: None,
             },
+            // Meta listed the asset for the member's own login: control is shown.
+            super::Proof::Shown {
+                webhook_target: Some(asset.subscribe_to.clone()),
+            },
+            false,
         )
         .await?;
         let subscribed = state

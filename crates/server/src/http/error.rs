@@ -238,6 +238,17 @@ impl From<crate::channels::ChannelError> for ApiError {
             C::OauthInvalidState => Self::new(StatusCode::BAD_REQUEST, "invalid_state", message),
             C::OauthPending => Self::new(StatusCode::CONFLICT, "oauth_pending", message),
             C::Provider(_) => Self::new(StatusCode::BAD_GATEWAY, "provider_error", message),
+            C::ProviderUnavailable(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "provider_error", message)
+            }
+            C::NotVerified(_) => Self {
+                field: Some("access_token".into()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "channel_not_verified",
+                    message,
+                )
+            },
             C::Tenancy(t) => t.into(),
             C::Internal(cause) => Self::internal(cause),
         }

@@ -160,18 +160,148 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::admin::suspend_tenant))
         .routes(routes!(api::admin::reactivate_tenant))
         .routes(routes!(api::admin::set_tenant_plan))
+        .routes(routes!(api::channels::assign_platform_number))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }
 
 /// The OpenAPI 3.1 document of every endpoint.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut spec = routes().split_for_parts().1;
+    declare_common_statuses(&mut spec);
+    spec
+}
+
+/// Adds to every operation the answers the shared layers give, so generated clients and
+/// fuzzers see every status the server can return: authentication (401, 403) where a
+/// credential is needed; body reading (400 `invalid_json` / `invalid_multipart`, 413, 415)
+/// and validation (422) where a body is taken; 404 where the path holds an id; 429 where
+/// attempts are counted; 500 and 503 (the request timeout) everywhere. An operation's own
+/// description of a status is kept.
+fn declare_common_statuses(spec: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    fn add(op: &mut Operation, status: &str, description: &str) {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        )
+                        .build(),
+                )
+            });
+    }
+    for (path, item) in spec.paths.paths.iter_mut() {
+        let counted = path.starts_with("/api/v1/auth/")
+            || path.starts_with("/widget/v1/")
+            || path == "/api/v1/chat"
+            || path == "/v1/chat/completions";
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add(
+                    op,
+                    "401",
+                    "`unauthenticated`: no credential, or one that is invalid or expired",
+                );
+                add(
+                    op,
+                    "403",
+                    "`forbidden`: the credential's role or scope does not allow this, or `tenant_suspended`",
+                );
+            }
+            let body: Vec<String> = op
+                .request_body
+                .as_ref()
+                .map(|b| b.content.keys().cloned().collect())
+                .unwrap_or_default();
+            if body.iter().any(|c| c == "application/json") {
+                add(
+                    op,
+                    "400",
+                    "`invalid_json`: the body is not JSON of the expected shape",
+                );
+                add(
+                    op,
+                    "413",
+                    "`payload_too_large`: the body is larger than `CORTEX_MAX_BODY_BYTES`",
+                );
+                add(
+                    op,
+                    "415",
+                    "`unsupported_media_type`: the body is not `application/json`",
+                );
+                add(
+                    op,
+                    "422",
+                    "`validation_failed`: a field is missing or invalid; `field` names it",
+                );
+            }
+            if body.iter().any(|c| c == "multipart/form-data") {
+                add(
+                    op,
+                    "400",
+                    "`invalid_multipart`: the multipart body could not be read",
+                );
+                add(
+                    op,
+                    "413",
+                    "`file_too_large`: a file or the request is larger than allowed",
+                );
+                add(
+                    op,
+                    "415",
+                    "`unsupported_media_type`: not `multipart/form-data`, or a file of an unsupported type",
+                );
+            }
+            if path.contains('{') {
+                add(
+                    op,
+                    "404",
+                    "`not_found`: no such object in the caller's tenant (or a malformed id)",
+                );
+            }
+            if counted {
+                add(
+                    op,
+                    "429",
+                    "`rate_limited`: too many attempts; `Retry-After` says when to try again",
+                );
+            }
+            add(
+                op,
+                "500",
+                "`internal_error`: a fault on the server; quote the request id",
+            );
+            add(
+                op,
+                "503",
+                "the request took longer than `CORTEX_REQUEST_TIMEOUT_SECS`",
+            );
+        }
+    }
 }
 
 /// The whole application: API, docs and middleware.
 pub fn router(state: AppState) -> Router {
-    let (api, spec) = routes().split_for_parts();
+    let (api, mut spec) = routes().split_for_parts();
+    declare_common_statuses(&mut spec);
     let docs = docs::Docs::new(&spec);
     let settings = state.settings.clone();
     api.merge(docs.router())

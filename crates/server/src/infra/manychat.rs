@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::outbound::{
-    Attempt, Endpoint, SendError, bounded, split_message, transport_error, with_retries,
+    Attempt, Endpoint, ProofError, SendError, bounded, split_message, transport_error, with_retries,
 };
 
 /// Longest text of one ManyChat text message.
@@ -84,5 +84,48 @@ impl ManyChatClient {
             }
         })
         .await
+    }
+
+    /// Proves that `api_key` is the key of the page `page_id`: ManyChat's `GET
+    /// /fb/page/getInfo` answers for the page the key belongs to.
+    pub async fn prove_page(&self, api_key: &str, page_id: &str) -> Result<(), ProofError> {
+        let url = format!("{}/fb/page/getInfo", self.api.base);
+        let info = with_retries(self.api.attempts, || async {
+            let response = match self.api.client.get(&url).bearer_auth(api_key).send().await {
+                Ok(r) => r,
+                Err(e) => return Attempt::Retry(transport_error(&e)),
+            };
+            let status = response.status();
+            let v: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() && v["status"] == "success" {
+                return Attempt::Done(v);
+            }
+            let message = bounded(v["message"].as_str().unwrap_or(""));
+            if status.as_u16() == 429 || status.is_server_error() {
+                return Attempt::Retry(format!("HTTP {} {message}", status.as_u16()));
+            }
+            Attempt::Rejected {
+                code: i64::from(status.as_u16()),
+                message,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            SendError::Unavailable(m) => ProofError::Unavailable(m),
+            SendError::Rejected { code, message } => ProofError::CredentialRefused(format!(
+                "ManyChat refused the API key (HTTP {code}: {message})"
+            )),
+        })?;
+        let id = match &info["data"]["id"] {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => String::new(),
+        };
+        if id != page_id {
+            return Err(ProofError::NotReached(
+                "the API key belongs to another ManyChat page".into(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use cortex_core::answer::Channel;
 
-pub use super::outbound::SendError;
 use super::outbound::{Attempt, Endpoint, bounded, split_message, transport_error, with_retries};
+pub use super::outbound::{ProofError, SendError};
 
 pub struct GraphClient {
     api: Endpoint,
@@ -372,6 +372,102 @@ impl GraphClient {
                 .send()
                 .await
             {
+                Ok(r) => r,
+                Err(e) => return Attempt::Retry(transport_error(&e)),
+            };
+            let status = response.status();
+            let v: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() && v["success"] == true {
+                return Attempt::Done(());
+            }
+            let code = v["error"]["code"].as_i64().unwrap_or(0);
+            let message = bounded(v["error"]["message"].as_str().unwrap_or(""));
+            if status.as_u16() == 429 || status.is_server_error() {
+                return Attempt::Retry(format!("HTTP {} ({code}) {message}", status.as_u16()));
+            }
+            Attempt::Rejected { code, message }
+        })
+        .await
+    }
+
+    /// Proves that `token` controls the asset, by reading it through the Graph API with that
+    /// token: a WhatsApp phone number id must come back as itself; for Messenger the token
+    /// must be the page's own token (`/me` is the page), for Instagram the token of the page
+    /// the account is linked to. Returns where the app's webhook subscription for the asset
+    /// lives, when that is known (the page; a phone number's business account is not
+    /// readable from the number).
+    pub async fn prove_control(
+        &self,
+        kind: Channel,
+        token: &str,
+        asset_id: &str,
+    ) -> Result<Option<String>, ProofError> {
+        let what = match kind {
+            Channel::WhatsApp => "WhatsApp phone number id",
+            Channel::Messenger => "page",
+            _ => "Instagram account",
+        };
+        let refused = |e: SendError| match e {
+            SendError::Unavailable(m) => ProofError::Unavailable(m),
+            SendError::Rejected { code: 190, message } => ProofError::CredentialRefused(format!(
+                "Meta refused the access token (OAuthException 190: {message})"
+            )),
+            SendError::Rejected { code, message } => ProofError::NotReached(format!(
+                "the access token does not reach this {what} (Meta {code}: {message})"
+            )),
+        };
+        match kind {
+            Channel::WhatsApp => {
+                let v = self
+                    .get(
+                        &format!("{asset_id}?fields=id,display_phone_number,verified_name"),
+                        Some(token),
+                    )
+                    .await
+                    .map_err(refused)?;
+                if v["id"].as_str() != Some(asset_id) {
+                    return Err(ProofError::NotReached(
+                        "the access token does not reach this WhatsApp phone number id".into(),
+                    ));
+                }
+                Ok(None)
+            }
+            Channel::Messenger => {
+                let v = self
+                    .get("me?fields=id,name", Some(token))
+                    .await
+                    .map_err(refused)?;
+                if v["id"].as_str() != Some(asset_id) {
+                    return Err(ProofError::NotReached(
+                        "the access token is not a page token of this page".into(),
+                    ));
+                }
+                Ok(Some(asset_id.to_owned()))
+            }
+            Channel::Instagram => {
+                let v = self
+                    .get("me?fields=id,instagram_business_account", Some(token))
+                    .await
+                    .map_err(refused)?;
+                if v["instagram_business_account"]["id"].as_str() != Some(asset_id) {
+                    return Err(ProofError::NotReached(
+                        "the access token is not a page token of the page this Instagram account is linked to".into(),
+                    ));
+                }
+                Ok(v["id"].as_str().map(str::to_owned))
+            }
+            _ => Err(ProofError::NotReached(format!(
+                "{kind} assets are not Meta's"
+            ))),
+        }
+    }
+
+    /// Removes the app's webhook subscription from a page or WhatsApp Business Account
+    /// (`DELETE /{target}/subscribed_apps`).
+    pub async fn unsubscribe(&self, target: &str, token: &str) -> Result<(), SendError> {
+        let url = format!("{}/{}/subscribed_apps", self.api.base, target);
+        with_retries(self.api.attempts, || async {
+            let response = match self.api.client.delete(&url).bearer_auth(token).send().await {
                 Ok(r) => r,
                 Err(e) => return Attempt::Retry(transport_error(&e)),
             };

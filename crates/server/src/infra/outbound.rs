@@ -17,6 +17,20 @@ pub enum SendError {
     Rejected { code: i64, message: String },
 }
 
+/// Why a credential was not accepted as controlling an asset.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    /// The provider refused the credential itself (expired, revoked, mistyped).
+    #[error("{0}")]
+    CredentialRefused(String),
+    /// The credential works, but not for this asset.
+    #[error("{0}")]
+    NotReached(String),
+    /// No answer worth judging (timeouts, 429, 5xx after the retries).
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
 /// A provider's API: the HTTP client, the base address calls go to, and how many attempts a
 /// call gets.
 pub struct Endpoint {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::outbound::{
-    Attempt, Endpoint, SendError, bounded, split_message, transport_error, with_retries,
+    Attempt, Endpoint, ProofError, SendError, bounded, split_message, transport_error, with_retries,
 };
 
 /// Longest WhatsApp body Twilio accepts.
@@ -101,5 +101,71 @@ impl TwilioClient {
             sids.push(sid);
         }
         Ok(sids)
+    }
+
+    /// Proves that `number` (E.164) is a sender of the account: the account's own
+    /// `IncomingPhoneNumbers` list, read with its SID and auth token, holds it.
+    pub async fn prove_number(
+        &self,
+        account: &Account<'_>,
+        number: &str,
+    ) -> Result<(), ProofError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json?{}",
+            self.api.base,
+            account.sid,
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("PhoneNumber", number)
+                .finish()
+        );
+        let listed = with_retries(self.api.attempts, || async {
+            let response = match self
+                .api
+                .client
+                .get(&url)
+                .basic_auth(account.sid, Some(account.auth_token))
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return Attempt::Retry(transport_error(&e)),
+            };
+            let status = response.status();
+            let v: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return Attempt::Done(v);
+            }
+            let code = v["code"].as_i64().unwrap_or(i64::from(status.as_u16()));
+            let message = bounded(v["message"].as_str().unwrap_or(""));
+            if status.as_u16() == 429 || status.is_server_error() || code == 20429 {
+                return Attempt::Retry(format!("HTTP {} ({code}) {message}", status.as_u16()));
+            }
+            Attempt::Rejected { code, message }
+        })
+        .await
+        .map_err(|e| match e {
+            SendError::Unavailable(m) => ProofError::Unavailable(m),
+            SendError::Rejected { code, message }
+                if code == 20003 || code == 401 || code == 20404 =>
+            {
+                ProofError::CredentialRefused(format!(
+                    "Twilio refused the account SID and auth token ({code}: {message})"
+                ))
+            }
+            SendError::Rejected { code, message } => ProofError::NotReached(format!(
+                "Twilio did not list the account's numbers ({code}: {message})"
+            )),
+        })?;
+        let holds = listed["incoming_phone_numbers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["phone_number"].as_str() == Some(number));
+        if !holds {
+            return Err(ProofError::NotReached(
+                "this number is not a sender of the Twilio account".into(),
+            ));
+        }
+        Ok(())
     }
 }

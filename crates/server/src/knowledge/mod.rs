@@ -382,11 +382,14 @@ pub async fn chunks(
     limit: u32,
 ) -> Result<Vec<Chunk>> {
     may_read(ctx)?;
+    if !(1..=500).contains(&limit) {
+        return Err(invalid("limit", "must be 1 to 500"));
+    }
     // A missing document is a 404, not an empty list.
     state.store.get_document(ctx.tenant_id(), id).await?;
     Ok(state
         .store
-        .list_chunks(ctx.tenant_id(), id, offset, limit.clamp(1, 500))
+        .list_chunks(ctx.tenant_id(), id, offset, limit)
         .await?)
 }
 

@@ -146,6 +146,20 @@ impl TenantCtx {
         }
     }
 
+    /// Integration endpoints (the OpenAI-compatible one): an API key with `scope`, never a
+    /// member's session or an operator.
+    pub fn api_key_with(&self, scope: ApiScope) -> Result<&ApiKey> {
+        match &self.caller {
+            Caller::ApiKey(k) if k.scopes.contains(&scope) => Ok(k),
+            Caller::ApiKey(_) => Err(TenancyError::Forbidden(
+                "the API key lacks the scope this needs",
+            )),
+            Caller::User(_) | Caller::Operator => Err(TenancyError::Forbidden(
+                "this endpoint is for integrations: use an API key with the scope it needs",
+            )),
+        }
+    }
+
     /// Members pass; API keys pass only with `scope`.
     pub fn require_scope(&self, scope: ApiScope) -> Result<()> {
         match &self.caller {
@@ -250,6 +264,9 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<TenantCtx> {
 
 /// Turns an operator access token into an operator context.
 pub async fn authenticate_operator(state: &AppState, bearer: &str) -> Result<OperatorCtx> {
+    if bearer.starts_with(API_KEY_PREFIX) {
+        return Err(TenancyError::Forbidden("this needs a platform admin"));
+    }
     let claims = state
         .keys
         .verify(bearer)

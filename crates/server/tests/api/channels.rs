@@ -7,9 +7,20 @@ use cortexlayer_server::config::{DEV_ENCRYPTION_KEY, decode_key};
 use cortexlayer_server::infra::secrets::{SecretBox, SecretError, key_id};
 use serde_json::{Value, json};
 
-use crate::helpers::{Member, TestApp, error_code, spawn_app};
+use crate::helpers::{Member, TestApp, error_code};
 
-const TOKEN: &str = "EAAGm0PX4ZCpsBAKZAb1d2c3e4f5g6h7i8j9kLmNoP";
+/// The token of the Graph API stand-in's first business ([`graph_grant`]).
+const TOKEN: &str = GRAPH_TOKEN;
+
+/// An app whose Graph API is the stand-in, and what is sent through it.
+async fn graph_app() -> (TestApp, SentLog) {
+    let (graph, sent) = spawn_graph(vec![]).await;
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.providers.meta_graph_base_url = Some(graph);
+    })
+    .await;
+    (app, sent)
+}
 
 pub(crate) async fn connect(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
     app.post_as("/api/v1/channels", token, &body).await
@@ -104,7 +115,7 @@ pub(crate) async fn on_plan(app: &TestApp, operator: &str, member: &Member, plan
 
 #[tokio::test]
 async fn meta_channels_need_growth_and_their_tokens_are_sealed() {
-    let app = spawn_app().await;
+    let (app, _) = graph_app().await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
     let r = connect(&app, &owner.access, whatsapp("106540352242922")).await;
@@ -219,12 +230,12 @@ async fn meta_channels_need_growth_and_their_tokens_are_sealed() {
 
 #[tokio::test]
 async fn rotate_key_reseals_every_token_under_the_new_key() {
-    let app = spawn_app().await;
+    let (app, _) = graph_app().await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
     on_plan(&app, &operator, &owner, "growth").await;
     assert_eq!(
-        connect(&app, &owner.access, whatsapp("1065"))
+        connect(&app, &owner.access, whatsapp("106540352242922"))
             .await
             .status(),
         201
@@ -283,14 +294,121 @@ async fn rotate_key_reseals_every_token_under_the_new_key() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("re-sealed 0 secret(s)"));
 }
 
+/// What a token of the Graph API stand-in controls: the page it is the token of (with the
+/// Instagram account linked to that page) and the WhatsApp phone numbers its business
+/// account holds.
+struct GraphGrant {
+    page: &'static str,
+    instagram: Option<&'static str>,
+    numbers: &'static [&'static str],
+}
+
+/// A second business's token: its own page and number, none of the first's.
+pub(crate) const OTHER_GRAPH_TOKEN: &str = "EAAG-another-business-token-98765";
+
+fn graph_grant(bearer: &str) -> Option<GraphGrant> {
+    match bearer.strip_prefix("Bearer ")? {
+        GRAPH_TOKEN => Some(GraphGrant {
+            page: "1234567890",
+            instagram: Some("17841400000000001"),
+            numbers: &["106540352242922", "111", "222"],
+        }),
+        OTHER_GRAPH_TOKEN => Some(GraphGrant {
+            page: "555000111222",
+            instagram: None,
+            numbers: &["106540352249999"],
+        }),
+        _ => None,
+    }
+}
+
+fn graph_error(
+    status: u16,
+    code: u32,
+    kind: &str,
+    message: &str,
+) -> (axum::http::StatusCode, axum::Json<Value>) {
+    (
+        axum::http::StatusCode::from_u16(status).expect("status"),
+        axum::Json(
+            json!({ "error": { "message": message, "type": kind, "code": code, "fbtrace_id": "AbCdEf" } }),
+        ),
+    )
+}
+
+/// `GET /{version}/me` and `GET /{version}/{id}` as Meta answers them for the token: `/me` is
+/// the page a page token belongs to; a phone number id is readable only by a token of its
+/// business account; an unknown token is OAuthException 190.
+async fn graph_read(
+    axum::extract::Path((version, object)): axum::extract::Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> (axum::http::StatusCode, axum::Json<Value>) {
+    if version != "v21.0" {
+        return graph_error(400, 2500, "OAuthException", "Unknown path components");
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(grant) = graph_grant(bearer) else {
+        return graph_error(
+            400,
+            190,
+            "OAuthException",
+            "Invalid OAuth access token - Cannot parse access token",
+        );
+    };
+    let fields = query.get("fields").cloned().unwrap_or_default();
+    if object == "me" {
+        let mut me = json!({ "id": grant.page, "name": format!("Page {}", grant.page) });
+        if fields.contains("instagram_business_account")
+            && let Some(ig) = grant.instagram
+        {
+            me["instagram_business_account"] = json!({ "id": ig });
+        }
+        return (axum::http::StatusCode::OK, axum::Json(me));
+    }
+    if grant.numbers.contains(&object.as_str()) {
+        return (
+            axum::http::StatusCode::OK,
+            axum::Json(
+                json!({ "id": object, "display_phone_number": "+1 555-010-4242", "verified_name": "Acme Support" }),
+            ),
+        );
+    }
+    graph_error(
+        400,
+        100,
+        "GraphMethodException",
+        &format!(
+            "Unsupported get request. Object with ID '{object}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
+        ),
+    )
+}
+
 /// A stand-in for the Graph API's `/{version}/{asset}/messages`: checks the version in the
 /// path, the bearer token and the body as Meta does, and answers with the documented shapes
-/// (WhatsApp `messages[].id`, Send API `message_id`, `error` with Meta's codes).
+/// (WhatsApp `messages[].id`, Send API `message_id`, `error` with Meta's codes). It also
+/// answers the reads that prove control of an asset ([`graph_read`]).
 async fn spawn_graph(
     script: Vec<(u16, Value)>,
 ) -> (
     String,
     std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
+) {
+    let (base, seen, _) = spawn_graph_full(script).await;
+    (base, seen)
+}
+
+/// [`spawn_graph`], also recording every `DELETE /{version}/{target}/subscribed_apps` (the
+/// app's webhook subscription removed) as the target and the token's page.
+pub(crate) async fn spawn_graph_full(
+    script: Vec<(u16, Value)>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 ) {
     use axum::extract::{Path, State};
     use axum::http::{HeaderMap, StatusCode};
@@ -372,15 +490,50 @@ async fn spawn_graph(
             axum::Json(reply),
         )
     }
+    let unsubscribed = Arc::new(Mutex::new(Vec::new()));
+    let removed = unsubscribed.clone();
+    let unsubscribe = move |Path((version, target)): Path<(String, String)>, headers: HeaderMap| {
+        let removed = removed.clone();
+        async move {
+            let bearer = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            match graph_grant(&bearer) {
+                _ if version != "v21.0" => {
+                    graph_error(400, 2500, "OAuthException", "Unknown path components")
+                }
+                None => graph_error(
+                    400,
+                    190,
+                    "OAuthException",
+                    "Invalid OAuth access token - Cannot parse access token",
+                ),
+                Some(g) if g.page != target => {
+                    graph_error(400, 200, "OAuthException", "(#200) Permissions error")
+                }
+                Some(_) => {
+                    removed.lock().expect("lock").push(target);
+                    (StatusCode::OK, axum::Json(json!({ "success": true })))
+                }
+            }
+        }
+    };
     let app = axum::Router::new()
         .route("/{version}/{asset}/messages", axum::routing::post(messages))
-        .with_state(shared);
+        .with_state(shared)
+        .route("/{version}/{object}", axum::routing::get(graph_read))
+        .route(
+            "/{version}/{target}/subscribed_apps",
+            axum::routing::delete(unsubscribe),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (format!("http://{addr}"), seen)
+    (format!("http://{addr}"), seen, unsubscribed)
 }
 
 #[tokio::test]
@@ -1155,7 +1308,12 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
 async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_after_restart() {
     let (graph, sent_log) = spawn_graph(vec![]).await;
     // The test's own app (no workers) shares the database and data folder with the binaries.
-    let app = crate::helpers::spawn_app_with(|s| s.knowledge.workers = 0).await;
+    let own_graph = graph.clone();
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.knowledge.workers = 0;
+        s.providers.meta_graph_base_url = Some(own_graph);
+    })
+    .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
     on_plan(&app, &operator, &owner, "growth").await;
@@ -1400,4 +1558,263 @@ async fn a_customers_messages_are_answered_in_order_in_one_conversation() {
         .map(|m| m.content.as_str())
         .collect();
     assert_eq!(asked, questions, "one conversation, in order");
+}
+
+#[tokio::test]
+async fn a_meta_asset_is_connected_only_with_a_token_that_reaches_it() {
+    let (app, owner, _) = meta_app("growth").await;
+    let refused = |kind: &'static str, asset: &'static str, token: &'static str| {
+        let app = &app;
+        let access = owner.access.clone();
+        async move {
+            let r = connect(
+                app,
+                &access,
+                json!({ "kind": kind, "asset_id": asset, "access_token": token }),
+            )
+            .await;
+            assert_eq!(r.status(), 422, "{kind} {asset}");
+            let e: Value = r.json().await.expect("json");
+            assert_eq!(e["error"]["code"], "channel_not_verified", "{e}");
+            e["error"]["message"].as_str().unwrap_or("").to_owned()
+        }
+    };
+    // A token Meta does not know, another business's token, a token that is not the page's.
+    let m = refused(
+        "whatsapp",
+        "106540352242922",
+        "EAAG-made-up-token-0000000000",
+    )
+    .await;
+    assert!(m.contains("OAuthException 190"), "{m}");
+    let m = refused("whatsapp", "106540352242922", OTHER_GRAPH_TOKEN).await;
+    assert!(
+        m.contains("does not reach this WhatsApp phone number id"),
+        "{m}"
+    );
+    let m = refused("messenger", "1234567890", OTHER_GRAPH_TOKEN).await;
+    assert!(m.contains("not a page token of this page"), "{m}");
+    let m = refused("instagram", "17841400000000001", OTHER_GRAPH_TOKEN).await;
+    assert!(m.contains("Instagram account is linked to"), "{m}");
+    let listed: Value = app
+        .get_as("/api/v1/channels", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"], json!([]), "nothing stored");
+
+    // With the asset's own token: connected, proven, active.
+    let r = connect(
+        &app,
+        &owner.access,
+        json!({ "kind": "instagram", "asset_id": "17841400000000001", "access_token": GRAPH_TOKEN }),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["status"], "active");
+    assert!(v["verified_at"].is_string());
+}
+
+/// A connection as one made before control was checked: stored as is, never proven.
+async fn legacy_claim(app: &TestApp, tenant: &Member, kind: &str, asset: &str, token: &str) {
+    use cortex_core::channels::{ChannelConnection, Provider};
+    use cortex_core::ids::{ChannelConnectionId, TenantId};
+    let tenant_id: TenantId = tenant.tenant_id.parse().expect("tenant");
+    let id = ChannelConnectionId::new();
+    let now = chrono::Utc::now();
+    app.state
+        .store
+        .create_channel_connection(
+            tenant_id,
+            ChannelConnection {
+                id,
+                tenant_id,
+                kind: kind.parse().expect("kind"),
+                provider: Provider::Meta,
+                asset_id: asset.into(),
+                account_id: None,
+                name: format!("squatted {asset}"),
+                sealed_token: app.state.secrets.seal(
+                    token,
+                    &cortexlayer_server::channels::token_context(tenant_id, id),
+                ),
+                token_hint: "…0000".into(),
+                template: None,
+                ack_text: None,
+                verified_at: None,
+                webhook_target: None,
+                token_invalid_at: None,
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+            },
+            cortex_core::audit::NewAuditEvent::new(
+                cortex_core::audit::Actor::System,
+                cortex_core::audit::action::CHANNEL_CONNECTED,
+                now,
+            ),
+        )
+        .await
+        .expect("legacy claim");
+}
+
+#[tokio::test]
+async fn the_tenant_whose_token_controls_an_asset_takes_it_from_an_unproven_claim() {
+    let (app, owner, _) = meta_app("growth").await;
+    let operator = app.operator("ops2@cortex.test").await;
+    let squatter = app.owner("squatter@evil.test", "Evil").await;
+    on_plan(&app, &operator, &squatter, "growth").await;
+    legacy_claim(
+        &app,
+        &squatter,
+        "messenger",
+        "1234567890",
+        OTHER_GRAPH_TOKEN,
+    )
+    .await;
+    let listed: Value = app
+        .get_as("/api/v1/channels", &squatter.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"][0]["status"], "unverified");
+
+    // The squatter cannot prove control either; the page's owner can, and takes the page.
+    let r = connect(
+        &app,
+        &squatter.access,
+        json!({ "kind": "instagram", "asset_id": "17841400000000001", "access_token": OTHER_GRAPH_TOKEN }),
+    )
+    .await;
+    assert_eq!(
+        error_code(r).await,
+        (422, "channel_not_verified".to_owned())
+    );
+    connect_graph(&app, &owner, "messenger", "1234567890").await;
+    let routed = app
+        .state
+        .store
+        .find_channel_connection(cortex_core::answer::Channel::Messenger, "1234567890")
+        .await
+        .expect("find")
+        .expect("routed");
+    assert_eq!(routed.tenant_id.to_string(), owner.tenant_id);
+    let left: Value = app
+        .get_as("/api/v1/channels", &squatter.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(left["data"], json!([]), "the unproven claim is released");
+    assert!(
+        app.audit_actions(&squatter)
+            .await
+            .contains(&"channel.released".to_owned())
+    );
+
+    // A claim that still stands is not taken: a second tenant with the same token gets 409.
+    let second = app.owner("second@acme.test", "Second").await;
+    on_plan(&app, &operator, &second, "growth").await;
+    let r = connect(
+        &app,
+        &second.access,
+        json!({ "kind": "messenger", "asset_id": "1234567890", "access_token": GRAPH_TOKEN }),
+    )
+    .await;
+    assert_eq!(error_code(r).await, (409, "channel_taken".to_owned()));
+
+    // A claim whose token no longer works gives way too.
+    legacy_claim(
+        &app,
+        &squatter,
+        "whatsapp",
+        "106540352242922",
+        "EAAG-revoked-token-00000000",
+    )
+    .await;
+    connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
+}
+
+#[tokio::test]
+async fn disconnecting_removes_the_apps_webhook_subscription_once_no_connection_uses_the_page() {
+    let (graph, _, unsubscribed) = spawn_graph_full(vec![]).await;
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.providers.meta_graph_base_url = Some(graph);
+    })
+    .await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let operator = app.operator("ops@cortex.test").await;
+    on_plan(&app, &operator, &owner, "growth").await;
+    // The page and its Instagram account share the page's subscription.
+    let page = connect_graph(&app, &owner, "messenger", "1234567890").await;
+    let instagram = connect_graph(&app, &owner, "instagram", "17841400000000001").await;
+    let number = connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
+    for id in [page, number] {
+        let r = app
+            .delete_as(&format!("/api/v1/channels/{id}"), &owner.access)
+            .await;
+        assert_eq!(r.status(), 204);
+    }
+    assert!(
+        unsubscribed.lock().expect("lock").is_empty(),
+        "the Instagram account still uses the page's subscription"
+    );
+    let r = app
+        .delete_as(&format!("/api/v1/channels/{instagram}"), &owner.access)
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        unsubscribed.lock().expect("lock").clone(),
+        vec!["1234567890".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn a_connection_whose_token_meta_refuses_on_a_send_is_flagged() {
+    let (graph, sent_log) = spawn_graph(vec![(
+        401,
+        json!({ "error": { "message": "Error validating access token: The session has been invalidated because the user changed their password.",
+                           "type": "OAuthException", "code": 190, "error_subcode": 460 } }),
+    )])
+    .await;
+    let app = crate::helpers::spawn_app_with(move |s| {
+        s.providers.meta_app_secret =
+            Some(cortexlayer_server::config::Secret::new("test-app-secret"));
+        s.providers.meta_verify_token = Some(cortexlayer_server::config::Secret::new("verify-me"));
+        s.providers.meta_graph_base_url = Some(graph);
+    })
+    .await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let operator = app.operator("ops@cortex.test").await;
+    on_plan(&app, &operator, &owner, "growth").await;
+    connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
+    let body = whatsapp_delivery("106540352242922", "wamid.FLAG1", "Hello, are you open?");
+    assert_eq!(post_signed(&app, body).await.status(), 200);
+    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
+    let start = std::time::Instant::now();
+    loop {
+        let listed: Value = app
+            .get_as("/api/v1/channels", &owner.access)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if listed["data"][0]["status"] == "token_invalid" {
+            assert!(listed["data"][0]["token_invalid_at"].is_string());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the connection is flagged: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app.audit_actions(&owner)
+            .await
+            .contains(&"channel.token_invalid".to_owned())
+    );
 }

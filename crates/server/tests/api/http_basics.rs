@@ -210,7 +210,7 @@ async fn the_docs_page_is_self_contained() {
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("text");
     assert!(html.contains("/api/v1/auth/signup"));
-    assert!(html.contains("Create a tenant and its owner"));
+    assert!(html.contains("Sign up a tenant and its owner"));
     assert!(html.contains("id=\"schema-SessionView\""));
     for external in ["<script", "src=\"http", "href=\"http", "@import"] {
         assert!(
@@ -241,4 +241,128 @@ async fn cors_allows_only_the_configured_origins() {
     );
     let other = preflight("https://evil.example").await.expect("request");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn list_limits_outside_their_documented_range_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let doc = crate::documents::upload_one(
+        &app,
+        &owner.access,
+        "guide.md",
+        b"# Returns\n\nOpened packets are fine to send back within 30 days.\n",
+    )
+    .await;
+    for (path, what) in [
+        ("/api/v1/audit-events?limit=0".to_owned(), "audit limit 0"),
+        (
+            "/api/v1/audit-events?limit=201".to_owned(),
+            "audit limit 201",
+        ),
+        (
+            "/api/v1/documents?limit=1000".to_owned(),
+            "documents limit 1000",
+        ),
+        (
+            format!("/api/v1/documents/{doc}/chunks?limit=501"),
+            "chunks limit 501",
+        ),
+        (
+            format!("/api/v1/documents/{doc}/chunks?limit=0"),
+            "chunks limit 0",
+        ),
+    ] {
+        let r = app.get_as(&path, &owner.access).await;
+        assert_eq!(r.status(), 422, "{what}");
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(
+            (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+            (Some("validation_failed"), Some("limit")),
+            "{what}: {v}"
+        );
+    }
+    for path in [
+        "/api/v1/audit-events?limit=1".to_owned(),
+        "/api/v1/audit-events?limit=200".to_owned(),
+        format!("/api/v1/documents/{doc}/chunks?limit=500"),
+    ] {
+        assert_eq!(
+            app.get_as(&path, &owner.access).await.status(),
+            200,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_declares_the_shared_statuses_and_the_enforced_constraints() {
+    let app = spawn_app().await;
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("spec")
+        .json()
+        .await
+        .expect("json");
+    let mut missing = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let declared = |status: &str| op["responses"].get(status).is_some();
+            let mut expect = vec!["500", "503"];
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                expect.extend(["401", "403"]);
+            }
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                expect.extend(["400", "413", "415", "422"]);
+            }
+            if path.contains('{') {
+                expect.push("404");
+            }
+            if path == "/api/v1/chat" || path.starts_with("/api/v1/auth/") {
+                expect.push("429");
+            }
+            for status in expect {
+                if !declared(status) {
+                    missing.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undeclared statuses: {missing:?}");
+
+    let schema = |name: &str| spec["components"]["schemas"][name].clone();
+    let search = schema("SearchRequest");
+    assert_eq!(
+        (
+            &search["properties"]["top_k"]["minimum"],
+            &search["properties"]["top_k"]["maximum"]
+        ),
+        (&json!(1), &json!(50))
+    );
+    assert_eq!(search["properties"]["query"]["maxLength"], 2000);
+    let signup = schema("SignupRequest");
+    assert_eq!(signup["properties"]["password"]["minLength"], 12);
+    assert_eq!(signup["properties"]["company_name"]["maxLength"], 200);
+    assert!(
+        schema("VerifyEmailRequest")["properties"]["code"]["pattern"]
+            .as_str()
+            .is_some_and(|p| p.contains("[0-9]{6}"))
+    );
+    let list = &spec["paths"]["/api/v1/audit-events"]["get"]["parameters"];
+    let limit = list
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("limit");
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(200))
+    );
 }

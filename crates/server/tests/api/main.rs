@@ -15,6 +15,7 @@ mod manychat;
 mod meta_oauth;
 mod migrations;
 mod openai_mock;
+mod permissions;
 mod serve;
 mod team;
 mod tokens;

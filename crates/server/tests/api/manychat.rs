@@ -11,6 +11,34 @@ use crate::helpers::error_code;
 
 const KEY: &str = "1065:5f8e2c0d4b7a9e1f3c6d8b0a2e4f6c8d";
 const PAGE: &str = "1065";
+/// The API key of another ManyChat page.
+const OTHER_KEY: &str = "2077:0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+
+/// ManyChat's `GET /fb/page/getInfo`: the page the bearer key belongs to, or its error.
+async fn page_info(headers: axum::http::HeaderMap) -> (axum::http::StatusCode, axum::Json<Value>) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let page = match auth.strip_prefix("Bearer ") {
+        Some(KEY) => 1065,
+        Some(OTHER_KEY) => 2077,
+        _ => {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "status": "error", "message": "Wrong format token" })),
+            );
+        }
+    };
+    (
+        axum::http::StatusCode::OK,
+        axum::Json(
+            json!({ "status": "success", "data": { "id": page, "name": format!("Page {page}"),
+            "category": "Shopping & retail", "avatar_link": null, "username": null, "about": "",
+            "description": "", "is_pro": true, "timezone": "Europe/Paris" } }),
+        ),
+    )
+}
 
 /// A stand-in for ManyChat's `POST /fb/sending/sendContent`: checks the bearer key and the
 /// body (a numeric `subscriber_id`, `data` as a v2 dynamic block of text messages) as ManyChat
@@ -74,7 +102,8 @@ async fn spawn_manychat() -> (String, SentLog) {
     }
     let app = axum::Router::new()
         .route("/fb/sending/sendContent", axum::routing::post(send_content))
-        .with_state(seen.clone());
+        .with_state(seen.clone())
+        .route("/fb/page/getInfo", axum::routing::get(page_info));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -125,6 +154,28 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
     .await;
     let e: Value = r.json().await.expect("json");
     assert_eq!(e["error"]["field"], "provider");
+    // The key must be the page's own.
+    for (key, why) in [
+        (OTHER_KEY, "another ManyChat page"),
+        (
+            "9999:ffffffffffffffffffffffffffffffff",
+            "refused the API key",
+        ),
+    ] {
+        let r = connect(
+            &app,
+            &owner.access,
+            json!({ "kind": "manychat", "asset_id": PAGE, "access_token": key }),
+        )
+        .await;
+        assert_eq!(r.status(), 422);
+        let e: Value = r.json().await.expect("json");
+        assert_eq!(e["error"]["code"], "channel_not_verified");
+        assert!(
+            e["error"]["message"].as_str().unwrap_or("").contains(why),
+            "{e}"
+        );
+    }
     let r = connect(&app, &owner.access, manychat).await;
     assert_eq!(r.status(), 201);
     let body = r.text().await.expect("body");

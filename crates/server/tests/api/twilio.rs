@@ -15,6 +15,55 @@ const AUTH_TOKEN: &str = "f1e2d3c4b5a69788796a5b4c3d2e1f00";
 const PLATFORM_ACCOUNT: &str = "ACffffffffffffffffffffffffffffffff";
 const PLATFORM_TOKEN: &str = "00000000000000000000000000platform";
 const NUMBER: &str = "+14155238886";
+/// A WhatsApp sender of the platform's own Twilio account.
+const PLATFORM_NUMBER: &str = "+14155550199";
+
+/// Twilio's `GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PhoneNumber=…`: the
+/// account's own numbers (filtered by the one asked for) for its SID and auth token, or
+/// Twilio's 20003.
+async fn incoming_numbers(
+    axum::extract::Path((sid, file)): axum::extract::Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> (axum::http::StatusCode, axum::Json<Value>) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (token, numbers): (&str, &[&str]) = match sid.as_str() {
+        ACCOUNT => (AUTH_TOKEN, &[NUMBER]),
+        PLATFORM_ACCOUNT => (PLATFORM_TOKEN, &[PLATFORM_NUMBER]),
+        _ => ("", &[]),
+    };
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{sid}:{token}"))
+    );
+    if file != "IncomingPhoneNumbers.json" || token.is_empty() || auth != expected {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "code": 20003, "message": "Authenticate",
+                "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401 })),
+        );
+    }
+    let listed: Vec<Value> = numbers
+        .iter()
+        .filter(|n| query.get("PhoneNumber").is_none_or(|q| q == *n))
+        .map(|n| {
+            json!({ "sid": "PN0123456789abcdef0123456789abcdef", "account_sid": sid,
+            "phone_number": n, "friendly_name": n, "capabilities": { "sms": true } })
+        })
+        .collect();
+    (
+        axum::http::StatusCode::OK,
+        axum::Json(
+            json!({ "incoming_phone_numbers": listed, "page": 0, "page_size": 50,
+            "first_page_uri": format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=50&Page=0"),
+            "next_page_uri": null, "previous_page_uri": null,
+            "uri": format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json") }),
+        ),
+    )
+}
 const CUSTOMER: &str = "+34600111222";
 
 /// A stand-in for Twilio's `POST /2010-04-01/Accounts/{sid}/Messages.json`: checks basic auth
@@ -110,7 +159,7 @@ async fn spawn_twilio() -> (String, SentLog) {
     let app = axum::Router::new()
         .route(
             "/2010-04-01/Accounts/{sid}/{file}",
-            axum::routing::post(messages),
+            axum::routing::post(messages).get(incoming_numbers),
         )
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -234,6 +283,28 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
         let r = connect(&app, &owner.access, body.clone()).await;
         let e: Value = r.json().await.expect("json");
         assert_eq!(e["error"]["field"], field, "{body}: {e}");
+    }
+    // The account must list the number as its own, and take the auth token.
+    for (number, token, why) in [
+        (
+            "+14155550100",
+            AUTH_TOKEN,
+            "not a sender of the Twilio account",
+        ),
+        (NUMBER, "ffffffffffffffffffffffffffffffff", "Twilio refused"),
+    ] {
+        let r = connect(
+            &app,
+            &owner.access,
+            json!({ "kind": "whatsapp", "provider": "twilio", "asset_id": number, "account_sid": ACCOUNT, "access_token": token }),
+        )
+        .await;
+        let e: Value = r.json().await.expect("json");
+        assert_eq!(e["error"]["code"], "channel_not_verified", "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap_or("").contains(why),
+            "{e}"
+        );
     }
     let r = connect(
         &app,
@@ -396,16 +467,45 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
 }
 
 #[tokio::test]
-async fn a_sender_of_the_platforms_twilio_account_is_checked_with_the_platforms_token() {
+async fn a_sender_of_the_platforms_twilio_account_is_assigned_by_the_operator_and_checked_with_the_platforms_token()
+ {
     let (app, owner, sent_log) = twilio_app(true).await;
     upload_guide(&app, &owner).await;
+    // Tenants cannot claim the platform's numbers.
     let r = connect(
         &app,
         &owner.access,
-        json!({ "kind": "whatsapp", "provider": "twilio", "asset_id": NUMBER,
-                "template": { "name": "HX0123456789abcdef0123456789abcdef" } }),
+        json!({ "kind": "whatsapp", "provider": "twilio", "asset_id": PLATFORM_NUMBER }),
     )
     .await;
+    assert_eq!(error_code(r).await, (403, "forbidden".to_owned()));
+    let operator = app.operator("ops2@cortex.test").await;
+    let assign = |number: &'static str, token: String| {
+        let app = &app;
+        let tenant = owner.tenant_id.clone();
+        async move {
+            app.post_as(
+                &format!("/api/v1/admin/tenants/{tenant}/channels"),
+                &token,
+                &json!({ "number": number, "template": "HX0123456789abcdef0123456789abcdef" }),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        error_code(assign(PLATFORM_NUMBER, owner.access.clone()).await)
+            .await
+            .0,
+        403,
+        "only operators assign"
+    );
+    let r = assign("+14155550100", operator.clone()).await;
+    assert_eq!(
+        error_code(r).await,
+        (422, "channel_not_verified".to_owned()),
+        "the platform's account must list the number"
+    );
+    let r = assign(PLATFORM_NUMBER, operator.clone()).await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.expect("json");
     assert_eq!(
@@ -430,7 +530,7 @@ async fn a_sender_of_the_platforms_twilio_account_is_checked_with_the_platforms_
     // Signed by another account's token: refused.
     let message = inbound(
         "SMplat",
-        NUMBER,
+        PLATFORM_NUMBER,
         "Which countries do you ship to?",
         PLATFORM_ACCOUNT,
     );

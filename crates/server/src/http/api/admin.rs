@@ -20,7 +20,7 @@ pub async fn list_tenants(
     Operator(op): Operator,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ListView<TenantView>>> {
-    let page = params.page();
+    let page = params.page()?;
     let tenants = operators::list_tenants(&state, &op, page).await?;
     Ok(Json(ListView::page(tenants, page, |t| t.id.0)))
 }

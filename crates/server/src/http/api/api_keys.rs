@@ -18,8 +18,7 @@ use crate::tenancy::api_keys;
 pub struct CreateApiKeyRequest {
     /// What the key is for, e.g. "CRM sync".
     pub name: String,
-    /// Any of `chat`, `knowledge:read`, `knowledge:write`, `conversations:read`,
-    /// `conversations:write`.
+    /// Any of `chat`, `knowledge:read`, `knowledge:write`, `conversations:read`.
     #[schema(value_type = Vec<String>)]
     pub scopes: Vec<ApiScope>,
 }

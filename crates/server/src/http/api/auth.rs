@@ -22,11 +22,15 @@ pub const REFRESH_COOKIE: &str = "cortex_refresh";
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// Becomes the owner's login.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// At least 12 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub company_name: String,
     /// The owner's own name.
+    #[schema(max_length = 200)]
     pub name: Option<String>,
 }
 
@@ -42,6 +46,7 @@ pub struct AcceptedView {
 pub struct VerifyEmailRequest {
     pub email: String,
     /// The 6-digit code from the email.
+    #[schema(pattern = r"^\s*[0-9]{6}\s*$")]
     pub code: String,
     /// The password chosen at signup: only the person who signed up, with the mailbox, can
     /// turn the signup into an account.

@@ -29,21 +29,25 @@ pub struct ConnectChannelRequest {
     pub provider: Option<Provider>,
     /// Meta: the WhatsApp phone number id, Facebook page id or Instagram account id. Twilio:
     /// the WhatsApp sender's number in E.164 (`+14155238886`). ManyChat: the page id.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^\+?[0-9]{1,64}$")]
     pub asset_id: String,
     /// Meta: a long-lived access token for the asset. Twilio: the account's auth token (leave
     /// out, with `account_sid`, to use the platform's Twilio account). ManyChat: the API key,
     /// which also authenticates ManyChat's calls to the webhook. Sealed at rest, never shown
     /// again.
+    #[schema(min_length = 20, max_length = 1024)]
     pub access_token: Option<String>,
     /// Twilio: the account SID (`AC…`).
     pub account_sid: Option<String>,
     /// Defaults to the kind and the asset id (`whatsapp 1065…`).
+    #[schema(max_length = 100)]
     pub name: Option<String>,
     /// WhatsApp: an approved message template sent instead of free text when the customer's
     /// last message is more than 24 hours old (otherwise such replies are not sent).
     pub template: Option<TemplateRequest>,
     /// ManyChat: what the webhook answers at once, before the answer follows (e.g. "OK, bien
     /// reçu"); nothing when absent.
+    #[schema(max_length = 640)]
     pub ack_text: Option<String>,
 }
 
@@ -74,6 +78,14 @@ pub struct ChannelView {
     /// ManyChat: the address to call from the flow's External Request, with the API key as
     /// `Authorization: Bearer …`.
     pub webhook_url: Option<String>,
+    /// `active`; `token_invalid` once the provider refused the credential on a send (connect
+    /// the channel again with a working one); `unverified` for a connection made before
+    /// control of assets was checked (it gives way to a tenant who proves control).
+    pub status: &'static str,
+    /// When a call to the provider with the credential proved it controls the asset.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// When the provider refused the credential.
+    pub token_invalid_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -99,6 +111,15 @@ impl ChannelView {
                 language: Some(language).filter(|l| !l.is_empty()),
             }),
             ack_text: c.ack_text,
+            status: if c.token_invalid_at.is_some() {
+                "token_invalid"
+            } else if c.verified_at.is_none() {
+                "unverified"
+            } else {
+                "active"
+            },
+            verified_at: c.verified_at,
+            token_invalid_at: c.token_invalid_at,
             created_at: c.created_at,
         }
     }
@@ -111,14 +132,22 @@ pub struct ChannelsView {
 
 /// Connect a channel
 ///
-/// Owners and admins; WhatsApp, Messenger and Instagram need the Growth or Scale plan.
+/// Owners and admins; WhatsApp, Messenger and Instagram need the Growth or Scale plan. The
+/// connection is stored only after a call to the provider with the given credential proves
+/// it controls the asset: Meta reads the phone number by id, or the token must be the page's
+/// own (Instagram: the linked page's); Twilio's account must list the number as its own;
+/// ManyChat's API key must belong to the page. An asset held by another tenant's claim that
+/// was never proven, or whose credential no longer reaches it, is released to the proven
+/// claim (audited in both tenants). The platform's Twilio numbers are assigned by the
+/// operator (`POST /api/v1/admin/tenants/{id}/channels`).
 #[utoipa::path(post, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])),
     request_body = ConnectChannelRequest,
     responses(
         (status = 201, description = "Connected", body = ChannelView),
         (status = 403, description = "`plan_feature_unavailable` or `forbidden`", body = ErrorBody),
         (status = 409, description = "`channel_taken`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, or `channel_not_verified`: the provider did not accept the credential for this asset (the message says why)", body = ErrorBody),
+        (status = 502, description = "`provider_error`: the provider did not answer the check", body = ErrorBody),
     ))]
 pub async fn connect_channel(
     State(state): State<AppState>,
@@ -164,7 +193,55 @@ pub async fn list_channels(
     }))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignNumberRequest {
+    /// A WhatsApp sender of the platform's Twilio account (`TWILIO_ACCOUNT_SID`), in E.164.
+    pub number: String,
+    pub name: Option<String>,
+    /// An approved template's Content SID (`HX…`) for replies outside the 24-hour window.
+    pub template: Option<String>,
+}
+
+/// Assign one of the platform's Twilio numbers to a tenant
+///
+/// Operators only. The platform's Twilio account must list the number as its own; tenants
+/// cannot claim these numbers themselves.
+#[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/channels", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    request_body = AssignNumberRequest,
+    responses(
+        (status = 201, description = "Connected to the tenant", body = ChannelView),
+        (status = 403, description = "`forbidden` for anyone but a platform admin, `plan_feature_unavailable`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`channel_taken`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `channel_not_verified`", body = ErrorBody),
+    ))]
+pub async fn assign_platform_number(
+    State(state): State<AppState>,
+    crate::http::extract::Operator(op): crate::http::extract::Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AssignNumberRequest>,
+) -> ApiResult<(StatusCode, Json<ChannelView>)> {
+    let c = channels::assign_platform_number(
+        &state,
+        &op,
+        path_id(&id)?,
+        req.number,
+        req.name,
+        req.template.map(|sid| (sid, String::new())),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ChannelView::new(c, &state.settings.app_url)),
+    ))
+}
+
 /// Disconnect a channel
+///
+/// Removes the app's webhook subscription from the page or WhatsApp Business Account at
+/// Meta unless another connection still uses it.
 #[utoipa::path(delete, path = "/api/v1/channels/{id}", tag = "channels", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Channel id")),
     responses(

@@ -118,6 +118,7 @@ impl From<Answer> for ChatView {
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// The customer's message, 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub message: String,
     /// Continue this conversation; omit to open a new one.
     pub conversation_id: Option<Uuid>,
@@ -431,6 +432,7 @@ fn usage_json(a: &Answer) -> serde_json::Value {
     request_body = CompletionRequest,
     responses(
         (status = 200, description = "A `chat.completion` (or its chunks as server-sent events)", body = Object),
+        (status = 403, description = "`forbidden`: not an API key with the `chat` scope", body = ErrorBody),
         (status = 422, description = "`validation_failed`: no user message", body = ErrorBody),
     ))]
 pub async fn chat_completions(
@@ -438,6 +440,7 @@ pub async fn chat_completions(
     Auth(ctx): Auth,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> ApiResult<Response> {
+    ctx.api_key_with(cortex_core::credentials::ApiScope::Chat)?;
     let mut turns: Vec<(MessageRole, String)> = req
         .messages
         .iter()

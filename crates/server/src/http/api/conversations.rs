@@ -7,8 +7,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use cortex_core::answer::{
     Channel, Conversation, ConversationFilter, ConversationStatus, ConversationSummary, Message,
 };
+use cortex_core::credentials::ApiScope;
 use cortex_core::ids::ConversationId;
-use cortex_core::tenancy::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -27,6 +27,7 @@ pub struct ConversationParams {
     /// Only this status: `bot`, `handed_off`, `resolved`.
     pub status: Option<String>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The previous page's `next_before`.
     pub before: Option<String>,
@@ -152,7 +153,7 @@ fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, ConversationId)> {
     params(ConversationParams),
     responses(
         (status = 200, description = "One page", body = ConversationsView),
-        (status = 403, description = "`forbidden` for API keys", body = ErrorBody),
+        (status = 403, description = "`forbidden` for API keys without `conversations:read`", body = ErrorBody),
         (status = 422, description = "`validation_failed`: an unknown channel or status, a bad cursor", body = ErrorBody),
     ))]
 pub async fn list_conversations(
@@ -160,7 +161,7 @@ pub async fn list_conversations(
     Auth(ctx): Auth,
     ApiQuery(q): ApiQuery<ConversationParams>,
 ) -> ApiResult<Json<ConversationsView>> {
-    ctx.member_with(Role::Agent)?;
+    ctx.require_scope(ApiScope::ConversationsRead)?;
     let channel = q
         .channel
         .as_deref()
@@ -222,7 +223,7 @@ pub async fn get_conversation(
     Auth(ctx): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConversationDetailView>> {
-    ctx.member_with(Role::Agent)?;
+    ctx.require_scope(ApiScope::ConversationsRead)?;
     let id: ConversationId = path_id(&id)?;
     let tenant = ctx.tenant_id();
     let conversation = state.store.get_conversation(tenant, id).await?;

@@ -216,8 +216,10 @@ async fn read_field(
 #[serde(deny_unknown_fields)]
 pub struct QaPairInput {
     /// 1–1,000 characters; what customers' questions are matched against.
+    #[schema(min_length = 1, max_length = 1000)]
     pub question: String,
     /// 1–10,000 characters.
+    #[schema(min_length = 1, max_length = 10000)]
     pub answer: String,
 }
 
@@ -307,8 +309,10 @@ pub struct AddUrlRequest {
     /// An http(s) URL of a public site.
     pub url: String,
     /// 0 (default) adds the page alone; 1–3 also follows the same site's links that deep.
+    #[schema(minimum = 0, maximum = 3)]
     pub max_depth: Option<u32>,
     /// Most documents the crawl creates, the start page included: 1–100, default 20.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_pages: Option<u32>,
 }
 
@@ -357,7 +361,7 @@ pub async fn list_documents(
     Auth(ctx): Auth,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ListView<DocumentView>>> {
-    let page = params.page();
+    let page = params.page()?;
     let docs = knowledge::list(&state, &ctx, page).await?;
     Ok(Json(ListView::page(docs, page, |d| d.id.0)))
 }
@@ -481,6 +485,7 @@ pub struct ChunkParams {
     /// First ordinal to return (default 0).
     pub offset: Option<u32>,
     /// 1–500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -516,8 +521,10 @@ pub async fn list_chunks(
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// 1–2,000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
     pub query: String,
     /// 1–50, default 5.
+    #[schema(minimum = 1, maximum = 50)]
     pub top_k: Option<u32>,
     /// `lexical`, `vector` or `hybrid` (default).
     #[schema(value_type = Option<String>)]

@@ -188,20 +188,27 @@ impl From<AuditEvent> for AuditEventView {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The id of the last item of the previous page.
     pub before: Option<Uuid>,
 }
 
 impl PageParams {
-    pub fn page(&self) -> cortex_core::store::Page {
-        cortex_core::store::Page {
-            limit: self
-                .limit
-                .unwrap_or(50)
-                .clamp(1, cortex_core::store::Page::MAX_LIMIT),
-            before: self.before,
+    /// The page asked for; a `limit` outside 1–200 is refused (`422`, naming it), as
+    /// documented, rather than quietly changed.
+    pub fn page(&self) -> Result<cortex_core::store::Page, crate::http::error::ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=cortex_core::store::Page::MAX_LIMIT).contains(&limit) {
+            return Err(crate::http::error::ApiError::validation(
+                "limit",
+                "must be 1 to 200",
+            ));
         }
+        Ok(cortex_core::store::Page {
+            limit,
+            before: self.before,
+        })
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn list_audit_events(
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ListView<AuditEventView>>> {
     ctx.member_with(Role::Admin)?;
-    let page = params.page();
+    let page = params.page()?;
     let events = state.store.list_audit_events(ctx.tenant_id(), page).await?;
     Ok(Json(ListView::page(events, page, |e| e.id.as_uuid())))
 }

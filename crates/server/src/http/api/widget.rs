@@ -69,6 +69,7 @@ pub struct CreateWidgetKeyRequest {
     /// Defaults to "Website".
     pub name: Option<String>,
     /// The origins whose pages may use the key (1–20), e.g. `https://shop.example`.
+    #[schema(min_items = 1, max_items = 20)]
     pub allowed_origins: Vec<String>,
     pub theme: Option<ThemeView>,
 }
@@ -77,6 +78,7 @@ pub struct CreateWidgetKeyRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWidgetKeyRequest {
     pub name: Option<String>,
+    #[schema(min_items = 1, max_items = 20)]
     pub allowed_origins: Option<Vec<String>>,
     pub theme: Option<ThemeView>,
 }
