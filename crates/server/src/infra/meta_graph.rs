@@ -363,15 +363,20 @@ impl GraphClient {
                 self.api.base, asset.subscribe_to
             ),
         };
+        self.subscription(reqwest::Method::POST, &path, &asset.token)
+            .await
+    }
+
+    /// A call to an asset's `subscribed_apps` edge, which answers `{"success": true}`.
+    async fn subscription(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: &str,
+    ) -> Result<(), SendError> {
         with_retries(self.api.attempts, || async {
-            let response = match self
-                .api
-                .client
-                .post(&path)
-                .bearer_auth(&asset.token)
-                .send()
-                .await
-            {
+            let request = self.api.client.request(method.clone(), url);
+            let response = match request.bearer_auth(token).send().await {
                 Ok(r) => r,
                 Err(e) => return Attempt::Retry(transport_error(&e)),
             };
@@ -466,23 +471,7 @@ impl GraphClient {
     /// (`DELETE /{target}/subscribed_apps`).
     pub async fn unsubscribe(&self, target: &str, token: &str) -> Result<(), SendError> {
         let url = format!("{}/{}/subscribed_apps", self.api.base, target);
-        with_retries(self.api.attempts, || async {
-            let response = match self.api.client.delete(&url).bearer_auth(token).send().await {
-                Ok(r) => r,
-                Err(e) => return Attempt::Retry(transport_error(&e)),
-            };
-            let status = response.status();
-            let v: Value = response.json().await.unwrap_or(Value::Null);
-            if status.is_success() && v["success"] == true {
-                return Attempt::Done(());
-            }
-            let code = v["error"]["code"].as_i64().unwrap_or(0);
-            let message = bounded(v["error"]["message"].as_str().unwrap_or(""));
-            if status.as_u16() == 429 || status.is_server_error() {
-                return Attempt::Retry(format!("HTTP {} ({code}) {message}", status.as_u16()));
-            }
-            Attempt::Rejected { code, message }
-        })
-        .await
+        self.subscription(reqwest::Method::DELETE, &url, token)
+            .await
     }
 }

@@ -1618,7 +1618,13 @@ async fn a_meta_asset_is_connected_only_with_a_token_that_reaches_it() {
 }
 
 /// A connection as one made before control was checked: stored as is, never proven.
-async fn legacy_claim(app: &TestApp, tenant: &Member, kind: &str, asset: &str, token: &str) {
+pub(crate) async fn legacy_claim(
+    app: &TestApp,
+    tenant: &Member,
+    kind: &str,
+    asset: &str,
+    token: &str,
+) {
     use cortex_core::channels::{ChannelConnection, Provider};
     use cortex_core::ids::{ChannelConnectionId, TenantId};
     let tenant_id: TenantId = tenant.tenant_id.parse().expect("tenant");

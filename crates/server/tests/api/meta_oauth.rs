@@ -376,8 +376,34 @@ async fn a_page_is_connected_through_metas_sign_in_from_the_browser_that_started
     let r = choose(json!(["999"])).await;
     let e: Value = r.json().await.expect("json");
     assert_eq!(e["error"]["field"], "asset_ids");
+    // Another tenant squats the page with an unproven claim: the sign-in, which proves
+    // control, takes it.
+    crate::channels::legacy_claim(
+        &app,
+        &other,
+        "messenger",
+        "111",
+        "EAAG-squatters-own-token-0000",
+    )
+    .await;
     let r = choose(json!(["111"])).await;
     assert_eq!(r.status(), 201);
+    let squatted: Value = app
+        .get_as("/api/v1/channels", &other.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        squatted["data"],
+        json!([]),
+        "the squatter's claim is released"
+    );
+    assert!(
+        app.audit_actions(&other)
+            .await
+            .contains(&"channel.released".to_owned())
+    );
     let done: Value = r.json().await.expect("json");
     let c = &done["data"][0];
     assert_eq!(
