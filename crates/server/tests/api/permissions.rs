@@ -156,9 +156,7 @@ fn body_for(method: &Method, path: &str, n: usize) -> Body {
         }
         ("POST", "/api/v1/documents") => Body::Upload,
         ("POST", "/api/v1/documents/qa/import") => Body::Csv,
-        ("POST", "/api/v1/documents/url") => {
-            Body::Json(json!({ "url": "https://docs.example/faq" }))
-        }
+        ("POST", "/api/v1/documents/url") => Body::Json(json!({ "url": "http://127.0.0.1:9/faq" })),
         ("POST", "/api/v1/documents/qa") => Body::Json(
             json!({ "title": "FAQ", "pairs": [{ "question": "Do you ship abroad?", "answer": "Yes, to Canada." }] }),
         ),
