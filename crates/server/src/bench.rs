@@ -466,7 +466,7 @@ pub async fn ingest(
 }
 
 /// Counts nothing: the benchmark measures the answer engine, not the plan's request rate.
-struct Unlimited;
+pub(crate) struct Unlimited;
 
 #[async_trait::async_trait]
 impl crate::infra::ratelimit::RateLimiter for Unlimited {

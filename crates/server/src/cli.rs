@@ -52,7 +52,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// Retrieval quality on a BEIR-format dataset (corpus.jsonl, queries.jsonl, qrels.tsv),
     /// ingested into scratch tenants through the real pipeline: nDCG@10, Recall@10, MRR@10
-    /// and latency for lexical, vector and hybrid search.
+    /// and latency for lexical, vector and hybrid search. With `--answers DIR` instead:
+    /// answer quality on customers' questions over help centres (see `eval_answers`).
     Eval(EvalArgs),
 }
 
@@ -73,9 +74,15 @@ pub struct AskArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The dataset folder.
+    /// The BEIR dataset folder.
+    #[arg(long, required_unless_present = "answers", conflicts_with = "answers")]
+    pub dataset: Option<PathBuf>,
+    /// A folder of help centres (one subfolder each) and `questions.jsonl`: answer quality.
     #[arg(long)]
-    pub dataset: PathBuf,
+    pub answers: Option<PathBuf>,
+    /// With `--answers`: print every question judged wrong and what the bot said.
+    #[arg(long)]
+    pub show_misses: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -221,11 +228,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             rounds,
             database_url,
         }) => crate::bench::answer(settings, &questions, &files, rounds, database_url).await,
+        Command::Eval(EvalArgs {
+            answers: Some(dir),
+            json,
+            database_url,
+            show_misses,
+            ..
+        }) => {
+            crate::eval_answers::run(
+                settings,
+                crate::eval_answers::AnswerEvalOptions {
+                    dir,
+                    json,
+                    database_url,
+                    show_misses,
+                },
+            )
+            .await
+        }
         Command::Eval(args) => {
             crate::eval::run(
                 settings,
                 crate::eval::EvalOptions {
-                    dataset: args.dataset,
+                    dataset: args.dataset.context("--dataset or --answers")?,
                     json: args.json,
                     database_url: args.database_url,
                     limit_queries: args.queries,

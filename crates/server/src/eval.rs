@@ -381,7 +381,7 @@ async fn evaluate(
 
 /// Runs the workers until every document of every tenant is ready or failed; returns the
 /// chunk count and the failed documents.
-async fn process_all(
+pub(crate) async fn process_all(
     state: &AppState,
     tenants: &HashMap<String, TenantId>,
     expected: usize,

@@ -21,6 +21,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod eval;
+pub mod eval_answers;
 pub mod http;
 pub mod infra;
 pub mod knowledge;
