@@ -109,12 +109,17 @@ pub fn extract(
     max_sentences: usize,
     similarity: Option<&[Vec<f32>]>,
 ) -> Extract {
-    let asked: HashSet<String> = analyzer.terms(question).into_iter().collect();
+    // One language for the question and every sentence, so that their words stem alike: the
+    // sources' (the words that can match are theirs), else the question's.
+    let language = cortex_core::language::detect(&sources.join("\n"))
+        .or_else(|| cortex_core::language::detect(question))
+        .unwrap_or(analyzer.fallback);
+    let asked: HashSet<String> = analyzer.terms_in(question, language).into_iter().collect();
     // (source, position, text, terms)
     let mut candidates: Vec<(usize, usize, &str, HashSet<String>)> = Vec::new();
     for (source, text) in sources.iter().enumerate() {
         for (position, s) in sentences(text).into_iter().enumerate() {
-            let terms: HashSet<String> = analyzer.terms(s).into_iter().collect();
+            let terms: HashSet<String> = analyzer.terms_in(s, language).into_iter().collect();
             candidates.push((source, position, s, terms));
         }
     }

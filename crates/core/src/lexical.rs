@@ -11,18 +11,25 @@
 //! search read every chunk again) and scored term at a time into a dense array, which costs
 //! microseconds per thousand postings.
 //!
-//! Analysis: lowercased runs of letters and digits, the commonest English function words
-//! dropped, Snowball (Porter 2) English stemming. BM25 with k1 = 0.9, b = 0.4 (the BEIR
-//! baselines' settings).
+//! Analysis: lowercased runs of letters and digits in the text's own language (detected per
+//! chunk and per query from their function words, [`crate::language`]): that language's
+//! function words dropped, its Snowball stemmer (Porter 2 for English; French, Spanish,
+//! German, Italian, Portuguese, Dutch), diacritics folded after stemming so that a customer
+//! typing without accents matches. A text too short to tell is analysed in the index's
+//! majority language (a query, or one in a language none of the chunks is in) or the
+//! analyzer's fallback, English. BM25 with k1 = 0.9,
+//! b = 0.4 (the BEIR baselines' settings).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rust_stemmers::{Algorithm, Stemmer};
+use rust_stemmers::Stemmer;
 
 use crate::ids::TenantId;
 use crate::knowledge::top_k;
+pub use crate::language::Language;
+use crate::language::{detect, fold_diacritics};
 
 const K1: f32 = 0.9;
 const B: f32 = 0.4;
@@ -31,22 +38,16 @@ const MAX_WORD_CHARS: usize = 64;
 /// Terms a query is cut to.
 const MAX_QUERY_TERMS: usize = 64;
 
-const STOP: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "i", "in",
-    "is", "it", "its", "me", "my", "of", "on", "or", "that", "the", "this", "to", "was", "what",
-    "when", "where", "which", "who", "why", "will", "with", "you", "your",
-];
-
-/// Turns text into index terms.
+/// Turns text into index terms, in the text's language.
 pub struct Analyzer {
-    stemmer: Stemmer,
+    stemmers: Vec<Stemmer>,
+    /// The language of texts too short to tell.
+    pub fallback: Language,
 }
 
 impl Default for Analyzer {
     fn default() -> Self {
-        Self {
-            stemmer: Stemmer::create(Algorithm::English),
-        }
+        Self::with_fallback(Language::English)
     }
 }
 
@@ -57,17 +58,46 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Analyzer {
-    /// The terms of `text`, in order, repeats kept.
+    pub fn with_fallback(fallback: Language) -> Self {
+        Self {
+            stemmers: Language::ALL
+                .iter()
+                .map(|l| Stemmer::create(l.algorithm()))
+                .collect(),
+            fallback,
+        }
+    }
+
+    /// The language `text` is analysed in: its own, or the fallback.
+    pub fn language_of(&self, text: &str) -> Language {
+        detect(text).unwrap_or(self.fallback)
+    }
+
+    /// The terms of `text` in its own language, in order, repeats kept.
     pub fn terms(&self, text: &str) -> Vec<String> {
+        self.terms_in(text, self.language_of(text))
+    }
+
+    /// The terms of `text` analysed as `language`.
+    pub fn terms_in(&self, text: &str, language: Language) -> Vec<String> {
         // Lowercased character by character, exactly as the index build does.
         words(text)
-            .filter_map(|w| self.term(&w.chars().flat_map(char::to_lowercase).collect::<String>()))
+            .filter_map(|w| {
+                self.term(
+                    &w.chars().flat_map(char::to_lowercase).collect::<String>(),
+                    language,
+                )
+            })
             .collect()
     }
 
-    /// The term of one lowercased word; `None` for a function word.
-    fn term(&self, lower: &str) -> Option<String> {
-        (!STOP.contains(&lower)).then(|| self.stemmer.stem(lower).into_owned())
+    /// The term of one lowercased word in `language`; `None` for a function word.
+    fn term(&self, lower: &str, language: Language) -> Option<String> {
+        if language.is_stop_word(lower) {
+            return None;
+        }
+        let stem = self.stemmers[language.index()].stem(lower);
+        Some(fold_diacritics(&stem).into_owned())
     }
 }
 
@@ -83,6 +113,9 @@ pub struct LexicalIndex<K> {
     /// Per document: `k1 · (1 − b + b · length / average length)`.
     norms: Vec<f32>,
     terms: HashMap<String, u32>,
+    /// How many chunks are in each language ([`Language::index`]): a query too short to
+    /// tell is analysed in the majority's.
+    languages: [u32; 7],
     /// Postings of term `t`: `docs[offsets[t]..offsets[t + 1]]`, with their term frequencies.
     offsets: Vec<u32>,
     docs: Vec<u32>,
@@ -94,6 +127,7 @@ struct Builder<K> {
     keys: Vec<K>,
     lengths: Vec<f32>,
     terms: HashMap<String, u32>,
+    languages: [u32; 7],
     postings: Vec<Vec<(u32, u16)>>,
 }
 
@@ -115,19 +149,24 @@ impl<K: Clone> Builder<K> {
             keys: index.keys.clone(),
             lengths: index.lengths.clone(),
             terms: index.terms.clone(),
+            languages: index.languages,
             postings,
         }
     }
 
     fn add(&mut self, rows: Vec<(K, String)>, analyzer: &Analyzer) {
         let mut counts: HashMap<u32, u16> = HashMap::new();
-        // Each distinct spelling is analysed once: stemming is most of the build's cost.
-        let mut memo: HashMap<String, Option<u32>> = HashMap::new();
+        // Each distinct spelling is analysed once per language: stemming is most of the
+        // build's cost.
+        let mut memos: Vec<HashMap<String, Option<u32>>> = vec![HashMap::new(); 7];
         let mut lower = String::new();
         for (key, text) in rows {
             let doc = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
             self.keys.push(key);
             counts.clear();
+            let language = analyzer.language_of(&text);
+            self.languages[language.index()] += 1;
+            let memo = &mut memos[language.index()];
             let mut length = 0usize;
             for word in words(&text) {
                 lower.clear();
@@ -135,7 +174,7 @@ impl<K: Clone> Builder<K> {
                 let id = match memo.get(lower.as_str()) {
                     Some(id) => *id,
                     None => {
-                        let id = analyzer.term(&lower).map(|term| {
+                        let id = analyzer.term(&lower, language).map(|term| {
                             let next = u32::try_from(self.terms.len()).unwrap_or(u32::MAX);
                             let id = *self.terms.entry(term).or_insert(next);
                             if id == next {
@@ -187,6 +226,7 @@ impl<K: Clone> Builder<K> {
             lengths: self.lengths,
             norms,
             terms: self.terms,
+            languages: self.languages,
             offsets,
             docs,
             freqs,
@@ -201,6 +241,7 @@ impl<K: Clone> LexicalIndex<K> {
             keys: Vec::with_capacity(rows.len()),
             lengths: Vec::with_capacity(rows.len()),
             terms: HashMap::new(),
+            languages: [0; 7],
             postings: Vec::new(),
         };
         b.add(rows, analyzer);
@@ -225,6 +266,15 @@ impl<K: Clone> LexicalIndex<K> {
         self.keys.len()
     }
 
+    /// The language most of the chunks are in (`fallback` for an empty index).
+    pub fn majority_language(&self, fallback: Language) -> Language {
+        Language::ALL
+            .into_iter()
+            .filter(|l| self.languages[l.index()] > 0)
+            .max_by_key(|l| (self.languages[l.index()], std::cmp::Reverse(l.index())))
+            .unwrap_or(fallback)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -234,7 +284,12 @@ impl<K: Clone> LexicalIndex<K> {
     pub fn search(&self, query: &str, k: usize, analyzer: &Analyzer) -> Vec<(K, f32)> {
         let n = self.keys.len() as f32;
         let mut seen = Vec::new();
-        for t in analyzer.terms(query) {
+        // The query's own language where the index holds chunks in it (a Dutch-looking "De
+        // novo assembly…" asked of English abstracts stays English), else the majority's.
+        let language = detect(query)
+            .filter(|l| self.languages[l.index()] > 0)
+            .unwrap_or_else(|| self.majority_language(analyzer.fallback));
+        for t in analyzer.terms_in(query, language) {
             if let Some(&id) = self.terms.get(&t)
                 && !seen.contains(&id)
             {
@@ -397,6 +452,31 @@ mod tests {
             ["refund", "work", "refund", "within", "30", "day"]
         );
         assert!(a.terms(&"x".repeat(65)).is_empty());
+    }
+
+    #[test]
+    fn each_chunk_and_query_is_analysed_in_its_own_language() {
+        let a = Analyzer::default();
+        assert_eq!(
+            a.terms("Les réservations se font en ligne pour les groupes."),
+            ["reserv", "font", "lign", "group"],
+            "French stems, French function words dropped, accents folded"
+        );
+        let idx = index(&[
+            "Les réservations se font en ligne ou par téléphone pendant les heures d'ouverture.",
+            "Le restaurant est fermé le dimanche et le lundi.",
+            "Reservations are made online or by phone.",
+        ]);
+        // Typed without accents, in French: the French chunk first.
+        let hits = idx.search("reservation par telephone ?", 3, &a);
+        assert_eq!(hits[0].0, 0, "{hits:?}");
+        // Too short to tell: analysed in the index's majority language (French here).
+        let hits = idx.search("fermeture dimanche", 3, &a);
+        assert_eq!(hits.first().map(|h| h.0), Some(1), "{hits:?}");
+        assert_eq!(idx.majority_language(Language::English), Language::French);
+        // English is analysed as before.
+        let hits = idx.search("how do I make a reservation by phone?", 3, &a);
+        assert_eq!(hits[0].0, 2, "{hits:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod credentials;
 pub mod ids;
 pub mod jobs;
 pub mod knowledge;
+pub mod language;
 pub mod lexical;
 pub mod plans;
 pub mod ports;

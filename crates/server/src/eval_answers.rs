@@ -88,15 +88,7 @@ fn fold(text: &str) -> String {
 }
 
 pub fn read_questions(path: &Path) -> anyhow::Result<Vec<AnswerQuestion>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
-        })
-        .collect()
+    crate::eval::read_jsonl(path)
 }
 
 /// Judges one answer against its question.

@@ -967,11 +967,11 @@ async fn answers_to_customers_questions_do_not_fall_below_the_measured_quality()
     let answered = all["answered_with_fact"].as_f64().expect("answered");
     let abstained = all["abstention_recall"].as_f64().expect("recall");
     assert!(
-        answered >= 0.55,
+        answered >= 0.58,
         "answered with the fact: {answered} ({scores})"
     );
     assert!(
-        abstained >= 0.6,
+        abstained >= 0.65,
         "unanswerable abstained: {abstained} ({scores})"
     );
     assert_eq!(all["handoff_recall"], 1.0, "{scores}");
