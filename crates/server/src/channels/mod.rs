@@ -318,22 +318,20 @@ pub async fn assign_platform_number(
     claim(state, &ctx, operator.actor(), req, Proof::Needed, true).await
 }
 
-/// Calls the provider with the credential: `Ok` with the webhook target if it controls the
-/// asset.
+/// Calls the provider with the connection's own credential (opened as the senders open it):
+/// `Ok` with the webhook target if it controls the asset.
 async fn prove(
     state: &AppState,
     c: &ChannelConnection,
-    token: &str,
 ) -> std::result::Result<Option<String>, ProofError> {
+    let unopened = |e: SecretError| ProofError::CredentialRefused(e.to_string());
     match c.provider {
-        Provider::Meta => state.graph.prove_control(c.kind, token, &c.asset_id).await,
+        Provider::Meta => {
+            let token = access_token(&state.secrets, c).map_err(unopened)?;
+            state.graph.prove_control(c.kind, &token, &c.asset_id).await
+        }
         Provider::Twilio => {
-            let (sid, auth_token) = if token.is_empty() {
-                twilio_account(state, c)
-                    .map_err(|e| ProofError::CredentialRefused(e.to_string()))?
-            } else {
-                (c.account_id.clone().unwrap_or_default(), token.to_owned())
-            };
+            let (sid, auth_token) = twilio_account(state, c).map_err(unopened)?;
             let account = twilio_api::Account {
                 sid: &sid,
                 auth_token: &auth_token,
@@ -344,11 +342,14 @@ async fn prove(
                 .await
                 .map(|()| None)
         }
-        Provider::ManyChat => state
-            .manychat
-            .prove_page(token, &c.asset_id)
-            .await
-            .map(|()| None),
+        Provider::ManyChat => {
+            let key = access_token(&state.secrets, c).map_err(unopened)?;
+            state
+                .manychat
+                .prove_page(&key, &c.asset_id)
+                .await
+                .map(|()| None)
+        }
     }
 }
 
@@ -359,16 +360,8 @@ async fn claim_stands(state: &AppState, incumbent: &ChannelConnection) -> bool {
     if incumbent.verified_at.is_none() || incumbent.token_invalid_at.is_some() {
         return false;
     }
-    let token = if incumbent.sealed_token.is_empty() {
-        String::new()
-    } else {
-        match access_token(&state.secrets, incumbent) {
-            Ok(t) => t,
-            Err(_) => return false,
-        }
-    };
     !matches!(
-        prove(state, incumbent, &token).await,
+        prove(state, incumbent).await,
         Err(ProofError::CredentialRefused(_) | ProofError::NotReached(_))
     )
 }
@@ -436,12 +429,10 @@ async fn claim(
     };
     connection.webhook_target = match proof {
         Proof::Shown { webhook_target } => webhook_target,
-        Proof::Needed => prove(state, &connection, &token)
-            .await
-            .map_err(|e| match e {
-                ProofError::Unavailable(m) => ChannelError::ProviderUnavailable(m),
-                refused => ChannelError::NotVerified(refused.to_string()),
-            })?,
+        Proof::Needed => prove(state, &connection).await.map_err(|e| match e {
+            ProofError::Unavailable(m) => ChannelError::ProviderUnavailable(m),
+            refused => ChannelError::NotVerified(refused.to_string()),
+        })?,
     };
     let audit = |released: bool| {
         NewAuditEvent::new(actor.clone(), action::CHANNEL_CONNECTED, now)

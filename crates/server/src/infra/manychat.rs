@@ -56,42 +56,19 @@ impl ManyChatClient {
         })?;
         let body = json!({ "subscriber_id": subscriber, "data": dynamic_block(&parts) });
         let url = format!("{}/fb/sending/sendContent", self.api.base);
-        with_retries(self.api.attempts, || async {
-            let response = match self
-                .api
-                .client
-                .post(&url)
-                .bearer_auth(api_key)
-                .json(&body)
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => return Attempt::Retry(transport_error(&e)),
-            };
-            let status = response.status();
-            let v: Value = response.json().await.unwrap_or(Value::Null);
-            if status.is_success() && v["status"] == "success" {
-                return Attempt::Done(parts.len());
-            }
-            let message = bounded(v["message"].as_str().unwrap_or(""));
-            if status.as_u16() == 429 || status.is_server_error() {
-                return Attempt::Retry(format!("HTTP {} {message}", status.as_u16()));
-            }
-            Attempt::Rejected {
-                code: i64::from(status.as_u16()),
-                message,
-            }
-        })
-        .await
+        self.call(|| self.api.client.post(&url).bearer_auth(api_key).json(&body))
+            .await
+            .map(|_| parts.len())
     }
 
-    /// Proves that `api_key` is the key of the page `page_id`: ManyChat's `GET
-    /// /fb/page/getInfo` answers for the page the key belongs to.
-    pub async fn prove_page(&self, api_key: &str, page_id: &str) -> Result<(), ProofError> {
-        let url = format!("{}/fb/page/getInfo", self.api.base);
-        let info = with_retries(self.api.attempts, || async {
-            let response = match self.api.client.get(&url).bearer_auth(api_key).send().await {
+    /// One call of ManyChat's API, retried on 429 and 5xx: its answer when `status` is
+    /// `success`, else ManyChat's message with the HTTP status as the code.
+    async fn call(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Value, SendError> {
+        with_retries(self.api.attempts, || async {
+            let response = match request().send().await {
                 Ok(r) => r,
                 Err(e) => return Attempt::Retry(transport_error(&e)),
             };
@@ -110,12 +87,21 @@ impl ManyChatClient {
             }
         })
         .await
-        .map_err(|e| match e {
-            SendError::Unavailable(m) => ProofError::Unavailable(m),
-            SendError::Rejected { code, message } => ProofError::CredentialRefused(format!(
-                "ManyChat refused the API key (HTTP {code}: {message})"
-            )),
-        })?;
+    }
+
+    /// Proves that `api_key` is the key of the page `page_id`: ManyChat's `GET
+    /// /fb/page/getInfo` answers for the page the key belongs to.
+    pub async fn prove_page(&self, api_key: &str, page_id: &str) -> Result<(), ProofError> {
+        let url = format!("{}/fb/page/getInfo", self.api.base);
+        let info = self
+            .call(|| self.api.client.get(&url).bearer_auth(api_key))
+            .await
+            .map_err(|e| match e {
+                SendError::Unavailable(m) => ProofError::Unavailable(m),
+                SendError::Rejected { code, message } => ProofError::CredentialRefused(format!(
+                    "ManyChat refused the API key (HTTP {code}: {message})"
+                )),
+            })?;
         let id = match &info["data"]["id"] {
             Value::Number(n) => n.to_string(),
             Value::String(s) => s.clone(),

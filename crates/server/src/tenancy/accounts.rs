@@ -311,11 +311,19 @@ pub async fn login(state: &AppState, ip: IpAddr, email: &str, password: String) 
             Ok(e) => state.store.find_pending_signup(&e, Utc::now()).await?,
             Err(_) => None,
         };
-        let hash = pending.map_or_else(|| passwords::DUMMY_HASH.clone(), |p| p.password_hash);
-        if passwords::verify(password, hash.clone()).await && hash != *passwords::DUMMY_HASH {
-            return Err(TenancyError::EmailNotVerified);
-        }
-        return Err(TenancyError::InvalidCredentials);
+        return Err(match pending {
+            Some(p) => {
+                if passwords::verify(password, p.password_hash).await {
+                    TenancyError::EmailNotVerified
+                } else {
+                    TenancyError::InvalidCredentials
+                }
+            }
+            None => {
+                passwords::verify(password, passwords::DUMMY_HASH.clone()).await;
+                TenancyError::InvalidCredentials
+            }
+        });
     };
     if !passwords::verify(password, user.password_hash.clone()).await {
         note_failed_login(state, &user).await;

@@ -265,6 +265,18 @@ impl TestApp {
             .expect("request")
     }
 
+    /// The OpenAPI document the server serves.
+    pub async fn openapi(&self) -> Value {
+        let r = self
+            .client
+            .get(self.url("/openapi.json"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
     /// Every mail sent so far to `to`.
     pub fn mails_to(&self, to: &str) -> Vec<SentMail> {
         self.mails

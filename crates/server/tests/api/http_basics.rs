@@ -297,16 +297,7 @@ async fn list_limits_outside_their_documented_range_are_refused_naming_the_field
 
 #[tokio::test]
 async fn the_openapi_document_declares_the_shared_statuses_and_the_enforced_constraints() {
-    let app = spawn_app().await;
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("spec")
-        .json()
-        .await
-        .expect("json");
+    let spec = spawn_app().await.openapi().await;
     let mut missing = Vec::new();
     for (path, item) in spec["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {

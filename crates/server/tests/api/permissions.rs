@@ -107,20 +107,31 @@ fn endpoint_table() -> &'static str {
     after.split("\n## ").next().unwrap_or(after)
 }
 
+/// Every row of the endpoint table: its method, its path (without the query) and its "who"
+/// cell.
+fn table_rows() -> Vec<(&'static str, &'static str, &'static str)> {
+    endpoint_table()
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let endpoint = cells[1].trim_matches('`');
+            let (method, path) = endpoint.split_once(' ').expect("method and path");
+            let path = path.split('?').next().expect("path");
+            (method, path, cells[2])
+        })
+        .collect()
+}
+
 /// `(method, path, callers)` of every row of the endpoint table with credentialed callers.
 fn documented() -> Vec<(Method, String, BTreeSet<Who>)> {
-    let table = endpoint_table();
     let mut rows = Vec::new();
     let mut previous: Option<BTreeSet<Who>> = None;
-    for line in table.lines().filter(|l| l.starts_with("| `")) {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let endpoint = cells[1].trim_matches('`');
-        let (method, path) = endpoint.split_once(' ').expect("method and path");
-        let path = path.split('?').next().expect("path").to_owned();
-        let who = if cells[2] == "same" {
+    for (method, path, cell) in table_rows() {
+        let who = if cell == "same" {
             previous.clone()
         } else {
-            parse_who(cells[2])
+            parse_who(cell)
         };
         previous = who.clone();
         // Sign-in endpoints take credentials in their bodies; their tests are in `auth.rs`.
@@ -128,7 +139,7 @@ fn documented() -> Vec<(Method, String, BTreeSet<Who>)> {
             && (path.starts_with("/api/v1/") || path.starts_with("/v1/"))
             && !path.starts_with("/api/v1/auth/")
         {
-            rows.push((method.parse().expect("method"), path, who));
+            rows.push((method.parse().expect("method"), path.to_owned(), who));
         }
     }
     rows
@@ -274,25 +285,10 @@ async fn every_endpoint_lets_in_exactly_the_callers_its_documentation_names() {
 
 #[tokio::test]
 async fn every_operation_of_the_api_has_its_row_in_the_endpoint_table() {
-    let app = spawn_app().await;
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("spec")
-        .json()
-        .await
-        .expect("json");
-    let table = endpoint_table();
-    let rows: BTreeSet<String> = table
-        .lines()
-        .filter(|l| l.starts_with("| `"))
-        .filter_map(|l| l.split('|').nth(1))
-        .map(|c| {
-            let c = c.trim().trim_matches('`');
-            c.split('?').next().unwrap_or(c).to_owned()
-        })
+    let spec = spawn_app().await.openapi().await;
+    let rows: BTreeSet<String> = table_rows()
+        .into_iter()
+        .map(|(method, path, _)| format!("{method} {path}"))
         .collect();
     let mut missing = Vec::new();
     for (path, item) in spec["paths"].as_object().expect("paths") {
