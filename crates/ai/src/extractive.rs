@@ -29,6 +29,9 @@ pub const RELATIVE_FLOOR: f32 = 0.7;
 const RANK_PENALTY: f32 = 0.04;
 /// Sentences shorter than this many characters are headings or fragments, not answers.
 const MIN_SENTENCE_CHARS: usize = 12;
+/// A sentence shorter than this many characters ("Opened packets are fine.", "Yes, it is
+/// free.") is embedded and quoted with the one before it.
+const STANDALONE_CHARS: usize = 40;
 /// Longer "sentences" (tables, run-on text) are cut to this many characters.
 const MAX_SENTENCE_CHARS: usize = 500;
 
@@ -63,6 +66,35 @@ impl Extract {
             .map(|q| format!("{} [{}]", q.text, q.source + 1))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+/// Windows embedded per chunk at most: a chunk's first sentences (chunks hold a few dozen).
+pub const MAX_WINDOWS: usize = 64;
+
+/// A chunk's *windows*, the children of parent-child retrieval: its first [`MAX_WINDOWS`]
+/// [`sentences`], each with its [`lead`], embedded on their own when the chunk is, so that a
+/// question is compared with the sentence that answers it rather than with a whole chunk's
+/// diluted vector. Each window is what the extractive answerer quotes for that sentence.
+pub fn windows(text: &str) -> Vec<String> {
+    let s = sentences(text);
+    (0..s.len().min(MAX_WINDOWS))
+        .map(|i| with_lead(&s, i))
+        .collect()
+}
+
+/// The sentence before sentence `at` when `at` is too short to stand alone ("Opened packets
+/// are fine.") and the one before ends as a sentence (a heading does not lead in).
+pub fn lead<'a>(sentences: &[&'a str], at: usize) -> Option<&'a str> {
+    let before = at.checked_sub(1).and_then(|b| sentences.get(b))?;
+    (sentences.get(at)?.chars().count() < STANDALONE_CHARS && before.ends_with(['.', '!', '?']))
+        .then_some(*before)
+}
+
+fn with_lead(sentences: &[&str], at: usize) -> String {
+    match lead(sentences, at) {
+        Some(before) => format!("{before} {}", sentences[at]),
+        None => sentences[at].to_owned(),
     }
 }
 
@@ -109,18 +141,49 @@ pub fn extract(
     max_sentences: usize,
     similarity: Option<&[Vec<f32>]>,
 ) -> Extract {
+    let mut got = extract_above(
+        question,
+        sources,
+        analyzer,
+        max_sentences,
+        similarity,
+        MIN_COVERAGE,
+    );
+    if got.abstained() {
+        got.confidence = 0.0;
+    }
+    got
+}
+
+/// [`extract`] with the floor a quote must reach given (the answer engine's calibrated
+/// abstention threshold); the confidence is the best sentence's score even below it, the
+/// relevance the engine judges the sources by.
+pub fn extract_above(
+    question: &str,
+    sources: &[&str],
+    analyzer: &Analyzer,
+    max_sentences: usize,
+    similarity: Option<&[Vec<f32>]>,
+    floor: f32,
+) -> Extract {
     // One language for the question and every sentence, so that their words stem alike: the
     // sources' (the words that can match are theirs), else the question's.
     let language = cortex_core::language::detect(&sources.join("\n"))
         .or_else(|| cortex_core::language::detect(question))
         .unwrap_or(analyzer.fallback);
     let asked: HashSet<String> = analyzer.terms_in(question, language).into_iter().collect();
-    // (source, position, text, terms)
+    // (source, position, sentence, terms of the sentence with its lead); `leads[i]`: the
+    // candidate before it leads in.
     let mut candidates: Vec<(usize, usize, &str, HashSet<String>)> = Vec::new();
+    let mut leads: Vec<bool> = Vec::new();
     for (source, text) in sources.iter().enumerate() {
-        for (position, s) in sentences(text).into_iter().enumerate() {
-            let terms: HashSet<String> = analyzer.terms_in(s, language).into_iter().collect();
+        let all = sentences(text);
+        for (position, s) in all.iter().enumerate() {
+            let lead = lead(&all, position);
+            let unit = lead.map_or_else(|| (*s).to_owned(), |_| with_lead(&all, position));
+            let terms: HashSet<String> = analyzer.terms_in(&unit, language).into_iter().collect();
             candidates.push((source, position, s, terms));
+            leads.push(lead.is_some());
         }
     }
     if asked.is_empty() || candidates.is_empty() {
@@ -165,10 +228,7 @@ pub fn extract(
     let confidence = scored.first().map_or(0.0, |s| s.0);
     let mut picked: Vec<(f32, usize)> = Vec::new();
     for &(score, i) in &scored {
-        if score < MIN_COVERAGE
-            || score < RELATIVE_FLOOR * confidence
-            || picked.len() == max_sentences
-        {
+        if score < floor || score < RELATIVE_FLOOR * confidence || picked.len() == max_sentences {
             break;
         }
         let terms = &candidates[i].3;
@@ -182,21 +242,27 @@ pub fn extract(
         }
     }
     picked.sort_by_key(|&(_, i)| (candidates[i].0, candidates[i].1));
-    Extract {
-        quotes: picked
-            .into_iter()
-            .map(|(score, i)| Quote {
-                source: candidates[i].0,
-                text: candidates[i].2.to_owned(),
+    // A short sentence rarely stands alone: it is quoted with its lead (as it was embedded),
+    // unless the lead is quoted anyway.
+    let chosen: HashSet<usize> = picked.iter().map(|&(_, i)| i).collect();
+    let quotes = picked
+        .into_iter()
+        .map(|(score, i)| {
+            let (source, _, text, _) = &candidates[i];
+            let text = match i.checked_sub(1) {
+                Some(before) if leads[i] && !chosen.contains(&before) => {
+                    format!("{} {text}", candidates[before].2)
+                }
+                _ => (*text).to_owned(),
+            };
+            Quote {
+                source: *source,
+                text,
                 score,
-            })
-            .collect(),
-        confidence: if confidence >= MIN_COVERAGE {
-            confidence
-        } else {
-            0.0
-        },
-    }
+            }
+        })
+        .collect();
+    Extract { quotes, confidence }
 }
 
 #[cfg(test)]
@@ -307,6 +373,48 @@ mod tests {
             (got.confidence - (0.3 / 3.0 + 0.7 * 0.71)).abs() < 1e-4,
             "{}",
             got.confidence
+        );
+    }
+
+    #[test]
+    fn a_short_sentence_is_quoted_with_the_one_it_follows_on_from() {
+        let a = Analyzer::default();
+        let shop = "Orders leave the same day. You may return any tea within 30 days. \
+            Opened packets are fine. Gift cards never expire.";
+        let question = "opened packets";
+        let got = extract(question, &[shop], &a, 1, None);
+        assert_eq!(
+            got.quotes[0].text,
+            "You may return any tea within 30 days. Opened packets are fine."
+        );
+        // A long sentence stands alone, and a heading does not lead in.
+        let long = "# Returns and refunds\nOpened packets are fine as long as at least half of \
+            the tea is still in the pouch.";
+        let got = extract(question, &[long], &a, 1, None);
+        assert_eq!(
+            got.quotes[0].text,
+            "Opened packets are fine as long as at least half of the tea is still in the pouch."
+        );
+    }
+
+    #[test]
+    fn a_chunks_windows_are_its_first_sentences() {
+        let many: String = (0..100)
+            .map(|i| format!("Sentence number {i} here. "))
+            .collect();
+        let w = windows(&many);
+        assert_eq!(w.len(), MAX_WINDOWS);
+        assert_eq!(w[1], "Sentence number 0 here. Sentence number 1 here.");
+        assert_eq!(
+            windows(
+                "# Returns and refunds\nYou may return any tea within 30 days. Opened packets are fine."
+            ),
+            vec![
+                "# Returns and refunds",
+                "You may return any tea within 30 days.",
+                "You may return any tea within 30 days. Opened packets are fine."
+            ],
+            "a short sentence is embedded with the one it follows on from, not with a heading"
         );
     }
 }

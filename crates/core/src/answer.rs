@@ -78,9 +78,10 @@ pub struct BotSettings {
     pub fallback_message: String,
     /// Answer in the language the customer writes in (else in the sources' language).
     pub answer_in_customer_language: bool,
-    /// 0–1. The bot abstains when the retrieved sources' relevance is below this: the higher
-    /// of the best source's cosine similarity to the question and the share of the question's
-    /// words (weighted by rarity) that its best sentence covers. Higher is stricter.
+    /// 0–1. The bot abstains when the retrieved sources' relevance is below this: the score
+    /// of their best sentence, 70 % its cosine similarity to the question and 30 % the share
+    /// of the question's words (weighted by rarity) it covers. Higher is stricter; the default
+    /// is calibrated on the answer development set ([`Self::CALIBRATED_THRESHOLD`]).
     pub abstention_threshold: f32,
 }
 
@@ -89,6 +90,10 @@ impl BotSettings {
     pub const MAX_TEXT_CHARS: usize = 1_000;
     /// The model id that asks for the extractive answerer.
     pub const EXTRACTIVE: &'static str = "extractive";
+    /// The default abstention threshold: on the `dev` split of the answer development set
+    /// (`cortexlayer eval --answers … --calibrate`), the one that answers with the fact and
+    /// abstains on unanswerable questions best at once (docs/benchmarks.md).
+    pub const CALIBRATED_THRESHOLD: f32 = 0.46;
 
     /// The first rule the settings break, as (field, message).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -150,7 +155,7 @@ impl Default for BotSettings {
                 connect you with a member of our team?"
                 .into(),
             answer_in_customer_language: true,
-            abstention_threshold: 0.3,
+            abstention_threshold: Self::CALIBRATED_THRESHOLD,
         }
     }
 }

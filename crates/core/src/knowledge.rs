@@ -222,11 +222,102 @@ pub struct ChunkHit {
     pub score: f32,
 }
 
-/// A chunk text that still needs its vector.
+/// A chunk text that still needs its vector, or its windows' vectors (chunks embedded before
+/// windows existed have only the first).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingEmbedding {
     pub content_hash: String,
     pub text: String,
+    /// For a Q&A pair: the answer, whose sentences are windows too.
+    pub answer: Option<String>,
+}
+
+impl PendingEmbedding {
+    /// The text the chunk's windows are cut from: what the answer engine reads of it.
+    pub fn source_text(&self) -> String {
+        source_text(&self.text, self.answer.as_deref())
+    }
+}
+
+/// What the answer engine reads of a chunk: its text, and a Q&A pair's answer after it.
+pub fn source_text(text: &str, answer: Option<&str>) -> String {
+    match answer {
+        Some(answer) => format!("{text}\n{answer}"),
+        None => text.to_owned(),
+    }
+}
+
+/// The vectors of one chunk text: the whole chunk's, and one per *window* (each sentence of
+/// its [`source_text`], in order), the children that parent-child retrieval and the answer
+/// engine's relevance check compare with a question.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkVectors {
+    pub content_hash: String,
+    pub vector: Vec<f32>,
+    /// `None`: not computed (the chunk was embedded before windows existed, or by a caller
+    /// that does not cut them).
+    pub windows: Option<Windows>,
+}
+
+/// The vectors of a chunk's windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Windows {
+    /// [`content_hash`] of the source text they were cut from: a Q&A pair shares its
+    /// question's hash with any pair asking the same, and must not read another's windows.
+    pub of: String,
+    /// One per window, in order; empty when no sentence is long enough.
+    pub vectors: Vec<Vec<f32>>,
+}
+
+impl Windows {
+    /// Windows as the stores keep them: the blob of `dims`-wide rows ([`windows_to_bytes`])
+    /// and the hash beside it. `Ok(None)` when not computed; `Err` for a blob that is not
+    /// whole rows.
+    pub fn from_stored(
+        blob: Option<Vec<u8>>,
+        of: Option<String>,
+        dims: usize,
+    ) -> Result<Option<Self>, &'static str> {
+        match (blob, of) {
+            (Some(blob), Some(of)) => Ok(Some(Self {
+                of,
+                vectors: windows_from_bytes(&blob, dims).ok_or("windows")?,
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl ChunkVectors {
+    /// A chunk's vector without windows.
+    pub fn chunk_only(content_hash: String, vector: Vec<f32>) -> Self {
+        Self {
+            content_hash,
+            vector,
+            windows: None,
+        }
+    }
+
+    /// The windows' vectors when they were cut from `source` (the chunk's [`source_text`]).
+    pub fn windows_of(&self, source: &str) -> Option<&[Vec<f32>]> {
+        self.windows
+            .as_ref()
+            .filter(|w| w.of == content_hash(source))
+            .map(|w| w.vectors.as_slice())
+    }
+}
+
+/// Windows' vectors stored as one blob: `n × dims` little-endian `f32`.
+pub fn windows_to_bytes(windows: &[Vec<f32>]) -> Vec<u8> {
+    windows.iter().flat_map(|w| vector_to_bytes(w)).collect()
+}
+
+/// The inverse of [`windows_to_bytes`]; `None` when the length is not a multiple of a row.
+pub fn windows_from_bytes(b: &[u8], dims: usize) -> Option<Vec<Vec<f32>>> {
+    if dims == 0 || !b.len().is_multiple_of(dims * 4) {
+        return None;
+    }
+    b.chunks_exact(dims * 4).map(vector_from_bytes).collect()
 }
 
 /// The `k` best of `scores` (index, score), best first; ties keep the lower index first.
@@ -296,6 +387,39 @@ pub fn content_hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_round_trip_as_stored_and_a_torn_blob_is_refused() {
+        let rows = vec![vec![1.0, -0.5, 0.25], vec![0.0, 2.0, 3.5]];
+        let blob = windows_to_bytes(&rows);
+        let got = Windows::from_stored(Some(blob.clone()), Some("h".into()), 3).expect("ok");
+        assert_eq!(
+            got,
+            Some(Windows {
+                of: "h".into(),
+                vectors: rows
+            })
+        );
+        assert_eq!(Windows::from_stored(None, None, 3), Ok(None));
+        assert_eq!(
+            Windows::from_stored(Some(blob.clone()), Some("h".into()), 4),
+            Err("windows")
+        );
+        let empty = Windows::from_stored(Some(Vec::new()), Some("h".into()), 3).expect("ok");
+        assert_eq!(empty.map(|w| w.vectors.len()), Some(0));
+        // Windows are read only for the text they were cut from.
+        let v = ChunkVectors {
+            content_hash: "c".into(),
+            vector: vec![1.0],
+            windows: Some(Windows {
+                of: content_hash("question\nanswer"),
+                vectors: vec![vec![1.0]],
+            }),
+        };
+        assert!(v.windows_of("question\nanswer").is_some());
+        assert!(v.windows_of("question\nanother answer").is_none());
+        assert_eq!(source_text("question", Some("answer")), "question\nanswer");
+    }
 
     #[test]
     fn top_k_keeps_the_best_in_order() {

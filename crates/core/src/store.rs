@@ -22,7 +22,8 @@ use crate::ids::{
 };
 use crate::jobs::{Job, Lease, NewJob};
 use crate::knowledge::{
-    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
+    Chunk, ChunkHit, ChunkVectors, Document, DocumentStage, NewChunk, NewDocument, Original,
+    PendingEmbedding,
 };
 use crate::tenancy::{
     Email, Invitation, NewInvitation, NewPendingSignup, NewTenant, NewUser, PendingSignup, Role,
@@ -417,7 +418,8 @@ pub trait Store: Send + Sync + 'static {
         message: &str,
     ) -> Result<()>;
 
-    /// Up to `limit` distinct chunk texts of the document that have no vector for `model`.
+    /// Up to `limit` distinct chunk texts of the document that have no vector for `model`, or
+    /// whose windows have none.
     async fn pending_embeddings(
         &self,
         tenant: TenantId,
@@ -426,13 +428,23 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<PendingEmbedding>>;
 
-    /// Stores vectors by content hash; a hash that has one already keeps it.
+    /// Stores vectors by content hash; a hash that has one already keeps it (and gets the
+    /// windows given when it had none).
     async fn put_embeddings(
         &self,
         tenant: TenantId,
         model: &str,
-        vectors: &[(String, Vec<f32>)],
+        vectors: &[ChunkVectors],
     ) -> Result<()>;
+
+    /// The stored vectors of these chunk texts (by content hash) of `model`, with their
+    /// windows' when computed; hashes without a vector are left out.
+    async fn chunk_vectors(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<Vec<ChunkVectors>>;
 
     /// Marks the run of `generation` ready (every chunk has a vector of `model`).
     async fn finish_document(

@@ -18,7 +18,9 @@ use anyhow::Context;
 use chrono::Utc;
 use cortex_core::audit::{Actor, NewAuditEvent, action};
 use cortex_core::ids::{DocumentId, TenantId, UserId};
-use cortex_core::knowledge::{DocumentSource, DocumentStatus, NewChunk, NewDocument};
+use cortex_core::knowledge::{
+    ChunkVectors, DocumentSource, DocumentStatus, NewChunk, NewDocument, Windows,
+};
 use cortex_core::tenancy::{CompanyName, Email, NewTenant, NewUser, Role, TenantStatus};
 use rand::{Rng, SeedableRng};
 
@@ -102,6 +104,22 @@ fn report(name: &str, mut ms: Vec<f64>) {
         mean,
         ms.last().copied().unwrap_or(0.0)
     );
+}
+
+/// Windows per chunk in the benchmarks: a ~250-token chunk of help-centre prose holds about
+/// this many sentences.
+const BENCH_WINDOWS: usize = 10;
+
+/// A benchmark chunk's vectors: its own and its windows', random.
+fn bench_vectors(rng: &mut impl Rng, chunk: &NewChunk) -> ChunkVectors {
+    ChunkVectors {
+        content_hash: chunk.content_hash.clone(),
+        vector: random_unit(rng, 384),
+        windows: Some(Windows {
+            of: cortex_core::knowledge::content_hash(&chunk.text),
+            vectors: (0..BENCH_WINDOWS).map(|_| random_unit(rng, 384)).collect(),
+        }),
+    }
 }
 
 fn random_unit(rng: &mut impl Rng, dims: usize) -> Vec<f32> {
@@ -213,10 +231,7 @@ pub async fn search(
                 NewChunk::new(i as u32, format!("{} {d}-{i}.", text.join(" ")), 60)
             })
             .collect();
-        let vectors: Vec<(String, Vec<f32>)> = new
-            .iter()
-            .map(|c| (c.content_hash.clone(), random_unit(&mut rng, 384)))
-            .collect();
+        let vectors: Vec<ChunkVectors> = new.iter().map(|c| bench_vectors(&mut rng, c)).collect();
         store
             .replace_chunks(
                 tenant,
@@ -314,10 +329,7 @@ pub async fn search(
                 )
             })
             .collect();
-        let vectors: Vec<(String, Vec<f32>)> = new
-            .iter()
-            .map(|c| (c.content_hash.clone(), random_unit(&mut rng, 384)))
-            .collect();
+        let vectors: Vec<ChunkVectors> = new.iter().map(|c| bench_vectors(&mut rng, c)).collect();
         store
             .replace_chunks(
                 tenant,
@@ -489,8 +501,10 @@ pub async fn answer(
     questions: &std::path::Path,
     files: &[PathBuf],
     rounds: usize,
+    concurrency: usize,
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
     let (state, tenant, dir) = scratch(settings, database_url).await?;
     let state = AppState {
         limiter: std::sync::Arc::new(Unlimited),
@@ -529,34 +543,50 @@ pub async fn answer(
             .context("a question without \"question\"")?;
         asked.push((q.to_owned(), v["expect"].as_str().map(str::to_owned)));
     }
-    let mut latencies = Vec::new();
-    let mut right = 0;
-    for round in 0..rounds.max(1) {
-        for (question, expect) in &asked {
-            let t = Instant::now();
-            let a = crate::answer::ask(
-                &state,
-                &ctx,
-                crate::answer::Question {
-                    message: question.clone(),
-                    conversation_id: None,
-                    channel: cortex_core::answer::Channel::Api,
-                    history: Vec::new(),
-                    customer: None,
-                },
-                None,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            if round == 0 {
-                let ok = match expect {
-                    Some(e) => !a.abstained && a.text.contains(e.as_str()),
-                    None => a.abstained,
-                };
-                right += usize::from(ok);
+    // Every (round, question), asked by `concurrency` customers at once, each in a new
+    // conversation; the first round's answers are judged.
+    let jobs: Vec<(usize, usize)> = (0..rounds.max(1))
+        .flat_map(|round| (0..asked.len()).map(move |q| (round, q)))
+        .collect();
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<(f64, bool)>> =
+        futures_util::stream::iter(jobs.into_iter().map(|(round, q)| {
+            let (question, expect) = &asked[q];
+            let (state, ctx) = (&state, &ctx);
+            async move {
+                let t = Instant::now();
+                let a = crate::answer::ask(
+                    state,
+                    ctx,
+                    crate::answer::Question {
+                        message: question.clone(),
+                        conversation_id: None,
+                        channel: cortex_core::answer::Channel::Api,
+                        history: Vec::new(),
+                        customer: None,
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let ok = round == 0
+                    && match expect {
+                        Some(e) => !a.abstained && a.text.contains(e.as_str()),
+                        None => a.abstained,
+                    };
+                Ok((t.elapsed().as_secs_f64() * 1000.0, ok))
             }
-        }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let wall = started.elapsed().as_secs_f64();
+    let mut latencies = Vec::with_capacity(results.len());
+    let mut right = 0;
+    for r in results {
+        let (ms, ok) = r?;
+        latencies.push(ms);
+        right += usize::from(ok);
     }
     println!(
         "{} documents, {} questions × {} rounds, model chain {:?}",
@@ -571,6 +601,11 @@ pub async fn answer(
             .collect::<Vec<_>>()
     );
     println!("right {right}/{}", asked.len());
+    println!(
+        "concurrency {}  {:.1} answers/s",
+        concurrency.max(1),
+        latencies.len() as f64 / wall
+    );
     report("answer", latencies);
     let _ = std::fs::remove_dir_all(dir);
     Ok(())

@@ -83,6 +83,11 @@ pub struct EvalArgs {
     /// With `--answers`: print every question judged wrong and what the bot said.
     #[arg(long)]
     pub show_misses: bool,
+    /// With `--answers`: answer every question and print, for each abstention threshold,
+    /// the share answered with the fact and abstained on; the threshold that serves both
+    /// best on the `dev` split is the calibrated one.
+    #[arg(long)]
+    pub calibrate: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -117,6 +122,9 @@ pub enum BenchCommand {
         files: Vec<PathBuf>,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Questions asked at once (each by its own customer).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -226,13 +234,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             questions,
             files,
             rounds,
+            concurrency,
             database_url,
-        }) => crate::bench::answer(settings, &questions, &files, rounds, database_url).await,
+        }) => {
+            crate::bench::answer(
+                settings,
+                &questions,
+                &files,
+                rounds,
+                concurrency,
+                database_url,
+            )
+            .await
+        }
         Command::Eval(EvalArgs {
             answers: Some(dir),
             json,
             database_url,
             show_misses,
+            calibrate,
             ..
         }) => {
             crate::eval_answers::run(
@@ -242,6 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                     database_url,
                     show_misses,
+                    calibrate,
                 },
             )
             .await

@@ -54,6 +54,9 @@ pub struct AnswerEvalOptions {
     pub database_url: Option<String>,
     /// Print every question judged wrong with what the bot said.
     pub show_misses: bool,
+    /// Answer every question (abstention threshold 0) and sweep the threshold over the
+    /// relevance each answer had: the calibration, chosen on the `dev` split.
+    pub calibrate: bool,
 }
 
 /// How one question was judged.
@@ -68,6 +71,10 @@ pub struct Judged {
     pub right: bool,
     pub latency_ms: f64,
     pub answer: String,
+    /// The relevance the abstention threshold was compared with.
+    pub relevance: Option<f32>,
+    /// Whether the answer holds the expected fact (ignoring abstention).
+    pub has_fact: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,17 +100,16 @@ pub fn read_questions(path: &Path) -> anyhow::Result<Vec<AnswerQuestion>> {
 
 /// Judges one answer against its question.
 pub fn judge(q: &AnswerQuestion, a: &Answer, latency_ms: f64) -> Judged {
+    let said = fold(&a.text);
+    let has_fact = q
+        .expect
+        .as_ref()
+        .is_some_and(|phrases| phrases.iter().any(|p| said.contains(&fold(p))));
     let (expected, right) = if q.handoff {
         (Expected::Handoff, a.handoff_requested)
     } else {
         match &q.expect {
-            Some(phrases) => {
-                let said = fold(&a.text);
-                (
-                    Expected::Fact,
-                    !a.abstained && phrases.iter().any(|p| said.contains(&fold(p))),
-                )
-            }
+            Some(_) => (Expected::Fact, !a.abstained && has_fact),
             None => (Expected::Abstain, a.abstained),
         }
     };
@@ -117,6 +123,8 @@ pub fn judge(q: &AnswerQuestion, a: &Answer, latency_ms: f64) -> Judged {
         right,
         latency_ms,
         answer: a.text.clone(),
+        relevance: a.relevance,
+        has_fact,
     }
 }
 
@@ -208,9 +216,27 @@ pub fn report(judged: &[Judged]) -> serde_json::Value {
 pub async fn run(settings: Settings, options: AnswerEvalOptions) -> anyhow::Result<()> {
     let questions = read_questions(&options.dir.join("questions.jsonl"))?;
     let (state, dir) = scratch_state(settings, options.database_url.clone()).await?;
-    let result = evaluate(&state, &options.dir, &questions).await;
+    let result = evaluate(&state, &options.dir, &questions, options.calibrate).await;
     let _ = std::fs::remove_dir_all(dir);
     let judged = result?;
+    if options.calibrate {
+        if options.show_misses {
+            for j in &judged {
+                let said: String = j.answer.chars().take(140).collect();
+                println!(
+                    "{:<10} {:<7} {:?} rel {:.3} fact {} : {}",
+                    j.id,
+                    j.split,
+                    j.expected,
+                    j.relevance.unwrap_or(f32::NAN),
+                    j.has_fact,
+                    said.replace('\n', " ")
+                );
+            }
+        }
+        print_calibration(&judged);
+        return Ok(());
+    }
     let report = report(&judged);
     if options.json {
         let misses: Vec<_> = judged
@@ -274,6 +300,7 @@ pub async fn evaluate(
     state: &AppState,
     dir: &Path,
     questions: &[AnswerQuestion],
+    calibrate: bool,
 ) -> anyhow::Result<Vec<Judged>> {
     let state = &AppState {
         limiter: std::sync::Arc::new(crate::bench::Unlimited),
@@ -311,6 +338,15 @@ pub async fn evaluate(
             });
         }
         uploaded += files.len();
+        if calibrate {
+            let bot = cortex_core::answer::BotSettings {
+                abstention_threshold: 0.0,
+                ..Default::default()
+            };
+            crate::answer::put_bot(state, &ctx, bot)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         crate::knowledge::add_files(state, &ctx, files)
             .await
             .map_err(|e| anyhow::anyhow!("uploading {}: {e}", q.centre))?;
@@ -325,4 +361,74 @@ pub async fn evaluate(
         judged.push(judge(q, &answer, latency));
     }
     Ok(judged)
+}
+
+/// At threshold `t`, per split and language: the share of answerable questions answered with
+/// the fact (relevance ≥ t and the fact in the answer) and of unanswerable ones abstained on
+/// (relevance < t), from answers given at threshold 0.
+fn sweep(judged: &[&Judged], t: f32) -> (f64, f64) {
+    let facts: Vec<&&Judged> = judged
+        .iter()
+        .filter(|j| j.expected == Expected::Fact)
+        .collect();
+    let unanswerable: Vec<&&Judged> = judged
+        .iter()
+        .filter(|j| j.expected == Expected::Abstain)
+        .collect();
+    let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    let passes = |j: &Judged| j.relevance.is_some_and(|r| r >= t);
+    (
+        share(
+            facts.iter().filter(|j| passes(j) && j.has_fact).count(),
+            facts.len(),
+        ),
+        share(
+            unanswerable.iter().filter(|j| !passes(j)).count(),
+            unanswerable.len(),
+        ),
+    )
+}
+
+fn print_calibration(judged: &[Judged]) {
+    let groups = [
+        ("dev", None),
+        ("dev", Some("en")),
+        ("dev", Some("fr")),
+        ("holdout", None),
+        ("holdout", Some("en")),
+        ("holdout", Some("fr")),
+    ];
+    let select = |split: &str, lang: Option<&str>| -> Vec<&Judged> {
+        judged
+            .iter()
+            .filter(|j| j.split == split && lang.is_none_or(|l| j.lang == l))
+            .collect()
+    };
+    print!("{:>9}", "threshold");
+    for (split, lang) in groups {
+        print!(" {:>16}", format!("{split} {}", lang.unwrap_or("all")));
+    }
+    println!("   (answered with fact / abstained, %)");
+    let dev = select("dev", None);
+    let mut best = (f64::MIN, 0.0f32);
+    for step in 10..=80 {
+        let t = step as f32 / 100.0;
+        print!("{t:>9.2}");
+        for (split, lang) in groups {
+            let (a, b) = sweep(&select(split, lang), t);
+            print!(" {:>16}", format!("{:.1} / {:.1}", a * 100.0, b * 100.0));
+        }
+        println!();
+        // The threshold that serves both kinds of question best on the dev split: the
+        // higher of the two shares' minimum, ties to the lower threshold.
+        let (a, b) = sweep(&dev, t);
+        if a.min(b) > best.0 {
+            best = (a.min(b), t);
+        }
+    }
+    println!(
+        "calibrated on dev: {:.2} (both shares at least {:.1} %)",
+        best.1,
+        best.0 * 100.0
+    );
 }

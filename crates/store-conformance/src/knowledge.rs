@@ -4,7 +4,8 @@ use chrono::Duration;
 use cortex_core::ids::{DocumentId, TenantId};
 use cortex_core::jobs::NewJob;
 use cortex_core::knowledge::{
-    DocumentSource, DocumentStage, DocumentStatus, NewChunk, NewDocument, Searchable,
+    ChunkVectors, DocumentSource, DocumentStage, DocumentStatus, NewChunk, NewDocument, Searchable,
+    Windows,
 };
 use cortex_core::store::{Page, conflict};
 
@@ -84,7 +85,7 @@ fn unit(axis: usize, tilt: f32) -> Vec<f32> {
     v.iter().map(|x| x / n).collect()
 }
 
-/// Embeds every pending chunk of `doc` with `vector_of(text)`.
+/// Embeds every pending chunk of `doc` with `vector_of(text)`, and its one window alike.
 async fn embed_all(
     store: &DynStore,
     tenant: TenantId,
@@ -95,9 +96,16 @@ async fn embed_all(
         .pending_embeddings(tenant, doc, MODEL, 1000)
         .await
         .expect("pending");
-    let vectors: Vec<(String, Vec<f32>)> = pending
+    let vectors: Vec<ChunkVectors> = pending
         .iter()
-        .map(|p| (p.content_hash.clone(), vector_of(&p.text)))
+        .map(|p| ChunkVectors {
+            content_hash: p.content_hash.clone(),
+            vector: vector_of(&p.text),
+            windows: Some(Windows {
+                of: cortex_core::knowledge::content_hash(&p.source_text()),
+                vectors: vec![vector_of(&p.text)],
+            }),
+        })
         .collect();
     store
         .put_embeddings(tenant, MODEL, &vectors)
@@ -296,6 +304,131 @@ pub async fn chunks_list_in_order_from_an_offset(store: DynStore) {
     assert_eq!(page[0].tenant_id, t);
 }
 
+pub async fn windows_are_stored_with_their_chunk_and_added_to_vectors_from_before(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let (other, _) = tenant_with_owner(&store, "other").await;
+    let a = create(&store, t, "a").await;
+    put_chunks(&store, t, a, 1, &["alpha. Two sentences.", "beta"]).await;
+    let pending = store
+        .pending_embeddings(t, a, MODEL, 100)
+        .await
+        .expect("pending");
+    assert_eq!(pending.len(), 2);
+    let alpha = pending[0].content_hash.clone();
+    let beta = pending[1].content_hash.clone();
+    // A vector without windows (as stored before windows existed) leaves the chunk pending.
+    store
+        .put_embeddings(
+            t,
+            MODEL,
+            &[ChunkVectors::chunk_only(alpha.clone(), unit(0, 0.0))],
+        )
+        .await
+        .expect("put");
+    let still: Vec<String> = store
+        .pending_embeddings(t, a, MODEL, 100)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|p| p.content_hash)
+        .collect();
+    assert_eq!(still, vec![alpha.clone(), beta.clone()]);
+    let read = store
+        .chunk_vectors(t, MODEL, std::slice::from_ref(&alpha))
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].windows, None);
+    // The next run adds the windows; the vector keeps its row (search finds it once).
+    let windows = Windows {
+        of: "source-hash".into(),
+        vectors: vec![unit(3, 0.0), unit(4, 0.5)],
+    };
+    store
+        .put_embeddings(
+            t,
+            MODEL,
+            &[
+                ChunkVectors {
+                    content_hash: alpha.clone(),
+                    vector: unit(9, 0.0),
+                    windows: Some(windows.clone()),
+                },
+                ChunkVectors {
+                    content_hash: beta.clone(),
+                    vector: unit(1, 0.0),
+                    windows: Some(Windows {
+                        of: "beta-source".into(),
+                        vectors: Vec::new(),
+                    }),
+                },
+            ],
+        )
+        .await
+        .expect("put windows");
+    assert!(
+        store
+            .pending_embeddings(t, a, MODEL, 100)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    let mut read = store
+        .chunk_vectors(t, MODEL, &[beta.clone(), alpha.clone(), "unknown".into()])
+        .await
+        .expect("read");
+    read.sort_by(|x, y| x.content_hash.cmp(&y.content_hash));
+    let mut expected = vec![
+        ChunkVectors {
+            content_hash: alpha.clone(),
+            vector: unit(0, 0.0),
+            windows: Some(windows),
+        },
+        ChunkVectors {
+            content_hash: beta.clone(),
+            vector: unit(1, 0.0),
+            windows: Some(Windows {
+                of: "beta-source".into(),
+                vectors: Vec::new(),
+            }),
+        },
+    ];
+    expected.sort_by(|x, y| x.content_hash.cmp(&y.content_hash));
+    assert_eq!(
+        read, expected,
+        "the first vector stays; the windows are added"
+    );
+    let hits = store
+        .vector_search(t, MODEL, &unit(0, 0.0), 10)
+        .await
+        .expect("search");
+    assert_eq!(hits.len(), 2, "each chunk once");
+    // Another tenant reads none of them, and another model has none.
+    assert!(
+        store
+            .chunk_vectors(other, MODEL, &[alpha.clone(), beta.clone()])
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        store
+            .chunk_vectors(t, "other-model", std::slice::from_ref(&alpha))
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    // Deleting the document drops them with the vectors.
+    store.delete_document(t, a).await.expect("delete");
+    assert!(
+        store
+            .chunk_vectors(t, MODEL, &[alpha, beta])
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
 pub async fn vectors_are_stored_once_per_text_and_searched_by_cosine(store: DynStore) {
     let (t, _) = tenant_with_owner(&store, "owner").await;
     let a = create(&store, t, "a").await;
@@ -446,7 +579,11 @@ pub async fn another_tenants_documents_chunks_and_vectors_are_out_of_reach(store
     assert_not_found(store.delete_document(b, doc).await, "delete");
     // Vectors put under b's name for a's text do not reach a's search, and the other way.
     store
-        .put_embeddings(b, MODEL, &[("whatever".into(), unit(5, 0.0))])
+        .put_embeddings(
+            b,
+            MODEL,
+            &[ChunkVectors::chunk_only("whatever".into(), unit(5, 0.0))],
+        )
         .await
         .expect("put");
     assert_eq!(

@@ -76,6 +76,7 @@ macro_rules! conformance_tests {
             chunks_replace_atomically_and_are_found_lexically,
             chunks_list_in_order_from_an_offset,
             vectors_are_stored_once_per_text_and_searched_by_cosine,
+            windows_are_stored_with_their_chunk_and_added_to_vectors_from_before,
             another_tenants_documents_chunks_and_vectors_are_out_of_reach,
             deleting_a_document_removes_its_chunks_index_entries_and_unused_vectors,
             a_failed_document_answers_nothing_until_reprocessed,

@@ -25,7 +25,8 @@ use cortex_core::ids::{
 };
 use cortex_core::jobs::{Job, Lease, NewJob};
 use cortex_core::knowledge::{
-    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
+    Chunk, ChunkHit, ChunkVectors, Document, DocumentStage, NewChunk, NewDocument, Original,
+    PendingEmbedding, Windows, windows_to_bytes,
 };
 use cortex_core::lexical::{LexicalCache, LexicalIndex};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
@@ -1765,10 +1766,11 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<PendingEmbedding>> {
         let rows = sqlx::query(
-            "SELECT c.content_hash, MIN(c.text) AS text FROM chunks c
+            "SELECT c.content_hash, MIN(c.text) AS text, MIN(c.answer) AS answer FROM chunks c
              WHERE c.tenant_id = $1 AND c.document_id = $2 AND NOT EXISTS (
                  SELECT 1 FROM embeddings e
-                 WHERE e.tenant_id = $1 AND e.model = $3 AND e.content_hash = c.content_hash)
+                 WHERE e.tenant_id = $1 AND e.model = $3 AND e.content_hash = c.content_hash
+                   AND e.windows IS NOT NULL)
              GROUP BY c.content_hash ORDER BY MIN(c.ordinal) LIMIT $4",
         )
         .bind(tenant.0)
@@ -1783,6 +1785,7 @@ impl Store for PgStore {
                 Ok(PendingEmbedding {
                     content_hash: r.try_get("content_hash").map_err(db)?,
                     text: r.try_get("text").map_err(db)?,
+                    answer: r.try_get("answer").map_err(db)?,
                 })
             })
             .collect()
@@ -1792,7 +1795,7 @@ impl Store for PgStore {
         &self,
         tenant: TenantId,
         model: &str,
-        vectors: &[(String, Vec<f32>)],
+        vectors: &[ChunkVectors],
     ) -> Result<()> {
         if vectors.is_empty() {
             return Ok(());
@@ -1813,18 +1816,31 @@ impl Store for PgStore {
         .await
         .map_err(db)?;
         for batch in vectors.chunks(500) {
-            let hashes: Vec<&str> = batch.iter().map(|(h, _)| h.as_str()).collect();
+            let hashes: Vec<&str> = batch.iter().map(|v| v.content_hash.as_str()).collect();
             let dims: Vec<i32> = batch
                 .iter()
-                .map(|(_, v)| i32::try_from(v.len()).unwrap_or(i32::MAX))
+                .map(|v| i32::try_from(v.vector.len()).unwrap_or(i32::MAX))
                 .collect();
-            let embeddings: Vec<PgVector<'_>> = batch.iter().map(|(_, v)| PgVector(v)).collect();
+            let embeddings: Vec<PgVector<'_>> = batch.iter().map(|v| PgVector(&v.vector)).collect();
+            let windows: Vec<Option<Vec<u8>>> = batch
+                .iter()
+                .map(|v| v.windows.as_ref().map(|w| windows_to_bytes(&w.vectors)))
+                .collect();
+            let windows_of: Vec<Option<&str>> = batch
+                .iter()
+                .map(|v| v.windows.as_ref().map(|w| w.of.as_str()))
+                .collect();
+            // A vector stored before its windows existed keeps its row (and version): only
+            // the windows are added.
             sqlx::query(
                 "INSERT INTO embeddings (tenant_id, model, content_hash, dims, embedding, created_at,
-                     added_version)
-                 SELECT $1, $2, u.hash, u.dims, u.embedding, $3, $7
-                 FROM UNNEST($4::text[], $5::int4[], $6::vector[]) AS u(hash, dims, embedding)
-                 ON CONFLICT DO NOTHING",
+                     added_version, windows, windows_of)
+                 SELECT $1, $2, u.hash, u.dims, u.embedding, $3, $7, u.windows, u.windows_of
+                 FROM UNNEST($4::text[], $5::int4[], $6::vector[], $8::bytea[], $9::text[])
+                     AS u(hash, dims, embedding, windows, windows_of)
+                 ON CONFLICT (tenant_id, model, content_hash) DO UPDATE
+                     SET windows = excluded.windows, windows_of = excluded.windows_of
+                     WHERE embeddings.windows IS NULL AND excluded.windows IS NOT NULL",
             )
             .bind(tenant.0)
             .bind(model)
@@ -1833,11 +1849,52 @@ impl Store for PgStore {
             .bind(dims)
             .bind(embeddings)
             .bind(version)
+            .bind(windows)
+            .bind(windows_of)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn chunk_vectors(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<Vec<ChunkVectors>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT content_hash, dims, embedding::real[] AS v, windows, windows_of FROM embeddings
+             WHERE tenant_id = $1 AND model = $2 AND content_hash = ANY($3)",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .bind(hashes)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let hash: String = row.try_get("content_hash").map_err(db)?;
+                let dims: i32 = row.try_get("dims").map_err(db)?;
+                let vector: Vec<f32> = row.try_get("v").map_err(db)?;
+                let windows = Windows::from_stored(
+                    row.try_get("windows").map_err(db)?,
+                    row.try_get("windows_of").map_err(db)?,
+                    usize::try_from(dims).unwrap_or(0),
+                )
+                .map_err(|what| corrupt(what, &hash))?;
+                Ok(ChunkVectors {
+                    content_hash: hash,
+                    vector,
+                    windows,
+                })
+            })
+            .collect()
     }
 
     async fn finish_document(

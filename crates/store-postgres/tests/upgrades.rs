@@ -135,3 +135,107 @@ async fn never_verified_accounts_go_and_verified_ones_stay_when_signups_become_p
             .get("n");
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn documents_embedded_before_windows_existed_run_their_embedding_once_more() {
+    let (url, pool) = database_at(21).await;
+    let (tenant, ready, failed) = (id(), id(), id());
+    sqlx::query("INSERT INTO tenants (id, name, plan, status, created_at, updated_at) VALUES ($1, 'Shop', 'starter', 'trial', now(), now())")
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .expect("tenant");
+    for (doc, status) in [(ready, "ready"), (failed, "failed")] {
+        sqlx::query("INSERT INTO documents (id, tenant_id, title, source, kind, size_bytes, sha256, status, stage, generation, created_at, updated_at) VALUES ($1, $2, 'guide', 'upload', 'md', 10, 'x', $3, 'done', 2, now(), now())")
+            .bind(doc)
+            .bind(tenant)
+            .bind(status)
+            .execute(&pool)
+            .await
+            .expect("document");
+    }
+    sqlx::query("INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, heading_path, token_count, content_hash, created_at) VALUES ($1, $2, $3, 0, 'Opened packets are fine.', '{}', 5, 'h1', now())")
+        .bind(id())
+        .bind(tenant)
+        .bind(ready)
+        .execute(&pool)
+        .await
+        .expect("chunk");
+    sqlx::query("INSERT INTO embeddings (tenant_id, model, content_hash, dims, embedding, created_at, added_version) VALUES ($1, 'm', 'h1', 3, '[1,0,0]', now(), 1)")
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .expect("embedding");
+    pool.close().await;
+
+    let store = PgStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+
+    let tenant_id = cortex_core::ids::TenantId(tenant);
+    let doc_id = cortex_core::ids::DocumentId(ready);
+    let stored = store
+        .chunk_vectors(tenant_id, "m", &["h1".to_owned()])
+        .await
+        .expect("vectors");
+    assert_eq!(stored[0].vector, vec![1.0, 0.0, 0.0], "the vector stays");
+    assert_eq!(stored[0].windows, None);
+    let pending = store
+        .pending_embeddings(tenant_id, doc_id, "m", 10)
+        .await
+        .expect("pending");
+    assert_eq!(pending.len(), 1, "its windows are still to embed");
+    let leases = store
+        .lease_jobs(chrono::Utc::now(), chrono::Duration::minutes(1), 10)
+        .await
+        .expect("lease");
+    assert_eq!(leases.len(), 1, "one job, for the ready document only");
+    let job = &leases[0].job;
+    assert_eq!(job.kind, "EmbedChunks");
+    assert_eq!(job.tenant_id, Some(tenant_id));
+    assert_eq!(job.payload["document_id"], doc_id.0.to_string());
+    assert_eq!(job.payload["generation"], 2);
+}
+
+#[tokio::test]
+async fn bots_left_at_the_old_abstention_default_move_to_the_calibrated_one() {
+    let (url, pool) = database_at(22).await;
+    let (kept, moved) = (id(), id());
+    for (tenant, threshold) in [(kept, 0.6), (moved, 0.3)] {
+        sqlx::query("INSERT INTO tenants (id, name, plan, status, created_at, updated_at) VALUES ($1, 'Shop', 'starter', 'trial', now(), now())")
+            .bind(tenant)
+            .execute(&pool)
+            .await
+            .expect("tenant");
+        let settings = serde_json::to_value(cortex_core::answer::BotSettings {
+            abstention_threshold: threshold,
+            ..Default::default()
+        })
+        .expect("json");
+        sqlx::query(
+            "INSERT INTO bot_settings (tenant_id, settings, updated_at) VALUES ($1, $2, now())",
+        )
+        .bind(tenant)
+        .bind(settings)
+        .execute(&pool)
+        .await
+        .expect("settings");
+    }
+    pool.close().await;
+    let store = PgStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    for (tenant, expected) in [
+        (kept, 0.6),
+        (
+            moved,
+            cortex_core::answer::BotSettings::CALIBRATED_THRESHOLD,
+        ),
+    ] {
+        let got = store
+            .get_bot_settings(cortex_core::ids::TenantId(tenant))
+            .await
+            .expect("settings")
+            .expect("saved")
+            .abstention_threshold;
+        assert_eq!(got, expected);
+    }
+}

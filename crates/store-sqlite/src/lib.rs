@@ -25,8 +25,8 @@ use cortex_core::ids::{
 };
 use cortex_core::jobs::{Job, Lease, NewJob};
 use cortex_core::knowledge::{
-    Chunk, ChunkHit, Document, DocumentStage, NewChunk, NewDocument, Original, PendingEmbedding,
-    vector_from_bytes, vector_to_bytes,
+    Chunk, ChunkHit, ChunkVectors, Document, DocumentStage, NewChunk, NewDocument, Original,
+    PendingEmbedding, Windows, vector_from_bytes, vector_to_bytes, windows_to_bytes,
 };
 use cortex_core::lexical::{LexicalCache, LexicalIndex};
 use cortex_core::store::{Page, RefreshUse, Result, conflict};
@@ -58,6 +58,9 @@ pub struct SqliteStore {
 /// are dropped: 1 GiB holds ~650k chunks of 384 dimensions.
 pub const DEFAULT_VECTOR_CACHE_BYTES: usize = 1 << 30;
 
+/// How much of the database file SQLite reads through a memory map.
+const MMAP_BYTES: u64 = 4 << 30;
+
 /// Memory the in-process lexical indexes may use (100k chunks of ~200 words take ~100 MB).
 pub const DEFAULT_LEXICAL_CACHE_BYTES: usize = 512 << 20;
 
@@ -70,7 +73,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Windows' vectors are read a few dozen rows per question from a file that grows
+            // to gigabytes: memory-mapped reads skip a system call per page.
+            .pragma("mmap_size", MMAP_BYTES.to_string());
         if let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -402,6 +408,24 @@ async fn bump_chunk_version(
     .fetch_one(conn)
     .await
     .map_err(db)
+}
+
+fn chunk_vectors_from(row: &sqlx::sqlite::SqliteRow) -> Result<ChunkVectors> {
+    let hash: String = row.try_get("content_hash").map_err(db)?;
+    let dims: i64 = row.try_get("dims").map_err(db)?;
+    let bytes: Vec<u8> = row.try_get("vector").map_err(db)?;
+    let vector = vector_from_bytes(&bytes).ok_or_else(|| corrupt("vector", &hash))?;
+    let windows = Windows::from_stored(
+        row.try_get("windows").map_err(db)?,
+        row.try_get("windows_of").map_err(db)?,
+        usize::try_from(dims).unwrap_or(0),
+    )
+    .map_err(|what| corrupt(what, &hash))?;
+    Ok(ChunkVectors {
+        content_hash: hash,
+        vector,
+        windows,
+    })
 }
 
 /// Drops vectors of the tenant that no chunk uses any more, and tells the vector caches
@@ -1703,10 +1727,11 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<PendingEmbedding>> {
         let rows = sqlx::query(
-            "SELECT c.content_hash, MIN(c.text) AS text FROM chunks c
+            "SELECT c.content_hash, MIN(c.text) AS text, MIN(c.answer) AS answer FROM chunks c
              WHERE c.tenant_id = $1 AND c.document_id = $2 AND NOT EXISTS (
                  SELECT 1 FROM embeddings e
-                 WHERE e.tenant_id = $1 AND e.model = $3 AND e.content_hash = c.content_hash)
+                 WHERE e.tenant_id = $1 AND e.model = $3 AND e.content_hash = c.content_hash
+                   AND e.windows IS NOT NULL)
              GROUP BY c.content_hash ORDER BY MIN(c.ordinal) LIMIT $4",
         )
         .bind(tenant.0)
@@ -1721,6 +1746,7 @@ impl Store for SqliteStore {
                 Ok(PendingEmbedding {
                     content_hash: r.try_get("content_hash").map_err(db)?,
                     text: r.try_get("text").map_err(db)?,
+                    answer: r.try_get("answer").map_err(db)?,
                 })
             })
             .collect()
@@ -1730,7 +1756,7 @@ impl Store for SqliteStore {
         &self,
         tenant: TenantId,
         model: &str,
-        vectors: &[(String, Vec<f32>)],
+        vectors: &[ChunkVectors],
     ) -> Result<()> {
         if vectors.is_empty() {
             return Ok(());
@@ -1749,24 +1775,53 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        for (hash, v) in vectors {
+        for v in vectors {
+            // A vector stored before its windows existed keeps its row (and version): only
+            // the windows are added.
             sqlx::query(
                 "INSERT INTO embeddings (tenant_id, model, content_hash, dims, vector, created_at,
-                     added_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                     added_version, windows, windows_of)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT DO UPDATE SET windows = excluded.windows,
+                     windows_of = excluded.windows_of
+                 WHERE embeddings.windows IS NULL AND excluded.windows IS NOT NULL",
             )
             .bind(tenant.0)
             .bind(model)
-            .bind(hash)
-            .bind(i64::try_from(v.len()).unwrap_or(i64::MAX))
-            .bind(vector_to_bytes(v))
+            .bind(&v.content_hash)
+            .bind(i64::try_from(v.vector.len()).unwrap_or(i64::MAX))
+            .bind(vector_to_bytes(&v.vector))
             .bind(now)
             .bind(version)
+            .bind(v.windows.as_ref().map(|w| windows_to_bytes(&w.vectors)))
+            .bind(v.windows.as_ref().map(|w| w.of.as_str()))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
         tx.commit().await.map_err(db)
+    }
+
+    async fn chunk_vectors(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        hashes: &[String],
+    ) -> Result<Vec<ChunkVectors>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT e.content_hash, e.dims, e.vector, e.windows, e.windows_of
+             FROM json_each($3) AS h CROSS JOIN embeddings e ON e.tenant_id = $1 AND e.model = $2 AND e.content_hash = h.value",
+        )
+        .bind(tenant.0)
+        .bind(model)
+        .bind(serde_json::to_string(hashes).map_err(StoreError::other)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(chunk_vectors_from).collect()
     }
 
     async fn finish_document(

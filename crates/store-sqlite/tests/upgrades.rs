@@ -133,3 +133,115 @@ async fn never_verified_accounts_go_and_verified_ones_stay_when_signups_become_p
             .get("n");
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn documents_embedded_before_windows_existed_run_their_embedding_once_more() {
+    let (url, pool) = database_at(21).await;
+    let (tenant, ready, failed) = (id(), id(), id());
+    sqlx::query("INSERT INTO tenants (id, name, plan, status, created_at, updated_at) VALUES ($1, 'Shop', 'starter', 'trial', 0, 0)")
+        .bind(&tenant)
+        .execute(&pool)
+        .await
+        .expect("tenant");
+    for (doc, status) in [(&ready, "ready"), (&failed, "failed")] {
+        sqlx::query("INSERT INTO documents (id, tenant_id, title, source, kind, size_bytes, sha256, status, stage, generation, created_at, updated_at) VALUES ($1, $2, 'guide', 'upload', 'md', 10, 'x', $3, 'done', 2, 0, 0)")
+            .bind(doc)
+            .bind(&tenant)
+            .bind(status)
+            .execute(&pool)
+            .await
+            .expect("document");
+    }
+    sqlx::query("INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, heading_path, token_count, content_hash, created_at) VALUES ($1, $2, $3, 0, 'Opened packets are fine.', '[]', 5, 'h1', 0)")
+        .bind(id())
+        .bind(&tenant)
+        .bind(&ready)
+        .execute(&pool)
+        .await
+        .expect("chunk");
+    let vector: Vec<u8> = [1.0f32, 0.0, 0.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    sqlx::query("INSERT INTO embeddings (tenant_id, model, content_hash, dims, vector, created_at, added_version) VALUES ($1, 'm', 'h1', 3, $2, 0, 1)")
+        .bind(&tenant)
+        .bind(vector)
+        .execute(&pool)
+        .await
+        .expect("embedding");
+    pool.close().await;
+
+    let store = SqliteStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+
+    let tenant_id = cortex_core::ids::TenantId(uuid::Uuid::from_slice(&tenant).expect("uuid"));
+    let doc_id = cortex_core::ids::DocumentId(uuid::Uuid::from_slice(&ready).expect("uuid"));
+    let stored = store
+        .chunk_vectors(tenant_id, "m", &["h1".to_owned()])
+        .await
+        .expect("vectors");
+    assert_eq!(stored[0].vector, vec![1.0, 0.0, 0.0], "the vector stays");
+    assert_eq!(stored[0].windows, None);
+    let pending = store
+        .pending_embeddings(tenant_id, doc_id, "m", 10)
+        .await
+        .expect("pending");
+    assert_eq!(pending.len(), 1, "its windows are still to embed");
+    let leases = store
+        .lease_jobs(chrono::Utc::now(), chrono::Duration::minutes(1), 10)
+        .await
+        .expect("lease");
+    assert_eq!(leases.len(), 1, "one job, for the ready document only");
+    let job = &leases[0].job;
+    assert_eq!(job.kind, "EmbedChunks");
+    assert_eq!(job.tenant_id, Some(tenant_id));
+    let payload: serde_json::Value = job.payload.clone();
+    assert_eq!(payload["document_id"], doc_id.0.to_string());
+    assert_eq!(payload["generation"], 2);
+}
+
+#[tokio::test]
+async fn bots_left_at_the_old_abstention_default_move_to_the_calibrated_one() {
+    let (url, pool) = database_at(22).await;
+    let (kept, moved) = (id(), id());
+    for (tenant, threshold) in [(&kept, 0.6), (&moved, 0.3)] {
+        sqlx::query("INSERT INTO tenants (id, name, plan, status, created_at, updated_at) VALUES ($1, 'Shop', 'starter', 'trial', 0, 0)")
+            .bind(tenant)
+            .execute(&pool)
+            .await
+            .expect("tenant");
+        let settings = serde_json::to_value(cortex_core::answer::BotSettings {
+            abstention_threshold: threshold,
+            ..Default::default()
+        })
+        .expect("json");
+        sqlx::query(
+            "INSERT INTO bot_settings (tenant_id, settings, updated_at) VALUES ($1, $2, 0)",
+        )
+        .bind(tenant)
+        .bind(settings.to_string())
+        .execute(&pool)
+        .await
+        .expect("settings");
+    }
+    pool.close().await;
+    let store = SqliteStore::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let threshold = |t: &Vec<u8>| {
+        let id = cortex_core::ids::TenantId(uuid::Uuid::from_slice(t).expect("uuid"));
+        let store = &store;
+        async move {
+            store
+                .get_bot_settings(id)
+                .await
+                .expect("settings")
+                .expect("saved")
+                .abstention_threshold
+        }
+    };
+    assert_eq!(threshold(&kept).await, 0.6, "a chosen threshold stays");
+    assert_eq!(
+        threshold(&moved).await,
+        cortex_core::answer::BotSettings::CALIBRATED_THRESHOLD
+    );
+}

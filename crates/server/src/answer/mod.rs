@@ -29,12 +29,12 @@ use cortex_core::credentials::ApiScope;
 use cortex_core::ids::{
     ChannelConnectionId, ConversationEventId, ConversationId, MessageId, UsageEventId,
 };
-use cortex_core::knowledge::ChunkHit;
+use cortex_core::knowledge::dot;
 use cortex_core::lexical::Analyzer;
 use cortex_core::ports::{ChatMessage, ChatRequest, ChatRole, DeltaSink};
 
 use crate::app::AppState;
-use crate::knowledge::search;
+use crate::knowledge::search::{self, Candidate, source_text};
 use crate::tenancy::{TenancyError, TenantCtx};
 use intents::Intent;
 
@@ -221,6 +221,9 @@ pub struct Answer {
     pub latency_ms: u32,
     /// The query retrieval ran with (the question, or its standalone rewrite).
     pub query: Option<String>,
+    /// How well the best sentence of the sources matched the query (what the abstention
+    /// threshold is compared with); `None` for replies made without retrieval.
+    pub relevance: Option<f32>,
 }
 
 /// The working state of one answer.
@@ -237,6 +240,7 @@ struct Draft {
     /// Tokens per model, for the ledger.
     model_usage: Vec<(String, u32, u32)>,
     query: Option<String>,
+    relevance: Option<f32>,
 }
 
 impl Draft {
@@ -253,6 +257,7 @@ impl Draft {
             usage: AnswerUsage::default(),
             model_usage: Vec::new(),
             query: None,
+            relevance: None,
         }
     }
 }
@@ -635,18 +640,13 @@ pub async fn ask(
         usage: draft.usage,
         latency_ms,
         query: draft.query,
+        relevance: draft.relevance,
     })
-}
-
-/// A retrieved chunk with its cosine similarity to the query, when it has a vector.
-struct Source {
-    hit: ChunkHit,
-    similarity: Option<f32>,
 }
 
 /// What retrieval found, with the query's vector and the tokens embedded.
 struct Retrieved {
-    sources: Vec<Source>,
+    sources: Vec<Candidate>,
     vector: Vec<f32>,
     embedding_tokens: u32,
 }
@@ -661,7 +661,7 @@ async fn retrieve(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Res
         .map_err(|e| anyhow::anyhow!("embedding the query: {e}"))?
         .pop()
         .unwrap_or_default();
-    let (fused, similarity) = search::hybrid_with_similarity(
+    let sources = search::hybrid_candidates(
         state.store.as_ref(),
         tenant,
         query,
@@ -672,36 +672,40 @@ async fn retrieve(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Res
     )
     .await?;
     Ok(Retrieved {
-        sources: fused
-            .into_iter()
-            .map(|hit| Source {
-                similarity: similarity.get(&hit.chunk.id).copied(),
-                hit,
-            })
-            .collect(),
+        sources,
         vector,
         embedding_tokens,
     })
 }
 
-/// The cosine similarity of each sentence of each source to the query, for the first
-/// [`MAX_SCORED_SENTENCES`] sentences (later sources get none and are scored by words).
-/// Returns them with the tokens embedded.
+/// The cosine similarity of each sentence of each source to the query: its stored window's
+/// (windows are embedded with the chunk), else — for a chunk embedded before windows existed —
+/// the sentence embedded now, for the first [`MAX_SCORED_SENTENCES`] such sentences (the rest
+/// are judged by words). Returns them with the tokens embedded now.
 async fn sentence_similarity(
     state: &AppState,
     query_vector: &[f32],
+    sources: &[Candidate],
     texts: &[&str],
 ) -> Result<(Vec<Vec<f32>>, u32)> {
+    let mut out = vec![Vec::new(); texts.len()];
     let mut owners: Vec<usize> = Vec::new();
     let mut batch: Vec<String> = Vec::new();
-    for (i, text) in texts.iter().enumerate() {
-        for s in extractive::sentences(text) {
+    for (i, (source, text)) in sources.iter().zip(texts).enumerate() {
+        if let Some(windows) = &source.windows {
+            out[i].clone_from(windows);
+            continue;
+        }
+        for s in extractive::windows(text) {
             if batch.len() == MAX_SCORED_SENTENCES {
                 break;
             }
             owners.push(i);
-            batch.push(s.to_owned());
+            batch.push(s);
         }
+    }
+    if batch.is_empty() {
+        return Ok((out, 0));
     }
     let tokens = batch
         .iter()
@@ -712,19 +716,10 @@ async fn sentence_similarity(
         .embed(batch)
         .await
         .map_err(|e| anyhow::anyhow!("embedding the sources' sentences: {e}"))?;
-    let mut out = vec![Vec::new(); texts.len()];
     for (owner, v) in owners.into_iter().zip(vectors) {
-        let cos: f32 = v.iter().zip(query_vector).map(|(a, b)| a * b).sum();
-        out[owner].push(cos);
+        out[owner].push(dot(&v, query_vector));
     }
     Ok((out, tokens))
-}
-
-fn source_text(hit: &ChunkHit) -> String {
-    match &hit.chunk.answer {
-        Some(answer) => format!("{}\n{}", hit.chunk.text, answer),
-        None => hit.chunk.text.clone(),
-    }
 }
 
 /// The part of a source worth showing beside a citation: its sentences that best cover
@@ -749,7 +744,7 @@ fn snippet(text: &str, focus: &str, analyzer: &Analyzer) -> String {
 
 fn citation(
     number: usize,
-    source: &Source,
+    source: &Candidate,
     text: &str,
     focus: &str,
     analyzer: &Analyzer,
@@ -842,15 +837,29 @@ async fn answer_question(
     let texts: Vec<String> = sources.iter().map(|s| source_text(&s.hit)).collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
 
-    // Relevance: the higher of the best source's cosine similarity to the query and the share
-    // of the query's (rarity-weighted) words that the best sentence covers. Either alone
-    // misleads: a chunk covering several topics has a diluted vector, and a chunk not embedded
-    // yet has none; a sentence can share words with a question it does not answer.
-    let by_words = extractive::extract(&query, &text_refs, &analyzer, EXTRACTIVE_SENTENCES, None);
-    let relevance = sources
-        .iter()
-        .filter_map(|s| s.similarity)
-        .fold(by_words.confidence, f32::max);
+    // Relevance, judged where the answer would be: the best sentence of the sources, scored by
+    // its meaning (its window's cosine similarity to the query) and the share of the query's
+    // rarity-weighted words it covers. A whole chunk's vector is diluted by its other
+    // sentences, and shared words alone miss a paraphrase; the threshold is calibrated on the
+    // answer development set (docs/benchmarks.md).
+    let similarity = if query_vector.is_empty() {
+        None
+    } else {
+        let (similarity, tokens) =
+            sentence_similarity(state, &query_vector, &sources, &text_refs).await?;
+        draft.usage.embedding_tokens += tokens;
+        Some(similarity)
+    };
+    let extract = extractive::extract_above(
+        &query,
+        &text_refs,
+        &analyzer,
+        EXTRACTIVE_SENTENCES,
+        similarity.as_deref(),
+        bot.abstention_threshold,
+    );
+    let relevance = extract.confidence;
+    draft.relevance = Some(relevance);
     let retrieval_confidence = (relevance / FULL_RELEVANCE).clamp(0.0, 1.0);
 
     let abstain = |mut draft: Draft| {
@@ -861,7 +870,7 @@ async fn answer_question(
         draft.citations.clear();
         draft
     };
-    if sources.is_empty() || relevance < bot.abstention_threshold {
+    if sources.is_empty() || extract.abstained() || relevance < bot.abstention_threshold {
         if let Some(sink) = on_delta {
             sink(&bot.fallback_message);
         }
@@ -940,25 +949,6 @@ async fn answer_question(
     // The extractive answerer: the sources' own sentences that answer the question best by
     // words and by meaning, cited.
     draft.model = BotSettings::EXTRACTIVE.to_owned();
-    let extract = if by_words.abstained() || query_vector.is_empty() {
-        by_words
-    } else {
-        let (similarity, tokens) = sentence_similarity(state, &query_vector, &text_refs).await?;
-        draft.usage.embedding_tokens += tokens;
-        extractive::extract(
-            &query,
-            &text_refs,
-            &analyzer,
-            EXTRACTIVE_SENTENCES,
-            Some(&similarity),
-        )
-    };
-    if extract.abstained() {
-        if let Some(sink) = on_delta {
-            sink(&bot.fallback_message);
-        }
-        return Ok(abstain(draft));
-    }
     let mut cited: Vec<usize> = extract.quotes.iter().map(|q| q.source).collect();
     cited.dedup();
     draft.citations = cited

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use cortex_core::ids::ChunkId;
-use cortex_core::knowledge::{ChunkHit, SearchMode};
+use cortex_core::knowledge::{ChunkHit, SearchMode, dot};
 use cortex_core::ports::EmbedError;
 
 use super::{KnowledgeError, Result, may_read};
@@ -75,10 +75,22 @@ pub async fn search(
 
 async fn vector(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
     let v = embed_query(state, query).await?;
-    Ok(state
+    let tenant = ctx.tenant_id();
+    let model = state.embedder.model();
+    let parents = state
         .store
-        .vector_search(ctx.tenant_id(), state.embedder.model(), &v, k)
-        .await?)
+        .vector_search(tenant, model, &v, parent_pool(k))
+        .await?;
+    let mut candidates = with_windows(state.store.as_ref(), tenant, model, &v, parents).await?;
+    candidates.truncate(k as usize);
+    Ok(candidates
+        .into_iter()
+        .map(|c| {
+            let mut hit = c.hit;
+            hit.score = c.similarity.unwrap_or(hit.score);
+            hit
+        })
+        .collect())
 }
 
 async fn embed_query(state: &AppState, query: &str) -> Result<Vec<f32>> {
@@ -92,6 +104,100 @@ async fn embed_query(state: &AppState, query: &str) -> Result<Vec<f32>> {
             }
         })?;
     Ok(vectors.pop().unwrap_or_default())
+}
+
+/// Parents whose children are read, at least: the best chunks (by the chunk vectors, or by
+/// both lists fused) are scored again by their best window. A tenant with fewer chunks has
+/// every window searched. Reading windows costs ≈ 60 µs a chunk at 100k chunks on SQLite, so
+/// the pool stays small (docs/benchmarks.md).
+pub const PARENT_POOL: u32 = 24;
+
+/// How many parents a search for `k` chunks scores by their windows.
+pub fn parent_pool(k: u32) -> u32 {
+    (2 * k).max(PARENT_POOL)
+}
+
+/// A retrieved chunk with how close it is to the query by meaning.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub hit: ChunkHit,
+    /// The parent-child score: the higher of the chunk's cosine similarity to the query and
+    /// its best window's; `None` when the chunk has no vector yet.
+    pub similarity: Option<f32>,
+    /// The cosine similarity of each of the chunk's windows (its first sentences, see
+    /// [`cortex_ai::extractive::windows`]) to the query, in order; `None` when its windows
+    /// were not embedded (chunks embedded before windows existed).
+    pub windows: Option<Vec<f32>>,
+}
+
+/// The answer engine's view of a chunk's text: the chunk's, and a Q&A pair's answer.
+pub fn source_text(hit: &ChunkHit) -> String {
+    cortex_core::knowledge::source_text(&hit.chunk.text, hit.chunk.answer.as_deref())
+}
+
+/// Scores `hits` by meaning, parent-child: each by the higher of its own vector's similarity
+/// to `vector` and its best window's, best first. Chunks without a vector keep their place
+/// after the others with `similarity: None`.
+pub async fn with_windows(
+    store: &dyn cortex_core::Store,
+    tenant: cortex_core::ids::TenantId,
+    model: &str,
+    vector: &[f32],
+    hits: Vec<ChunkHit>,
+) -> cortex_core::store::Result<Vec<Candidate>> {
+    let mut hashes: Vec<String> = hits.iter().map(|h| h.chunk.content_hash.clone()).collect();
+    hashes.sort();
+    hashes.dedup();
+    let stored: HashMap<String, cortex_core::knowledge::ChunkVectors> = store
+        .chunk_vectors(tenant, model, &hashes)
+        .await?
+        .into_iter()
+        .map(|v| (v.content_hash.clone(), v))
+        .collect();
+    let mut out: Vec<Candidate> = hits
+        .into_iter()
+        .map(|hit| {
+            let Some(v) = stored.get(&hit.chunk.content_hash) else {
+                return Candidate {
+                    hit,
+                    similarity: None,
+                    windows: None,
+                };
+            };
+            let own = (v.vector.len() == vector.len()).then(|| dot(&v.vector, vector));
+            let windows: Option<Vec<f32>> = v.windows_of(&source_text(&hit)).map(|w| {
+                w.iter()
+                    .map(|w| {
+                        if w.len() == vector.len() {
+                            dot(w, vector)
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            });
+            let best_window = windows
+                .as_ref()
+                .and_then(|w| w.iter().copied().reduce(f32::max));
+            let similarity = match (own, best_window) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            Candidate {
+                hit,
+                similarity,
+                windows,
+            }
+        })
+        .collect();
+    // Stable: chunks without a vector keep their order, after the rest.
+    out.sort_by(|a, b| match (a.similarity, b.similarity) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    Ok(out)
 }
 
 /// Hybrid retrieval once the query is embedded: both lists, each deeper than `k` so that
@@ -108,15 +214,19 @@ pub async fn hybrid(
     weights: (f32, f32),
 ) -> cortex_core::store::Result<Vec<ChunkHit>> {
     Ok(
-        hybrid_with_similarity(store, tenant, query, model, vector, k, weights)
+        hybrid_candidates(store, tenant, query, model, vector, k, weights)
             .await?
-            .0,
+            .into_iter()
+            .map(|c| c.hit)
+            .collect(),
     )
 }
 
-/// [`hybrid`], with each fused chunk's cosine similarity to the query when the vector list
-/// found it (the answer engine judges relevance by it).
-pub async fn hybrid_with_similarity(
+/// [`hybrid`], parent-child: both lists are fused by the chunks' own scores, then the best
+/// [`parent_pool`] of them are fused again with the vector list re-ranked by each chunk's best
+/// window; the chunks come with those similarities (the answer engine judges relevance by
+/// them).
+pub async fn hybrid_candidates(
     store: &dyn cortex_core::Store,
     tenant: cortex_core::ids::TenantId,
     query: &str,
@@ -124,16 +234,39 @@ pub async fn hybrid_with_similarity(
     vector: &[f32],
     k: u32,
     weights: (f32, f32),
-) -> cortex_core::store::Result<(Vec<ChunkHit>, HashMap<ChunkId, f32>)> {
+) -> cortex_core::store::Result<Vec<Candidate>> {
     let depth = (k * 4).max(20);
-    let (lexical, vectors) = tokio::join!(
+    let (lexical, parents) = tokio::join!(
         store.lexical_search(tenant, query, depth),
         store.vector_search(tenant, model, vector, depth)
     );
-    let vectors = vectors?;
-    let similarity = vectors.iter().map(|h| (h.chunk.id, h.score)).collect();
-    let fused = fuse(&[(weights.0, lexical?), (weights.1, vectors)], k as usize);
-    Ok((fused, similarity))
+    let lexical = lexical?;
+    let pool = fuse(
+        &[(weights.0, lexical.clone()), (weights.1, parents?)],
+        parent_pool(k) as usize,
+    );
+    let in_pool: std::collections::HashSet<ChunkId> = pool.iter().map(|h| h.chunk.id).collect();
+    let scored = with_windows(store, tenant, model, vector, pool).await?;
+    let by_id: HashMap<ChunkId, Candidate> =
+        scored.iter().map(|c| (c.hit.chunk.id, c.clone())).collect();
+    let words: Vec<ChunkHit> = lexical
+        .into_iter()
+        .filter(|h| in_pool.contains(&h.chunk.id))
+        .collect();
+    let meaning: Vec<ChunkHit> = scored
+        .into_iter()
+        .filter(|c| c.similarity.is_some())
+        .map(|c| c.hit)
+        .collect();
+    let fused = fuse(&[(weights.0, words), (weights.1, meaning)], k as usize);
+    Ok(fused
+        .into_iter()
+        .filter_map(|hit| {
+            let mut c = by_id.get(&hit.chunk.id)?.clone();
+            c.hit.score = hit.score;
+            Some(c)
+        })
+        .collect())
 }
 
 /// Weighted reciprocal rank fusion: each list adds `weight / (RRF_K + rank)` to a chunk's

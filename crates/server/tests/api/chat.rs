@@ -959,7 +959,7 @@ async fn answers_to_customers_questions_do_not_fall_below_the_measured_quality()
     let app = spawn_app().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/answers-dev");
     let questions = read_questions(&dir.join("questions.jsonl")).expect("questions");
-    let judged = evaluate(&app.state, &dir, &questions)
+    let judged = evaluate(&app.state, &dir, &questions, false)
         .await
         .expect("evaluated");
     let scores = report(&judged);
@@ -967,12 +967,88 @@ async fn answers_to_customers_questions_do_not_fall_below_the_measured_quality()
     let answered = all["answered_with_fact"].as_f64().expect("answered");
     let abstained = all["abstention_recall"].as_f64().expect("recall");
     assert!(
-        answered >= 0.58,
+        answered >= 0.66,
         "answered with the fact: {answered} ({scores})"
     );
     assert!(
-        abstained >= 0.65,
+        abstained >= 0.70,
         "unanswerable abstained: {abstained} ({scores})"
     );
     assert_eq!(all["handoff_recall"], 1.0, "{scores}");
+}
+
+/// A tea shop's help page written the way shops write them: the returns rule is one short
+/// sentence inside a long paragraph about something else.
+const TEA_SHOP: &str = "# Leafkettle help
+
+## Orders and returns
+
+We blend every tea in our workshop in small batches, weigh it by hand and seal it in \
+compostable pouches the same afternoon, so what reaches you was packed no more than a day \
+earlier. Orders placed before noon leave the same day, and the courier's tracking link \
+follows by email within the hour. If something arrives damaged, send us a photo and we \
+replace it at no cost. You may return any tea within 30 days for a full refund. Opened \
+packets are fine. Our loose-leaf teas keep their flavour for about a year in a cool, dark \
+cupboard, and each pouch carries its harvest date. Gift cards are sold in values from ten \
+to one hundred pounds and never expire. Wholesale buyers can ask for our trade price list \
+and samples of up to five blends.
+
+## Parcels that come back
+
+When the courier cannot deliver a parcel, it is sent back to our workshop after three \
+attempts. We email you as soon as it arrives back and ship it again once you confirm the \
+address, or refund the order if you prefer. Tea sent back this way is checked and resealed \
+before it goes out again.
+
+## Brewing
+
+Green teas prefer water at 80 degrees and two minutes of steeping; black teas take boiling \
+water and four minutes. Herbal blends can steep for as long as you like.
+";
+
+#[tokio::test]
+async fn a_fact_stated_once_in_a_long_paragraph_is_found_and_answered_from_its_stored_window() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@leafkettle.test", "Leafkettle").await;
+    let doc = upload_one(&app, &owner.access, "help.md", TEA_SHOP.as_bytes()).await;
+    assert_eq!(settled(&app, &owner.access, &doc).await["status"], "ready");
+    let question = "Can I send back tea I already opened?";
+
+    // Parent-child: the paragraph is found by its sentence, and scored by it.
+    let r = app
+        .post_as(
+            "/api/v1/search",
+            &owner.access,
+            &json!({ "query": question, "mode": "vector", "top_k": 3 }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let found: Value = r.json().await.expect("json");
+    let first = &found["results"][0];
+    assert!(
+        first["chunk"]["text"]
+            .as_str()
+            .expect("text")
+            .contains("Opened packets are fine."),
+        "{found}"
+    );
+
+    let v = ask_ok(&app, &owner.access, question).await;
+    assert_eq!(v["abstained"], false, "{v}");
+    let answer = v["answer"].as_str().expect("answer");
+    assert!(answer.contains("Opened packets are fine"), "{answer}");
+    assert!(
+        answer.contains("return any tea within 30 days"),
+        "the quote carries the rule it qualifies: {answer}"
+    );
+    assert!(
+        !answer.contains("Gift cards"),
+        "sentences beside the point are not quoted: {answer}"
+    );
+    // The sources' sentences were embedded at ingestion: answering embeds the question only.
+    assert_eq!(
+        v["usage"]["embedding_tokens"],
+        app.state.embedder.count_tokens(question) as u64,
+        "{v}"
+    );
 }
