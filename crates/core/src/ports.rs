@@ -39,6 +39,24 @@ pub trait Embedder: Send + Sync + 'static {
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError>;
 }
 
+/// Why a rerank failed. Retrieval keeps the fused order then: a reranker makes results
+/// better, never makes a question unanswerable.
+#[derive(Debug, thiserror::Error)]
+#[error("reranker: {0}")]
+pub struct RerankError(pub String);
+
+/// The stage after fusion: scores each retrieved passage for how well it answers the query,
+/// reading both together (a cross-encoder, a rerank API). Without one, the fused candidates
+/// keep the order their best windows gave them.
+#[async_trait]
+pub trait Reranker: Send + Sync + 'static {
+    /// A stable name for logs and measurements (`remote:rerank-v3.5`).
+    fn name(&self) -> &str;
+
+    /// One relevance score per passage, in the passages' order; higher is more relevant.
+    async fn rerank(&self, query: &str, passages: &[String]) -> Result<Vec<f32>, RerankError>;
+}
+
 /// Why a chat model call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {

@@ -29,6 +29,8 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     pub blobs: Arc<dyn BlobStore>,
     pub embedder: Arc<dyn Embedder>,
+    /// Orders the fused candidates, when the operator configured one.
+    pub reranker: Option<Arc<dyn cortex_core::ports::Reranker>>,
     /// The operator's chat models and each plan's fallback chain.
     pub models: Arc<ModelCatalog>,
     /// Seals and opens secrets at rest (channel tokens).
@@ -97,6 +99,17 @@ impl AppState {
                 }),
             ))
         };
+        let reranker: Option<Arc<dyn cortex_core::ports::Reranker>> = match &k.rerank_base_url {
+            Some(url) => Some(Arc::new(
+                crate::infra::remote_reranker::RemoteReranker::new(
+                    url,
+                    k.rerank_api_key.as_ref().map(|s| s.expose().to_owned()),
+                    &k.rerank_model,
+                    std::time::Duration::from_millis(k.rerank_timeout_ms),
+                )?,
+            )),
+            None => None,
+        };
         // Providers that report no usage have their tokens counted with the local tokenizer.
         let counter = embedder.clone();
         let models = Arc::new(ModelCatalog::build(
@@ -140,6 +153,7 @@ impl AppState {
             keys: Arc::new(TokenKeys::new(settings.jwt_secret.expose())),
             blobs,
             embedder,
+            reranker,
             fetcher,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
             settings: Arc::new(settings),

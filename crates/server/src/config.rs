@@ -255,6 +255,17 @@ pub struct KnowledgeSettings {
     pub embedding_send_dimensions: bool,
     /// Key for it; defaults to `OPENAI_API_KEY`. (`EMBEDDING_API_KEY`)
     pub embedding_api_key: Option<Secret>,
+    /// A rerank API of the common `/rerank` shape (Cohere, Jina, Voyage, …) that orders the
+    /// fused candidates, e.g. `https://api.cohere.com/v2`; none by default.
+    /// (`RERANK_BASE_URL`)
+    pub rerank_base_url: Option<String>,
+    /// Model name sent to it. (`RERANK_MODEL`)
+    pub rerank_model: String,
+    /// Key for it. (`RERANK_API_KEY`)
+    pub rerank_api_key: Option<Secret>,
+    /// Longest wait for it before the fused order stands, in milliseconds.
+    /// (`RERANK_TIMEOUT_MS`)
+    pub rerank_timeout_ms: u64,
 }
 
 impl Default for KnowledgeSettings {
@@ -286,6 +297,10 @@ impl Default for KnowledgeSettings {
             embedding_dimensions: 1536,
             embedding_send_dimensions: false,
             embedding_api_key: None,
+            rerank_base_url: None,
+            rerank_model: "rerank-v3.5".into(),
+            rerank_api_key: None,
+            rerank_timeout_ms: 2_000,
         }
     }
 }
@@ -701,6 +716,18 @@ impl Settings {
         if let Some(v) = secret("EMBEDDING_API_KEY") {
             k.embedding_api_key = Some(v);
         }
+        if let Some(v) = env("RERANK_BASE_URL").filter(|v| !v.trim().is_empty()) {
+            k.rerank_base_url = Some(v.trim().to_owned());
+        }
+        if let Some(v) = env("RERANK_MODEL") {
+            k.rerank_model = v;
+        }
+        if let Some(v) = secret("RERANK_API_KEY") {
+            k.rerank_api_key = Some(v);
+        }
+        if let Some(v) = env("RERANK_TIMEOUT_MS") {
+            k.rerank_timeout_ms = parse("RERANK_TIMEOUT_MS", &v)?;
+        }
         if let Some(v) = env("CORTEX_MAX_UPLOAD_BYTES") {
             k.max_upload_bytes = parse("CORTEX_MAX_UPLOAD_BYTES", &v)?;
         }
@@ -845,6 +872,15 @@ impl Settings {
             if k.embedding_dimensions == 0 {
                 return Err(ConfigError::Unsafe(
                     "EMBEDDING_DIMENSIONS must be positive".into(),
+                ));
+            }
+        }
+        if let Some(url) = &k.rerank_base_url {
+            url::Url::parse(url)
+                .map_err(|e| ConfigError::Unsafe(format!("RERANK_BASE_URL is not a URL: {e}")))?;
+            if k.rerank_timeout_ms == 0 || k.rerank_model.trim().is_empty() {
+                return Err(ConfigError::Unsafe(
+                    "RERANK_MODEL must be named and RERANK_TIMEOUT_MS positive".into(),
                 ));
             }
         }

@@ -661,7 +661,7 @@ async fn retrieve(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Res
         .map_err(|e| anyhow::anyhow!("embedding the query: {e}"))?
         .pop()
         .unwrap_or_default();
-    let sources = search::hybrid_candidates(
+    let candidates = search::hybrid_candidates(
         state.store.as_ref(),
         tenant,
         query,
@@ -671,6 +671,7 @@ async fn retrieve(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Res
         state.settings.answer.fusion_weights(),
     )
     .await?;
+    let sources = search::reranked(state, query, candidates, k).await;
     Ok(Retrieved {
         sources,
         vector,

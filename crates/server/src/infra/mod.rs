@@ -14,6 +14,7 @@ pub mod openai_embedder;
 pub mod outbound;
 pub mod passwords;
 pub mod ratelimit;
+pub mod remote_reranker;
 pub mod s3;
 pub mod secrets;
 pub mod tokens;

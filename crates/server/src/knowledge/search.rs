@@ -54,7 +54,7 @@ pub async fn search(
         SearchMode::Vector => vector(state, ctx, query, top_k).await?,
         SearchMode::Hybrid => {
             let v = embed_query(state, query).await?;
-            hybrid(
+            let candidates = hybrid_candidates(
                 state.store.as_ref(),
                 tenant,
                 query,
@@ -63,7 +63,12 @@ pub async fn search(
                 top_k,
                 state.settings.answer.fusion_weights(),
             )
-            .await?
+            .await?;
+            reranked(state, query, candidates, top_k)
+                .await
+                .into_iter()
+                .map(|c| c.hit)
+                .collect()
         }
     };
     Ok(SearchResult {
@@ -213,19 +218,15 @@ pub async fn hybrid(
     k: u32,
     weights: (f32, f32),
 ) -> cortex_core::store::Result<Vec<ChunkHit>> {
-    Ok(
-        hybrid_candidates(store, tenant, query, model, vector, k, weights)
-            .await?
-            .into_iter()
-            .map(|c| c.hit)
-            .collect(),
-    )
+    let mut candidates = hybrid_candidates(store, tenant, query, model, vector, k, weights).await?;
+    candidates.truncate(k as usize);
+    Ok(candidates.into_iter().map(|c| c.hit).collect())
 }
 
 /// [`hybrid`], parent-child: both lists are fused by the chunks' own scores, then the best
 /// [`parent_pool`] of them are fused again with the vector list re-ranked by each chunk's best
-/// window; the chunks come with those similarities (the answer engine judges relevance by
-/// them).
+/// window. Returns that whole pool, best first (the reranker, when there is one, reorders it;
+/// callers keep the first `k`), with the similarities the answer engine judges relevance by.
 pub async fn hybrid_candidates(
     store: &dyn cortex_core::Store,
     tenant: cortex_core::ids::TenantId,
@@ -258,7 +259,10 @@ pub async fn hybrid_candidates(
         .filter(|c| c.similarity.is_some())
         .map(|c| c.hit)
         .collect();
-    let fused = fuse(&[(weights.0, words), (weights.1, meaning)], k as usize);
+    let fused = fuse(
+        &[(weights.0, words), (weights.1, meaning)],
+        parent_pool(k) as usize,
+    );
     Ok(fused
         .into_iter()
         .filter_map(|hit| {
@@ -267,6 +271,50 @@ pub async fn hybrid_candidates(
             Some(c)
         })
         .collect())
+}
+
+/// The first `k` of `candidates` in the operator's reranker's order (each hit's score
+/// becomes the reranker's), or in their own order when there is none or it fails — a
+/// reranker improves the order, it never costs an answer.
+pub async fn reranked(
+    state: &AppState,
+    query: &str,
+    mut candidates: Vec<Candidate>,
+    k: u32,
+) -> Vec<Candidate> {
+    if let Some(reranker) = &state.reranker
+        && candidates.len() > 1
+    {
+        let passages: Vec<String> = candidates.iter().map(|c| source_text(&c.hit)).collect();
+        let started = Instant::now();
+        match reranker.rerank(query, &passages).await {
+            Ok(scores) if scores.len() == candidates.len() => {
+                for (c, score) in candidates.iter_mut().zip(&scores) {
+                    c.hit.score = *score;
+                }
+                candidates.sort_by(|a, b| b.hit.score.total_cmp(&a.hit.score));
+                tracing::debug!(
+                    reranker = reranker.name(),
+                    passages = passages.len(),
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "reranked"
+                );
+            }
+            Ok(scores) => tracing::warn!(
+                reranker = reranker.name(),
+                expected = candidates.len(),
+                got = scores.len(),
+                "the reranker scored another number of passages; keeping the fused order"
+            ),
+            Err(e) => tracing::warn!(
+                reranker = reranker.name(),
+                error = %e,
+                "reranking failed; keeping the fused order"
+            ),
+        }
+    }
+    candidates.truncate(k as usize);
+    candidates
 }
 
 /// Weighted reciprocal rank fusion: each list adds `weight / (RRF_K + rank)` to a chunk's

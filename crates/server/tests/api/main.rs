@@ -16,6 +16,7 @@ mod meta_oauth;
 mod migrations;
 mod openai_mock;
 mod permissions;
+mod rerank;
 mod serve;
 mod team;
 mod tokens;
