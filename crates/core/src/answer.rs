@@ -141,6 +141,49 @@ impl BotSettings {
     }
 }
 
+/// The default fallback message (English).
+const DEFAULT_FALLBACK: &str = "I'm sorry, I don't know the answer to that. Would you like me \
+    to connect you with a member of our team?";
+
+impl BotSettings {
+    /// The fallback message for a customer who wrote `message`: the tenant's own, or — while
+    /// it is still the default and the bot answers in the customer's language — the default
+    /// in the language the customer writes in (English when it cannot be told).
+    pub fn fallback_for(&self, message: &str) -> &str {
+        use crate::language::{Language, detect};
+        if self.fallback_message != DEFAULT_FALLBACK || !self.answer_in_customer_language {
+            return &self.fallback_message;
+        }
+        match detect(message) {
+            Some(Language::French) => {
+                "Je suis désolé, je ne connais pas la réponse à cette question. Voulez-vous que \
+                 je vous mette en relation avec un membre de notre équipe ?"
+            }
+            Some(Language::Spanish) => {
+                "Lo siento, no sé la respuesta a eso. ¿Quiere que le ponga en contacto con un \
+                 miembro de nuestro equipo?"
+            }
+            Some(Language::German) => {
+                "Das weiß ich leider nicht. Möchten Sie, dass ich Sie mit jemandem aus unserem \
+                 Team verbinde?"
+            }
+            Some(Language::Italian) => {
+                "Mi dispiace, non conosco la risposta. Vuole che la metta in contatto con un \
+                 membro del nostro team?"
+            }
+            Some(Language::Portuguese) => {
+                "Lamento, não sei a resposta. Quer que o ponha em contacto com um membro da \
+                 nossa equipa?"
+            }
+            Some(Language::Dutch) => {
+                "Sorry, daar weet ik het antwoord niet op. Zal ik u in contact brengen met \
+                 iemand van ons team?"
+            }
+            Some(Language::English) | None => &self.fallback_message,
+        }
+    }
+}
+
 impl Default for BotSettings {
     fn default() -> Self {
         Self {
@@ -151,9 +194,7 @@ impl Default for BotSettings {
             top_k: 5,
             system_prompt: String::new(),
             greeting: "Hello! How can I help you today?".into(),
-            fallback_message: "I'm sorry, I don't know the answer to that. Would you like me to \
-                connect you with a member of our team?"
-                .into(),
+            fallback_message: DEFAULT_FALLBACK.into(),
             answer_in_customer_language: true,
             abstention_threshold: Self::CALIBRATED_THRESHOLD,
         }
@@ -283,6 +324,41 @@ pub struct Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_fallback_speaks_the_customers_language_and_a_tenants_own_stays() {
+        let bot = BotSettings::default();
+        assert!(
+            bot.fallback_for("Est-ce que vous avez le wifi dans le restaurant ?")
+                .starts_with("Je suis désolé")
+        );
+        assert!(
+            bot.fallback_for("¿Tienen wifi en el restaurante?")
+                .starts_with("Lo siento")
+        );
+        assert_eq!(bot.fallback_for("Do you have wifi?"), bot.fallback_message);
+        assert_eq!(
+            bot.fallback_for("wifi"),
+            bot.fallback_message,
+            "too short to tell"
+        );
+        let own = BotSettings {
+            fallback_message: "Désolé, notre équipe vous répond bientôt.".into(),
+            ..BotSettings::default()
+        };
+        assert_eq!(
+            own.fallback_for("Is there wifi in the restaurant?"),
+            own.fallback_message
+        );
+        let sources_language = BotSettings {
+            answer_in_customer_language: false,
+            ..BotSettings::default()
+        };
+        assert_eq!(
+            sources_language.fallback_for("Est-ce que vous avez le wifi ?"),
+            sources_language.fallback_message
+        );
+    }
 
     #[test]
     fn enums_read_and_write_as_their_names() {

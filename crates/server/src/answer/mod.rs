@@ -863,8 +863,10 @@ async fn answer_question(
     draft.relevance = Some(relevance);
     let retrieval_confidence = (relevance / FULL_RELEVANCE).clamp(0.0, 1.0);
 
+    // In the customer's language while the tenant keeps the default.
+    let fallback = bot.fallback_for(message);
     let abstain = |mut draft: Draft| {
-        draft.text = bot.fallback_message.clone();
+        draft.text = fallback.to_owned();
         draft.abstained = true;
         draft.confidence = 0.0;
         draft.handoff = Some("abstained");
@@ -873,7 +875,7 @@ async fn answer_question(
     };
     if sources.is_empty() || extract.abstained() || relevance < bot.abstention_threshold {
         if let Some(sink) = on_delta {
-            sink(&bot.fallback_message);
+            sink(fallback);
         }
         return Ok(abstain(draft));
     }
@@ -918,7 +920,10 @@ async fn answer_question(
                 draft.usage.completion_tokens += r.usage.completion_tokens;
                 draft.model = r.model;
                 let text = r.content.trim().to_owned();
-                if text.is_empty() || said_fallback(&text, &bot.fallback_message) {
+                if text.is_empty()
+                    || said_fallback(&text, &bot.fallback_message)
+                    || said_fallback(&text, fallback)
+                {
                     return Ok(abstain(draft));
                 }
                 let kept_texts = &text_refs[..kept];

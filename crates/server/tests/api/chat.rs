@@ -143,6 +143,21 @@ async fn the_extractive_bot_answers_from_the_tenants_documents_with_citations() 
     );
     assert_eq!(v["citations"], json!([]));
     assert_eq!(v["confidence"], 0.0);
+    // A French customer hears the default fallback in French.
+    let fr = ask_ok(
+        &app,
+        &owner.access,
+        "Quel est le point d'ébullition du tungstène ?",
+    )
+    .await;
+    assert_eq!(fr["abstained"], true, "{fr}");
+    assert!(
+        fr["answer"]
+            .as_str()
+            .expect("answer")
+            .starts_with("Je suis désolé, je ne connais pas la réponse"),
+        "{fr}"
+    );
     let abstained_in: ConversationId = v["conversation_id"]
         .as_str()
         .expect("id")
@@ -184,8 +199,8 @@ async fn the_extractive_bot_answers_from_the_tenants_documents_with_citations() 
         .await
         .expect("usage");
     let count = |k: UsageKind| usage.iter().filter(|u| u.kind == k).count();
-    assert_eq!(count(UsageKind::Message), 5, "one per message answered");
-    assert_eq!(count(UsageKind::EmbeddingTokens), 3, "one per retrieval");
+    assert_eq!(count(UsageKind::Message), 6, "one per message answered");
+    assert_eq!(count(UsageKind::EmbeddingTokens), 4, "one per retrieval");
     assert!(
         usage
             .iter()
