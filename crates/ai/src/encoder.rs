@@ -19,6 +19,15 @@ use rayon::prelude::*;
 use crate::minilm::EmbedError;
 use cortex_kernels as kernels;
 
+/// How a text's token states become its vector (sentence-transformers' `1_Pooling`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// The mean of every token's state (all-MiniLM-L6-v2, most sentence-transformers).
+    Mean,
+    /// The `[CLS]` token's state (BGE, some retrieval models).
+    Cls,
+}
+
 /// The shape of the model, from its `config.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Config {
@@ -198,9 +207,13 @@ impl Encoder {
         self.max_positions
     }
 
-    /// Mean-pooled, unit-length embeddings of token sequences given as `(ids, type_ids)`.
-    /// Empty sequences embed as zero vectors.
-    pub fn embed(&self, seqs: &[(&[u32], &[u32])]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Pooled (`pooling`), unit-length embeddings of token sequences given as
+    /// `(ids, type_ids)`. Empty sequences embed as zero vectors.
+    pub fn embed(
+        &self,
+        seqs: &[(&[u32], &[u32])],
+        pooling: Pooling,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let hidden = self.hidden;
         let mut spans = Vec::with_capacity(seqs.len());
         let mut total = 0;
@@ -294,17 +307,21 @@ impl Encoder {
             self.layer_norm(&mut x, &layer.out_ln);
         }
 
-        // Mean over each sequence's tokens, then unit length.
+        // Mean over each sequence's tokens (or its first token's, `[CLS]`), then unit length.
         Ok(spans
             .iter()
             .map(|&(start, len)| {
+                let pooled = match pooling {
+                    Pooling::Mean => len,
+                    Pooling::Cls => len.min(1),
+                };
                 let mut mean = vec![0f32; hidden];
-                for row in x[start * hidden..(start + len) * hidden].chunks_exact(hidden) {
+                for row in x[start * hidden..(start + pooled) * hidden].chunks_exact(hidden) {
                     for (m, v) in mean.iter_mut().zip(row) {
                         *m += v;
                     }
                 }
-                let count = len.max(1) as f32;
+                let count = pooled.max(1) as f32;
                 mean.iter_mut().for_each(|m| *m /= count);
                 let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
                 mean.iter_mut().for_each(|m| *m /= norm);

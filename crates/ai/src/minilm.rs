@@ -10,9 +10,10 @@ use std::path::Path;
 
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::encoder::{Config, Encoder};
+use crate::encoder::{Config, Encoder, Pooling};
 
-/// sentence-transformers' `max_seq_length` for this model.
+/// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2: the length read when the
+/// folder has no `sentence_bert_config.json`.
 pub const MAX_TOKENS: usize = 256;
 /// Tokens per forward pass: large enough that every matrix product keeps both cores busy.
 const BATCH_TOKENS: usize = 4096;
@@ -37,6 +38,9 @@ pub enum EmbedError {
 /// The loaded model. `embed` is CPU-bound: call it from a blocking thread.
 pub struct MiniLm {
     encoder: Encoder,
+    pooling: Pooling,
+    /// Longest input in tokens, `[CLS]` and `[SEP]` included.
+    max_tokens: usize,
     /// Truncates at [`MAX_TOKENS`]; no padding (batches are packed, not padded).
     tokenizer: Tokenizer,
     /// No truncation: counts a text's real length.
@@ -54,11 +58,51 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
     })
 }
 
+/// What sentence-transformers keeps beside the weights: the pooling
+/// (`1_Pooling/config.json`: `pooling_mode_cls_token` or `pooling_mode_mean_tokens`) and the
+/// longest input (`sentence_bert_config.json`: `max_seq_length`). A folder without them (the
+/// three files `scripts/fetch-model.sh` fetches) reads as mean pooling over 256 tokens, what
+/// all-MiniLM-L6-v2 ships with.
+pub fn sentence_settings(dir: &Path, max_positions: usize) -> Result<(Pooling, usize), EmbedError> {
+    let json = |name: &str| -> Result<Option<serde_json::Value>, EmbedError> {
+        match read(dir, name) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| EmbedError::Config(format!("{name}: {e}"))),
+            Err(EmbedError::Missing(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let pooling = match json("1_Pooling/config.json")? {
+        None => Pooling::Mean,
+        Some(p) if p["pooling_mode_cls_token"] == true => Pooling::Cls,
+        Some(p) if p["pooling_mode_mean_tokens"] == true => Pooling::Mean,
+        Some(_) => {
+            return Err(EmbedError::Config(
+                "1_Pooling/config.json: only mean and CLS pooling are supported".into(),
+            ));
+        }
+    };
+    let max_tokens = match json("sentence_bert_config.json")? {
+        Some(c) => c["max_seq_length"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n >= 8)
+            .ok_or_else(|| {
+                EmbedError::Config("sentence_bert_config.json: max_seq_length is missing".into())
+            })?,
+        None => MAX_TOKENS,
+    };
+    Ok((pooling, max_tokens.min(max_positions)))
+}
+
 impl MiniLm {
-    /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir`.
+    /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir` (any
+    /// BERT-architecture model), with its pooling and length ([`sentence_settings`]).
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
         let config: Config = serde_json::from_slice(&read(dir, "config.json")?)
             .map_err(|e| EmbedError::Config(e.to_string()))?;
+        let (pooling, max_tokens) = sentence_settings(dir, config.max_position_embeddings)?;
         let mut counter = Tokenizer::from_bytes(read(dir, "tokenizer.json")?)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         counter.with_padding(None);
@@ -68,13 +112,15 @@ impl MiniLm {
         let mut tokenizer = counter.clone();
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS.min(config.max_position_embeddings),
+                max_length: max_tokens,
                 ..Default::default()
             }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         let encoder = Encoder::load(&config, &read(dir, "model.safetensors")?)?;
         Ok(Self {
             encoder,
+            pooling,
+            max_tokens,
             tokenizer,
             counter,
         })
@@ -82,6 +128,15 @@ impl MiniLm {
 
     pub fn dimensions(&self) -> usize {
         self.encoder.hidden_size()
+    }
+
+    /// Longest input in tokens, `[CLS]` and `[SEP]` included.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    pub fn pooling(&self) -> Pooling {
+        self.pooling
     }
 
     /// Tokens in `text` as the model sees them, without the `[CLS]`/`[SEP]` markers and before
@@ -105,7 +160,7 @@ impl MiniLm {
         for e in &encodings {
             let len = e.get_ids().len();
             if tokens + len > BATCH_TOKENS && !batch.is_empty() {
-                out.extend(self.encoder.embed(&batch)?);
+                out.extend(self.encoder.embed(&batch, self.pooling)?);
                 batch.clear();
                 tokens = 0;
             }
@@ -113,7 +168,7 @@ impl MiniLm {
             tokens += len;
         }
         if !batch.is_empty() {
-            out.extend(self.encoder.embed(&batch)?);
+            out.extend(self.encoder.embed(&batch, self.pooling)?);
         }
         Ok(out)
     }

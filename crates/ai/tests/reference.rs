@@ -92,3 +92,73 @@ fn tokens_are_counted_without_markers_or_truncation() {
         "no truncation at 128 or 256"
     );
 }
+
+/// A folder with the model's files and the given sentence-transformers settings beside them.
+fn folder_with(pooling: &str, max_seq_length: u32) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "cortex-st-settings-{}-{}",
+        std::process::id(),
+        pooling
+    ));
+    std::fs::create_dir_all(dir.join("1_Pooling")).expect("folder");
+    for f in ["model.safetensors", "tokenizer.json", "config.json"] {
+        let _ = std::fs::remove_file(dir.join(f));
+        std::os::unix::fs::symlink(model_dir().join(f), dir.join(f)).expect("link");
+    }
+    std::fs::write(
+        dir.join("1_Pooling/config.json"),
+        format!(
+            r#"{{"word_embedding_dimension": 384, "pooling_mode_cls_token": {}, "pooling_mode_mean_tokens": {}}}"#,
+            pooling == "cls",
+            pooling == "mean"
+        ),
+    )
+    .expect("pooling");
+    std::fs::write(
+        dir.join("sentence_bert_config.json"),
+        format!(r#"{{"max_seq_length": {max_seq_length}, "do_lower_case": false}}"#),
+    )
+    .expect("settings");
+    dir
+}
+
+#[test]
+fn pooling_and_length_are_read_from_the_models_sentence_transformers_settings() {
+    use cortex_ai::encoder::Pooling;
+    let plain = MiniLm::load(&model_dir()).expect("load");
+    assert_eq!(plain.pooling(), Pooling::Mean, "no settings: mean");
+    assert_eq!(plain.max_tokens(), 256);
+
+    let mean = MiniLm::load(&folder_with("mean", 128)).expect("load");
+    assert_eq!(mean.max_tokens(), 128);
+    let text = "Refunds are issued to the original payment method within 14 days.";
+    assert_eq!(
+        mean.embed(&[text]).expect("embed"),
+        plain.embed(&[text]).expect("embed"),
+        "a short text is the same under a shorter limit"
+    );
+    let long: String = "word ".repeat(400);
+    let cut = mean.embed(&[long.as_str()]).expect("embed");
+    let full = plain.embed(&[long.as_str()]).expect("embed");
+    assert_ne!(cut, full, "the limit is applied");
+
+    let cls = MiniLm::load(&folder_with("cls", 256)).expect("load");
+    assert_eq!(cls.pooling(), Pooling::Cls);
+    let v = &cls.embed(&[text]).expect("embed")[0];
+    let m = &plain.embed(&[text]).expect("embed")[0];
+    let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    let cos: f32 = v.iter().zip(m).map(|(a, b)| a * b).sum();
+    assert!(cos < 0.99, "the [CLS] state is not the mean: {cos}");
+
+    let bad = folder_with("max", 256);
+    std::fs::write(
+        bad.join("1_Pooling/config.json"),
+        r#"{"pooling_mode_max_tokens": true}"#,
+    )
+    .expect("pooling");
+    assert!(
+        MiniLm::load(&bad).is_err(),
+        "unsupported pooling is refused"
+    );
+}

@@ -91,13 +91,15 @@ impl AppState {
                 std::time::Duration::from_secs(60),
             )?)
         } else {
-            Arc::new(LocalEmbedder::new(settings.model_dir()).with_hub(
-                k.model_hub_repo.as_ref().map(|repo| Hub {
-                    endpoint: k.model_hub_endpoint.clone(),
-                    repo: repo.clone(),
-                    revision: "main".into(),
-                }),
-            ))
+            Arc::new(
+                LocalEmbedder::new(settings.model_dir())
+                    .named(&k.model_name)
+                    .with_hub(k.model_hub_repo.as_ref().map(|repo| Hub {
+                        endpoint: k.model_hub_endpoint.clone(),
+                        repo: repo.clone(),
+                        revision: "main".into(),
+                    })),
+            )
         };
         let reranker: Option<Arc<dyn cortex_core::ports::Reranker>> = match &k.rerank_base_url {
             Some(url) => Some(Arc::new(

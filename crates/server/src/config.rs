@@ -194,6 +194,10 @@ pub struct KnowledgeSettings {
     /// Folder of the local embedding model (`model.safetensors`, `tokenizer.json`,
     /// `config.json`); default `<data_dir>/models/all-MiniLM-L6-v2`. (`CORTEX_MODEL_DIR`)
     pub model_dir: Option<PathBuf>,
+    /// The name stored with the local model's vectors; another model than the default
+    /// all-MiniLM-L6-v2 needs its own (its vectors never mix with another's).
+    /// (`CORTEX_MODEL_NAME`)
+    pub model_name: String,
     /// A Hugging Face repository to download the model files from into `model_dir` when they
     /// are missing, e.g. `sentence-transformers/all-MiniLM-L6-v2`. (`CORTEX_MODEL_HUB_REPO`)
     pub model_hub_repo: Option<String>,
@@ -291,6 +295,7 @@ impl Default for KnowledgeSettings {
             fetch_timeout_secs: 20,
             fetch_allow_hosts: Vec::new(),
             fetch_proxy: None,
+            model_name: crate::infra::embedder::LOCAL_MODEL.into(),
             embedding_provider: "local".into(),
             embedding_base_url: "https://api.openai.com/v1".into(),
             embedding_model: "text-embedding-3-small".into(),
@@ -699,6 +704,9 @@ impl Settings {
         }
         if let Some(v) = env("CORTEX_FETCH_PROXY").filter(|v| !v.trim().is_empty()) {
             k.fetch_proxy = Some(Secret::new(v.trim().to_owned()));
+        }
+        if let Some(v) = env("CORTEX_MODEL_NAME").filter(|v| !v.trim().is_empty()) {
+            k.model_name = v.trim().to_owned();
         }
         if let Some(v) = env("EMBEDDING_PROVIDER") {
             k.embedding_provider = v.trim().to_ascii_lowercase();

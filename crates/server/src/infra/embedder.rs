@@ -1,5 +1,6 @@
-//! The local embedding model behind the [`Embedder`] port: all-MiniLM-L6-v2 on the CPU
-//! (`cortex-ai`'s own encoder). Loading takes a moment and ~90 MB, so a process loads each
+//! The local embedding model behind the [`Embedder`] port: all-MiniLM-L6-v2 by default, or
+//! any BERT-architecture sentence-transformers model from a folder (its pooling and length
+//! read from the folder), on the CPU (`cortex-ai`'s own encoder). Loading takes a moment and ~90 MB, so a process loads each
 //! model folder once and shares it; the forward pass runs on the blocking pool, never on the
 //! async workers.
 
@@ -11,14 +12,19 @@ use async_trait::async_trait;
 use cortex_ai::MiniLm;
 use cortex_core::ports::{EmbedError, Embedder};
 
-/// The stable name stored with this model's vectors.
+/// The stable name stored with the default model's vectors.
 pub const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
 
 /// Files the model folder must hold.
 pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.json"];
+/// sentence-transformers' settings beside them, fetched too when the hub has them: the
+/// pooling and the longest input (without them: mean pooling over 256 tokens).
+pub const SENTENCE_FILES: [&str; 2] = ["sentence_bert_config.json", "1_Pooling/config.json"];
 
 pub struct LocalEmbedder {
     dir: PathBuf,
+    /// Stored with every vector: vectors of different models never mix.
+    name: String,
     model: OnceLock<Arc<MiniLm>>,
     hub: Option<Hub>,
 }
@@ -43,9 +49,16 @@ impl LocalEmbedder {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
+            name: LOCAL_MODEL.to_owned(),
             model: OnceLock::new(),
             hub: None,
         }
+    }
+
+    /// Names the model (another model than the default must have its own name).
+    pub fn named(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
     }
 
     /// Also download the files from `hub` into the folder when they are missing.
@@ -72,7 +85,17 @@ impl LocalEmbedder {
         tokio::fs::create_dir_all(&self.dir)
             .await
             .map_err(|e| EmbedError::Failed(format!("creating {}: {e}", self.dir.display())))?;
-        for file in self.missing() {
+        let optional = SENTENCE_FILES
+            .iter()
+            .copied()
+            .filter(|f| !self.dir.join(f).is_file());
+        let wanted: Vec<(&str, bool)> = self
+            .missing()
+            .into_iter()
+            .map(|f| (f, true))
+            .chain(optional.map(|f| (f, false)))
+            .collect();
+        for (file, required) in wanted {
             let url = format!(
                 "{}/{}/resolve/{}/{file}",
                 hub.endpoint.trim_end_matches('/'),
@@ -84,6 +107,9 @@ impl LocalEmbedder {
                 .send()
                 .await
                 .map_err(|e| EmbedError::Unavailable(format!("downloading {file}: {e}")))?;
+            if !required && response.status() == reqwest::StatusCode::NOT_FOUND {
+                continue;
+            }
             if !response.status().is_success() {
                 return Err(EmbedError::Failed(format!(
                     "downloading {file} from {url}: HTTP {}",
@@ -95,6 +121,11 @@ impl LocalEmbedder {
                 .await
                 .map_err(|e| EmbedError::Unavailable(format!("downloading {file}: {e}")))?;
             let part = self.dir.join(format!("{file}.partial"));
+            if let Some(parent) = part.parent() {
+                tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                    EmbedError::Failed(format!("creating {}: {e}", parent.display()))
+                })?;
+            }
             tokio::fs::write(&part, &bytes)
                 .await
                 .and(tokio::fs::rename(&part, self.dir.join(file)).await)
@@ -149,7 +180,7 @@ impl LocalEmbedder {
 #[async_trait]
 impl Embedder for LocalEmbedder {
     fn model(&self) -> &str {
-        LOCAL_MODEL
+        &self.name
     }
 
     fn dimensions(&self) -> usize {
@@ -158,7 +189,9 @@ impl Embedder for LocalEmbedder {
 
     fn max_input_tokens(&self) -> usize {
         // [CLS] and [SEP] take two of the model's positions.
-        cortex_ai::minilm::MAX_TOKENS - 2
+        self.model()
+            .map_or(cortex_ai::minilm::MAX_TOKENS, |m| m.max_tokens())
+            .saturating_sub(2)
     }
 
     fn count_tokens(&self, text: &str) -> usize {

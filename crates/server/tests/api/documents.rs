@@ -1395,7 +1395,7 @@ async fn the_model_is_downloaded_from_a_hugging_face_hub_when_its_folder_is_empt
     let served = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let log = served.clone();
     let hub = axum::Router::new().route(
-        "/{owner}/{repo}/resolve/{revision}/{file}",
+        "/{owner}/{repo}/resolve/{revision}/{*file}",
         get(
             move |UrlPath((owner, repo, revision, file)): UrlPath<(
                 String,
@@ -1406,15 +1406,23 @@ async fn the_model_is_downloaded_from_a_hugging_face_hub_when_its_folder_is_empt
                 let log = log.clone();
                 async move {
                     log.lock().expect("lock").push(file.clone());
-                    let known = ["model.safetensors", "tokenizer.json", "config.json"];
                     if (owner.as_str(), repo.as_str(), revision.as_str())
                         != ("sentence-transformers", "all-MiniLM-L6-v2", "main")
-                        || !known.contains(&file.as_str())
                     {
                         return Err(StatusCode::NOT_FOUND);
                     }
-                    std::fs::read(crate::helpers::model_dir().join(&file))
-                        .map_err(|_| StatusCode::NOT_FOUND)
+                    // sentence-transformers' settings, as the model's repository has them.
+                    match file.as_str() {
+                        "model.safetensors" | "tokenizer.json" | "config.json" => {
+                            std::fs::read(crate::helpers::model_dir().join(&file))
+                                .map_err(|_| StatusCode::NOT_FOUND)
+                        }
+                        "sentence_bert_config.json" => {
+                            Ok(br#"{"max_seq_length": 256, "do_lower_case": false}"#.to_vec())
+                        }
+                        "1_Pooling/config.json" => Ok(br#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false}"#.to_vec()),
+                        _ => Err(StatusCode::NOT_FOUND),
+                    }
                 }
             },
         ),
@@ -1440,9 +1448,16 @@ async fn the_model_is_downloaded_from_a_hugging_face_hub_when_its_folder_is_empt
     files.sort();
     assert_eq!(
         files,
-        ["config.json", "model.safetensors", "tokenizer.json"],
-        "each file fetched once"
+        [
+            "1_Pooling/config.json",
+            "config.json",
+            "model.safetensors",
+            "sentence_bert_config.json",
+            "tokenizer.json"
+        ],
+        "each file fetched once, sentence-transformers' settings with the weights"
     );
+    assert!(empty.join("1_Pooling/config.json").is_file());
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         assert_eq!(
             std::fs::metadata(empty.join(f)).expect("saved").len(),
