@@ -215,6 +215,62 @@ impl Encoder {
         pooling: Pooling,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let hidden = self.hidden;
+        let Some((x, spans)) = self.forward(seqs)? else {
+            return Ok(vec![vec![0.0; hidden]; seqs.len()]);
+        };
+        // Mean over each sequence's tokens (or its first token's, `[CLS]`), then unit length.
+        Ok(spans
+            .iter()
+            .map(|&(start, len)| {
+                let pooled = match pooling {
+                    Pooling::Mean => len,
+                    Pooling::Cls => len.min(1),
+                };
+                let mut mean = vec![0f32; hidden];
+                for row in x[start * hidden..(start + pooled) * hidden].chunks_exact(hidden) {
+                    for (m, v) in mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                let count = pooled.max(1) as f32;
+                mean.iter_mut().for_each(|m| *m /= count);
+                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                mean.iter_mut().for_each(|m| *m /= norm);
+                mean
+            })
+            .collect())
+    }
+
+    /// The last layer's state of each sequence's first token (`[CLS]`), as it is: what a
+    /// sequence-classification head reads. Empty sequences give zero vectors.
+    pub fn first_token_states(
+        &self,
+        seqs: &[(&[u32], &[u32])],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let hidden = self.hidden;
+        let Some((x, spans)) = self.forward(seqs)? else {
+            return Ok(vec![vec![0.0; hidden]; seqs.len()]);
+        };
+        Ok(spans
+            .iter()
+            .map(|&(start, len)| {
+                if len == 0 {
+                    vec![0.0; hidden]
+                } else {
+                    x[start * hidden..(start + 1) * hidden].to_vec()
+                }
+            })
+            .collect())
+    }
+
+    /// Every layer over the packed tokens of `seqs`: the last states `[tokens, hidden]` and
+    /// each sequence's `(first row, length)`; `None` when there is no token at all.
+    #[allow(clippy::type_complexity)]
+    fn forward(
+        &self,
+        seqs: &[(&[u32], &[u32])],
+    ) -> Result<Option<(Vec<f32>, Vec<(usize, usize)>)>, EmbedError> {
+        let hidden = self.hidden;
         let mut spans = Vec::with_capacity(seqs.len());
         let mut total = 0;
         for (ids, types) in seqs {
@@ -239,7 +295,7 @@ impl Encoder {
             total += ids.len();
         }
         if total == 0 {
-            return Ok(vec![vec![0.0; hidden]; seqs.len()]);
+            return Ok(None);
         }
 
         let mut x = vec![0f32; total * hidden];
@@ -307,27 +363,7 @@ impl Encoder {
             self.layer_norm(&mut x, &layer.out_ln);
         }
 
-        // Mean over each sequence's tokens (or its first token's, `[CLS]`), then unit length.
-        Ok(spans
-            .iter()
-            .map(|&(start, len)| {
-                let pooled = match pooling {
-                    Pooling::Mean => len,
-                    Pooling::Cls => len.min(1),
-                };
-                let mut mean = vec![0f32; hidden];
-                for row in x[start * hidden..(start + pooled) * hidden].chunks_exact(hidden) {
-                    for (m, v) in mean.iter_mut().zip(row) {
-                        *m += v;
-                    }
-                }
-                let count = pooled.max(1) as f32;
-                mean.iter_mut().for_each(|m| *m /= count);
-                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                mean.iter_mut().for_each(|m| *m /= norm);
-                mean
-            })
-            .collect())
+        Ok(Some((x, spans)))
     }
 
     fn layer_norm(&self, x: &mut [f32], (gamma, beta): &(Vec<f32>, Vec<f32>)) {

@@ -47,7 +47,7 @@ pub struct MiniLm {
     counter: Tokenizer,
 }
 
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, EmbedError> {
     let path = dir.join(name);
     if !path.exists() {
         return Err(EmbedError::Missing(path.display().to_string()));

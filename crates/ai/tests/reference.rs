@@ -162,3 +162,86 @@ fn pooling_and_length_are_read_from_the_models_sentence_transformers_settings() 
         "unsupported pooling is refused"
     );
 }
+
+/// A cross-encoder folder: all-MiniLM-L6-v2's body and pooler with a generated one-label
+/// classifier (`weight[0][j] = 0.5 sin(0.37 (j + 1))`, bias 0.1), as
+/// `tests/tools/cross_reference.py` builds it.
+fn cross_encoder_folder(labels: usize) -> PathBuf {
+    use candle_core::{Device, Tensor};
+    let dir = std::env::temp_dir().join(format!(
+        "cortex-cross-encoder-{}-{labels}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("folder");
+    for f in ["tokenizer.json", "config.json"] {
+        let _ = std::fs::remove_file(dir.join(f));
+        std::os::unix::fs::symlink(model_dir().join(f), dir.join(f)).expect("link");
+    }
+    let mut tensors =
+        candle_core::safetensors::load(model_dir().join("model.safetensors"), &Device::Cpu)
+            .expect("weights");
+    let row: Vec<f32> = (0..384)
+        .map(|j| 0.5 * (0.37 * (j as f32 + 1.0)).sin())
+        .collect();
+    let weight: Vec<f32> = (0..labels).flat_map(|_| row.iter().copied()).collect();
+    tensors.insert(
+        "classifier.weight".into(),
+        Tensor::from_vec(weight, (labels, 384), &Device::Cpu).expect("tensor"),
+    );
+    tensors.insert(
+        "classifier.bias".into(),
+        Tensor::from_vec(vec![0.1f32; labels], labels, &Device::Cpu).expect("tensor"),
+    );
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).expect("save");
+    dir
+}
+
+#[test]
+fn the_cross_encoder_scores_pairs_as_an_independent_implementation_does() {
+    use cortex_ai::CrossEncoder;
+    let reference: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("data/cross-reference.json")).expect("json");
+    let model = CrossEncoder::load(&cross_encoder_folder(1)).expect("load");
+    let mut by_query: Vec<(&str, Vec<&serde_json::Value>)> = Vec::new();
+    for r in &reference {
+        let q = r["query"].as_str().expect("query");
+        match by_query.iter_mut().find(|(k, _)| *k == q) {
+            Some((_, list)) => list.push(r),
+            None => by_query.push((q, vec![r])),
+        }
+    }
+    for (query, pairs) in by_query {
+        let passages: Vec<&str> = pairs
+            .iter()
+            .map(|r| r["passage"].as_str().expect("passage"))
+            .collect();
+        let scores = model.score(query, &passages).expect("score");
+        for (r, got) in pairs.iter().zip(&scores) {
+            let want = r["score"].as_f64().expect("score") as f32;
+            assert!(
+                (got - want).abs() < 1e-4,
+                "{query:?} / {} tokens: {got} against {want}",
+                r["tokens"]
+            );
+        }
+    }
+    // The passage is read as the second segment: swapping the two changes the score.
+    let pair = &reference[0];
+    let (q, p) = (
+        pair["query"].as_str().expect("q"),
+        pair["passage"].as_str().expect("p"),
+    );
+    let swapped = model.score(p, &[q]).expect("score")[0];
+    assert!((swapped - pair["score"].as_f64().expect("s") as f32).abs() > 1e-3);
+    assert!(model.score(q, &[]).expect("nothing to score").is_empty());
+
+    // Two labels (irrelevant, relevant): equal rows give 0.5; three are refused.
+    let two = CrossEncoder::load(&cross_encoder_folder(2)).expect("load");
+    let s = two.score(q, &[p]).expect("score")[0];
+    assert!((s - 0.5).abs() < 1e-6, "{s}");
+    assert!(CrossEncoder::load(&cross_encoder_folder(3)).is_err());
+    assert!(
+        CrossEncoder::load(&model_dir()).is_err(),
+        "an embedding model has no classifier"
+    );
+}

@@ -283,22 +283,12 @@ impl<K: Clone> LexicalIndex<K> {
     /// chunk matches when it holds any of the query's terms.
     pub fn search(&self, query: &str, k: usize, analyzer: &Analyzer) -> Vec<(K, f32)> {
         let n = self.keys.len() as f32;
-        let mut seen = Vec::new();
-        // The query's own language where the index holds chunks in it (a Dutch-looking "De
-        // novo assembly…" asked of English abstracts stays English), else the majority's.
-        let language = detect(query)
-            .filter(|l| self.languages[l.index()] > 0)
-            .unwrap_or_else(|| self.majority_language(analyzer.fallback));
-        for t in analyzer.terms_in(query, language) {
-            if let Some(&id) = self.terms.get(&t)
-                && !seen.contains(&id)
-            {
-                seen.push(id);
-                if seen.len() == MAX_QUERY_TERMS {
-                    break;
-                }
-            }
-        }
+        let seen: Vec<u32> = self
+            .query_terms(query, analyzer)
+            .into_iter()
+            .filter_map(|t| self.terms.get(&t).copied())
+            .take(MAX_QUERY_TERMS)
+            .collect();
         if seen.is_empty() || k == 0 {
             return Vec::new();
         }
@@ -328,6 +318,40 @@ impl<K: Clone> LexicalIndex<K> {
         .into_iter()
         .map(|(d, s)| (self.keys[d].clone(), s))
         .collect()
+    }
+
+    /// The distinct terms of `query`, in order, analysed in its own
+    /// language where the index holds chunks in it (a Dutch-looking "De novo assembly…" asked
+    /// of English abstracts stays English), else in the majority's.
+    fn query_terms(&self, query: &str, analyzer: &Analyzer) -> Vec<String> {
+        let language = detect(query)
+            .filter(|l| self.languages[l.index()] > 0)
+            .unwrap_or_else(|| self.majority_language(analyzer.fallback));
+        let mut terms: Vec<String> = Vec::new();
+        for t in analyzer.terms_in(query, language) {
+            if !terms.contains(&t) {
+                terms.push(t);
+            }
+        }
+        terms
+    }
+
+    /// How much word evidence `query` can have: the sum of its terms' idf, a term no chunk
+    /// holds counting at the highest. A chunk holding each term once at the average length
+    /// scores about this by BM25, so a hit's score divided by it is the share of the
+    /// question's words the chunk carries (0 when the question has no terms).
+    pub fn query_weight(&self, query: &str, analyzer: &Analyzer) -> f32 {
+        let n = self.keys.len() as f32;
+        self.query_terms(query, analyzer)
+            .iter()
+            .take(MAX_QUERY_TERMS)
+            .map(|t| {
+                let df = self.terms.get(t).map_or(0.0, |&id| {
+                    (self.offsets[id as usize + 1] - self.offsets[id as usize]) as f32
+                });
+                (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+            })
+            .sum()
     }
 
     /// Approximate memory held, for the cache budget.

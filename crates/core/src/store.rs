@@ -469,6 +469,11 @@ pub trait Store: Send + Sync + 'static {
     /// [`crate::lexical`] index (any query term may match; rarer terms weigh more).
     async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>>;
 
+    /// How much word evidence `query` can carry in the tenant's lexical index
+    /// ([`crate::lexical::LexicalIndex::query_weight`]): a [`Store::lexical_search`] hit's
+    /// score divided by it is the share of the question's words the chunk carries.
+    async fn lexical_query_weight(&self, tenant: TenantId, query: &str) -> Result<f32>;
+
     /// The `k` chunks of the tenant whose `model` vectors are closest (cosine) to `vector`,
     /// best first. The tenant always gets its own `k` best, however many other tenants hold.
     async fn vector_search(

@@ -101,17 +101,28 @@ impl AppState {
                     })),
             )
         };
-        let reranker: Option<Arc<dyn cortex_core::ports::Reranker>> = match &k.rerank_base_url {
-            Some(url) => Some(Arc::new(
-                crate::infra::remote_reranker::RemoteReranker::new(
-                    url,
-                    k.rerank_api_key.as_ref().map(|s| s.expose().to_owned()),
-                    &k.rerank_model,
-                    std::time::Duration::from_millis(k.rerank_timeout_ms),
-                )?,
-            )),
-            None => None,
-        };
+        let rerank_timeout = std::time::Duration::from_millis(k.rerank_timeout_ms);
+        let reranker: Option<Arc<dyn cortex_core::ports::Reranker>> =
+            match (&k.rerank_base_url, &k.rerank_model_dir) {
+                (Some(url), _) => Some(Arc::new(
+                    crate::infra::remote_reranker::RemoteReranker::new(
+                        url,
+                        k.rerank_api_key.as_ref().map(|s| s.expose().to_owned()),
+                        &k.rerank_model,
+                        rerank_timeout,
+                    )?,
+                )),
+                (None, Some(dir)) => {
+                    let dir = dir.clone();
+                    Some(Arc::new(
+                        tokio::task::spawn_blocking(move || {
+                            crate::infra::local_reranker::LocalReranker::load(&dir, rerank_timeout)
+                        })
+                        .await??,
+                    ))
+                }
+                (None, None) => None,
+            };
         // Providers that report no usage have their tokens counted with the local tokenizer.
         let counter = embedder.clone();
         let models = Arc::new(ModelCatalog::build(

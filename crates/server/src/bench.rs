@@ -496,23 +496,15 @@ impl crate::infra::ratelimit::RateLimiter for Unlimited {
     }
 }
 
-pub async fn answer(
-    settings: Settings,
-    questions: &std::path::Path,
+/// Uploads `files` as the tenant's documents and runs workers until each is ready.
+async fn ingested(
+    state: &AppState,
+    ctx: &crate::tenancy::TenantCtx,
     files: &[PathBuf],
-    rounds: usize,
-    concurrency: usize,
-    database_url: Option<String>,
-) -> anyhow::Result<()> {
-    use futures_util::StreamExt;
-    let (state, tenant, dir) = scratch(settings, database_url).await?;
-    let state = AppState {
-        limiter: std::sync::Arc::new(Unlimited),
-        ..state
-    };
-    let ctx = warm_operator(&state, tenant).await?;
+) -> anyhow::Result<Vec<cortex_core::knowledge::Document>> {
+    let tenant = ctx.tenant_id();
     let incoming = read_files(files)?;
-    let docs = crate::knowledge::add_files(&state, &ctx, incoming)
+    let docs = crate::knowledge::add_files(state, ctx, incoming)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut with_workers = (*state.settings).clone();
@@ -532,10 +524,15 @@ pub async fn answer(
         }
     }
     workers.shutdown(Duration::from_secs(5)).await;
+    Ok(docs)
+}
 
-    let text = std::fs::read_to_string(questions)
-        .with_context(|| format!("reading {}", questions.display()))?;
-    let mut asked: Vec<(String, Option<String>)> = Vec::new();
+/// JSON lines `{"question", "expect"}`: each question and what its answer must contain
+/// (`None`: it must abstain).
+fn read_questions(path: &std::path::Path) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut asked = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).context("a line of the questions")?;
         let q = v["question"]
@@ -543,6 +540,96 @@ pub async fn answer(
             .context("a question without \"question\"")?;
         asked.push((q.to_owned(), v["expect"].as_str().map(str::to_owned)));
     }
+    Ok(asked)
+}
+
+/// The configured reranker's latency (`RERANK_MODEL_DIR` or `RERANK_BASE_URL`) on the pools
+/// hybrid retrieval gives for each question over `files`: `top` candidates a call, as the
+/// search API and the answer engine pass them.
+pub async fn rerank(
+    settings: Settings,
+    questions: &std::path::Path,
+    files: &[PathBuf],
+    top: usize,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let (state, tenant, dir) = scratch(settings, None).await?;
+    let reranker = state
+        .reranker
+        .clone()
+        .context("no reranker: set RERANK_MODEL_DIR or RERANK_BASE_URL")?;
+    let ctx = warm_operator(&state, tenant).await?;
+    let docs = ingested(&state, &ctx, files).await?;
+    let asked = read_questions(questions)?;
+    let mut pools = Vec::with_capacity(asked.len());
+    for (question, _) in &asked {
+        let v = state
+            .embedder
+            .embed(vec![question.clone()])
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .pop()
+            .unwrap_or_default();
+        let mut pool = crate::knowledge::search::hybrid_candidates(
+            state.store.as_ref(),
+            tenant,
+            question,
+            state.embedder.model(),
+            &v,
+            (top as u32).div_ceil(2).max(1),
+            state.settings.answer.fusion_weights(),
+        )
+        .await?;
+        pool.truncate(top);
+        let passages: Vec<String> = pool
+            .iter()
+            .map(|c| crate::knowledge::search::source_text(&c.hit))
+            .collect();
+        pools.push((question.clone(), passages));
+    }
+    let mut latencies = Vec::new();
+    let mut passages = 0;
+    for _ in 0..rounds.max(1) {
+        for (question, pool) in &pools {
+            let t = Instant::now();
+            reranker
+                .rerank(question, pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", reranker.name(), e.0))?;
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            passages += pool.len();
+        }
+    }
+    println!(
+        "{} documents, {} questions × {} rounds, reranker {}, {:.1} passages a call",
+        docs.len(),
+        pools.len(),
+        rounds.max(1),
+        reranker.name(),
+        passages as f64 / latencies.len().max(1) as f64
+    );
+    report("rerank", latencies);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+pub async fn answer(
+    settings: Settings,
+    questions: &std::path::Path,
+    files: &[PathBuf],
+    rounds: usize,
+    concurrency: usize,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    let (state, tenant, dir) = scratch(settings, database_url).await?;
+    let state = AppState {
+        limiter: std::sync::Arc::new(Unlimited),
+        ..state
+    };
+    let ctx = warm_operator(&state, tenant).await?;
+    let docs = ingested(&state, &ctx, files).await?;
+    let asked = read_questions(questions)?;
     // Every (round, question), asked by `concurrency` customers at once, each in a new
     // conversation; the first round's answers are judged.
     let jobs: Vec<(usize, usize)> = (0..rounds.max(1))

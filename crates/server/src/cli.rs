@@ -128,6 +128,19 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The configured reranker's latency (RERANK_MODEL_DIR or RERANK_BASE_URL) on the hybrid
+    /// candidates of each question of QUESTIONS over FILES.
+    Rerank {
+        #[arg(long)]
+        questions: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Candidates a call (the search API passes max(2k, 24)).
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// The Meta webhook's acknowledgement latency at a steady rate of signed deliveries, over
     /// loopback HTTP through the real router.
     Webhook {
@@ -221,6 +234,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             k,
             database_url,
         }) => crate::bench::search(settings, chunks, queries, k, database_url).await,
+        Command::Bench(BenchCommand::Rerank {
+            questions,
+            files,
+            top,
+            rounds,
+        }) => crate::bench::rerank(settings, &questions, &files, top, rounds).await,
         Command::Bench(BenchCommand::Webhook {
             rate,
             seconds,

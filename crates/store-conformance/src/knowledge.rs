@@ -234,6 +234,28 @@ pub async fn chunks_replace_atomically_and_are_found_lexically(store: DynStore) 
         .await
         .expect("search");
     assert_eq!(both.len(), 2, "any term may match");
+    // The share of a question's word evidence a chunk carries: about all of it for the one
+    // chunk holding the question's only term; less once the question also asks for a word
+    // no chunk holds; nothing to carry without terms.
+    let refund = store.lexical_search(t, "refund", 5).await.expect("search");
+    let one = store
+        .lexical_query_weight(t, "refund")
+        .await
+        .expect("weight");
+    let share = refund[0].score / one;
+    assert!((0.8..=1.2).contains(&share), "share {share}");
+    let two = store
+        .lexical_query_weight(t, "refund zeppelin")
+        .await
+        .expect("weight");
+    assert!(
+        two > 2.0 * one,
+        "an unknown word weighs most: {two} vs {one}"
+    );
+    assert_eq!(
+        store.lexical_query_weight(t, "?!").await.expect("weight"),
+        0.0
+    );
     assert!(
         store
             .lexical_search(t, "\"unbalanced ( NEAR OR", 5)

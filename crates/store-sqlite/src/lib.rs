@@ -1874,6 +1874,11 @@ impl Store for SqliteStore {
         rows.iter().map(chunk_from).collect()
     }
 
+    async fn lexical_query_weight(&self, tenant: TenantId, query: &str) -> Result<f32> {
+        let index = self.lexical_index(tenant).await?;
+        Ok(index.query_weight(query, &self.lexical.analyzer))
+    }
+
     async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
         if k == 0 {
             return Ok(Vec::new());

@@ -1,11 +1,12 @@
 //! Technical services the domain modules use through small interfaces: password hashing,
-//! token minting and checking, outgoing email, rate limiting, blob storage and the local
-//! embedding model. Nothing here knows HTTP.
+//! token minting and checking, outgoing email, rate limiting, blob storage, the local
+//! embedding model and rerankers. Nothing here knows HTTP.
 
 pub mod blobs;
 pub mod embedder;
 pub mod fetch;
 pub mod keyed_lock;
+pub mod local_reranker;
 pub mod mailer;
 pub mod manychat;
 pub mod meta_graph;

@@ -1,5 +1,5 @@
 //! Search over a tenant's chunks: by words (the lexical index), by meaning (vectors of the
-//! query and the chunks) or both, fused by reciprocal rank.
+//! query and the chunks) or both, fused by score.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,8 +15,6 @@ use crate::tenancy::{TenancyError, TenantCtx};
 /// Longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 2_000;
 pub const MAX_TOP_K: u32 = 50;
-/// The usual RRF constant: ranks deeper than a few dozen barely count.
-const RRF_K: f32 = 60.0;
 
 pub struct SearchResult {
     pub mode: SearchMode,
@@ -205,10 +203,8 @@ pub async fn with_windows(
     Ok(out)
 }
 
-/// Hybrid retrieval once the query is embedded: both lists, each deeper than `k` so that
-/// fusion can promote a chunk ranked well by one signal and middling by the other, fused by
-/// reciprocal rank with the (lexical, vector) `weights`. (Also what `cortexlayer bench search`
-/// times.)
+/// Hybrid retrieval once the query is embedded: [`hybrid_candidates`]' first `k`. (Also
+/// what `cortexlayer bench search` times.)
 pub async fn hybrid(
     store: &dyn cortex_core::Store,
     tenant: cortex_core::ids::TenantId,
@@ -223,10 +219,22 @@ pub async fn hybrid(
     Ok(candidates.into_iter().map(|c| c.hit).collect())
 }
 
-/// [`hybrid`], parent-child: both lists are fused by the chunks' own scores, then the best
-/// [`parent_pool`] of them are fused again with the vector list re-ranked by each chunk's best
-/// window. Returns that whole pool, best first (the reranker, when there is one, reorders it;
-/// callers keep the first `k`), with the similarities the answer engine judges relevance by.
+/// Hybrid retrieval, parent-child, by score: a chunk scores `vector_weight × similarity +
+/// lexical_weight × word share²` (`weights` is `(lexical, vector)`), where the word share is
+/// its BM25 score over the question's word weight ([`cortex_core::Store::lexical_query_weight`],
+/// at most 1): one common word of the question in a snippet adds little, most of its words
+/// nearly the whole weight. Both lists are read 4 × k deep; their union is scored with the chunks' own
+/// similarities (a chunk only the lexical list found is taken to be as close as the vector
+/// list's last, which bounds it), and the best [`parent_pool`] are scored again with the
+/// similarity of their best window. Returns that pool, best first (the reranker, when there
+/// is one, reorders it; callers keep the first `k`), with the similarities the answer engine
+/// judges relevance by.
+///
+/// Why not reciprocal rank fusion: its ranks are flat (with the usual constant 60 a lexical
+/// hit at rank 20 outweighs the gap between vector ranks 1 and 2), so on short snippets,
+/// where a customer's words rarely appear, a weak lexical list dragged hybrid below vector
+/// search alone; a share of the question's own word weight is small exactly when few of its
+/// words match (docs/benchmarks.md).
 pub async fn hybrid_candidates(
     store: &dyn cortex_core::Store,
     tenant: cortex_core::ids::TenantId,
@@ -237,40 +245,97 @@ pub async fn hybrid_candidates(
     weights: (f32, f32),
 ) -> cortex_core::store::Result<Vec<Candidate>> {
     let depth = (k * 4).max(20);
-    let (lexical, parents) = tokio::join!(
+    let (lexical, parents, words) = tokio::join!(
         store.lexical_search(tenant, query, depth),
-        store.vector_search(tenant, model, vector, depth)
+        store.vector_search(tenant, model, vector, depth),
+        store.lexical_query_weight(tenant, query)
     );
-    let lexical = lexical?;
-    let pool = fuse(
-        &[(weights.0, lexical.clone()), (weights.1, parents?)],
-        parent_pool(k) as usize,
-    );
-    let in_pool: std::collections::HashSet<ChunkId> = pool.iter().map(|h| h.chunk.id).collect();
-    let scored = with_windows(store, tenant, model, vector, pool).await?;
-    let by_id: HashMap<ChunkId, Candidate> =
-        scored.iter().map(|c| (c.hit.chunk.id, c.clone())).collect();
-    let words: Vec<ChunkHit> = lexical
-        .into_iter()
-        .filter(|h| in_pool.contains(&h.chunk.id))
-        .collect();
-    let meaning: Vec<ChunkHit> = scored
-        .into_iter()
-        .filter(|c| c.similarity.is_some())
-        .map(|c| c.hit)
-        .collect();
-    let fused = fuse(
-        &[(weights.0, words), (weights.1, meaning)],
-        parent_pool(k) as usize,
-    );
-    Ok(fused
-        .into_iter()
-        .filter_map(|hit| {
-            let mut c = by_id.get(&hit.chunk.id)?.clone();
-            c.hit.score = hit.score;
-            Some(c)
-        })
-        .collect())
+    let fusion = Fusion::new(parents?, lexical?, words?, weights);
+    let mut union = fusion.first_stage();
+    union.truncate(parent_pool(k) as usize);
+    let mut pool = with_windows(store, tenant, model, vector, union).await?;
+    for c in &mut pool {
+        c.hit.score = fusion.score(c.similarity, c.hit.chunk.id);
+    }
+    pool.sort_by(|a, b| {
+        b.hit
+            .score
+            .total_cmp(&a.hit.score)
+            .then(a.hit.chunk.id.cmp(&b.hit.chunk.id))
+    });
+    Ok(pool)
+}
+
+/// Both lists of one hybrid search and how they are scored together.
+struct Fusion {
+    /// The union, the vector list's order first.
+    union: Vec<ChunkHit>,
+    /// Each chunk's similarity as the lists tell it: the vector list's score, or for a chunk
+    /// only the lexical list found, the vector list's last score (it was not closer).
+    listed: HashMap<ChunkId, f32>,
+    /// BM25 score over the question's word weight, at most 1; it adds its square, so that a
+    /// few common words count little and most of the question's words fully.
+    share: HashMap<ChunkId, f32>,
+    lexical_weight: f32,
+    vector_weight: f32,
+}
+
+impl Fusion {
+    fn new(
+        by_meaning: Vec<ChunkHit>,
+        by_words: Vec<ChunkHit>,
+        word_weight: f32,
+        (lexical_weight, vector_weight): (f32, f32),
+    ) -> Self {
+        let share = by_words
+            .iter()
+            .map(|h| {
+                let s = if word_weight > 0.0 {
+                    h.score / word_weight
+                } else {
+                    0.0
+                };
+                (h.chunk.id, s.clamp(0.0, 1.0))
+            })
+            .collect();
+        let floor = by_meaning.last().map_or(0.0, |h| h.score);
+        let mut listed = HashMap::new();
+        let mut union = Vec::with_capacity(by_meaning.len() + by_words.len());
+        let meaning = by_meaning.into_iter().map(|h| (h.score, h));
+        for (similarity, hit) in meaning.chain(by_words.into_iter().map(|h| (floor, h))) {
+            if let std::collections::hash_map::Entry::Vacant(e) = listed.entry(hit.chunk.id) {
+                e.insert(similarity);
+                union.push(hit);
+            }
+        }
+        Self {
+            union,
+            listed,
+            share,
+            lexical_weight,
+            vector_weight,
+        }
+    }
+
+    /// A chunk's fused score from its similarity (`None`: as listed).
+    fn score(&self, similarity: Option<f32>, id: ChunkId) -> f32 {
+        let similarity = similarity
+            .or_else(|| self.listed.get(&id).copied())
+            .unwrap_or(0.0);
+        let share = self.share.get(&id).copied().unwrap_or(0.0);
+        self.vector_weight * similarity + self.lexical_weight * share * share
+    }
+
+    /// The union by the listed similarities, best first (ties by id).
+    fn first_stage(&self) -> Vec<ChunkHit> {
+        let mut union: Vec<(f32, ChunkHit)> = self
+            .union
+            .iter()
+            .map(|h| (self.score(None, h.chunk.id), h.clone()))
+            .collect();
+        union.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.chunk.id.cmp(&b.1.chunk.id)));
+        union.into_iter().map(|(_, h)| h).collect()
+    }
 }
 
 /// The first `k` of `candidates` in the operator's reranker's order (each hit's score
@@ -317,35 +382,6 @@ pub async fn reranked(
     candidates
 }
 
-/// Weighted reciprocal rank fusion: each list adds `weight / (RRF_K + rank)` to a chunk's
-/// score.
-pub fn fuse(lists: &[(f32, Vec<ChunkHit>)], k: usize) -> Vec<ChunkHit> {
-    let mut scores: HashMap<ChunkId, (f32, ChunkHit)> = HashMap::new();
-    for (weight, list) in lists {
-        for (rank, hit) in list.iter().enumerate() {
-            let add = weight / (RRF_K + rank as f32 + 1.0);
-            scores
-                .entry(hit.chunk.id)
-                .and_modify(|(s, _)| *s += add)
-                .or_insert_with(|| (add, hit.clone()));
-        }
-    }
-    let mut fused: Vec<ChunkHit> = scores
-        .into_values()
-        .map(|(score, mut hit)| {
-            hit.score = score;
-            hit
-        })
-        .collect();
-    fused.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.chunk.id.cmp(&b.chunk.id))
-    });
-    fused.truncate(k);
-    fused
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,13 +411,60 @@ mod tests {
     }
 
     #[test]
-    fn fusion_rewards_agreement() {
-        let (a, b, c) = (ChunkId::new(), ChunkId::new(), ChunkId::new());
-        let lexical = vec![hit(a, 9.0), hit(b, 5.0)];
-        let vector = vec![hit(c, 0.9), hit(b, 0.8)];
-        let fused = fuse(&[(1.0, lexical), (1.0, vector)], 3);
-        assert_eq!(fused[0].chunk.id, b, "second in both beats first in one");
-        assert_eq!(fused.len(), 3);
-        assert!(fused[0].score > fused[1].score);
+    fn words_add_to_meaning_by_the_share_of_the_question_they_carry() {
+        let (a, b, c, d) = (
+            ChunkId::new(),
+            ChunkId::new(),
+            ChunkId::new(),
+            ChunkId::new(),
+        );
+        // By meaning: a, b, c; by words (the question weighs 10): b carries 9/10 of it, d
+        // (not among the vector list's) 5/10, c 1/10.
+        let meaning = vec![hit(a, 0.62), hit(b, 0.58), hit(c, 0.50)];
+        let words = vec![hit(b, 9.0), hit(d, 5.0), hit(c, 1.0)];
+        let fusion = Fusion::new(meaning, words, 10.0, (0.3, 1.0));
+        let order: Vec<ChunkId> = fusion.first_stage().iter().map(|h| h.chunk.id).collect();
+        assert_eq!(
+            order,
+            vec![b, a, d, c],
+            "b: 0.58 + 0.3 × 0.9²; a: 0.62; d: at most the list's last, 0.50, + 0.3 × 0.5²; c"
+        );
+        assert!((fusion.score(None, b) - (0.58 + 0.3 * 0.81)).abs() < 1e-6);
+        let fusion = Fusion::new(
+            vec![hit(a, 0.62), hit(b, 0.58), hit(c, 0.50)],
+            vec![hit(d, 9.0)],
+            10.0,
+            (0.3, 1.0),
+        );
+        assert_eq!(
+            fusion.first_stage()[0].chunk.id,
+            d,
+            "most of the question's words lift a chunk the vector list missed"
+        );
+        assert!(
+            (fusion.score(Some(0.7), a) - 0.7).abs() < 1e-6,
+            "a window lifts a"
+        );
+        // A few of the question's words barely move a clear gap in meaning.
+        let fusion = Fusion::new(
+            vec![hit(a, 0.70), hit(b, 0.40)],
+            vec![hit(b, 2.0)],
+            10.0,
+            (0.3, 1.0),
+        );
+        assert_eq!(fusion.first_stage()[0].chunk.id, a);
+        // Without vectors (documents still embedding) the word shares order the chunks.
+        let fusion = Fusion::new(vec![], vec![hit(c, 3.0), hit(d, 6.0)], 10.0, (0.3, 1.0));
+        let order: Vec<ChunkId> = fusion.first_stage().iter().map(|h| h.chunk.id).collect();
+        assert_eq!(order, vec![d, c]);
+        // A question without a single term weighs nothing, and no share exceeds 1.
+        let fusion = Fusion::new(vec![hit(a, 0.5)], vec![hit(b, 3.0)], 0.0, (0.3, 1.0));
+        assert_eq!(
+            fusion.score(None, b),
+            0.5,
+            "the vector list's last, no words"
+        );
+        let fusion = Fusion::new(vec![], vec![hit(b, 30.0)], 10.0, (0.3, 1.0));
+        assert!((fusion.score(None, b) - 0.3).abs() < 1e-6);
     }
 }

@@ -1695,3 +1695,55 @@ async fn callers_who_may_not_upload_are_refused_before_the_body_is_read() {
         "nothing stored"
     );
 }
+
+#[tokio::test]
+async fn a_word_the_question_shares_with_the_wrong_snippet_does_not_outrank_the_meaning() {
+    // A knowledge base of one-sentence snippets, as FAQ imports are: the customer's only
+    // word that appears in one ("free") is in the gluten-free one, while the snippet that
+    // answers shares no word with the question.
+    let app = spawn_app().await;
+    let owner = app.owner("owner@pizza.example", "Pizza").await;
+    let t = &owner.access;
+    let snippets = [
+        (
+            "vegan.txt",
+            "Vegan cheese can be added to any pizza for one pound.",
+        ),
+        (
+            "gluten.txt",
+            "Our gluten-free base is baked in the same oven as wheat, so traces are possible.",
+        ),
+        (
+            "delivery.txt",
+            "We deliver within three miles until half past ten.",
+        ),
+        (
+            "tuesday.txt",
+            "Tuesday is two-for-one on all pizzas when you eat in.",
+        ),
+        (
+            "children.txt",
+            "Children's menu: a small pizza, a drink and an ice cream for eight pounds.",
+        ),
+    ];
+    for (name, text) in snippets {
+        let id = upload_one(&app, t, name, text.as_bytes()).await;
+        assert_eq!(settled(&app, t, &id).await["status"], "ready");
+    }
+    let question = "dairy free options?";
+    let by_words = search(&app, t, question, "lexical", 5).await;
+    assert!(
+        first_text(&by_words).contains("gluten-free"),
+        "{by_words:?}"
+    );
+    let by_meaning = search(&app, t, question, "vector", 5).await;
+    assert!(first_text(&by_meaning).contains("Vegan"), "{by_meaning:?}");
+    let hybrid = search(&app, t, question, "hybrid", 5).await;
+    assert!(
+        first_text(&hybrid).contains("Vegan"),
+        "hybrid keeps the answer first: {hybrid:?}"
+    );
+    // The word evidence still counts where most of the question's words are there.
+    let hybrid = search(&app, t, "gluten free base", "hybrid", 5).await;
+    assert!(first_text(&hybrid).contains("gluten-free"), "{hybrid:?}");
+}

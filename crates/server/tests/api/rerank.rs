@@ -172,3 +172,108 @@ async fn a_rerank_api_orders_the_fused_candidates_and_a_failing_one_changes_noth
         "{v}"
     );
 }
+
+/// A cross-encoder folder: the embedding model's BERT body and pooler with a generated
+/// one-label classifier — the model `cortex-ai`'s reference test checks against an
+/// independent implementation. Its scores mean nothing; the test checks that they, and
+/// only they, order what the search returns.
+fn cross_encoder_folder() -> std::path::PathBuf {
+    use candle_core::{Device, Tensor};
+    let model = crate::helpers::model_dir();
+    let dir = std::env::temp_dir().join(format!("cortex-api-cross-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("folder");
+    for f in ["tokenizer.json", "config.json"] {
+        std::fs::copy(model.join(f), dir.join(f)).expect("copy");
+    }
+    let mut tensors = candle_core::safetensors::load(model.join("model.safetensors"), &Device::Cpu)
+        .expect("weights");
+    let row: Vec<f32> = (0..384)
+        .map(|j| 0.5 * (0.37 * (j as f32 + 1.0)).sin())
+        .collect();
+    tensors.insert(
+        "classifier.weight".into(),
+        Tensor::from_vec(row, (1, 384), &Device::Cpu).expect("tensor"),
+    );
+    tensors.insert(
+        "classifier.bias".into(),
+        Tensor::from_vec(vec![0.1f32], 1, &Device::Cpu).expect("tensor"),
+    );
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).expect("save");
+    dir
+}
+
+#[tokio::test]
+async fn a_cross_encoder_from_a_model_folder_orders_the_candidates_by_its_scores() {
+    let folder = cross_encoder_folder();
+    let app = spawn_app_with(|s| s.knowledge.rerank_model_dir = Some(folder.clone())).await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    for (name, text) in [("guide.md", GUIDE), ("faq.md", FAQ)] {
+        let doc = upload_one(&app, &owner.access, name, text.as_bytes()).await;
+        assert_eq!(settled(&app, &owner.access, &doc).await["status"], "ready");
+    }
+    let question = "How long do refunds take?";
+    let r = app
+        .post_as(
+            "/api/v1/search",
+            &owner.access,
+            &json!({ "query": question, "mode": "hybrid", "top_k": 3 }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    let hits = v["results"].as_array().expect("results");
+    assert!(hits.len() >= 2, "{v}");
+    let texts: Vec<&str> = hits
+        .iter()
+        .map(|h| h["chunk"]["text"].as_str().expect("text"))
+        .collect();
+    let model = cortex_ai::CrossEncoder::load(&folder).expect("load");
+    let want = model.score(question, &texts).expect("score");
+    for (hit, want) in hits.iter().zip(&want) {
+        let got = hit["score"].as_f64().expect("score") as f32;
+        assert!((got - want).abs() < 1e-5, "{got} against {want}");
+    }
+    assert!(
+        want.windows(2).all(|w| w[0] >= w[1]),
+        "best first by the cross-encoder: {want:?}"
+    );
+
+    // The answer engine reads the same order, and answers.
+    let r = app
+        .post_as(
+            "/api/v1/chat",
+            &owner.access,
+            &json!({ "message": question }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_model_folder_that_is_no_cross_encoder_stops_the_start_with_the_reason() {
+    let mut settings = cortexlayer_server::config::Settings {
+        database_url: cortexlayer_server::config::Secret::new(
+            crate::helpers::test_database_url().await,
+        ),
+        ..Default::default()
+    };
+    settings.knowledge.model_dir = Some(crate::helpers::model_dir());
+    // The embedding model: no classifier.
+    settings.knowledge.rerank_model_dir = Some(crate::helpers::model_dir());
+    settings.data_dir =
+        std::env::temp_dir().join(format!("cortex-api-data-{}", uuid::Uuid::now_v7()));
+    let err = cortexlayer_server::app::AppState::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("RERANK_MODEL_DIR") && message.contains("classifier"),
+        "{message}"
+    );
+
+    let mut settings = cortexlayer_server::config::Settings::default();
+    settings.knowledge.rerank_model_dir = Some(crate::helpers::model_dir());
+    settings.knowledge.rerank_base_url = Some("https://api.cohere.com/v2".into());
+    assert!(settings.validate().is_err(), "two rerankers at once");
+}
