@@ -12,7 +12,7 @@ use candle_core::Device;
 use tokenizers::{Tokenizer, TruncationParams, TruncationStrategy};
 
 use crate::encoder::{Config, Encoder};
-use crate::minilm::{EmbedError, read};
+use crate::minilm::{EmbedError, in_batches, read};
 
 /// The longest pair read, in tokens (BERT's positions, at most): longer pairs lose tokens
 /// from the longer side first, as sentence-transformers truncates them.
@@ -111,22 +111,9 @@ impl CrossEncoder {
             .tokenizer
             .encode_batch(pairs, true)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let mut states = Vec::with_capacity(passages.len());
-        let mut batch: Vec<(&[u32], &[u32])> = Vec::new();
-        let mut tokens = 0;
-        for e in &encodings {
-            let len = e.get_ids().len();
-            if tokens + len > BATCH_TOKENS && !batch.is_empty() {
-                states.extend(self.encoder.first_token_states(&batch)?);
-                batch.clear();
-                tokens = 0;
-            }
-            batch.push((e.get_ids(), e.get_type_ids()));
-            tokens += len;
-        }
-        if !batch.is_empty() {
-            states.extend(self.encoder.first_token_states(&batch)?);
-        }
+        let states = in_batches(&encodings, BATCH_TOKENS, |batch| {
+            self.encoder.first_token_states(batch)
+        })?;
         Ok(states.iter().map(|cls| self.head(cls)).collect())
     }
 

@@ -154,22 +154,34 @@ impl MiniLm {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let mut out = Vec::with_capacity(texts.len());
-        let mut batch: Vec<(&[u32], &[u32])> = Vec::new();
-        let mut tokens = 0;
-        for e in &encodings {
-            let len = e.get_ids().len();
-            if tokens + len > BATCH_TOKENS && !batch.is_empty() {
-                out.extend(self.encoder.embed(&batch, self.pooling)?);
-                batch.clear();
-                tokens = 0;
-            }
-            batch.push((e.get_ids(), e.get_type_ids()));
-            tokens += len;
-        }
-        if !batch.is_empty() {
-            out.extend(self.encoder.embed(&batch, self.pooling)?);
-        }
-        Ok(out)
+        in_batches(&encodings, BATCH_TOKENS, |batch| {
+            self.encoder.embed(batch, self.pooling)
+        })
     }
+}
+
+/// Runs `pass` over `encodings` packed end to end into batches of at most `budget` tokens
+/// (a longer sequence goes alone), its outputs concatenated in order.
+pub(crate) fn in_batches<T>(
+    encodings: &[tokenizers::Encoding],
+    budget: usize,
+    mut pass: impl FnMut(&[(&[u32], &[u32])]) -> Result<Vec<T>, EmbedError>,
+) -> Result<Vec<T>, EmbedError> {
+    let mut out = Vec::with_capacity(encodings.len());
+    let mut batch: Vec<(&[u32], &[u32])> = Vec::new();
+    let mut tokens = 0;
+    for e in encodings {
+        let len = e.get_ids().len();
+        if tokens + len > budget && !batch.is_empty() {
+            out.extend(pass(&batch)?);
+            batch.clear();
+            tokens = 0;
+        }
+        batch.push((e.get_ids(), e.get_type_ids()));
+        tokens += len;
+    }
+    if !batch.is_empty() {
+        out.extend(pass(&batch)?);
+    }
+    Ok(out)
 }
