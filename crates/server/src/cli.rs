@@ -83,9 +83,9 @@ pub struct EvalArgs {
     /// With `--answers`: print every question judged wrong and what the bot said.
     #[arg(long)]
     pub show_misses: bool,
-    /// With `--answers`: answer every question and print, for each abstention threshold,
-    /// the share answered with the fact and abstained on; the threshold that serves both
-    /// best on the `dev` split is the calibrated one.
+    /// With `--answers`: ask every question at each abstention threshold from 0.10 to 0.80
+    /// and print the share answered with the fact and abstained on; the threshold that
+    /// serves both best on the `dev` split is the calibrated one.
     #[arg(long)]
     pub calibrate: bool,
     /// Print one JSON object instead of a table.

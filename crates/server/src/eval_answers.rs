@@ -54,8 +54,8 @@ pub struct AnswerEvalOptions {
     pub database_url: Option<String>,
     /// Print every question judged wrong with what the bot said.
     pub show_misses: bool,
-    /// Answer every question (abstention threshold 0) and sweep the threshold over the
-    /// relevance each answer had: the calibration, chosen on the `dev` split.
+    /// Ask every question at each abstention threshold of the sweep: the calibration,
+    /// chosen on the `dev` split.
     pub calibrate: bool,
 }
 
@@ -218,25 +218,17 @@ pub async fn run(settings: Settings, options: AnswerEvalOptions) -> anyhow::Resu
     let (state, dir) = scratch_state(settings, options.database_url.clone()).await?;
     let result = evaluate(&state, &options.dir, &questions, options.calibrate).await;
     let _ = std::fs::remove_dir_all(dir);
-    let judged = result?;
+    let mut runs = result?;
     if options.calibrate {
-        if options.show_misses {
-            for j in &judged {
-                let said: String = j.answer.chars().take(140).collect();
-                println!(
-                    "{:<10} {:<7} {:?} rel {:.3} fact {} : {}",
-                    j.id,
-                    j.split,
-                    j.expected,
-                    j.relevance.unwrap_or(f32::NAN),
-                    j.has_fact,
-                    said.replace('\n', " ")
-                );
-            }
+        let chosen = print_calibration(&runs);
+        if options.show_misses
+            && let Some((_, judged)) = runs.iter().find(|(t, _)| *t == Some(chosen))
+        {
+            print_misses(judged);
         }
-        print_calibration(&judged);
         return Ok(());
     }
+    let judged = runs.pop().map(|(_, j)| j).unwrap_or_default();
     let report = report(&judged);
     if options.json {
         let misses: Vec<_> = judged
@@ -281,27 +273,33 @@ pub async fn run(settings: Settings, options: AnswerEvalOptions) -> anyhow::Resu
         );
     }
     if options.show_misses {
-        for j in judged.iter().filter(|j| !j.right) {
-            let said: String = j.answer.chars().take(160).collect();
-            println!(
-                "MISS {} ({:?}): {}",
-                j.id,
-                j.expected,
-                said.replace('\n', " ")
-            );
-        }
+        print_misses(&judged);
     }
     Ok(())
 }
 
+fn print_misses(judged: &[Judged]) {
+    for j in judged.iter().filter(|j| !j.right) {
+        let said: String = j.answer.chars().take(160).collect();
+        println!(
+            "MISS {} ({:?}): {}",
+            j.id,
+            j.expected,
+            said.replace('\n', " ")
+        );
+    }
+}
+
 /// Uploads each help centre into its own tenant, waits for processing, then asks every
-/// question of its centre (without the plans' chat rate limits: this is a measurement).
+/// question of its centre (without the plans' chat rate limits: this is a measurement): once
+/// at the bots' default threshold (`(None, judged)`), or with `calibrate` once at each
+/// threshold of the sweep.
 pub async fn evaluate(
     state: &AppState,
     dir: &Path,
     questions: &[AnswerQuestion],
     calibrate: bool,
-) -> anyhow::Result<Vec<Judged>> {
+) -> anyhow::Result<Vec<(Option<f32>, Vec<Judged>)>> {
     let state = &AppState {
         limiter: std::sync::Arc::new(crate::bench::Unlimited),
         ..state.clone()
@@ -338,15 +336,6 @@ pub async fn evaluate(
             });
         }
         uploaded += files.len();
-        if calibrate {
-            let bot = cortex_core::answer::BotSettings {
-                abstention_threshold: 0.0,
-                ..Default::default()
-            };
-            crate::answer::put_bot(state, &ctx, bot)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
         crate::knowledge::add_files(state, &ctx, files)
             .await
             .map_err(|e| anyhow::anyhow!("uploading {}: {e}", q.centre))?;
@@ -355,41 +344,63 @@ pub async fn evaluate(
     }
     let (_, failed) = crate::eval::process_all(state, &tenants, uploaded).await?;
     anyhow::ensure!(failed == 0, "{failed} document(s) failed to process");
-    let mut judged = Vec::with_capacity(questions.len());
-    for q in questions {
-        let (answer, latency) = ask_question(state, &contexts[&q.centre], q).await?;
-        judged.push(judge(q, &answer, latency));
+    // Calibration asks everything again at each threshold: the threshold is also the
+    // extractive answerer's floor, so answers at one threshold cannot be judged from another's.
+    let thresholds: Vec<Option<f32>> = if calibrate {
+        CALIBRATION_STEPS
+            .map(|step| Some(step as f32 / 100.0))
+            .collect()
+    } else {
+        vec![None]
+    };
+    let mut runs = Vec::with_capacity(thresholds.len());
+    for threshold in thresholds {
+        if let Some(t) = threshold {
+            for ctx in contexts.values() {
+                let bot = cortex_core::answer::BotSettings {
+                    abstention_threshold: t,
+                    ..Default::default()
+                };
+                crate::answer::put_bot(state, ctx, bot)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        let mut judged = Vec::with_capacity(questions.len());
+        for q in questions {
+            let (answer, latency) = ask_question(state, &contexts[&q.centre], q).await?;
+            judged.push(judge(q, &answer, latency));
+        }
+        runs.push((threshold, judged));
     }
-    Ok(judged)
+    Ok(runs)
 }
 
-/// At threshold `t`, per split and language: the share of answerable questions answered with
-/// the fact (relevance ≥ t and the fact in the answer) and of unanswerable ones abstained on
-/// (relevance < t), from answers given at threshold 0.
-fn sweep(judged: &[&Judged], t: f32) -> (f64, f64) {
-    let facts: Vec<&&Judged> = judged
-        .iter()
-        .filter(|j| j.expected == Expected::Fact)
-        .collect();
-    let unanswerable: Vec<&&Judged> = judged
-        .iter()
-        .filter(|j| j.expected == Expected::Abstain)
-        .collect();
-    let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
-    let passes = |j: &Judged| j.relevance.is_some_and(|r| r >= t);
-    (
-        share(
-            facts.iter().filter(|j| passes(j) && j.has_fact).count(),
-            facts.len(),
-        ),
-        share(
-            unanswerable.iter().filter(|j| !passes(j)).count(),
-            unanswerable.len(),
-        ),
-    )
+/// Thresholds `--calibrate` tries, in hundredths.
+const CALIBRATION_STEPS: std::ops::RangeInclusive<u32> = 10..=80;
+
+/// Of `judged`, the share of answerable questions answered with the fact and of unanswerable
+/// ones abstained on — the plain table's "answered" and "abst.rec".
+fn shares(judged: &[&Judged]) -> (f64, f64) {
+    let share = |kind: Expected| {
+        let of: Vec<&&Judged> = judged.iter().filter(|j| j.expected == kind).collect();
+        if of.is_empty() {
+            0.0
+        } else {
+            of.iter().filter(|j| j.right).count() as f64 / of.len() as f64
+        }
+    };
+    (share(Expected::Fact), share(Expected::Abstain))
 }
 
-fn print_calibration(judged: &[Judged]) {
+fn select<'a>(judged: &'a [Judged], split: &str, lang: Option<&str>) -> Vec<&'a Judged> {
+    judged
+        .iter()
+        .filter(|j| j.split == split && lang.is_none_or(|l| j.lang == l))
+        .collect()
+}
+
+fn print_calibration(runs: &[(Option<f32>, Vec<Judged>)]) -> f32 {
     let groups = [
         ("dev", None),
         ("dev", Some("en")),
@@ -398,30 +409,23 @@ fn print_calibration(judged: &[Judged]) {
         ("holdout", Some("en")),
         ("holdout", Some("fr")),
     ];
-    let select = |split: &str, lang: Option<&str>| -> Vec<&Judged> {
-        judged
-            .iter()
-            .filter(|j| j.split == split && lang.is_none_or(|l| j.lang == l))
-            .collect()
-    };
     print!("{:>9}", "threshold");
     for (split, lang) in groups {
         print!(" {:>16}", format!("{split} {}", lang.unwrap_or("all")));
     }
     println!("   (answered with fact / abstained, %)");
-    let dev = select("dev", None);
     let mut best = (f64::MIN, 0.0f32);
-    for step in 10..=80 {
-        let t = step as f32 / 100.0;
+    for (t, judged) in runs {
+        let t = t.unwrap_or(f32::NAN);
         print!("{t:>9.2}");
         for (split, lang) in groups {
-            let (a, b) = sweep(&select(split, lang), t);
+            let (a, b) = shares(&select(judged, split, lang));
             print!(" {:>16}", format!("{:.1} / {:.1}", a * 100.0, b * 100.0));
         }
         println!();
         // The threshold that serves both kinds of question best on the dev split: the
         // higher of the two shares' minimum, ties to the lower threshold.
-        let (a, b) = sweep(&dev, t);
+        let (a, b) = shares(&select(judged, "dev", None));
         if a.min(b) > best.0 {
             best = (a.min(b), t);
         }
@@ -431,4 +435,5 @@ fn print_calibration(judged: &[Judged]) {
         best.1,
         best.0 * 100.0
     );
+    best.1
 }
