@@ -155,9 +155,10 @@ pub fn extract(
     got
 }
 
-/// [`extract`] with the floor a quote must reach given (the answer engine's calibrated
-/// abstention threshold); the confidence is the best sentence's score even below it, the
-/// relevance the engine judges the sources by.
+/// [`extract`] with the floor a quote must reach given (the answer engine gives 0: its
+/// calibrated threshold decides whether to answer, and quotes need only reach
+/// [`RELATIVE_FLOOR`] of the best sentence); the confidence is the best sentence's score even
+/// below the floor, the relevance the engine judges the sources by.
 pub fn extract_above(
     question: &str,
     sources: &[&str],

@@ -344,8 +344,9 @@ pub async fn evaluate(
     }
     let (_, failed) = crate::eval::process_all(state, &tenants, uploaded).await?;
     anyhow::ensure!(failed == 0, "{failed} document(s) failed to process");
-    // Calibration asks everything again at each threshold: the threshold is also the
-    // extractive answerer's floor, so answers at one threshold cannot be judged from another's.
+    // Calibration asks everything again at each threshold rather than judging every
+    // threshold from one run's relevances: what the engine says may depend on the threshold
+    // beyond the gate (it was once the extractive answerer's floor too).
     let thresholds: Vec<Option<f32>> = if calibrate {
         CALIBRATION_STEPS
             .map(|step| Some(step as f32 / 100.0))

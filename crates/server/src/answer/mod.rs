@@ -851,13 +851,18 @@ async fn answer_question(
         draft.usage.embedding_tokens += tokens;
         Some(similarity)
     };
+    // The threshold decides whether the sources answer (below); which of their sentences are
+    // quoted is relative to the best one (at least 70 % of its score, `RELATIVE_FLOOR`), not
+    // to the threshold: the sentence holding the fact is often not the best-scoring one, and
+    // quoting it beside the best lifted held-out answers with the fact from 75.9 % to 82.8 %
+    // (dev 65.7 % to 67.1 %) without changing a single abstention (docs/benchmarks.md).
     let extract = extractive::extract_above(
         &query,
         &text_refs,
         &analyzer,
         EXTRACTIVE_SENTENCES,
         similarity.as_deref(),
-        bot.abstention_threshold,
+        0.0,
     );
     let relevance = extract.confidence;
     draft.relevance = Some(relevance);
