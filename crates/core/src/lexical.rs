@@ -282,15 +282,38 @@ impl<K: Clone> LexicalIndex<K> {
     /// The `k` best chunks for `query` by BM25, best first (ties: earlier rows first). A
     /// chunk matches when it holds any of the query's terms.
     pub fn search(&self, query: &str, k: usize, analyzer: &Analyzer) -> Vec<(K, f32)> {
-        let n = self.keys.len() as f32;
-        let seen: Vec<u32> = self
-            .query_terms(query, analyzer)
+        self.search_weighed(query, k, analyzer).0
+    }
+
+    /// [`Self::search`], and how much word evidence `query` can have: the sum of its terms'
+    /// idf, a term no chunk holds counting at the highest. A chunk holding each term once at
+    /// the average length scores about that by BM25, so a hit's score divided by it is the
+    /// share of the question's words the chunk carries (the weight is 0 when the question
+    /// has no terms).
+    pub fn search_weighed(
+        &self,
+        query: &str,
+        k: usize,
+        analyzer: &Analyzer,
+    ) -> (Vec<(K, f32)>, f32) {
+        let terms = self.query_terms(query, analyzer);
+        let weight: f32 = terms
+            .iter()
+            .take(MAX_QUERY_TERMS)
+            .map(|t| {
+                let df = self.terms.get(t).map_or(0, |&id| {
+                    self.offsets[id as usize + 1] - self.offsets[id as usize]
+                });
+                self.idf(df as f32)
+            })
+            .sum();
+        let seen: Vec<u32> = terms
             .into_iter()
             .filter_map(|t| self.terms.get(&t).copied())
             .take(MAX_QUERY_TERMS)
             .collect();
         if seen.is_empty() || k == 0 {
-            return Vec::new();
+            return (Vec::new(), weight);
         }
         let mut scores = vec![0f32; self.keys.len()];
         for id in seen {
@@ -298,8 +321,7 @@ impl<K: Clone> LexicalIndex<K> {
                 self.offsets[id as usize] as usize,
                 self.offsets[id as usize + 1] as usize,
             );
-            let df = (to - from) as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let idf = self.idf((to - from) as f32);
             for (&d, &tf) in self.docs[from..to].iter().zip(&self.freqs[from..to]) {
                 let tf = f32::from(tf);
                 scores[d as usize] += idf * tf * (K1 + 1.0) / (tf + self.norms[d as usize]);
@@ -307,7 +329,7 @@ impl<K: Clone> LexicalIndex<K> {
         }
         // Every matching chunk scores above 0 (idf > 0 for any df ≤ n); one pass over the
         // dense array finds them in row order, cheaper than sorting a list of matches.
-        top_k(
+        let best = top_k(
             scores
                 .iter()
                 .enumerate()
@@ -317,7 +339,8 @@ impl<K: Clone> LexicalIndex<K> {
         )
         .into_iter()
         .map(|(d, s)| (self.keys[d].clone(), s))
-        .collect()
+        .collect();
+        (best, weight)
     }
 
     /// The distinct terms of `query`, in order, analysed in its own
@@ -336,22 +359,10 @@ impl<K: Clone> LexicalIndex<K> {
         terms
     }
 
-    /// How much word evidence `query` can have: the sum of its terms' idf, a term no chunk
-    /// holds counting at the highest. A chunk holding each term once at the average length
-    /// scores about this by BM25, so a hit's score divided by it is the share of the
-    /// question's words the chunk carries (0 when the question has no terms).
-    pub fn query_weight(&self, query: &str, analyzer: &Analyzer) -> f32 {
+    /// BM25's idf of a term `df` of the chunks hold.
+    fn idf(&self, df: f32) -> f32 {
         let n = self.keys.len() as f32;
-        self.query_terms(query, analyzer)
-            .iter()
-            .take(MAX_QUERY_TERMS)
-            .map(|t| {
-                let df = self.terms.get(t).map_or(0.0, |&id| {
-                    (self.offsets[id as usize + 1] - self.offsets[id as usize]) as f32
-                });
-                (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
-            })
-            .sum()
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
     }
 
     /// Approximate memory held, for the cache budget.

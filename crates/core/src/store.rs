@@ -467,12 +467,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Full-text search of the tenant's chunks by BM25, best first, with the tenant's own
     /// [`crate::lexical`] index (any query term may match; rarer terms weigh more).
-    async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>>;
+    async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
+        Ok(self.lexical_search_weighed(tenant, query, k).await?.0)
+    }
 
-    /// How much word evidence `query` can carry in the tenant's lexical index
-    /// ([`crate::lexical::LexicalIndex::query_weight`]): a [`Store::lexical_search`] hit's
-    /// score divided by it is the share of the question's words the chunk carries.
-    async fn lexical_query_weight(&self, tenant: TenantId, query: &str) -> Result<f32>;
+    /// [`Store::lexical_search`], with how much word evidence `query` can carry in the same
+    /// index ([`crate::lexical::LexicalIndex::search_weighed`]): a hit's score divided by it
+    /// is the share of the question's words the chunk carries.
+    async fn lexical_search_weighed(
+        &self,
+        tenant: TenantId,
+        query: &str,
+        k: u32,
+    ) -> Result<(Vec<ChunkHit>, f32)>;
 
     /// The `k` chunks of the tenant whose `model` vectors are closest (cosine) to `vector`,
     /// best first. The tenant always gets its own `k` best, however many other tenants hold.

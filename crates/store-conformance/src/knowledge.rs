@@ -237,25 +237,26 @@ pub async fn chunks_replace_atomically_and_are_found_lexically(store: DynStore) 
     // The share of a question's word evidence a chunk carries: about all of it for the one
     // chunk holding the question's only term; less once the question also asks for a word
     // no chunk holds; nothing to carry without terms.
-    let refund = store.lexical_search(t, "refund", 5).await.expect("search");
-    let one = store
-        .lexical_query_weight(t, "refund")
+    let (refund, one) = store
+        .lexical_search_weighed(t, "refund", 5)
         .await
-        .expect("weight");
+        .expect("search");
     let share = refund[0].score / one;
     assert!((0.8..=1.2).contains(&share), "share {share}");
-    let two = store
-        .lexical_query_weight(t, "refund zeppelin")
+    let (_, two) = store
+        .lexical_search_weighed(t, "refund zeppelin", 5)
         .await
-        .expect("weight");
+        .expect("search");
     assert!(
         two > 2.0 * one,
         "an unknown word weighs most: {two} vs {one}"
     );
-    assert_eq!(
-        store.lexical_query_weight(t, "?!").await.expect("weight"),
-        0.0
-    );
+    let (none, zero) = store
+        .lexical_search_weighed(t, "?!", 5)
+        .await
+        .expect("search");
+    assert!(none.is_empty());
+    assert_eq!(zero, 0.0);
     assert!(
         store
             .lexical_search(t, "\"unbalanced ( NEAR OR", 5)
@@ -570,6 +571,14 @@ pub async fn another_tenants_documents_chunks_and_vectors_are_out_of_reach(store
             .expect("search")
             .is_empty()
     );
+    // The question's word weight comes from the asking tenant's own index (bob's is empty:
+    // every term unknown, ln 2 each), never from alice's, where the words are known.
+    let (hits, weight) = store
+        .lexical_search_weighed(b, "swordfish launch code", 10)
+        .await
+        .expect("search");
+    assert!(hits.is_empty());
+    assert!((weight - 3.0 * 2f32.ln()).abs() < 1e-5, "weight {weight}");
     assert!(
         store
             .vector_search(b, MODEL, &unit(5, 0.0), 10)

@@ -1874,19 +1874,16 @@ impl Store for SqliteStore {
         rows.iter().map(chunk_from).collect()
     }
 
-    async fn lexical_query_weight(&self, tenant: TenantId, query: &str) -> Result<f32> {
+    async fn lexical_search_weighed(
+        &self,
+        tenant: TenantId,
+        query: &str,
+        k: u32,
+    ) -> Result<(Vec<ChunkHit>, f32)> {
         let index = self.lexical_index(tenant).await?;
-        Ok(index.query_weight(query, &self.lexical.analyzer))
-    }
-
-    async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let index = self.lexical_index(tenant).await?;
-        let best = index.search(query, k as usize, &self.lexical.analyzer);
+        let (best, weight) = index.search_weighed(query, k as usize, &self.lexical.analyzer);
         if best.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), weight));
         }
         let seqs: Vec<i64> = best.iter().map(|(seq, _)| *seq).collect();
         let sql = format!(
@@ -1918,7 +1915,7 @@ impl Store for SqliteStore {
                 .total_cmp(&a.score)
                 .then(a.chunk.id.cmp(&b.chunk.id))
         });
-        Ok(hits)
+        Ok((hits, weight))
     }
 
     async fn vector_search(

@@ -221,7 +221,7 @@ pub async fn hybrid(
 
 /// Hybrid retrieval, parent-child, by score: a chunk scores `vector_weight × similarity +
 /// lexical_weight × word share²` (`weights` is `(lexical, vector)`), where the word share is
-/// its BM25 score over the question's word weight ([`cortex_core::Store::lexical_query_weight`],
+/// its BM25 score over the question's word weight ([`cortex_core::Store::lexical_search_weighed`],
 /// at most 1): one common word of the question in a snippet adds little, most of its words
 /// nearly the whole weight. Both lists are read 4 × k deep; their union is scored with the chunks' own
 /// similarities (a chunk only the lexical list found is taken to be as close as the vector
@@ -245,13 +245,12 @@ pub async fn hybrid_candidates(
     weights: (f32, f32),
 ) -> cortex_core::store::Result<Vec<Candidate>> {
     let depth = (k * 4).max(20);
-    let (lexical, parents, words) = tokio::join!(
-        store.lexical_search(tenant, query, depth),
-        store.vector_search(tenant, model, vector, depth),
-        store.lexical_query_weight(tenant, query)
+    let (lexical, parents) = tokio::join!(
+        store.lexical_search_weighed(tenant, query, depth),
+        store.vector_search(tenant, model, vector, depth)
     );
-    let fusion = Fusion::new(parents?, lexical?, words?, weights);
-    let mut union = fusion.first_stage();
+    let (lexical, words) = lexical?;
+    let (fusion, mut union) = Fusion::new(parents?, lexical, words, weights);
     union.truncate(parent_pool(k) as usize);
     let mut pool = with_windows(store, tenant, model, vector, union).await?;
     for c in &mut pool {
@@ -266,10 +265,8 @@ pub async fn hybrid_candidates(
     Ok(pool)
 }
 
-/// Both lists of one hybrid search and how they are scored together.
+/// How the two lists of one hybrid search are scored together.
 struct Fusion {
-    /// The union, the vector list's order first.
-    union: Vec<ChunkHit>,
     /// Each chunk's similarity as the lists tell it: the vector list's score, or for a chunk
     /// only the lexical list found, the vector list's last score (it was not closer).
     listed: HashMap<ChunkId, f32>,
@@ -281,12 +278,14 @@ struct Fusion {
 }
 
 impl Fusion {
+    /// The scoring, and the union of both lists by their listed similarities, best first
+    /// (ties by id).
     fn new(
         by_meaning: Vec<ChunkHit>,
         by_words: Vec<ChunkHit>,
         word_weight: f32,
         (lexical_weight, vector_weight): (f32, f32),
-    ) -> Self {
+    ) -> (Self, Vec<ChunkHit>) {
         let share = by_words
             .iter()
             .map(|h| {
@@ -308,13 +307,18 @@ impl Fusion {
                 union.push(hit);
             }
         }
-        Self {
-            union,
+        let fusion = Self {
             listed,
             share,
             lexical_weight,
             vector_weight,
-        }
+        };
+        let mut scored: Vec<(f32, ChunkHit)> = union
+            .into_iter()
+            .map(|h| (fusion.score(None, h.chunk.id), h))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.chunk.id.cmp(&b.1.chunk.id)));
+        (fusion, scored.into_iter().map(|(_, h)| h).collect())
     }
 
     /// A chunk's fused score from its similarity (`None`: as listed).
@@ -324,17 +328,6 @@ impl Fusion {
             .unwrap_or(0.0);
         let share = self.share.get(&id).copied().unwrap_or(0.0);
         self.vector_weight * similarity + self.lexical_weight * share * share
-    }
-
-    /// The union by the listed similarities, best first (ties by id).
-    fn first_stage(&self) -> Vec<ChunkHit> {
-        let mut union: Vec<(f32, ChunkHit)> = self
-            .union
-            .iter()
-            .map(|h| (self.score(None, h.chunk.id), h.clone()))
-            .collect();
-        union.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.chunk.id.cmp(&b.1.chunk.id)));
-        union.into_iter().map(|(_, h)| h).collect()
     }
 }
 
@@ -422,23 +415,22 @@ mod tests {
         // (not among the vector list's) 5/10, c 1/10.
         let meaning = vec![hit(a, 0.62), hit(b, 0.58), hit(c, 0.50)];
         let words = vec![hit(b, 9.0), hit(d, 5.0), hit(c, 1.0)];
-        let fusion = Fusion::new(meaning, words, 10.0, (0.3, 1.0));
-        let order: Vec<ChunkId> = fusion.first_stage().iter().map(|h| h.chunk.id).collect();
+        let (fusion, union) = Fusion::new(meaning, words, 10.0, (0.3, 1.0));
+        let order: Vec<ChunkId> = union.iter().map(|h| h.chunk.id).collect();
         assert_eq!(
             order,
             vec![b, a, d, c],
             "b: 0.58 + 0.3 × 0.9²; a: 0.62; d: at most the list's last, 0.50, + 0.3 × 0.5²; c"
         );
         assert!((fusion.score(None, b) - (0.58 + 0.3 * 0.81)).abs() < 1e-6);
-        let fusion = Fusion::new(
+        let (fusion, union) = Fusion::new(
             vec![hit(a, 0.62), hit(b, 0.58), hit(c, 0.50)],
             vec![hit(d, 9.0)],
             10.0,
             (0.3, 1.0),
         );
         assert_eq!(
-            fusion.first_stage()[0].chunk.id,
-            d,
+            union[0].chunk.id, d,
             "most of the question's words lift a chunk the vector list missed"
         );
         assert!(
@@ -446,25 +438,25 @@ mod tests {
             "a window lifts a"
         );
         // A few of the question's words barely move a clear gap in meaning.
-        let fusion = Fusion::new(
+        let (_, union) = Fusion::new(
             vec![hit(a, 0.70), hit(b, 0.40)],
             vec![hit(b, 2.0)],
             10.0,
             (0.3, 1.0),
         );
-        assert_eq!(fusion.first_stage()[0].chunk.id, a);
+        assert_eq!(union[0].chunk.id, a);
         // Without vectors (documents still embedding) the word shares order the chunks.
-        let fusion = Fusion::new(vec![], vec![hit(c, 3.0), hit(d, 6.0)], 10.0, (0.3, 1.0));
-        let order: Vec<ChunkId> = fusion.first_stage().iter().map(|h| h.chunk.id).collect();
+        let (_, union) = Fusion::new(vec![], vec![hit(c, 3.0), hit(d, 6.0)], 10.0, (0.3, 1.0));
+        let order: Vec<ChunkId> = union.iter().map(|h| h.chunk.id).collect();
         assert_eq!(order, vec![d, c]);
         // A question without a single term weighs nothing, and no share exceeds 1.
-        let fusion = Fusion::new(vec![hit(a, 0.5)], vec![hit(b, 3.0)], 0.0, (0.3, 1.0));
+        let (fusion, _) = Fusion::new(vec![hit(a, 0.5)], vec![hit(b, 3.0)], 0.0, (0.3, 1.0));
         assert_eq!(
             fusion.score(None, b),
             0.5,
             "the vector list's last, no words"
         );
-        let fusion = Fusion::new(vec![], vec![hit(b, 30.0)], 10.0, (0.3, 1.0));
+        let (fusion, _) = Fusion::new(vec![], vec![hit(b, 30.0)], 10.0, (0.3, 1.0));
         assert!((fusion.score(None, b) - 0.3).abs() < 1e-6);
     }
 }
