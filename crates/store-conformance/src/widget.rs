@@ -1,13 +1,11 @@
-//! Conformance cases of the web widget's keys and visitors' feedback.
+//! Conformance: Widget keys.
 
-use cortex_core::answer::{Channel, Conversation, ConversationStatus, MessageRole, Turn};
 use cortex_core::audit::action;
-use cortex_core::ids::{ConversationId, WidgetKeyId};
+use cortex_core::ids::WidgetKeyId;
 use cortex_core::store::conflict;
-use cortex_core::widget::{Feedback, WidgetKey, WidgetPosition, WidgetTheme};
+use cortex_core::widget::{WidgetKey, WidgetPosition, WidgetTheme};
 
-use super::answer::message;
-use super::{DynStore, assert_conflict, assert_not_found, audit, now, tenant_with_owner};
+use crate::{DynStore, assert_conflict, assert_not_found, audit, now, tenant_with_owner};
 
 fn key(tenant: cortex_core::ids::TenantId, public: &str) -> WidgetKey {
     WidgetKey {
@@ -115,69 +113,4 @@ pub async fn widget_keys_are_the_tenants_found_by_their_public_key_and_revoked_o
             .await,
         conflict::ALREADY_REVOKED,
     );
-}
-
-pub async fn feedback_is_given_on_answers_of_the_tenants_conversation_only(store: DynStore) {
-    let (a, _) = tenant_with_owner(&store, "feedback-a").await;
-    let (b, _) = tenant_with_owner(&store, "feedback-b").await;
-    let c = ConversationId::new();
-    let question = message(a, c, MessageRole::User, "hi");
-    let answer = message(a, c, MessageRole::Assistant, "hello");
-    let (q_id, a_id) = (question.id, answer.id);
-    store
-        .record_turn(
-            a,
-            Turn {
-                new_conversation: Some(Conversation {
-                    id: c,
-                    tenant_id: a,
-                    channel: Channel::Widget,
-                    status: ConversationStatus::Bot,
-                    connection_id: None,
-                    customer: Some("visitor-1".into()),
-                    created_at: now(),
-                    updated_at: now(),
-                }),
-                conversation_id: c,
-                question,
-                answer: Some(answer),
-                usage: Vec::new(),
-                events: Vec::new(),
-            },
-        )
-        .await
-        .expect("turn");
-    let verdict = |tenant, conversation, message, helpful| Feedback {
-        tenant_id: tenant,
-        conversation_id: conversation,
-        message_id: message,
-        helpful,
-        at: now(),
-    };
-    assert_not_found(
-        store.set_feedback(a, verdict(a, c, q_id, true)).await,
-        "the customer's own message",
-    );
-    assert_not_found(
-        store
-            .set_feedback(a, verdict(a, ConversationId::new(), a_id, true))
-            .await,
-        "another conversation",
-    );
-    assert_not_found(
-        store.set_feedback(b, verdict(b, c, a_id, true)).await,
-        "B rates A's answer",
-    );
-    store
-        .set_feedback(a, verdict(a, c, a_id, false))
-        .await
-        .expect("not helpful");
-    store
-        .set_feedback(a, verdict(a, c, a_id, true))
-        .await
-        .expect("changed to helpful");
-    let given = store.list_feedback(a, c).await.expect("list");
-    assert_eq!(given.len(), 1);
-    assert_eq!((given[0].message_id, given[0].helpful), (a_id, true));
-    assert!(store.list_feedback(b, c).await.expect("list").is_empty());
 }

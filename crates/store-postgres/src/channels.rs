@@ -1,15 +1,16 @@
-//! Channel connections on PostgreSQL.
+//! Channel connections, their sign-in flows and customers' data deletions, on PostgreSQL.
 
+use async_trait::async_trait;
 use cortex_core::StoreError;
 use cortex_core::answer::Channel;
 use cortex_core::audit::NewAuditEvent;
-use cortex_core::channels::{ChannelConnection, DataDeletion, OauthFlow, Provider, SealedSecret};
+use cortex_core::channels::{ChannelConnection, DataDeletion, OauthFlow, Provider};
 use cortex_core::ids::{ChannelConnectionId, OauthFlowId, TenantId, UserId};
-use cortex_core::store::{Result, conflict};
+use cortex_core::store::{ChannelStore, Result, conflict};
+use sqlx::Row;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
 
-use crate::{db, insert_audit, is_unique_violation, parse_enum};
+use crate::{PgStore, db, insert_audit, is_unique_violation, parse_enum};
 
 fn connection_from(row: &PgRow) -> Result<ChannelConnection> {
     Ok(ChannelConnection {
@@ -86,407 +87,6 @@ async fn insert(
     connection_from(&row)
 }
 
-pub(crate) async fn create(
-    pool: &PgPool,
-    tenant: TenantId,
-    c: ChannelConnection,
-    audit: NewAuditEvent,
-) -> Result<ChannelConnection> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let created = insert(&mut tx, tenant, &c).await?;
-    insert_audit(&mut tx, tenant, &audit).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(created)
-}
-
-/// Deletes `incumbent` (another tenant's claim on the same asset) and inserts `c`, with an
-/// audit entry in each tenant, in one transaction.
-pub(crate) async fn replace_claim(
-    pool: &PgPool,
-    tenant: TenantId,
-    c: ChannelConnection,
-    audit: NewAuditEvent,
-    incumbent_tenant: TenantId,
-    incumbent: ChannelConnectionId,
-    release_audit: NewAuditEvent,
-) -> Result<ChannelConnection> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let gone = sqlx::query(
-        "DELETE FROM channel_connections WHERE id = $1 AND tenant_id = $2 AND kind = $3 AND asset_id = $4",
-    )
-    .bind(incumbent.0)
-    .bind(incumbent_tenant.0)
-    .bind(c.kind.as_str())
-    .bind(&c.asset_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if gone.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    insert_audit(&mut tx, incumbent_tenant, &release_audit).await?;
-    let created = insert(&mut tx, tenant, &c).await?;
-    insert_audit(&mut tx, tenant, &audit).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(created)
-}
-
-pub(crate) async fn flag_token_invalid(
-    pool: &PgPool,
-    tenant: TenantId,
-    connection: ChannelConnectionId,
-    at: chrono::DateTime<chrono::Utc>,
-    audit: NewAuditEvent,
-) -> Result<bool> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let done = sqlx::query(
-        "UPDATE channel_connections SET token_invalid_at = $3, updated_at = $3
-         WHERE id = $1 AND tenant_id = $2 AND token_invalid_at IS NULL",
-    )
-    .bind(connection.0)
-    .bind(tenant.0)
-    .bind(at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 0 {
-        let exists: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM channel_connections WHERE id = $1 AND tenant_id = $2",
-        )
-        .bind(connection.0)
-        .bind(tenant.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        return if exists.is_some() {
-            Ok(false)
-        } else {
-            Err(StoreError::NotFound)
-        };
-    }
-    insert_audit(&mut tx, tenant, &audit).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(true)
-}
-
-pub(crate) async fn webhook_target_in_use(pool: &PgPool, target: &str) -> Result<bool> {
-    let found: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM channel_connections WHERE webhook_target = $1 LIMIT 1")
-            .bind(target)
-            .fetch_optional(pool)
-            .await
-            .map_err(db)?;
-    Ok(found.is_some())
-}
-
-pub(crate) async fn list(pool: &PgPool, tenant: TenantId) -> Result<Vec<ChannelConnection>> {
-    let rows = sqlx::query("SELECT * FROM channel_connections WHERE tenant_id = $1 ORDER BY id")
-        .bind(tenant.0)
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
-    rows.iter().map(connection_from).collect()
-}
-
-pub(crate) async fn delete(
-    pool: &PgPool,
-    tenant: TenantId,
-    connection: ChannelConnectionId,
-    audit: NewAuditEvent,
-) -> Result<()> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let done = sqlx::query("DELETE FROM channel_connections WHERE id = $1 AND tenant_id = $2")
-        .bind(connection.0)
-        .bind(tenant.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    insert_audit(&mut tx, tenant, &audit).await?;
-    tx.commit().await.map_err(db)
-}
-
-pub(crate) async fn find(
-    pool: &PgPool,
-    kind: Channel,
-    asset_id: &str,
-) -> Result<Option<ChannelConnection>> {
-    let row = sqlx::query("SELECT * FROM channel_connections WHERE kind = $1 AND asset_id = $2")
-        .bind(kind.as_str())
-        .bind(asset_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?;
-    row.as_ref().map(connection_from).transpose()
-}
-
-pub(crate) async fn sealed(pool: &PgPool) -> Result<Vec<SealedSecret>> {
-    let rows =
-        sqlx::query("SELECT tenant_id, id, sealed_token FROM channel_connections ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .map_err(db)?;
-    rows.iter()
-        .map(|r| {
-            Ok(SealedSecret {
-                tenant_id: TenantId(r.try_get("tenant_id").map_err(db)?),
-                connection: ChannelConnectionId(r.try_get("id").map_err(db)?),
-                sealed: r.try_get("sealed_token").map_err(db)?,
-            })
-        })
-        .collect()
-}
-
-pub(crate) async fn reseal(
-    pool: &PgPool,
-    tenant: TenantId,
-    connection: ChannelConnectionId,
-    old: &str,
-    new: &str,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE channel_connections SET sealed_token = $4
-         WHERE id = $1 AND tenant_id = $2 AND sealed_token = $3",
-    )
-    .bind(connection.0)
-    .bind(tenant.0)
-    .bind(old)
-    .bind(new)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    Ok(done.rows_affected() == 1)
-}
-
-fn inbound_from(row: &PgRow) -> Result<cortex_core::channels::InboundMessage> {
-    Ok(cortex_core::channels::InboundMessage {
-        id: cortex_core::ids::InboundMessageId(row.try_get("id").map_err(db)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        connection_id: ChannelConnectionId(row.try_get("connection_id").map_err(db)?),
-        provider_message_id: row.try_get("provider_message_id").map_err(db)?,
-        customer: row.try_get("customer").map_err(db)?,
-        content: row
-            .try_get::<sqlx::types::Json<serde_json::Value>, _>("content")
-            .map_err(db)?
-            .0,
-        sent_at: row.try_get("sent_at").map_err(db)?,
-        received_at: row.try_get("received_at").map_err(db)?,
-        answered_at: row.try_get("answered_at").map_err(db)?,
-        error: row.try_get("error").map_err(db)?,
-    })
-}
-
-pub(crate) async fn record_inbound(
-    pool: &PgPool,
-    tenant: TenantId,
-    m: cortex_core::channels::InboundMessage,
-    job: cortex_core::jobs::NewJob,
-) -> Result<bool> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let done = sqlx::query(
-        "INSERT INTO inbound_messages (id, tenant_id, connection_id, provider_message_id, customer,
-             content, sent_at, received_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8
-         WHERE EXISTS (SELECT 1 FROM channel_connections WHERE id = $3 AND tenant_id = $2)
-         ON CONFLICT (connection_id, provider_message_id) DO NOTHING",
-    )
-    .bind(m.id.0)
-    .bind(tenant.0)
-    .bind(m.connection_id.0)
-    .bind(&m.provider_message_id)
-    .bind(&m.customer)
-    .bind(sqlx::types::Json(&m.content))
-    .bind(m.sent_at)
-    .bind(m.received_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 0 {
-        let ours: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM channel_connections WHERE id = $1 AND tenant_id = $2",
-        )
-        .bind(m.connection_id.0)
-        .bind(tenant.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        return if ours.is_some() {
-            Ok(false)
-        } else {
-            Err(StoreError::NotFound)
-        };
-    }
-    crate::insert_job(&mut tx, Some(tenant), &job).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(true)
-}
-
-pub(crate) async fn get_inbound(
-    pool: &PgPool,
-    tenant: TenantId,
-    id: cortex_core::ids::InboundMessageId,
-) -> Result<cortex_core::channels::InboundMessage> {
-    let row = sqlx::query("SELECT * FROM inbound_messages WHERE id = $1 AND tenant_id = $2")
-        .bind(id.0)
-        .bind(tenant.0)
-        .fetch_one(pool)
-        .await
-        .map_err(db)?;
-    inbound_from(&row)
-}
-
-pub(crate) async fn unanswered_inbound(
-    pool: &PgPool,
-    tenant: TenantId,
-    connection: ChannelConnectionId,
-    customer: &str,
-    limit: u32,
-) -> Result<Vec<cortex_core::channels::InboundMessage>> {
-    let rows = sqlx::query(
-        "SELECT * FROM inbound_messages
-         WHERE tenant_id = $1 AND connection_id = $2 AND customer = $3 AND answered_at IS NULL
-         ORDER BY sent_at, received_at, id LIMIT $4",
-    )
-    .bind(tenant.0)
-    .bind(connection.0)
-    .bind(customer)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
-    rows.iter().map(inbound_from).collect()
-}
-
-pub(crate) async fn finish_inbound(
-    pool: &PgPool,
-    tenant: TenantId,
-    id: cortex_core::ids::InboundMessageId,
-    at: chrono::DateTime<chrono::Utc>,
-    error: Option<&str>,
-    usage: &[cortex_core::answer::UsageEvent],
-) -> Result<bool> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let done = sqlx::query(
-        "UPDATE inbound_messages SET answered_at = $3, error = $4
-         WHERE id = $1 AND tenant_id = $2 AND answered_at IS NULL",
-    )
-    .bind(id.0)
-    .bind(tenant.0)
-    .bind(at)
-    .bind(error)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 1 {
-        for u in usage {
-            crate::answer::insert_usage(&mut tx, tenant, u).await?;
-        }
-        tx.commit().await.map_err(db)?;
-        return Ok(true);
-    }
-    drop(tx);
-    get_inbound(pool, tenant, id).await.map(|_| false)
-}
-
-fn outbound_from(row: &PgRow) -> Result<cortex_core::channels::OutboundMessage> {
-    Ok(cortex_core::channels::OutboundMessage {
-        id: cortex_core::ids::OutboundMessageId(row.try_get("id").map_err(db)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        connection_id: ChannelConnectionId(row.try_get("connection_id").map_err(db)?),
-        inbound_id: row
-            .try_get::<Option<uuid::Uuid>, _>("inbound_id")
-            .map_err(db)?
-            .map(cortex_core::ids::InboundMessageId),
-        provider_message_id: row.try_get("provider_message_id").map_err(db)?,
-        status: parse_enum("delivery status", row.try_get("status").map_err(db)?)?,
-        error: row.try_get("error").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        updated_at: row.try_get("updated_at").map_err(db)?,
-    })
-}
-
-pub(crate) async fn record_outbound(
-    pool: &PgPool,
-    tenant: TenantId,
-    m: cortex_core::channels::OutboundMessage,
-) -> Result<()> {
-    let done = sqlx::query(
-        "INSERT INTO outbound_messages (id, tenant_id, connection_id, inbound_id,
-             provider_message_id, status, error, created_at, updated_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-         WHERE EXISTS (SELECT 1 FROM channel_connections WHERE id = $3 AND tenant_id = $2)
-         ON CONFLICT (connection_id, provider_message_id) DO NOTHING",
-    )
-    .bind(m.id.0)
-    .bind(tenant.0)
-    .bind(m.connection_id.0)
-    .bind(m.inbound_id.map(|i| i.0))
-    .bind(&m.provider_message_id)
-    .bind(m.status.as_str())
-    .bind(m.error.as_deref())
-    .bind(m.created_at)
-    .bind(m.updated_at)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 0
-        && find_outbound(pool, tenant, m.connection_id, &m.provider_message_id)
-            .await?
-            .is_none()
-    {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
-}
-
-pub(crate) async fn update_outbound_status(
-    pool: &PgPool,
-    tenant: TenantId,
-    connection: ChannelConnectionId,
-    provider_message_id: &str,
-    status: cortex_core::channels::DeliveryStatus,
-    error: Option<&str>,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE outbound_messages SET status = $4, error = COALESCE($5, error), updated_at = $6
-         WHERE tenant_id = $1 AND connection_id = $2 AND provider_message_id = $3
-           AND (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END) < $7",
-    )
-    .bind(tenant.0)
-    .bind(connection.0)
-    .bind(provider_message_id)
-    .bind(status.as_str())
-    .bind(error)
-    .bind(at)
-    .bind(status.rank())
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    Ok(done.rows_affected() == 1)
-}
-
-pub(crate) async fn find_outbound(
-    pool: &PgPool,
-    tenant: TenantId,
-    connection: ChannelConnectionId,
-    provider_message_id: &str,
-) -> Result<Option<cortex_core::channels::OutboundMessage>> {
-    let row = sqlx::query(
-        "SELECT * FROM outbound_messages
-         WHERE tenant_id = $1 AND connection_id = $2 AND provider_message_id = $3",
-    )
-    .bind(tenant.0)
-    .bind(connection.0)
-    .bind(provider_message_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(db)?;
-    row.as_ref().map(outbound_from).transpose()
-}
-
 fn deletion_from(row: &PgRow) -> Result<DataDeletion> {
     Ok(DataDeletion {
         code: row.try_get("code").map_err(db)?,
@@ -498,75 +98,6 @@ fn deletion_from(row: &PgRow) -> Result<DataDeletion> {
             .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("completed_at")
             .map_err(db)?,
     })
-}
-
-pub(crate) async fn delete_customer_data(
-    pool: &PgPool,
-    provider: Provider,
-    customer: &str,
-    code: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<DataDeletion> {
-    const ON_PROVIDER: &str =
-        "connection_id IN (SELECT id FROM channel_connections WHERE provider = $2)";
-    let mut tx = pool.begin().await.map_err(db)?;
-    sqlx::query(&format!(
-        "DELETE FROM outbound_messages WHERE inbound_id IN
-             (SELECT id FROM inbound_messages WHERE customer = $1 AND {ON_PROVIDER})"
-    ))
-    .bind(customer)
-    .bind(provider.as_str())
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    let messages = sqlx::query(&format!(
-        "DELETE FROM inbound_messages WHERE customer = $1 AND {ON_PROVIDER}"
-    ))
-    .bind(customer)
-    .bind(provider.as_str())
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?
-    .rows_affected();
-    let conversations = sqlx::query(&format!(
-        "DELETE FROM conversations WHERE customer = $1 AND {ON_PROVIDER}"
-    ))
-    .bind(customer)
-    .bind(provider.as_str())
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?
-    .rows_affected();
-    let row = sqlx::query(
-        "INSERT INTO data_deletions (code, provider, conversations, messages, requested_at, completed_at)
-         VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
-    )
-    .bind(code)
-    .bind(provider.as_str())
-    .bind(conversations as i64)
-    .bind(messages as i64)
-    .bind(at)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict(conflict::DELETION_CODE_TAKEN)
-        } else {
-            db(e)
-        }
-    })?;
-    let done = deletion_from(&row)?;
-    tx.commit().await.map_err(db)?;
-    Ok(done)
-}
-
-pub(crate) async fn get_data_deletion(pool: &PgPool, code: &str) -> Result<Option<DataDeletion>> {
-    let row = sqlx::query("SELECT * FROM data_deletions WHERE code = $1")
-        .bind(code)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?;
-    row.as_ref().map(deletion_from).transpose()
 }
 
 fn flow_from(row: &PgRow) -> Result<OauthFlow> {
@@ -584,95 +115,299 @@ fn flow_from(row: &PgRow) -> Result<OauthFlow> {
     })
 }
 
-pub(crate) async fn create_oauth_flow(pool: &PgPool, tenant: TenantId, f: OauthFlow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO oauth_flows (id, tenant_id, user_id, kind, state_hash, browser_hash,
-             return_path, sealed_assets, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(f.id.0)
-    .bind(tenant.0)
-    .bind(f.user_id.0)
-    .bind(f.kind.as_str())
-    .bind(&f.state_hash)
-    .bind(&f.browser_hash)
-    .bind(&f.return_path)
-    .bind(f.sealed_assets.as_deref())
-    .bind(f.created_at)
-    .bind(f.expires_at)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    Ok(())
-}
-
-pub(crate) async fn claim_oauth_flow(
-    pool: &PgPool,
-    state_hash: &str,
-    browser_hash: &str,
-    at: chrono::DateTime<chrono::Utc>,
-    expires_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<OauthFlow>> {
-    let row = sqlx::query(
-        "UPDATE oauth_flows SET sealed_assets = '', expires_at = $4
-         WHERE state_hash = $1 AND browser_hash = $2 AND sealed_assets IS NULL AND expires_at > $3
-         RETURNING *",
-    )
-    .bind(state_hash)
-    .bind(browser_hash)
-    .bind(at)
-    .bind(expires_at)
-    .fetch_optional(pool)
-    .await
-    .map_err(db)?;
-    row.as_ref().map(flow_from).transpose()
-}
-
-pub(crate) async fn set_oauth_assets(
-    pool: &PgPool,
-    tenant: TenantId,
-    id: OauthFlowId,
-    sealed: &str,
-) -> Result<()> {
-    let done =
-        sqlx::query("UPDATE oauth_flows SET sealed_assets = $3 WHERE id = $1 AND tenant_id = $2")
-            .bind(id.0)
-            .bind(tenant.0)
-            .bind(sealed)
-            .execute(pool)
-            .await
-            .map_err(db)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
+#[async_trait]
+impl ChannelStore for PgStore {
+    async fn create_channel_connection(
+        &self,
+        tenant: TenantId,
+        c: ChannelConnection,
+        audit: NewAuditEvent,
+    ) -> Result<ChannelConnection> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let created = insert(&mut tx, tenant, &c).await?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(created)
     }
-    Ok(())
-}
 
-pub(crate) async fn get_oauth_flow(
-    pool: &PgPool,
-    tenant: TenantId,
-    id: OauthFlowId,
-) -> Result<OauthFlow> {
-    let row = sqlx::query("SELECT * FROM oauth_flows WHERE id = $1 AND tenant_id = $2")
-        .bind(id.0)
-        .bind(tenant.0)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?
-        .ok_or(StoreError::NotFound)?;
-    flow_from(&row)
-}
-
-pub(crate) async fn delete_oauth_flow(
-    pool: &PgPool,
-    tenant: TenantId,
-    id: OauthFlowId,
-) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM oauth_flows WHERE id = $1 AND tenant_id = $2")
-        .bind(id.0)
-        .bind(tenant.0)
-        .execute(pool)
+    /// Deletes `incumbent` (another tenant's claim on the same asset) and inserts `c`, with an
+    /// audit entry in each tenant, in one transaction.
+    async fn replace_channel_claim(
+        &self,
+        tenant: TenantId,
+        c: ChannelConnection,
+        audit: NewAuditEvent,
+        incumbent_tenant: TenantId,
+        incumbent: ChannelConnectionId,
+        release_audit: NewAuditEvent,
+    ) -> Result<ChannelConnection> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let gone = sqlx::query(
+            "DELETE FROM channel_connections WHERE id = $1 AND tenant_id = $2 AND kind = $3 AND asset_id = $4",
+        )
+        .bind(incumbent.0)
+        .bind(incumbent_tenant.0)
+        .bind(c.kind.as_str())
+        .bind(&c.asset_id)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-    Ok(done.rows_affected() == 1)
+        if gone.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, incumbent_tenant, &release_audit).await?;
+        let created = insert(&mut tx, tenant, &c).await?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(created)
+    }
+
+    async fn flag_channel_token_invalid(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        at: chrono::DateTime<chrono::Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE channel_connections SET token_invalid_at = $3, updated_at = $3
+             WHERE id = $1 AND tenant_id = $2 AND token_invalid_at IS NULL",
+        )
+        .bind(connection.0)
+        .bind(tenant.0)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            let exists: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM channel_connections WHERE id = $1 AND tenant_id = $2",
+            )
+            .bind(connection.0)
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            return if exists.is_some() {
+                Ok(false)
+            } else {
+                Err(StoreError::NotFound)
+            };
+        }
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn webhook_target_in_use(&self, target: &str) -> Result<bool> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM channel_connections WHERE webhook_target = $1 LIMIT 1",
+        )
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(found.is_some())
+    }
+
+    async fn list_channel_connections(&self, tenant: TenantId) -> Result<Vec<ChannelConnection>> {
+        let rows =
+            sqlx::query("SELECT * FROM channel_connections WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        rows.iter().map(connection_from).collect()
+    }
+
+    async fn delete_channel_connection(
+        &self,
+        tenant: TenantId,
+        connection: ChannelConnectionId,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query("DELETE FROM channel_connections WHERE id = $1 AND tenant_id = $2")
+            .bind(connection.0)
+            .bind(tenant.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn find_channel_connection(
+        &self,
+        kind: Channel,
+        asset_id: &str,
+    ) -> Result<Option<ChannelConnection>> {
+        let row =
+            sqlx::query("SELECT * FROM channel_connections WHERE kind = $1 AND asset_id = $2")
+                .bind(kind.as_str())
+                .bind(asset_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        row.as_ref().map(connection_from).transpose()
+    }
+
+    async fn delete_customer_data(
+        &self,
+        provider: Provider,
+        customer: &str,
+        code: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<DataDeletion> {
+        const ON_PROVIDER: &str =
+            "connection_id IN (SELECT id FROM channel_connections WHERE provider = $2)";
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(&format!(
+            "DELETE FROM outbound_messages WHERE inbound_id IN
+                 (SELECT id FROM inbound_messages WHERE customer = $1 AND {ON_PROVIDER})"
+        ))
+        .bind(customer)
+        .bind(provider.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let messages = sqlx::query(&format!(
+            "DELETE FROM inbound_messages WHERE customer = $1 AND {ON_PROVIDER}"
+        ))
+        .bind(customer)
+        .bind(provider.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        let conversations = sqlx::query(&format!(
+            "DELETE FROM conversations WHERE customer = $1 AND {ON_PROVIDER}"
+        ))
+        .bind(customer)
+        .bind(provider.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        let row = sqlx::query(
+            "INSERT INTO data_deletions (code, provider, conversations, messages, requested_at, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING *",
+        )
+        .bind(code)
+        .bind(provider.as_str())
+        .bind(conversations as i64)
+        .bind(messages as i64)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(conflict::DELETION_CODE_TAKEN)
+            } else {
+                db(e)
+            }
+        })?;
+        let done = deletion_from(&row)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done)
+    }
+
+    async fn get_data_deletion(&self, code: &str) -> Result<Option<DataDeletion>> {
+        let row = sqlx::query("SELECT * FROM data_deletions WHERE code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(deletion_from).transpose()
+    }
+
+    async fn create_oauth_flow(&self, tenant: TenantId, f: OauthFlow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_flows (id, tenant_id, user_id, kind, state_hash, browser_hash,
+                 return_path, sealed_assets, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(f.id.0)
+        .bind(tenant.0)
+        .bind(f.user_id.0)
+        .bind(f.kind.as_str())
+        .bind(&f.state_hash)
+        .bind(&f.browser_hash)
+        .bind(&f.return_path)
+        .bind(f.sealed_assets.as_deref())
+        .bind(f.created_at)
+        .bind(f.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn claim_oauth_flow(
+        &self,
+        state_hash: &str,
+        browser_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<OauthFlow>> {
+        let row = sqlx::query(
+            "UPDATE oauth_flows SET sealed_assets = '', expires_at = $4
+             WHERE state_hash = $1 AND browser_hash = $2 AND sealed_assets IS NULL AND expires_at > $3
+             RETURNING *",
+        )
+        .bind(state_hash)
+        .bind(browser_hash)
+        .bind(at)
+        .bind(expires_at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(flow_from).transpose()
+    }
+
+    async fn set_oauth_assets(
+        &self,
+        tenant: TenantId,
+        id: OauthFlowId,
+        sealed: &str,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE oauth_flows SET sealed_assets = $3 WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(id.0)
+        .bind(tenant.0)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_oauth_flow(&self, tenant: TenantId, id: OauthFlowId) -> Result<OauthFlow> {
+        let row = sqlx::query("SELECT * FROM oauth_flows WHERE id = $1 AND tenant_id = $2")
+            .bind(id.0)
+            .bind(tenant.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or(StoreError::NotFound)?;
+        flow_from(&row)
+    }
+
+    async fn delete_oauth_flow(&self, tenant: TenantId, id: OauthFlowId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM oauth_flows WHERE id = $1 AND tenant_id = $2")
+            .bind(id.0)
+            .bind(tenant.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
 }

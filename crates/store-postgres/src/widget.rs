@@ -1,14 +1,15 @@
-//! The web widget's keys and visitors' feedback on PostgreSQL.
+//! Web widget keys, on PostgreSQL.
 
+use async_trait::async_trait;
 use cortex_core::StoreError;
 use cortex_core::audit::NewAuditEvent;
-use cortex_core::ids::{ConversationId, MessageId, TenantId, WidgetKeyId};
-use cortex_core::store::{Result, conflict};
-use cortex_core::widget::{Feedback, WidgetKey, WidgetTheme};
+use cortex_core::ids::{TenantId, WidgetKeyId};
+use cortex_core::store::{Result, WidgetStore, conflict};
+use cortex_core::widget::{WidgetKey, WidgetTheme};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
-use crate::{db, insert_audit};
+use crate::{PgStore, db, insert_audit};
 
 fn key_from(row: &PgRow) -> Result<WidgetKey> {
     let origins: String = row.try_get("allowed_origins").map_err(db)?;
@@ -25,49 +26,12 @@ fn key_from(row: &PgRow) -> Result<WidgetKey> {
     })
 }
 
-fn json(v: &impl serde::Serialize) -> Result<String> {
+fn to_json(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(StoreError::other)
 }
 
-pub(crate) async fn create(
-    pool: &PgPool,
-    tenant: TenantId,
-    k: WidgetKey,
-    audit: NewAuditEvent,
-) -> Result<WidgetKey> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let row = sqlx::query(
-        "INSERT INTO widget_keys (id, tenant_id, public_key, name, allowed_origins, theme,
-             created_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) RETURNING *",
-    )
-    .bind(k.id.0)
-    .bind(tenant.0)
-    .bind(&k.public_key)
-    .bind(&k.name)
-    .bind(json(&k.allowed_origins)?)
-    .bind(json(&k.theme)?)
-    .bind(k.created_at)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?;
-    let created = key_from(&row)?;
-    insert_audit(&mut tx, tenant, &audit).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(created)
-}
-
-pub(crate) async fn list(pool: &PgPool, tenant: TenantId) -> Result<Vec<WidgetKey>> {
-    let rows = sqlx::query("SELECT * FROM widget_keys WHERE tenant_id = $1 ORDER BY id")
-        .bind(tenant.0)
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
-    rows.iter().map(key_from).collect()
-}
-
 /// `NotFound` for a key not the tenant's, `Conflict(already_revoked)` for a revoked one.
-async fn missing(pool: &PgPool, tenant: TenantId, id: WidgetKeyId) -> StoreError {
+pub(crate) async fn missing(pool: &PgPool, tenant: TenantId, id: WidgetKeyId) -> StoreError {
     match sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM widget_keys WHERE tenant_id = $1 AND id = $2",
     )
@@ -82,115 +46,107 @@ async fn missing(pool: &PgPool, tenant: TenantId, id: WidgetKeyId) -> StoreError
     }
 }
 
-pub(crate) async fn update(
-    pool: &PgPool,
-    tenant: TenantId,
-    k: WidgetKey,
-    audit: NewAuditEvent,
-) -> Result<WidgetKey> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let row = sqlx::query(
-        "UPDATE widget_keys SET name = $3, allowed_origins = $4, theme = $5
-         WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING *",
-    )
-    .bind(tenant.0)
-    .bind(k.id.0)
-    .bind(&k.name)
-    .bind(json(&k.allowed_origins)?)
-    .bind(json(&k.theme)?)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    let Some(row) = row else {
-        drop(tx);
-        return Err(missing(pool, tenant, k.id).await);
-    };
-    let updated = key_from(&row)?;
-    insert_audit(&mut tx, tenant, &audit).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(updated)
-}
-
-pub(crate) async fn revoke(
-    pool: &PgPool,
-    tenant: TenantId,
-    id: WidgetKeyId,
-    at: chrono::DateTime<chrono::Utc>,
-    audit: NewAuditEvent,
-) -> Result<()> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    let done = sqlx::query(
-        "UPDATE widget_keys SET revoked_at = $3
-         WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-    )
-    .bind(tenant.0)
-    .bind(id.0)
-    .bind(at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 0 {
-        drop(tx);
-        return Err(missing(pool, tenant, id).await);
-    }
-    insert_audit(&mut tx, tenant, &audit).await?;
-    tx.commit().await.map_err(db)?;
-    Ok(())
-}
-
-pub(crate) async fn find(pool: &PgPool, public_key: &str) -> Result<Option<WidgetKey>> {
-    let row = sqlx::query("SELECT * FROM widget_keys WHERE public_key = $1")
-        .bind(public_key)
-        .fetch_optional(pool)
+#[async_trait]
+impl WidgetStore for PgStore {
+    async fn create_widget_key(
+        &self,
+        tenant: TenantId,
+        k: WidgetKey,
+        audit: NewAuditEvent,
+    ) -> Result<WidgetKey> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "INSERT INTO widget_keys (id, tenant_id, public_key, name, allowed_origins, theme,
+                 created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) RETURNING *",
+        )
+        .bind(k.id.0)
+        .bind(tenant.0)
+        .bind(&k.public_key)
+        .bind(&k.name)
+        .bind(to_json(&k.allowed_origins)?)
+        .bind(to_json(&k.theme)?)
+        .bind(k.created_at)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-    row.as_ref().map(key_from).transpose()
-}
-
-pub(crate) async fn set_feedback(pool: &PgPool, tenant: TenantId, f: Feedback) -> Result<()> {
-    let done = sqlx::query(
-        "INSERT INTO message_feedback (message_id, tenant_id, conversation_id, helpful, at)
-         SELECT m.id, m.tenant_id, m.conversation_id, $4, $5 FROM messages m
-         WHERE m.id = $1 AND m.tenant_id = $2 AND m.conversation_id = $3 AND m.role = 'assistant'
-         ON CONFLICT (message_id) DO UPDATE SET helpful = excluded.helpful, at = excluded.at",
-    )
-    .bind(f.message_id.0)
-    .bind(tenant.0)
-    .bind(f.conversation_id.0)
-    .bind(f.helpful)
-    .bind(f.at)
-    .execute(pool)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
+        let created = key_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(created)
     }
-    Ok(())
-}
 
-pub(crate) async fn list_feedback(
-    pool: &PgPool,
-    tenant: TenantId,
-    conversation: ConversationId,
-) -> Result<Vec<Feedback>> {
-    let rows = sqlx::query(
-        "SELECT * FROM message_feedback WHERE tenant_id = $1 AND conversation_id = $2
-         ORDER BY message_id",
-    )
-    .bind(tenant.0)
-    .bind(conversation.0)
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
-    rows.iter()
-        .map(|row| {
-            Ok(Feedback {
-                tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-                conversation_id: ConversationId(row.try_get("conversation_id").map_err(db)?),
-                message_id: MessageId(row.try_get("message_id").map_err(db)?),
-                helpful: row.try_get("helpful").map_err(db)?,
-                at: row.try_get("at").map_err(db)?,
-            })
-        })
-        .collect()
+    async fn list_widget_keys(&self, tenant: TenantId) -> Result<Vec<WidgetKey>> {
+        let rows = sqlx::query("SELECT * FROM widget_keys WHERE tenant_id = $1 ORDER BY id")
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn update_widget_key(
+        &self,
+        tenant: TenantId,
+        k: WidgetKey,
+        audit: NewAuditEvent,
+    ) -> Result<WidgetKey> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE widget_keys SET name = $3, allowed_origins = $4, theme = $5
+             WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(k.id.0)
+        .bind(&k.name)
+        .bind(to_json(&k.allowed_origins)?)
+        .bind(to_json(&k.theme)?)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            drop(tx);
+            return Err(missing(&self.pool, tenant, k.id).await);
+        };
+        let updated = key_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(updated)
+    }
+
+    async fn revoke_widget_key(
+        &self,
+        tenant: TenantId,
+        id: WidgetKeyId,
+        at: chrono::DateTime<chrono::Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query(
+            "UPDATE widget_keys SET revoked_at = $3
+             WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            return Err(missing(&self.pool, tenant, id).await);
+        }
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn find_widget_key(&self, public_key: &str) -> Result<Option<WidgetKey>> {
+        let row = sqlx::query("SELECT * FROM widget_keys WHERE public_key = $1")
+            .bind(public_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(key_from).transpose()
+    }
 }

@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use cortex_core::Store;
+use cortex_core::store::{
+    BotStore, CredentialStore, JobStore, KnowledgeStore, SearchSource, TenantStore,
+};
 use cortex_store_postgres::PgStore;
 use sqlx::{PgPool, Row};
 

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 
-use cortex_core::Store;
+use cortex_core::store::{
+    BotStore, CredentialStore, JobStore, KnowledgeStore, SearchSource, TenantStore,
+};
 use cortex_store_sqlite::SqliteStore;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};

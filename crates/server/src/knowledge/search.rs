@@ -221,7 +221,7 @@ pub async fn hybrid(
 
 /// Hybrid retrieval, parent-child, by score: a chunk scores `vector_weight × similarity +
 /// lexical_weight × word share²` (`weights` is `(lexical, vector)`), where the word share is
-/// its BM25 score over the question's word weight ([`cortex_core::Store::lexical_search_weighed`],
+/// its BM25 score over the question's word weight ([`cortex_core::store::SearchSource::lexical_search_weighed`],
 /// at most 1): one common word of the question in a snippet adds little, most of its words
 /// nearly the whole weight. Both lists are read 4 × k deep; their union is scored with the chunks' own
 /// similarities (a chunk only the lexical list found is taken to be as close as the vector

@@ -1,0 +1,15 @@
+//! The audit log.
+
+use async_trait::async_trait;
+
+use super::{Page, Result};
+use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::ids::TenantId;
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_audit(&self, tenant: TenantId, event: NewAuditEvent) -> Result<()>;
+
+    /// Newest first.
+    async fn list_audit_events(&self, tenant: TenantId, page: Page) -> Result<Vec<AuditEvent>>;
+}

@@ -1,0 +1,718 @@
+//! Conformance: Tenants, members, invitations and pending signups.
+
+use chrono::Duration;
+use cortex_core::StoreError;
+use cortex_core::audit::{Actor, NewAuditEvent, action};
+use cortex_core::credentials::ApiScope;
+use cortex_core::ids::{PlatformAdminId, SignupId, TenantId, TokenFamilyId, UserId};
+use cortex_core::store::{Page, RefreshUse, conflict};
+use cortex_core::tenancy::{CompanyName, NewPendingSignup, NewTenant, Role, TenantStatus};
+
+use crate::{
+    DynStore, add_member, assert_conflict, assert_not_found, audit, email, invite, new_key,
+    new_refresh, new_user, now, tenant_with_owner,
+};
+
+pub async fn signup_creates_the_tenant_its_owner_and_the_audit_entry(store: DynStore) {
+    let (tenant, owner) = tenant_with_owner(&store, "alice").await;
+
+    let t = store.get_tenant(tenant).await.expect("tenant");
+    assert_eq!(t.name, "alice Inc");
+    assert_eq!(t.plan, "starter");
+    assert_eq!(t.status, TenantStatus::Trial);
+    let u = store.get_user(tenant, owner).await.expect("owner");
+    assert_eq!(
+        (u.role, u.email.as_str()),
+        (Role::Owner, "alice@example.com")
+    );
+    let found = store
+        .find_user_by_email(&email("alice"))
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found.id, owner);
+    let events = store
+        .list_audit_events(tenant, Page::first(10))
+        .await
+        .expect("audit");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].action, action::TENANT_CREATED);
+}
+
+fn pending_signup(local: &str, code_hash: &str, expires_in: Duration) -> NewPendingSignup {
+    NewPendingSignup {
+        id: SignupId::new(),
+        email: email(local),
+        company_name: CompanyName::parse(&format!("{local} pending")).expect("valid"),
+        name: None,
+        password_hash: format!("hash-of-{code_hash}"),
+        code_hash: code_hash.to_owned(),
+        expires_at: now() + expires_in,
+        created_at: now(),
+    }
+}
+
+fn new_tenant(name: &str) -> NewTenant {
+    NewTenant {
+        id: TenantId::new(),
+        name: CompanyName::parse(name).expect("valid"),
+        plan: "starter".into(),
+        status: TenantStatus::Trial,
+        created_at: now(),
+    }
+}
+
+pub async fn a_newer_pending_signup_replaces_the_earlier_one(store: DynStore) {
+    let first = pending_signup("dana", "first", Duration::minutes(15));
+    let second = pending_signup("dana", "second", Duration::minutes(15));
+    let (first_id, second_id) = (first.id, second.id);
+    store.put_pending_signup(first).await.expect("first");
+    store
+        .record_pending_signup_failure(first_id)
+        .await
+        .expect("fail");
+    store.put_pending_signup(second).await.expect("second");
+
+    let found = store
+        .find_pending_signup(&email("dana"), now())
+        .await
+        .expect("lookup")
+        .expect("pending");
+    assert_eq!(
+        (found.id, found.code_hash.as_str(), found.attempts),
+        (second_id, "second", 0)
+    );
+    assert_eq!(found.password_hash, "hash-of-second");
+    assert_eq!(found.company_name.as_str(), "dana pending");
+    assert_not_found(
+        store.record_pending_signup_failure(first_id).await,
+        "the replaced signup",
+    );
+    assert_not_found(
+        store
+            .complete_pending_signup(
+                first_id,
+                new_tenant("First"),
+                new_user("dana", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        "completing the replaced signup",
+    );
+    assert!(
+        store
+            .find_user_by_email(&email("dana"))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "no account from the replaced signup"
+    );
+}
+
+pub async fn pending_signups_count_failures_renew_expire_and_complete_once(store: DynStore) {
+    let signup = pending_signup("erin", "code", Duration::minutes(15));
+    let id = signup.id;
+    store.put_pending_signup(signup).await.expect("put");
+    for expected in 1..=2 {
+        assert_eq!(
+            store.record_pending_signup_failure(id).await.expect("fail"),
+            expected
+        );
+    }
+    store
+        .renew_pending_signup_code(id, "renewed", now() + Duration::minutes(15))
+        .await
+        .expect("renew");
+    let found = store
+        .find_pending_signup(&email("erin"), now())
+        .await
+        .expect("lookup")
+        .expect("pending");
+    assert_eq!((found.attempts, found.code_hash.as_str()), (0, "renewed"));
+    assert!(
+        store
+            .find_pending_signup(&email("erin"), now() + Duration::minutes(16))
+            .await
+            .expect("lookup")
+            .is_none(),
+        "expired with its code"
+    );
+
+    let tenant = new_tenant("Erin Co");
+    let tenant_id = tenant.id;
+    let mut owner = new_user("erin", Role::Owner);
+    owner.email_verified_at = Some(now());
+    let owner_id = owner.id;
+    store
+        .complete_pending_signup(id, tenant, owner, audit(action::TENANT_CREATED))
+        .await
+        .expect("complete");
+    let user = store.get_user(tenant_id, owner_id).await.expect("owner");
+    assert!(user.email_verified_at.is_some());
+    assert!(
+        store
+            .find_pending_signup(&email("erin"), now())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_not_found(
+        store
+            .complete_pending_signup(
+                id,
+                new_tenant("Again"),
+                new_user("erin2", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        "second completion",
+    );
+    assert_not_found(
+        store
+            .renew_pending_signup_code(id, "x", now() + Duration::minutes(15))
+            .await,
+        "renewing a completed signup",
+    );
+
+    // Expired signups are deleted when the next one is kept.
+    let stale = pending_signup("frank", "stale", Duration::minutes(-1));
+    let stale_id = stale.id;
+    store.put_pending_signup(stale).await.expect("stale");
+    store
+        .put_pending_signup(pending_signup("gina", "fresh", Duration::minutes(15)))
+        .await
+        .expect("fresh");
+    assert_not_found(
+        store.record_pending_signup_failure(stale_id).await,
+        "the expired signup is gone",
+    );
+}
+
+pub async fn completing_a_signup_for_a_taken_address_writes_nothing(store: DynStore) {
+    let signup = pending_signup("taken2", "code", Duration::minutes(15));
+    let id = signup.id;
+    store.put_pending_signup(signup).await.expect("put");
+    tenant_with_owner(&store, "taken2").await;
+    let tenant = new_tenant("Squat");
+    let tenant_id = tenant.id;
+    assert_conflict(
+        store
+            .complete_pending_signup(
+                id,
+                tenant,
+                new_user("taken2", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        conflict::EMAIL_TAKEN,
+    );
+    assert_not_found(store.get_tenant(tenant_id).await, "the half-made tenant");
+}
+
+pub async fn signup_with_a_taken_email_writes_nothing(store: DynStore) {
+    tenant_with_owner(&store, "taken").await;
+    let tenant = TenantId::new();
+    let owner = new_user("taken", Role::Owner);
+    let r = store
+        .create_tenant_with_owner(
+            NewTenant {
+                id: tenant,
+                name: CompanyName::parse("Second").expect("valid"),
+                plan: "starter".into(),
+                status: TenantStatus::Trial,
+                created_at: now(),
+            },
+            owner,
+            audit(action::TENANT_CREATED),
+        )
+        .await;
+    assert_conflict(r, conflict::EMAIL_TAKEN);
+    assert_not_found(store.get_tenant(tenant).await, "the half-made tenant");
+    assert_eq!(
+        store
+            .list_tenants(Page::first(10))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+pub async fn another_tenants_rows_are_invisible(store: DynStore) {
+    let (a, a_owner) = tenant_with_owner(&store, "a-owner").await;
+    let (b, b_owner) = tenant_with_owner(&store, "b-owner").await;
+    let a_member = add_member(&store, a, a_owner, "a-member", Role::Agent).await;
+    invite(&store, a, a_owner, "a-pending", Role::Admin).await;
+    store
+        .create_api_key(
+            a,
+            new_key("a key", vec![ApiScope::Chat], a_owner),
+            audit(action::API_KEY_CREATED),
+        )
+        .await
+        .expect("key");
+
+    assert_not_found(
+        store.get_user(b, a_member).await,
+        "A's member read through B",
+    );
+    assert_not_found(store.get_user(b, a_owner).await, "A's owner read through B");
+    let b_users = store.list_users(b).await.expect("list");
+    assert_eq!(
+        b_users.iter().map(|u| u.id).collect::<Vec<_>>(),
+        vec![b_owner]
+    );
+    assert!(
+        store
+            .list_pending_invitations(b)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(store.list_api_keys(b).await.expect("list").is_empty());
+    let b_audit = store
+        .list_audit_events(b, Page::first(50))
+        .await
+        .expect("audit");
+    assert!(
+        b_audit.iter().all(|e| e.tenant_id == b),
+        "B sees only its own audit events"
+    );
+    assert_eq!(
+        store.list_api_keys(a).await.expect("list").len(),
+        1,
+        "A still sees its key"
+    );
+}
+
+pub async fn another_tenants_rows_cannot_be_changed_or_deleted(store: DynStore) {
+    let (a, a_owner) = tenant_with_owner(&store, "a-owner").await;
+    let (b, b_owner) = tenant_with_owner(&store, "b-owner").await;
+    let a_member = add_member(&store, a, a_owner, "a-member", Role::Agent).await;
+    let inv = invite(&store, a, a_owner, "a-pending", Role::Admin).await;
+    let key = store
+        .create_api_key(
+            a,
+            new_key("a key", vec![ApiScope::Chat], a_owner),
+            audit(action::API_KEY_CREATED),
+        )
+        .await
+        .expect("key");
+    let family = TokenFamilyId::new();
+    let rt = new_refresh(a_member, family);
+    let rt_hash = rt.token_hash.clone();
+    store.insert_refresh_token(a, rt).await.expect("refresh");
+
+    assert_not_found(
+        store
+            .change_role(b, a_member, Role::Owner, audit(action::MEMBER_ROLE_CHANGED))
+            .await,
+        "role change through B",
+    );
+    assert_not_found(
+        store
+            .remove_user(b, a_member, audit(action::MEMBER_REMOVED))
+            .await,
+        "removal through B",
+    );
+    assert_not_found(
+        store.delete_invitation(b, inv).await,
+        "invitation deletion through B",
+    );
+    assert_not_found(
+        store
+            .accept_invitation(
+                b,
+                inv,
+                new_user("sneaky", Role::Admin),
+                audit(action::MEMBER_JOINED),
+            )
+            .await,
+        "acceptance through B",
+    );
+    assert_not_found(
+        store
+            .revoke_api_key(b, key.id, now(), audit(action::API_KEY_REVOKED))
+            .await,
+        "key revocation through B",
+    );
+    assert_not_found(
+        store.touch_api_key(b, key.id, now()).await,
+        "key touch through B",
+    );
+    assert_not_found(
+        store.use_refresh_token(b, &rt_hash, now()).await,
+        "refresh through B",
+    );
+    assert_eq!(
+        store
+            .revoke_token_family(b, family, now())
+            .await
+            .expect("revoke"),
+        0
+    );
+    assert_not_found(
+        store
+            .insert_refresh_token(b, new_refresh(a_member, TokenFamilyId::new()))
+            .await,
+        "token for A's user under B",
+    );
+
+    // Everything of A is as it was.
+    assert_eq!(
+        store.get_user(a, a_member).await.expect("member").role,
+        Role::Agent
+    );
+    assert_eq!(
+        store.list_pending_invitations(a).await.expect("list").len(),
+        1
+    );
+    let k = &store.list_api_keys(a).await.expect("keys")[0];
+    assert!(k.revoked_at.is_none() && k.last_used_at.is_none());
+    assert!(matches!(
+        store.use_refresh_token(a, &rt_hash, now()).await,
+        Ok(RefreshUse::Fresh(_))
+    ));
+    assert!(
+        store
+            .find_user_by_email(&email("sneaky"))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_eq!(store.list_users(b).await.expect("list").len(), 1);
+    let _ = b_owner;
+}
+
+pub async fn the_last_owner_can_be_neither_demoted_nor_removed(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "solo").await;
+    assert_conflict(
+        store
+            .change_role(t, owner, Role::Admin, audit(action::MEMBER_ROLE_CHANGED))
+            .await,
+        conflict::LAST_OWNER,
+    );
+    assert_conflict(
+        store
+            .remove_user(t, owner, audit(action::MEMBER_REMOVED))
+            .await,
+        conflict::LAST_OWNER,
+    );
+    assert_eq!(
+        store.get_user(t, owner).await.expect("still there").role,
+        Role::Owner
+    );
+
+    let second = add_member(&store, t, owner, "second", Role::Admin).await;
+    let promoted = store
+        .change_role(t, second, Role::Owner, audit(action::MEMBER_ROLE_CHANGED))
+        .await
+        .expect("promote");
+    assert_eq!(promoted.role, Role::Owner);
+    store
+        .change_role(t, owner, Role::Agent, audit(action::MEMBER_ROLE_CHANGED))
+        .await
+        .expect("demote one of two owners");
+    assert_conflict(
+        store
+            .remove_user(t, second, audit(action::MEMBER_REMOVED))
+            .await,
+        conflict::LAST_OWNER,
+    );
+    store
+        .remove_user(t, owner, audit(action::MEMBER_REMOVED))
+        .await
+        .expect("remove the agent");
+    assert_not_found(store.get_user(t, owner).await, "removed member");
+    assert_not_found(
+        store
+            .change_role(
+                t,
+                UserId::new(),
+                Role::Agent,
+                audit(action::MEMBER_ROLE_CHANGED),
+            )
+            .await,
+        "unknown member",
+    );
+
+    // Two owners demoting each other at once: one wins, one owner remains.
+    let third = add_member(&store, t, second, "third", Role::Owner).await;
+    let (s1, s2) = (store.clone(), store.clone());
+    let h1 = tokio::spawn(async move {
+        s1.change_role(t, second, Role::Admin, audit(action::MEMBER_ROLE_CHANGED))
+            .await
+    });
+    let h2 = tokio::spawn(async move {
+        s2.change_role(t, third, Role::Admin, audit(action::MEMBER_ROLE_CHANGED))
+            .await
+    });
+    let (r1, r2) = (h1.await.expect("join"), h2.await.expect("join"));
+    assert!(
+        r1.is_ok() != r2.is_ok(),
+        "exactly one demotion succeeds: {r1:?} / {r2:?}"
+    );
+    let owners = store
+        .list_users(t)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|u| u.role == Role::Owner)
+        .count();
+    assert_eq!(owners, 1);
+}
+
+pub async fn invitations_are_accepted_once(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "owner").await;
+    let inv = invite(&store, t, owner, "newbie", Role::Admin).await;
+    let pending = store.list_pending_invitations(t).await.expect("list");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (
+            pending[0].role,
+            pending[0].email.as_str(),
+            pending[0].invited_by
+        ),
+        (Role::Admin, "newbie@example.com", owner)
+    );
+    let found = store
+        .find_invitation(&format!("inv-{inv}"))
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!((found.id, found.tenant_id), (inv, t));
+
+    let user = store
+        .accept_invitation(
+            t,
+            inv,
+            new_user("newbie", Role::Admin),
+            audit(action::MEMBER_JOINED),
+        )
+        .await
+        .expect("accept");
+    assert_eq!((user.role, user.tenant_id), (Role::Admin, t));
+    assert!(
+        store
+            .list_pending_invitations(t)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_conflict(
+        store
+            .accept_invitation(
+                t,
+                inv,
+                new_user("newbie2", Role::Admin),
+                audit(action::MEMBER_JOINED),
+            )
+            .await,
+        conflict::INVITATION_USED,
+    );
+    assert!(
+        store
+            .find_user_by_email(&email("newbie2"))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_not_found(
+        store.delete_invitation(t, inv).await,
+        "deleting an accepted invitation",
+    );
+
+    let other = invite(&store, t, owner, "maybe", Role::Agent).await;
+    store.delete_invitation(t, other).await.expect("delete");
+    assert!(
+        store
+            .find_invitation(&format!("inv-{other}"))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+}
+
+pub async fn accepting_an_invitation_drops_a_pending_signup_of_the_address(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "owner").await;
+    let squat = pending_signup("invitee", "squat", Duration::minutes(15));
+    let squat_id = squat.id;
+    store.put_pending_signup(squat).await.expect("pending");
+    let inv = invite(&store, t, owner, "invitee", Role::Agent).await;
+    let user = store
+        .accept_invitation(
+            t,
+            inv,
+            new_user("invitee", Role::Agent),
+            audit(action::MEMBER_JOINED),
+        )
+        .await
+        .expect("accept");
+    assert_eq!(user.tenant_id, t);
+    assert!(
+        store
+            .find_pending_signup(&email("invitee"), now())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_not_found(
+        store
+            .complete_pending_signup(
+                squat_id,
+                new_tenant("Squat"),
+                new_user("invitee", Role::Owner),
+                audit(action::TENANT_CREATED),
+            )
+            .await,
+        "the dropped signup",
+    );
+}
+
+pub async fn accepting_an_invitation_for_a_taken_email_leaves_it_pending(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "owner").await;
+    tenant_with_owner(&store, "elsewhere").await;
+    let inv = invite(&store, t, owner, "elsewhere", Role::Agent).await;
+    assert_conflict(
+        store
+            .accept_invitation(
+                t,
+                inv,
+                new_user("elsewhere", Role::Agent),
+                audit(action::MEMBER_JOINED),
+            )
+            .await,
+        conflict::EMAIL_TAKEN,
+    );
+    let still = store
+        .find_invitation(&format!("inv-{inv}"))
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert!(
+        still.accepted_at.is_none(),
+        "the failed acceptance rolled back"
+    );
+}
+
+pub async fn suspension_remembers_and_restores_the_previous_status(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let who = Actor::PlatformAdmin(PlatformAdminId::new().to_string());
+    let s = store
+        .set_tenant_suspended(
+            t,
+            true,
+            NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now()),
+        )
+        .await
+        .expect("suspend");
+    assert_eq!(
+        (s.status, s.status_before_suspension),
+        (TenantStatus::Suspended, Some(TenantStatus::Trial))
+    );
+    let s = store
+        .set_tenant_suspended(
+            t,
+            true,
+            NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now()),
+        )
+        .await
+        .expect("suspend again");
+    assert_eq!(
+        s.status_before_suspension,
+        Some(TenantStatus::Trial),
+        "a second suspension keeps the remembered status"
+    );
+    let r = store
+        .set_tenant_suspended(
+            t,
+            false,
+            NewAuditEvent::new(who.clone(), action::TENANT_REACTIVATED, now()),
+        )
+        .await
+        .expect("reactivate");
+    assert_eq!(
+        (r.status, r.status_before_suspension),
+        (TenantStatus::Trial, None)
+    );
+    store
+        .set_tenant_status(t, TenantStatus::PastDue)
+        .await
+        .expect("past due");
+    store
+        .set_tenant_suspended(
+            t,
+            true,
+            NewAuditEvent::new(who.clone(), action::TENANT_SUSPENDED, now()),
+        )
+        .await
+        .expect("suspend");
+    let r = store
+        .set_tenant_suspended(
+            t,
+            false,
+            NewAuditEvent::new(who.clone(), action::TENANT_REACTIVATED, now()),
+        )
+        .await
+        .expect("reactivate");
+    assert_eq!(r.status, TenantStatus::PastDue);
+    let events = store
+        .list_audit_events(t, Page::first(10))
+        .await
+        .expect("audit");
+    assert_eq!(events[0].action, action::TENANT_REACTIVATED);
+    assert_eq!(events[0].actor, who);
+    assert_not_found(
+        store
+            .set_tenant_suspended(
+                TenantId::new(),
+                true,
+                NewAuditEvent::new(who, action::TENANT_SUSPENDED, now()),
+            )
+            .await,
+        "unknown tenant",
+    );
+}
+
+pub async fn tenants_page_newest_first(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "first").await;
+    let (b, _) = tenant_with_owner(&store, "second").await;
+    let (c, _) = tenant_with_owner(&store, "third").await;
+    let page = store.list_tenants(Page::first(2)).await.expect("page");
+    assert_eq!(page.iter().map(|t| t.id).collect::<Vec<_>>(), vec![c, b]);
+    let rest = store
+        .list_tenants(Page {
+            limit: 2,
+            before: Some(b.0),
+        })
+        .await
+        .expect("page 2");
+    assert_eq!(rest.iter().map(|t| t.id).collect::<Vec<_>>(), vec![a]);
+}
+
+pub async fn a_tenant_moves_to_another_plan_with_an_audit_entry(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "plan-mover").await;
+    let (other, _) = tenant_with_owner(&store, "plan-stayer").await;
+    let moved = store
+        .set_tenant_plan(t, "growth", audit(action::TENANT_PLAN_CHANGED))
+        .await
+        .expect("move");
+    assert_eq!(moved.plan, "growth");
+    assert_eq!(store.get_tenant(t).await.expect("get").plan, "growth");
+    assert_eq!(store.get_tenant(other).await.expect("get").plan, "starter");
+    let log = store
+        .list_audit_events(t, Page::first(10))
+        .await
+        .expect("audit");
+    assert!(log.iter().any(|e| e.action == action::TENANT_PLAN_CHANGED));
+    assert!(matches!(
+        store
+            .set_tenant_plan(
+                TenantId::new(),
+                "growth",
+                audit(action::TENANT_PLAN_CHANGED)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
