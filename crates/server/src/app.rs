@@ -45,6 +45,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Wakes idle workers when a job is enqueued in this process (others poll).
     pub jobs_ready: Arc<tokio::sync::Notify>,
+    /// What the job layer takes the time from.
+    pub clock: Arc<dyn crate::jobs::Clock>,
 }
 
 impl AppState {
@@ -169,6 +171,7 @@ impl AppState {
             reranker,
             fetcher,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
+            clock: Arc::new(crate::jobs::SystemClock),
             settings: Arc::new(settings),
             store,
             mailer,

@@ -410,7 +410,7 @@ pub async fn ingest(
         settings: std::sync::Arc::new(settings_workers),
         ..state.clone()
     };
-    let workers = crate::worker::Workers::start(&worker_state);
+    let workers = crate::jobs::Workers::start(&worker_state);
     let mut lexical_at: Option<Duration> = None;
     let (chunks, tokens) = loop {
         let mut all_lexical = true;
@@ -509,7 +509,7 @@ async fn ingested(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut with_workers = (*state.settings).clone();
     with_workers.knowledge.workers = with_workers.knowledge.workers.max(1);
-    let workers = crate::worker::Workers::start(&AppState {
+    let workers = crate::jobs::Workers::start(&AppState {
         settings: std::sync::Arc::new(with_workers),
         ..state.clone()
     });

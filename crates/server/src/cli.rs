@@ -460,7 +460,7 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
         .warm_up()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let workers = crate::worker::Workers::start(&state);
+    let workers = crate::jobs::Workers::start(&state);
     let started = std::time::Instant::now();
     let mut failed = 0;
     loop {
@@ -549,7 +549,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    let workers = crate::worker::Workers::start(&state);
+    let workers = crate::jobs::Workers::start(&state);
     let app = crate::http::router(state);
     axum::serve(
         listener,

@@ -392,7 +392,7 @@ pub(crate) async fn process_all(
         settings: std::sync::Arc::new(settings),
         ..state.clone()
     };
-    let workers = crate::worker::Workers::start(&worker_state);
+    let workers = crate::jobs::Workers::start(&worker_state);
     let outcome = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (mut done, mut chunks, mut failed) = (0usize, 0u64, 0usize);

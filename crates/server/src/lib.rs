@@ -7,7 +7,7 @@
 //! - [`answer`]: the answer engine: bot settings, retrieval, prompts, model chains, extractive
 //!   answers, conversations and their usage.
 //! - [`channels`]: messaging channels a tenant connects (sealed tokens, plan gating).
-//! - [`worker`]: the background job runtime.
+//! - [`jobs`]: the job layer: typed jobs, their registry, the runner (workers) and the scheduler.
 //! - [`infra`]: password hashing, tokens, email, rate limiting, blobs, the local embedder.
 //! - [`http`]: the router, middleware, error envelope, extractors, OpenAPI and docs page.
 //! - [`mod@bench`]: `cortexlayer bench` (search latency, ingestion speed).
@@ -24,8 +24,8 @@ pub mod eval;
 pub mod eval_answers;
 pub mod http;
 pub mod infra;
+pub mod jobs;
 pub mod knowledge;
 pub mod telemetry;
 pub mod tenancy;
 pub mod widget;
-pub mod worker;

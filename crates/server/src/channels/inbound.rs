@@ -12,17 +12,13 @@ use cortex_core::channels::{
     SERVICE_WINDOW_HOURS,
 };
 use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId, UsageEventId};
-use cortex_core::jobs::NewJob;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::event::{self, Content, Delivery, Event};
 use super::{manychat, meta, twilio};
 use crate::app::AppState;
 use crate::infra::outbound::SendError;
-use crate::knowledge::pipeline::JobError;
-
-pub const ANSWER_INBOUND: &str = "AnswerInbound";
+use crate::jobs::JobError;
 
 /// Said to media, stickers and the like, which the bot does not read.
 const MEDIA_REPLY: &str =
@@ -60,11 +56,6 @@ impl Intake {
             ..Self::default()
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct AnswerArgs {
-    message_id: InboundMessageId,
 }
 
 fn content_json(c: &Content) -> serde_json::Value {
@@ -217,9 +208,7 @@ pub async fn take_in(
             answered_at: None,
             error: None,
         };
-        let job = NewJob::now(ANSWER_INBOUND, json!(AnswerArgs { message_id: id })).unique(
-            format!("{ANSWER_INBOUND}:{}:{}", connection.id, m.provider_id),
-        );
+        let job = super::jobs::answer_job(id, connection.id, &m.provider_id);
         match state
             .store
             .record_inbound(connection.tenant_id, message, job)
@@ -319,16 +308,12 @@ async fn allowance_used(
 /// from the asset it came to. Runs once per message: the message is marked answered after,
 /// with the messages sent counted on the usage ledger (`channel_message` by channel) in the
 /// same transaction.
-pub async fn run(
+pub(super) async fn answer(
     state: &AppState,
     tenant: TenantId,
-    payload: &serde_json::Value,
+    message_id: InboundMessageId,
 ) -> Result<(), JobError> {
-    let Ok(args) = serde_json::from_value::<AnswerArgs>(payload.clone()) else {
-        tracing::warn!("AnswerInbound with an unreadable payload; dropped");
-        return Ok(());
-    };
-    let message = match state.store.get_inbound(tenant, args.message_id).await {
+    let message = match state.store.get_inbound(tenant, message_id).await {
         Ok(m) => m,
         Err(StoreError::NotFound) => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -347,7 +332,7 @@ pub async fn run(
     };
     let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
         .await
-        .map_err(|e| JobError::Retry(format!("tenant: {e}")))?;
+        .map_err(|e| JobError::retry_because("tenant", e))?;
     // One customer's messages are answered one at a time, oldest first: their earlier
     // messages still waiting go before this one (each is finished once, whichever job gets
     // to it), so answers arrive in order and each sees the turns before it.
@@ -361,7 +346,8 @@ pub async fn run(
         .await?;
     for earlier in waiting.into_iter().take_while(|m| m.id != message.id) {
         let id = earlier.id;
-        if let Err(JobError::Retry(why)) = answer_one(state, &ctx, &connection, earlier).await {
+        if let Err(e) = answer_one(state, &ctx, &connection, earlier).await {
+            let why = e.chain();
             // Its own job retries it; this one does not wait for it.
             tracing::warn!(inbound.id = %id, error = %why, "an earlier message could not be answered yet");
             break;
@@ -464,7 +450,7 @@ async fn answer_one(
         if let Some(text) = for_a_person.filter(|t| !t.trim().is_empty()) {
             crate::answer::queue_for_agent(state, ctx, question(text), reason)
                 .await
-                .map_err(|e| JobError::Retry(format!("queueing for an agent: {e}")))?;
+                .map_err(|e| JobError::retry_because("queueing for an agent", e))?;
         }
         finish(Some(why), 0).await?;
         return Ok(());
@@ -474,7 +460,7 @@ async fn answer_one(
         (Some(text), _) => {
             let answer = crate::answer::ask(state, ctx, question(text.clone()), None)
                 .await
-                .map_err(|e| JobError::Retry(format!("answering: {e}")))?;
+                .map_err(|e| JobError::retry_because("answering", e))?;
             answer.text
         }
         (None, Some("media")) => MEDIA_REPLY.to_owned(),
@@ -519,7 +505,7 @@ async fn answer_one(
             }
             (None, count)
         }
-        Err(SendError::Unavailable(e)) => return Err(JobError::Retry(format!("sending: {e}"))),
+        Err(SendError::Unavailable(e)) => return Err(JobError::retry(format!("sending: {e}"))),
         Err(SendError::Rejected { code, message }) => {
             super::note_send_failure(state, connection, code).await;
             (Some(format!("{code} {message}")), 0)

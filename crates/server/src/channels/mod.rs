@@ -13,6 +13,7 @@
 //! - [`oauth`]: connecting Meta assets through Meta's sign-in dialog.
 
 pub mod inbound;
+pub mod jobs;
 pub mod oauth;
 
 pub use cortex_channels::{event, manychat, meta, twilio};

@@ -13,7 +13,6 @@ use std::collections::{HashSet, VecDeque};
 use chrono::Utc;
 use cortex_core::StoreError;
 use cortex_core::ids::{DocumentId, TenantId};
-use cortex_core::jobs::NewJob;
 use cortex_core::knowledge::{Document, DocumentSource, DocumentStage, NewDocument, Original};
 use cortex_core::plans::Plan;
 use cortex_core::store::conflict;
@@ -22,13 +21,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::pipeline::{DocumentJob, Failure, JobError, current, fail, settled, tenant_plan};
-use super::{Result, blob_key, invalid, limit_or, may_write, parse_job, plan_of};
+use super::jobs::{fetch_job, parse_job};
+use super::pipeline::{DocumentJob, Failure, current, fail, settled, tenant_plan};
+use super::{Result, blob_key, invalid, limit_or, may_write, plan_of};
 use crate::app::AppState;
 use crate::infra::fetch::{FetchError, Fetcher};
+use crate::jobs::JobError;
 use crate::tenancy::TenantCtx;
 
-pub const FETCH_URL: &str = "FetchUrl";
 pub const MAX_DEPTH: u32 = 3;
 pub const MAX_PAGES: u32 = 100;
 /// robots.txt files larger than this are read only this far.
@@ -36,25 +36,13 @@ const MAX_ROBOTS_BYTES: u64 = 512 * 1024;
 /// The name robots.txt groups may address us by.
 const ROBOTS_AGENT: &str = "cortexlayerbot";
 
-#[derive(Serialize, Deserialize)]
-struct FetchArgs {
-    document_id: DocumentId,
-    generation: u32,
-    max_depth: u32,
-    max_pages: u32,
-}
-
-pub fn fetch_job(document: DocumentId, generation: u32, max_depth: u32, max_pages: u32) -> NewJob {
-    NewJob::now(
-        FETCH_URL,
-        serde_json::json!(FetchArgs {
-            document_id: document,
-            generation,
-            max_depth,
-            max_pages,
-        }),
-    )
-    .unique(format!("{FETCH_URL}:{document}:{generation}"))
+/// What a `FetchUrl` job fetches: one run of a URL document, and how far to crawl from it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct FetchArgs {
+    pub document_id: DocumentId,
+    pub generation: u32,
+    pub max_depth: u32,
+    pub max_pages: u32,
 }
 
 /// Adds the page at `raw_url` (and, with `max_depth > 0`, the same site's pages it links to,
@@ -103,15 +91,11 @@ pub async fn add_url(
 }
 
 /// The `FetchUrl` job.
-pub async fn run(
+pub(super) async fn run(
     state: &AppState,
     tenant: TenantId,
-    payload: &serde_json::Value,
+    args: FetchArgs,
 ) -> std::result::Result<(), JobError> {
-    let Ok(args) = serde_json::from_value::<FetchArgs>(payload.clone()) else {
-        tracing::warn!("FetchUrl job with an unreadable payload; dropped");
-        return Ok(());
-    };
     let job = DocumentJob {
         document_id: args.document_id,
         generation: args.generation,
@@ -160,7 +144,7 @@ pub async fn run(
                     .blobs
                     .put(&original.blob_key, page.bytes.clone())
                     .await
-                    .map_err(|e| JobError::Retry(format!("storing the page: {e}")))?;
+                    .map_err(|e| JobError::retry_because("storing the page", e))?;
                 if !settled(
                     state
                         .store
@@ -178,7 +162,7 @@ pub async fn run(
                 state.jobs_ready.notify_waiters();
                 Some(page)
             }
-            Err(PageError::Retry(m)) => return Err(JobError::Retry(m)),
+            Err(PageError::Retry(m)) => return Err(JobError::retry(m)),
             Err(PageError::Fail(f)) => return fail(state, tenant, &job, f).await,
         }
     } else {
@@ -338,7 +322,7 @@ async fn crawl(
             .blobs
             .put(&key, page.bytes.clone())
             .await
-            .map_err(|e| JobError::Retry(format!("storing a page: {e}")))?;
+            .map_err(|e| JobError::retry_because("storing a page", e))?;
         match state
             .store
             .create_document(tenant, new, parse_job(id, 1), plan.max_documents)

@@ -5,6 +5,7 @@
 //! Depends on the core ports, `cortex-ingest` and `tenancy`; never on axum.
 
 pub mod crawl;
+pub mod jobs;
 pub mod pipeline;
 pub mod search;
 
@@ -12,7 +13,6 @@ use chrono::Utc;
 use cortex_core::StoreError;
 use cortex_core::credentials::ApiScope;
 use cortex_core::ids::{DocumentId, TenantId};
-use cortex_core::jobs::NewJob;
 use cortex_core::knowledge::{Chunk, Document, DocumentSource, NewDocument};
 use cortex_core::plans::{self, Plan};
 use cortex_core::ports::BlobError;
@@ -123,18 +123,6 @@ fn check_file(plan: &Plan, file: IncomingFile) -> Result<CheckedFile> {
     })
 }
 
-/// The job that parses a document's run of `generation`.
-pub fn parse_job(document: DocumentId, generation: u32) -> NewJob {
-    NewJob::now(
-        pipeline::PARSE_DOCUMENT,
-        serde_json::json!({ "document_id": document, "generation": generation }),
-    )
-    .unique(format!(
-        "{}:{document}:{generation}",
-        pipeline::PARSE_DOCUMENT
-    ))
-}
-
 /// Where a document's original is kept.
 fn blob_key(tenant: TenantId, document: DocumentId) -> String {
     format!("documents/{tenant}/{document}")
@@ -217,7 +205,7 @@ async fn store_new_document(
             .await
             .map_err(|e| anyhow::anyhow!("storing the original: {e}"))?;
     }
-    let job = parse_job(doc.id, 1);
+    let job = jobs::parse_job(doc.id, 1);
     match state
         .store
         .create_document(ctx.tenant_id(), doc, job, plan.max_documents)
@@ -343,9 +331,9 @@ pub async fn reprocess(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Res
     let next = current.generation + 1;
     // A page whose fetch failed has nothing stored to parse: fetch it again.
     let job = if current.blob_key.is_none() && current.source == DocumentSource::Url {
-        crawl::fetch_job(id, next, 0, 1)
+        jobs::fetch_job(id, next, 0, 1)
     } else {
-        parse_job(id, next)
+        jobs::parse_job(id, next)
     };
     let doc = state
         .store

@@ -20,7 +20,6 @@ use std::time::Duration;
 use chrono::Utc;
 use cortex_core::StoreError;
 use cortex_core::ids::{DocumentId, TenantId};
-use cortex_core::jobs::{Job, NewJob};
 use cortex_core::knowledge::{
     ChunkVectors, Document, DocumentStage, DocumentStatus, NewChunk, Windows, content_hash,
 };
@@ -28,30 +27,14 @@ use cortex_core::plans;
 use cortex_core::ports::{BlobError, EmbedError};
 use cortex_core::store::conflict;
 use cortex_ingest::{ChunkOptions, DocKind, ExtractError, Extracted};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-
-pub const PARSE_DOCUMENT: &str = "ParseDocument";
-pub const EMBED_CHUNKS: &str = "EmbedChunks";
+use crate::jobs::JobError;
 
 /// Texts per embedding call: enough for length bucketing to pay, small enough that progress
 /// moves and a lost lease wastes little.
 const EMBED_BATCH: u32 = 64;
-
-/// Why a job attempt did not finish. Only transient causes are errors; the worker retries them
-/// with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("{0}")]
-    Retry(String),
-}
-
-impl From<StoreError> for JobError {
-    fn from(e: StoreError) -> Self {
-        Self::Retry(format!("storage: {e:#}"))
-    }
-}
 
 /// The unit-length mean of unit vectors: a chunk's vector from its windows'.
 fn mean_direction(vectors: &[Vec<f32>]) -> Vec<f32> {
@@ -67,10 +50,11 @@ fn mean_direction(vectors: &[Vec<f32>]) -> Vec<f32> {
     mean
 }
 
-#[derive(Deserialize)]
-pub(super) struct DocumentJob {
-    pub(super) document_id: DocumentId,
-    pub(super) generation: u32,
+/// What a document's job works on: one run (generation) of the document.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct DocumentJob {
+    pub document_id: DocumentId,
+    pub generation: u32,
 }
 
 /// A document failure: stable code and readable message.
@@ -86,37 +70,6 @@ impl Failure {
             message: message.into(),
         }
     }
-}
-
-/// Runs one job of this module; `Ok(false)` when the kind is not one of ours.
-pub async fn run(state: &AppState, job: &Job) -> Result<bool, JobError> {
-    let handler = match job.kind.as_str() {
-        PARSE_DOCUMENT => parse,
-        EMBED_CHUNKS => embed,
-        super::crawl::FETCH_URL => {
-            if let Some(tenant) = job.tenant_id {
-                super::crawl::run(state, tenant, &job.payload).await?;
-            }
-            return Ok(true);
-        }
-        crate::channels::inbound::ANSWER_INBOUND => {
-            if let Some(tenant) = job.tenant_id {
-                crate::channels::inbound::run(state, tenant, &job.payload).await?;
-            }
-            return Ok(true);
-        }
-        _ => return Ok(false),
-    };
-    let Some(tenant) = job.tenant_id else {
-        tracing::warn!(job.id = %job.id, "document job without a tenant; dropped");
-        return Ok(true);
-    };
-    let Ok(args) = serde_json::from_value::<DocumentJob>(job.payload.clone()) else {
-        tracing::warn!(job.id = %job.id, "document job with an unreadable payload; dropped");
-        return Ok(true);
-    };
-    handler(state, tenant, args).await?;
-    Ok(true)
 }
 
 /// The document if the job's run is still the current one.
@@ -166,63 +119,57 @@ pub(super) async fn fail(
     Ok(())
 }
 
-fn parse(
+pub(super) async fn parse(
     state: &AppState,
     tenant: TenantId,
     args: DocumentJob,
-) -> futures_boxed::BoxFuture<'_, Result<(), JobError>> {
-    Box::pin(async move {
-        let Some(doc) = current(state, tenant, &args).await? else {
-            return Ok(());
-        };
-        if matches!(doc.stage, DocumentStage::Embedding | DocumentStage::Done) {
-            // An earlier attempt stored the chunks and died before finishing the job.
-            return Ok(());
-        }
-        // Chunks are counted with the model's tokenizer: have it ready (loaded, or fetched).
-        warm_up(state).await?;
-        if !settled(
-            state
-                .store
-                .set_document_stage(tenant, doc.id, args.generation, DocumentStage::Parsing, 10)
-                .await,
-        )? {
-            return Ok(());
-        }
-        let chunks = match parse_and_chunk(state, &doc).await? {
-            Ok(chunks) => chunks,
-            Err(f) => return fail(state, tenant, &args, f).await,
-        };
-        let plan = tenant_plan(state, tenant).await;
-        if chunks.len() > plan.max_chunks_per_document as usize {
-            let f = Failure::new(
-                "chunk_limit_exceeded",
-                format!(
-                    "the document makes {} chunks; the {} plan allows {} per document",
-                    chunks.len(),
-                    plan.name,
-                    plan.max_chunks_per_document
-                ),
-            );
-            return fail(state, tenant, &args, f).await;
-        }
-        let next = NewJob::now(
-            EMBED_CHUNKS,
-            serde_json::json!({ "document_id": doc.id, "generation": args.generation }),
-        )
-        .unique(format!("{EMBED_CHUNKS}:{}:{}", doc.id, args.generation));
-        let count = chunks.len();
-        if settled(
-            state
-                .store
-                .replace_chunks(tenant, doc.id, args.generation, chunks, next, Utc::now())
-                .await,
-        )? {
-            tracing::info!(document.id = %doc.id, chunks = count, "document chunked; lexically searchable");
-            state.jobs_ready.notify_waiters();
-        }
-        Ok(())
-    })
+) -> Result<(), JobError> {
+    let Some(doc) = current(state, tenant, &args).await? else {
+        return Ok(());
+    };
+    if matches!(doc.stage, DocumentStage::Embedding | DocumentStage::Done) {
+        // An earlier attempt stored the chunks and died before finishing the job.
+        return Ok(());
+    }
+    // Chunks are counted with the model's tokenizer: have it ready (loaded, or fetched).
+    warm_up(state).await?;
+    if !settled(
+        state
+            .store
+            .set_document_stage(tenant, doc.id, args.generation, DocumentStage::Parsing, 10)
+            .await,
+    )? {
+        return Ok(());
+    }
+    let chunks = match parse_and_chunk(state, &doc).await? {
+        Ok(chunks) => chunks,
+        Err(f) => return fail(state, tenant, &args, f).await,
+    };
+    let plan = tenant_plan(state, tenant).await;
+    if chunks.len() > plan.max_chunks_per_document as usize {
+        let f = Failure::new(
+            "chunk_limit_exceeded",
+            format!(
+                "the document makes {} chunks; the {} plan allows {} per document",
+                chunks.len(),
+                plan.name,
+                plan.max_chunks_per_document
+            ),
+        );
+        return fail(state, tenant, &args, f).await;
+    }
+    let next = super::jobs::embed_job(doc.id, args.generation);
+    let count = chunks.len();
+    if settled(
+        state
+            .store
+            .replace_chunks(tenant, doc.id, args.generation, chunks, next, Utc::now())
+            .await,
+    )? {
+        tracing::info!(document.id = %doc.id, chunks = count, "document chunked; lexically searchable");
+        state.jobs_ready.notify_waiters();
+    }
+    Ok(())
 }
 
 /// Reads the original and turns it into chunks. The outer error is transient (retry); the
@@ -245,7 +192,7 @@ async fn parse_and_chunk(
                 "the stored original is gone",
             )));
         }
-        Err(e) => return Err(JobError::Retry(format!("reading the original: {e}"))),
+        Err(e) => return Err(JobError::retry_because("reading the original", e)),
     };
     if doc.kind == "qa" || doc.kind == "csv" {
         return Ok(qa_chunks(state, doc, &bytes));
@@ -294,7 +241,7 @@ async fn parse_and_chunk(
             "parse_timeout",
             "cutting the document into chunks took too long",
         ))),
-        Bounded::Panicked => Err(JobError::Retry("the chunker stopped unexpectedly".into())),
+        Bounded::Panicked => Err(JobError::retry("the chunker stopped unexpectedly")),
     }
 }
 
@@ -397,111 +344,107 @@ async fn bounded<T: Send + 'static>(
     }
 }
 
-fn embed(
+pub(super) async fn embed(
     state: &AppState,
     tenant: TenantId,
     args: DocumentJob,
-) -> futures_boxed::BoxFuture<'_, Result<(), JobError>> {
-    Box::pin(async move {
-        let Some(doc) = current(state, tenant, &args).await? else {
-            return Ok(());
-        };
-        warm_up(state).await?;
-        let model = state.embedder.model().to_owned();
-        let total = doc.chunk_count.max(1);
-        let mut done = 0u32;
-        loop {
-            let batch = state
-                .store
-                .pending_embeddings(tenant, doc.id, &model, EMBED_BATCH)
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            // Each chunk's windows (the sentences the answer engine reads); a chunk's own
-            // vector is their mean — as good as embedding the chunk whole, better on SciFact
-            // (docs/benchmarks.md), and no token is embedded twice. A chunk with no sentence
-            // long enough for a window is embedded whole.
-            let sources: Vec<String> = batch.iter().map(|p| p.source_text()).collect();
-            let mut texts: Vec<String> = Vec::new();
-            // (first text, end, whether they are windows)
-            let mut spans: Vec<(usize, usize, bool)> = Vec::with_capacity(batch.len());
-            for (p, source) in batch.iter().zip(&sources) {
-                let start = texts.len();
-                let windows = cortex_ai::extractive::windows(source);
-                let has_windows = !windows.is_empty();
-                if has_windows {
-                    texts.extend(windows);
-                } else {
-                    texts.push(p.text.clone());
-                }
-                spans.push((start, texts.len(), has_windows));
-            }
-            let vectors = match state.embedder.embed(texts.clone()).await {
-                Ok(v) if v.len() == texts.len() => v,
-                Ok(v) => {
-                    return Err(JobError::Retry(format!(
-                        "the embedder returned {} vectors for {} texts",
-                        v.len(),
-                        texts.len()
-                    )));
-                }
-                Err(EmbedError::Unavailable(m)) => return Err(JobError::Retry(m)),
-                Err(EmbedError::Failed(m)) => {
-                    return fail(state, tenant, &args, Failure::new("embedding_failed", m)).await;
-                }
-            };
-            let mut pairs: Vec<ChunkVectors> = Vec::with_capacity(batch.len());
-            for ((p, source), (start, end, has_windows)) in
-                batch.into_iter().zip(&sources).zip(spans)
-            {
-                let own = &vectors[start..end];
-                let (vector, windows) = if has_windows {
-                    (mean_direction(own), own.to_vec())
-                } else {
-                    (own.first().cloned().unwrap_or_default(), Vec::new())
-                };
-                pairs.push(ChunkVectors {
-                    content_hash: p.content_hash,
-                    vector,
-                    windows: Some(Windows {
-                        of: content_hash(source),
-                        vectors: windows,
-                    }),
-                });
-            }
-            state.store.put_embeddings(tenant, &model, &pairs).await?;
-            done += pairs.len() as u32;
-            let progress = 50 + (49 * done.min(total) / total) as u8;
-            if !settled(
-                state
-                    .store
-                    .set_document_stage(
-                        tenant,
-                        doc.id,
-                        args.generation,
-                        DocumentStage::Embedding,
-                        progress,
-                    )
-                    .await,
-            )? {
-                return Ok(());
-            }
-        }
-        match state
+) -> Result<(), JobError> {
+    let Some(doc) = current(state, tenant, &args).await? else {
+        return Ok(());
+    };
+    warm_up(state).await?;
+    let model = state.embedder.model().to_owned();
+    let total = doc.chunk_count.max(1);
+    let mut done = 0u32;
+    loop {
+        let batch = state
             .store
-            .finish_document(tenant, doc.id, args.generation, &model, Utc::now())
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(document.id = %doc.id, "document ready");
-                Ok(())
-            }
-            Err(StoreError::NotFound) => Ok(()),
-            Err(StoreError::Conflict(c)) if c == conflict::STALE_GENERATION => Ok(()),
-            Err(e) => Err(e.into()),
+            .pending_embeddings(tenant, doc.id, &model, EMBED_BATCH)
+            .await?;
+        if batch.is_empty() {
+            break;
         }
-    })
+        // Each chunk's windows (the sentences the answer engine reads); a chunk's own
+        // vector is their mean — as good as embedding the chunk whole, better on SciFact
+        // (docs/benchmarks.md), and no token is embedded twice. A chunk with no sentence
+        // long enough for a window is embedded whole.
+        let sources: Vec<String> = batch.iter().map(|p| p.source_text()).collect();
+        let mut texts: Vec<String> = Vec::new();
+        // (first text, end, whether they are windows)
+        let mut spans: Vec<(usize, usize, bool)> = Vec::with_capacity(batch.len());
+        for (p, source) in batch.iter().zip(&sources) {
+            let start = texts.len();
+            let windows = cortex_ai::extractive::windows(source);
+            let has_windows = !windows.is_empty();
+            if has_windows {
+                texts.extend(windows);
+            } else {
+                texts.push(p.text.clone());
+            }
+            spans.push((start, texts.len(), has_windows));
+        }
+        let vectors = match state.embedder.embed(texts.clone()).await {
+            Ok(v) if v.len() == texts.len() => v,
+            Ok(v) => {
+                return Err(JobError::retry(format!(
+                    "the embedder returned {} vectors for {} texts",
+                    v.len(),
+                    texts.len()
+                )));
+            }
+            Err(EmbedError::Unavailable(m)) => return Err(JobError::retry(m)),
+            Err(EmbedError::Failed(m)) => {
+                return fail(state, tenant, &args, Failure::new("embedding_failed", m)).await;
+            }
+        };
+        let mut pairs: Vec<ChunkVectors> = Vec::with_capacity(batch.len());
+        for ((p, source), (start, end, has_windows)) in batch.into_iter().zip(&sources).zip(spans) {
+            let own = &vectors[start..end];
+            let (vector, windows) = if has_windows {
+                (mean_direction(own), own.to_vec())
+            } else {
+                (own.first().cloned().unwrap_or_default(), Vec::new())
+            };
+            pairs.push(ChunkVectors {
+                content_hash: p.content_hash,
+                vector,
+                windows: Some(Windows {
+                    of: content_hash(source),
+                    vectors: windows,
+                }),
+            });
+        }
+        state.store.put_embeddings(tenant, &model, &pairs).await?;
+        done += pairs.len() as u32;
+        let progress = 50 + (49 * done.min(total) / total) as u8;
+        if !settled(
+            state
+                .store
+                .set_document_stage(
+                    tenant,
+                    doc.id,
+                    args.generation,
+                    DocumentStage::Embedding,
+                    progress,
+                )
+                .await,
+        )? {
+            return Ok(());
+        }
+    }
+    match state
+        .store
+        .finish_document(tenant, doc.id, args.generation, &model, Utc::now())
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(document.id = %doc.id, "document ready");
+            Ok(())
+        }
+        Err(StoreError::NotFound) => Ok(()),
+        Err(StoreError::Conflict(c)) if c == conflict::STALE_GENERATION => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The tenant's plan (the default one if the tenant or its plan cannot be read).
@@ -515,10 +458,5 @@ async fn warm_up(state: &AppState) -> Result<(), JobError> {
         .embedder
         .warm_up()
         .await
-        .map_err(|e| JobError::Retry(e.to_string()))
-}
-
-/// Boxed futures, so both handlers share one function type.
-mod futures_boxed {
-    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+        .map_err(|e| JobError::retry_because("loading the embedding model", e))
 }

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use cortexlayer_server::knowledge::pipeline;
+use cortexlayer_server::jobs::Job;
+use cortexlayer_server::knowledge::jobs::{EmbedChunks, ParseDocument};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -216,7 +217,7 @@ async fn a_document_is_found_by_words_before_its_vectors_exist() {
     let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
     assert_eq!(document(&app, &owner.access, &id).await["searchable"], "no");
 
-    run_next_job(&app, pipeline::PARSE_DOCUMENT).await;
+    run_next_job(&app, ParseDocument::NAME).await;
     let d = document(&app, &owner.access, &id).await;
     assert_eq!(
         (
@@ -244,7 +245,7 @@ async fn a_document_is_found_by_words_before_its_vectors_exist() {
         "hybrid works on words alone"
     );
 
-    run_next_job(&app, pipeline::EMBED_CHUNKS).await;
+    run_next_job(&app, EmbedChunks::NAME).await;
     let d = document(&app, &owner.access, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["searchable"].as_str()),
@@ -259,25 +260,12 @@ async fn a_document_is_found_by_words_before_its_vectors_exist() {
 
 /// Leases the next due job, checks its kind, runs it as a worker would and completes it.
 pub async fn run_next_job(app: &TestApp, kind: &str) {
-    let lease = app
-        .state
-        .store
-        .lease_jobs(chrono::Utc::now(), chrono::Duration::seconds(60), 1)
+    let ran = cortexlayer_server::jobs::run_next(&app.state)
         .await
         .expect("lease")
-        .pop()
         .expect("a job is due");
-    assert_eq!(lease.job.kind, kind);
-    assert!(
-        pipeline::run(&app.state, &lease.job)
-            .await
-            .expect("job runs")
-    );
-    app.state
-        .store
-        .complete_job(lease.job.id, lease.token, chrono::Utc::now())
-        .await
-        .expect("complete");
+    assert_eq!(ran.kind, kind);
+    assert_eq!(ran.failure, None, "the {kind} job runs");
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub client: Client,
     pub state: AppState,
     mails: Arc<Mutex<Vec<SentMail>>>,
-    _workers: cortexlayer_server::worker::Workers,
+    _workers: cortexlayer_server::jobs::Workers,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -51,7 +51,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let state = AppState::build(settings).await.expect("app state");
     // Workers run as in `serve`.
-    let workers = cortexlayer_server::worker::Workers::start(&state);
+    let workers = cortexlayer_server::jobs::Workers::start(&state);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = cortexlayer_server::http::router(state.clone());
