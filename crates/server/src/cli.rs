@@ -43,6 +43,9 @@ pub enum Command {
     Admin(AdminCommand),
     /// Print the effective configuration, secrets redacted.
     Config,
+    /// The job queue.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Add files to a tenant's knowledge base, as an upload through the API would.
     Ingest(IngestArgs),
     /// Ask a tenant's bot a question and print the answer with its sources.
@@ -97,6 +100,14 @@ pub struct EvalArgs {
     /// Judge only the first N queries that have judgements.
     #[arg(long)]
     pub queries: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// Enqueue the periodic jobs whose period ended, run every due job in this process until
+    /// none is due, print what ran and exit (for deployments that run no workers, or to empty
+    /// the queue by hand). Failed attempts are retried later, as the workers would.
+    Run,
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,6 +237,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(cmd) => admin(settings, cmd).await,
+        Command::Jobs(JobsCommand::Run) => {
+            let state = AppState::build(settings).await?;
+            let drained = crate::jobs::run_pending(&state).await?;
+            println!(
+                "{} job(s) done, {} attempt(s) failed",
+                drained.done,
+                drained.failed.len()
+            );
+            for (kind, why) in &drained.failed {
+                println!("  {kind}: {why}");
+            }
+            Ok(())
+        }
         Command::Ingest(args) => ingest(settings, args).await,
         Command::Ask(args) => ask(settings, args).await,
         Command::Bench(BenchCommand::Search {

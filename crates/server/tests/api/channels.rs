@@ -26,8 +26,8 @@ pub(crate) async fn connect(app: &TestApp, token: &str, body: Value) -> reqwest:
     app.post_as("/api/v1/channels", token, &body).await
 }
 
-/// Waits for the conversations of `channel` whose last message is the customer's (kept for a
-/// person), and returns them with the reasons of their handoff events.
+/// Runs the due jobs, then returns the conversations of `channel` whose last message is the
+/// customer's (kept for a person) — `n` of them — with the reasons of their handoff events.
 async fn queued_for_agents(
     app: &TestApp,
     owner: &Member,
@@ -35,43 +35,39 @@ async fn queued_for_agents(
     n: usize,
 ) -> Vec<(Value, Vec<String>)> {
     let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
-    let start = std::time::Instant::now();
-    loop {
-        let list: Value = app
-            .get_as(
-                &format!("/api/v1/conversations?channel={channel}"),
-                &owner.access,
-            )
-            .await
-            .json()
-            .await
-            .expect("json");
-        let mut out = Vec::new();
-        for c in list["data"].as_array().into_iter().flatten() {
-            if c["last_message"]["role"] != "user" {
-                continue;
-            }
-            let id = c["id"].as_str().expect("id").parse().expect("uuid");
-            let reasons = app
-                .state
-                .store
-                .list_conversation_events(tenant, id)
-                .await
-                .expect("events")
-                .into_iter()
-                .map(|e| e.reason)
-                .collect();
-            out.push((c.clone(), reasons));
+    app.run_pending_jobs().await;
+    let list: Value = app
+        .get_as(
+            &format!("/api/v1/conversations?channel={channel}"),
+            &owner.access,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut out = Vec::new();
+    for c in list["data"].as_array().into_iter().flatten() {
+        if c["last_message"]["role"] != "user" {
+            continue;
         }
-        if out.len() >= n {
-            return out;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{n} conversation(s) queued for a person expected: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let id = c["id"].as_str().expect("id").parse().expect("uuid");
+        let reasons = app
+            .state
+            .store
+            .list_conversation_events(tenant, id)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.reason)
+            .collect();
+        out.push((c.clone(), reasons));
     }
+    assert_eq!(
+        out.len(),
+        n,
+        "{n} conversation(s) queued for a person expected: {list}"
+    );
+    out
 }
 
 /// The token the Graph API stand-in takes.
@@ -674,7 +670,12 @@ pub(crate) type SentLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String, V
 /// An app with Meta's webhook configured (app secret, verify token, the Graph API stand-in)
 /// and an owner on `plan`; with what the Graph API receives.
 async fn meta_app(plan: &str) -> (TestApp, Member, SentLog) {
-    let (graph, sent) = spawn_graph(vec![]).await;
+    meta_app_scripted(plan, vec![]).await
+}
+
+/// [`meta_app`] whose Graph API stand-in answers its first requests from `script`.
+async fn meta_app_scripted(plan: &str, script: Vec<(u16, Value)>) -> (TestApp, Member, SentLog) {
+    let (graph, sent) = spawn_graph(script).await;
     let app = crate::helpers::spawn_app_with(move |s| {
         s.providers.meta_app_secret =
             Some(cortexlayer_server::config::Secret::new("test-app-secret"));
@@ -731,9 +732,10 @@ async fn post_signed(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
     .await
 }
 
-/// Waits until the Graph API was sent `n` messages, then `settle` longer so that a duplicate
-/// would show; returns what it was sent.
-pub(crate) async fn wait_for_sent(
+/// For the crash tests, where a `cortexlayer serve` process does the work: waits until the
+/// Graph API was sent `n` messages, then `settle` longer so that a duplicate would show;
+/// returns what it was sent.
+async fn sent_by_the_server(
     sent: &SentLog,
     n: usize,
     settle: Duration,
@@ -748,6 +750,19 @@ pub(crate) async fn wait_for_sent(
     }
     tokio::time::sleep(settle).await;
     sent.lock().expect("lock").clone()
+}
+
+/// Runs the due jobs, then returns what the provider stand-in was sent, which must be `n`
+/// messages in all by then (a duplicate would make it more).
+pub(crate) async fn wait_for_sent(
+    app: &TestApp,
+    sent: &SentLog,
+    n: usize,
+) -> Vec<(String, String, Value)> {
+    app.run_pending_jobs().await;
+    let sent = sent.lock().expect("lock").clone();
+    assert_eq!(sent.len(), n, "replies sent: {sent:?}");
+    sent
 }
 
 #[tokio::test]
@@ -820,7 +835,7 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     let stray = whatsapp_delivery("999999", "wamid.STRAY", "hello");
     assert_eq!(post_signed(&app, stray).await.status(), 200);
 
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
     let (path, auth, reply) = &sent[0];
     assert_eq!(path, "/v21.0/106540352242922/messages");
@@ -876,7 +891,7 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
         "Which countries do you ship to?",
     );
     assert_eq!(post_signed(&app, next).await.status(), 200);
-    wait_for_sent(&sent_log, 2, Duration::ZERO).await;
+    wait_for_sent(&app, &sent_log, 2).await;
     let conversation = app
         .state
         .store
@@ -938,7 +953,7 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
         let body = whatsapp_delivery_at(asset, id, "Are you open today?", two_days_ago);
         assert_eq!(post_signed(&app, body).await.status(), 200);
     }
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(
         sent.len(),
         1,
@@ -976,7 +991,7 @@ async fn a_messenger_message_is_answered_through_the_send_api() {
     .to_string()
     .into_bytes();
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_000)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(sent.len(), 1, "the echo is not answered: {sent:?}");
     let (path, _, reply) = &sent[0];
     assert_eq!(path, "/v21.0/1234567890/messages");
@@ -1000,7 +1015,7 @@ async fn the_team_sees_every_channels_conversations_in_one_list() {
         "How long do refunds take?",
     );
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
+    wait_for_sent(&app, &sent_log, 1).await;
     let (_, key) = app.api_key(&owner, &["chat"]).await;
     let r = app
         .post_as(
@@ -1196,14 +1211,14 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
     // The 2,000th is sent and counted; the next is not sent.
     let first = whatsapp_delivery("106540352242922", "wamid.Q1", "How long do refunds take?");
     assert_eq!(post_signed(&app, first).await.status(), 200);
-    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
+    wait_for_sent(&app, &sent_log, 1).await;
     let second = whatsapp_delivery(
         "106540352242922",
         "wamid.Q2",
         "Which countries do you ship to?",
     );
     assert_eq!(post_signed(&app, second).await.status(), 200);
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(
         sent.len(),
         1,
@@ -1222,7 +1237,7 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
     on_plan(&app, &operator, &owner, "scale").await;
     let third = whatsapp_delivery("106540352242922", "wamid.Q3", "How long do refunds take?");
     assert_eq!(post_signed(&app, third).await.status(), 200);
-    wait_for_sent(&sent_log, 2, Duration::ZERO).await;
+    wait_for_sent(&app, &sent_log, 2).await;
     assert_eq!(total(UsageKind::ChannelMessage, "whatsapp").await, 2_001);
 }
 
@@ -1271,7 +1286,7 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
     ] {
         assert_eq!(post_signed(&app, body).await.status(), 200);
     }
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(
         sent.len(),
         1,
@@ -1302,6 +1317,48 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
         queued[0].0["last_message"]["text"],
         "Which countries do you ship to?"
     );
+}
+
+#[tokio::test]
+async fn a_graph_api_outage_is_retried_by_the_job_later_and_answered_once() {
+    // Meta fails the first three sends (all of the client's own tries): the answer job fails
+    // this attempt with the cause, and its retry after the backoff sends the reply once.
+    let outage = json!({ "error": { "message": "An unexpected error has occurred.", "type": "OAuthException", "code": 2 } });
+    let (app, owner, sent_log) = meta_app_scripted(
+        "growth",
+        vec![(500, outage.clone()), (500, outage.clone()), (500, outage)],
+    )
+    .await;
+    upload_guide(&app, &owner).await;
+    connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
+    let body = whatsapp_delivery(
+        "106540352242922",
+        "wamid.RETRY1",
+        "How long do refunds take?",
+    );
+    assert_eq!(post_signed(&app, body).await.status(), 200);
+
+    let drained = app.run_pending_jobs_allowing_failures().await;
+    assert_eq!(drained.failed.len(), 1, "{drained:?}");
+    let (kind, why) = &drained.failed[0];
+    assert_eq!(kind, "AnswerInbound");
+    assert!(why.starts_with("sending: "), "{why}");
+    assert_eq!(
+        sent_log.lock().expect("lock").len(),
+        3,
+        "three tries, no reply yet"
+    );
+    assert_eq!(
+        app.run_pending_jobs().await,
+        0,
+        "the retry waits for its backoff"
+    );
+
+    app.advance(chrono::Duration::minutes(1));
+    let sent = wait_for_sent(&app, &sent_log, 4).await;
+    let text = sent[3].2["text"]["body"].as_str().expect("text");
+    assert!(text.contains("14 days"), "{text}");
+    assert_eq!(app.run_pending_jobs().await, 0, "answered once");
 }
 
 #[tokio::test]
@@ -1348,7 +1405,7 @@ async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_afte
     // The guide is made searchable first, so that the answer cannot race its ingestion.
     let ingester = start("1");
     assert_eq!(
-        crate::documents::settled(&app, &owner.access, &doc).await["status"],
+        crate::documents::settled_by_the_server(&app, &owner.access, &doc).await["status"],
         "ready"
     );
     drop(ingester);
@@ -1375,7 +1432,7 @@ async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_afte
 
     // The next process finds the stored message and its job, and answers it once.
     let second = start("1");
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_000)).await;
+    let sent = sent_by_the_server(&sent_log, 1, Duration::from_millis(1_500)).await;
     drop(second);
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].2["to"], "16505551234");
@@ -1404,7 +1461,7 @@ async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_show
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let body = whatsapp_delivery("106540352242922", "wamid.DEL1", "How long do refunds take?");
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
+    wait_for_sent(&app, &sent_log, 1).await;
     let listed: Value = app
         .get_as("/api/v1/conversations", &owner.access)
         .await
@@ -1526,7 +1583,7 @@ async fn a_customers_messages_are_answered_in_order_in_one_conversation() {
     .to_string()
     .into_bytes();
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    let sent = wait_for_sent(&sent_log, 3, Duration::from_millis(500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 3).await;
     assert_eq!(sent.len(), 3, "{sent:?}");
     let texts: Vec<&str> = sent
         .iter()
@@ -1799,25 +1856,18 @@ async fn a_connection_whose_token_meta_refuses_on_a_send_is_flagged() {
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let body = whatsapp_delivery("106540352242922", "wamid.FLAG1", "Hello, are you open?");
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    wait_for_sent(&sent_log, 1, Duration::ZERO).await;
-    let start = std::time::Instant::now();
-    loop {
-        let listed: Value = app
-            .get_as("/api/v1/channels", &owner.access)
-            .await
-            .json()
-            .await
-            .expect("json");
-        if listed["data"][0]["status"] == "token_invalid" {
-            assert!(listed["data"][0]["token_invalid_at"].is_string());
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the connection is flagged: {listed}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_sent(&app, &sent_log, 1).await;
+    let listed: Value = app
+        .get_as("/api/v1/channels", &owner.access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["data"][0]["status"], "token_invalid",
+        "the connection is flagged: {listed}"
+    );
+    assert!(listed["data"][0]["token_invalid_at"].is_string());
     assert!(
         app.audit_actions(&owner)
             .await

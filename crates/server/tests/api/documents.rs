@@ -62,8 +62,9 @@ pub async fn document(app: &TestApp, token: &str, id: &str) -> Value {
     r.json().await.expect("json")
 }
 
-/// Polls the document until it is `ready` or `failed` (two minutes at most).
-pub async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
+/// For the crash tests, where a `cortexlayer serve` process does the work: polls the document
+/// until it is `ready` or `failed` (two minutes at most).
+pub async fn settled_by_the_server(app: &TestApp, token: &str, id: &str) -> Value {
     let start = Instant::now();
     loop {
         let d = document(app, token, id).await;
@@ -77,6 +78,18 @@ pub async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Runs the due jobs, then returns the document, which must be `ready` or `failed` by then.
+pub async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
+    app.run_pending_jobs().await;
+    let d = document(app, token, id).await;
+    let status = d["status"].as_str().expect("status");
+    assert!(
+        status == "ready" || status == "failed",
+        "document still {status} with no job due: {d}"
+    );
+    d
 }
 
 pub async fn search(app: &TestApp, token: &str, query: &str, mode: &str, k: u32) -> Vec<Value> {
@@ -761,7 +774,7 @@ async fn a_server_killed_mid_document_resumes_it_after_restart_without_duplicate
 
     // A new process takes the job over once the dead one's lease runs out.
     let server = crate::serve::start_on(settings.database_url.expose(), &env);
-    let done = settled(&app, t, &id).await;
+    let done = settled_by_the_server(&app, t, &id).await;
     drop(server);
     assert_eq!(done["status"], "ready", "{done}");
     assert_eq!(done["chunk_count"].as_u64(), Some(chunk_count));
@@ -1021,26 +1034,7 @@ async fn a_site_is_crawled_within_depth_budget_and_robots_txt() {
     );
 
     // The crawl adds the guide (depth 1) and nothing else.
-    let start = Instant::now();
-    let docs = loop {
-        let listed: Value = app
-            .get_as("/api/v1/documents", t)
-            .await
-            .json()
-            .await
-            .expect("json");
-        let docs = listed["data"].as_array().expect("data").clone();
-        if docs.len() >= 2
-            && docs
-                .iter()
-                .all(|d| d["status"] == "ready" || d["status"] == "failed")
-        {
-            break docs;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "{docs:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.run_pending_jobs().await;
     let listed: Value = app
         .get_as("/api/v1/documents", t)
         .await
@@ -1053,7 +1047,15 @@ async fn a_site_is_crawled_within_depth_budget_and_robots_txt() {
         .iter()
         .map(|d| d["source_url"].as_str().expect("url"))
         .collect();
-    assert_eq!(urls.len(), 2, "{docs:?}");
+    assert_eq!(urls.len(), 2, "{listed}");
+    assert!(
+        listed["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|d| d["status"] == "ready" || d["status"] == "failed"),
+        "{listed}"
+    );
     assert!(
         urls.contains(&format!("http://{site}/guide").as_str()),
         "{urls:?}"

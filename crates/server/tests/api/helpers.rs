@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use cortexlayer_server::app::AppState;
 use cortexlayer_server::config::{Secret, Settings};
+use cortexlayer_server::jobs::{Clock, Drained};
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -27,8 +28,25 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub state: AppState,
+    /// The clock the job layer reads: the system's, moved forward by [`TestApp::advance`].
+    pub clock: Arc<TestClock>,
     mails: Arc<Mutex<Vec<SentMail>>>,
-    _workers: cortexlayer_server::jobs::Workers,
+}
+
+/// The system clock plus an offset the test moves forward (never back, so jobs enqueued at
+/// the system's time are always due on it).
+#[derive(Default)]
+pub struct TestClock {
+    ahead_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+            + chrono::Duration::milliseconds(
+                self.ahead_ms.load(std::sync::atomic::Ordering::SeqCst),
+            )
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -49,9 +67,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         std::env::temp_dir().join(format!("cortex-api-data-{}", uuid::Uuid::now_v7()));
     settings.knowledge.model_dir = Some(model_dir());
     configure(&mut settings);
-    let state = AppState::build(settings).await.expect("app state");
-    // Workers run as in `serve`.
-    let workers = cortexlayer_server::jobs::Workers::start(&state);
+    let mut state = AppState::build(settings).await.expect("app state");
+    // No background workers: each test runs the due jobs itself (`run_pending_jobs`), so what
+    // it sees never depends on timing.
+    let clock = Arc::new(TestClock::default());
+    state.clock = clock.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = cortexlayer_server::http::router(state.clone());
@@ -70,8 +90,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             .build()
             .expect("client"),
         state,
+        clock,
         mails,
-        _workers: workers,
     }
 }
 
@@ -214,6 +234,33 @@ impl Member {
 }
 
 impl TestApp {
+    /// Runs every due job (and the ones they enqueue) until none is due, as the workers would,
+    /// and fails the test if any attempt failed. Returns how many jobs ran.
+    pub async fn run_pending_jobs(&self) -> u32 {
+        let drained = self.run_pending_jobs_allowing_failures().await;
+        assert!(
+            drained.failed.is_empty(),
+            "job attempts failed: {:?}",
+            drained.failed
+        );
+        drained.done
+    }
+
+    /// [`TestApp::run_pending_jobs`] for tests whose jobs are meant to fail: what ran and what
+    /// failed (failed attempts wait for their retry time; [`TestApp::advance`] brings it).
+    pub async fn run_pending_jobs_allowing_failures(&self) -> Drained {
+        cortexlayer_server::jobs::run_pending(&self.state)
+            .await
+            .expect("the job queue is readable")
+    }
+
+    /// Moves the job layer's clock `by` forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock
+            .ahead_ms
+            .fetch_add(by.num_milliseconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

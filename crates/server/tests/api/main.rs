@@ -11,6 +11,7 @@ mod chat;
 mod documents;
 mod eval;
 mod http_basics;
+mod jobs;
 mod manychat;
 mod meta_oauth;
 mod migrations;

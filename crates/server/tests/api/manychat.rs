@@ -2,8 +2,6 @@
 //! (authenticated by the key, acknowledged at once with the configured text) and answers sent
 //! through ManyChat's send API.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::channels::{SentLog, connect, on_plan, upload_guide, wait_for_sent};
@@ -227,7 +225,7 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
             json!({ "version": "v2", "content": { "messages": [{ "type": "text", "text": "OK, bien reçu" }] } })
         );
     }
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(sent.len(), 1, "exactly one answer: {sent:?}");
     let (_, auth, reply) = &sent[0];
     assert_eq!(auth, &format!("Bearer {KEY}"));
@@ -243,7 +241,7 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
         "last_input_text": "Which countries do you ship to?",
         "last_interaction": "2026-11-26T10:00:00.000Z" });
     assert_eq!(post(Some(KEY), contact).await.status(), 200);
-    let sent = wait_for_sent(&sent_log, 2, Duration::ZERO).await;
+    let sent = wait_for_sent(&app, &sent_log, 2).await;
     let text = sent[1].2["data"]["content"]["messages"][0]["text"]
         .as_str()
         .expect("text");
@@ -270,6 +268,6 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
     // ManyChat refusing the message (an unknown subscriber) is recorded, not retried forever.
     let gone = json!({ "subscriber_id": "404", "text": "How long do refunds take?" });
     assert_eq!(post(Some(KEY), gone).await.status(), 200);
-    let sent = wait_for_sent(&sent_log, 3, Duration::from_millis(500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 3).await;
     assert_eq!(sent.len(), 3, "refused once, not retried: {sent:?}");
 }

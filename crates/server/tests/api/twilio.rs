@@ -386,7 +386,7 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
     let stray = inbound("SMstray", "+15005550006", "hello", ACCOUNT);
     assert_eq!(post(stray, Some(AUTH_TOKEN)).await.status(), 200);
 
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(1_500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
     let (path, _, reply) = &sent[0];
     assert_eq!(
@@ -448,7 +448,7 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
         format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/MMphoto/Media/ME1"),
     ));
     assert_eq!(post(photo, Some(AUTH_TOKEN)).await.status(), 200);
-    let sent = wait_for_sent(&sent_log, 2, Duration::ZERO).await;
+    let sent = wait_for_sent(&app, &sent_log, 2).await;
     assert!(
         sent[1].2["Body"]
             .as_str()
@@ -536,7 +536,7 @@ async fn a_sender_of_the_platforms_twilio_account_is_assigned_by_the_operator_an
     );
     assert_eq!(post(message.clone(), AUTH_TOKEN).await.status(), 401);
     assert_eq!(post(message, PLATFORM_TOKEN).await.status(), 200);
-    let sent = wait_for_sent(&sent_log, 1, Duration::from_millis(500)).await;
+    let sent = wait_for_sent(&app, &sent_log, 1).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
         sent[0].0,
