@@ -180,6 +180,13 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The database backend's name, and whether it answers with every migration applied.
+    pub async fn readiness(&self) -> (&'static str, cortex_core::store::Result<()>) {
+        (self.store.backend(), self.store.readiness().await)
+    }
+}
+
 /// The store the `DATABASE_URL` scheme chooses, optionally migrated.
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
     let url = settings.database_url.expose();

@@ -6,6 +6,7 @@
 //! - [`knowledge`]: documents, their processing pipeline (jobs) and search.
 //! - [`answer`]: the answer engine: bot settings, retrieval, prompts, model chains, extractive
 //!   answers, conversations and their usage.
+//! - [`conversations`]: conversations as the team reads them (list, one with its messages).
 //! - [`channels`]: messaging channels a tenant connects (sealed tokens, plan gating).
 //! - [`jobs`]: the job layer: typed jobs, their registry, the runner (workers) and the scheduler.
 //! - [`infra`]: password hashing, tokens, email, rate limiting, blobs, the local embedder.
@@ -20,6 +21,7 @@ pub mod bench;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod conversations;
 pub mod eval;
 pub mod eval_answers;
 pub mod http;

@@ -16,6 +16,7 @@ use cortex_core::widget::{WidgetKey, WidgetTheme};
 
 use crate::app::AppState;
 use crate::infra::tokens::random_token;
+use crate::tenancy::Action;
 use crate::tenancy::{TenancyError, TenantCtx};
 
 /// Messages one visitor may send a minute.
@@ -55,10 +56,6 @@ fn invalid(field: &'static str, message: &str) -> WidgetError {
         message: message.to_owned(),
     }
     .into()
-}
-
-fn may_manage(ctx: &TenantCtx) -> Result<()> {
-    Ok(ctx.admin_or_operator("widget keys are managed by owners and admins")?)
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, lowercase, no path. `None` if `raw`
@@ -126,7 +123,7 @@ pub struct NewKey {
 }
 
 pub async fn create_key(state: &AppState, ctx: &TenantCtx, req: NewKey) -> Result<WidgetKey> {
-    may_manage(ctx)?;
+    ctx.require(Action::ManageWidgetKeys)?;
     let allowed_origins = check_origins(&req.allowed_origins)?;
     let theme = req.theme.unwrap_or_default();
     check_theme(&theme)?;
@@ -152,7 +149,7 @@ pub async fn create_key(state: &AppState, ctx: &TenantCtx, req: NewKey) -> Resul
 
 /// Members read the keys; API keys do not.
 pub async fn list_keys(state: &AppState, ctx: &TenantCtx) -> Result<Vec<WidgetKey>> {
-    ctx.member_with(cortex_core::tenancy::Role::Agent)?;
+    ctx.require(Action::ReadWidgetKeys)?;
     Ok(state.store.list_widget_keys(ctx.tenant_id()).await?)
 }
 
@@ -168,7 +165,7 @@ pub async fn update_key(
     id: WidgetKeyId,
     change: KeyChange,
 ) -> Result<WidgetKey> {
-    may_manage(ctx)?;
+    ctx.require(Action::ManageWidgetKeys)?;
     let current = state
         .store
         .list_widget_keys(ctx.tenant_id())
@@ -202,7 +199,7 @@ pub async fn update_key(
 }
 
 pub async fn revoke_key(state: &AppState, ctx: &TenantCtx, id: WidgetKeyId) -> Result<()> {
-    may_manage(ctx)?;
+    ctx.require(Action::ManageWidgetKeys)?;
     let now = Utc::now();
     state
         .store
@@ -258,7 +255,7 @@ pub async fn admit(
             retry_after_secs: hit.retry_after.as_secs().max(1),
         });
     }
-    let ctx = TenantCtx::for_operator(state, key.tenant_id).await?;
+    let ctx = TenantCtx::for_visitor(state, key.tenant_id, key.id).await?;
     Ok(Visit { key, ctx, origin })
 }
 
@@ -308,6 +305,46 @@ pub async fn visitor_message(
 }
 
 /// The visitor's own widget conversation of the key's tenant, or `NotFound`.
+/// The latest 50 messages of the visitor's own conversation, with the verdicts they gave.
+pub async fn history(
+    state: &AppState,
+    visit: &Visit,
+    visitor: &str,
+    id: cortex_core::ids::ConversationId,
+) -> Result<(
+    Vec<cortex_core::answer::Message>,
+    Vec<cortex_core::widget::Feedback>,
+)> {
+    own_conversation(state, visit, visitor, id).await?;
+    let tenant = visit.key.tenant_id;
+    let feedback = state.store.list_feedback(tenant, id).await?;
+    let messages = state.store.recent_messages(tenant, id, 50).await?;
+    Ok((messages, feedback))
+}
+
+/// Records the visitor's verdict on an answer of their own conversation (`NotFound` for any
+/// other message).
+pub async fn feedback(
+    state: &AppState,
+    visit: &Visit,
+    visitor: &str,
+    conversation: cortex_core::ids::ConversationId,
+    message: cortex_core::ids::MessageId,
+    helpful: bool,
+) -> Result<()> {
+    own_conversation(state, visit, visitor, conversation).await?;
+    let tenant = visit.key.tenant_id;
+    let verdict = cortex_core::widget::Feedback {
+        tenant_id: tenant,
+        conversation_id: conversation,
+        message_id: message,
+        helpful,
+        at: chrono::Utc::now(),
+    };
+    Ok(state.store.set_feedback(tenant, verdict).await?)
+}
+
+/// The visitor's own widget conversation; anyone else's is `NotFound`.
 pub async fn own_conversation(
     state: &AppState,
     visit: &Visit,

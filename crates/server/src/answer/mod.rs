@@ -25,7 +25,6 @@ use cortex_core::answer::{
     ConversationStatus, Message, MessageRole, RetrievedChunk, Turn, UsageEvent, UsageKind,
 };
 use cortex_core::audit::{NewAuditEvent, action};
-use cortex_core::credentials::ApiScope;
 use cortex_core::ids::{
     ChannelConnectionId, ConversationEventId, ConversationId, MessageId, UsageEventId,
 };
@@ -35,6 +34,7 @@ use cortex_core::ports::{ChatMessage, ChatRequest, ChatRole, DeltaSink};
 
 use crate::app::AppState;
 use crate::knowledge::search::{self, Candidate, source_text};
+use crate::tenancy::Action;
 use crate::tenancy::{TenancyError, TenantCtx};
 use intents::Intent;
 
@@ -112,14 +112,14 @@ pub(crate) async fn settings_of(state: &AppState, ctx: &TenantCtx) -> Result<Bot
 }
 
 pub async fn get_bot(state: &AppState, ctx: &TenantCtx) -> Result<BotView> {
-    ctx.require_scope(ApiScope::Chat)?;
+    ctx.require(Action::ReadBot)?;
     let settings = settings_of(state, ctx).await?;
     Ok(bot_view(state, ctx, settings))
 }
 
 /// Replaces the bot settings (admins and owners).
 pub async fn put_bot(state: &AppState, ctx: &TenantCtx, settings: BotSettings) -> Result<BotView> {
-    ctx.admin_or_operator("bot settings are changed by admins")?;
+    ctx.require(Action::ManageBot)?;
     settings
         .validate()
         .map_err(|(field, message)| validation(field, message))?;
@@ -467,7 +467,7 @@ pub async fn ask(
     question: Question,
     on_delta: Option<DeltaSink<'_>>,
 ) -> Result<Answer> {
-    ctx.require_scope(ApiScope::Chat)?;
+    ctx.require(Action::Chat)?;
     let started = Instant::now();
     let message = question.message.trim().to_owned();
     if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS {
@@ -481,7 +481,7 @@ pub async fn ask(
         return Err(AnswerError::BotDisabled);
     }
     // The plan's request rate, per tenant.
-    let plan = cortex_core::plans::plan_or_default(&ctx.tenant().plan);
+    let plan = ctx.plan();
     let hit = state
         .limiter
         .hit(

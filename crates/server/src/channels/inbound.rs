@@ -283,7 +283,7 @@ async fn allowance_used(
     if channel != Channel::WhatsApp {
         return Ok(None);
     }
-    let plan = cortex_core::plans::plan_or_default(&ctx.tenant().plan);
+    let plan = ctx.plan();
     let Some(allowance) = plan.whatsapp_messages_per_month else {
         return Ok(None);
     };
@@ -330,9 +330,13 @@ pub(super) async fn answer(
     else {
         return Ok(()); // disconnected meanwhile
     };
-    let ctx = crate::tenancy::TenantCtx::for_operator(state, tenant)
-        .await
-        .map_err(|e| JobError::retry_because("tenant", e))?;
+    let ctx = crate::tenancy::TenantCtx::for_job(
+        state,
+        tenant,
+        <super::jobs::AnswerInbound as crate::jobs::Job>::NAME,
+    )
+    .await
+    .map_err(|e| JobError::retry_because("tenant", e))?;
     // One customer's messages are answered one at a time, oldest first: their earlier
     // messages still waiting go before this one (each is finished once, whichever job gets
     // to it), so answers arrive in order and each sees the turns before it.
@@ -561,6 +565,18 @@ pub async fn delete_meta_user(
 }
 
 /// 20 characters of A–Z and 0–9 (≈ 103 bits): unguessable, as the status page is public.
+/// The data deletion a provider asked for under `code` (the confirmation code it showed the
+/// person, 20 letters and digits), for its public status page; `None` for any other code.
+pub async fn data_deletion(
+    state: &AppState,
+    code: &str,
+) -> Result<Option<cortex_core::channels::DataDeletion>, StoreError> {
+    if code.len() != 20 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Ok(None);
+    }
+    state.store.get_data_deletion(code).await
+}
+
 fn deletion_code() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -24,7 +24,6 @@ use cortex_core::answer::Channel;
 use cortex_core::audit::{NewAuditEvent, action};
 use cortex_core::channels::{CONNECTABLE, ChannelConnection, Provider};
 use cortex_core::ids::{ChannelConnectionId, TenantId};
-use cortex_core::plans;
 use cortex_core::store::conflict;
 
 use crate::app::AppState;
@@ -34,6 +33,7 @@ use crate::infra::outbound::{ProofError, SendError, split_message};
 use crate::infra::ratelimit::RateLimiter;
 use crate::infra::secrets::{SecretBox, SecretError};
 use crate::infra::twilio as twilio_api;
+use crate::tenancy::Action;
 use crate::tenancy::{Caller, OperatorCtx, TenancyError, TenantCtx};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,18 +86,13 @@ fn invalid(field: &'static str, message: &str) -> ChannelError {
 
 /// WhatsApp, Messenger, Instagram and ManyChat need a plan that includes them.
 fn plan_allows_channels(ctx: &TenantCtx) -> Result<()> {
-    let plan = plans::plan_or_default(&ctx.tenant().plan);
+    let plan = ctx.plan();
     if !plan.meta_channels {
         return Err(ChannelError::PlanFeatureUnavailable {
             plan: plan.name.to_owned(),
         });
     }
     Ok(())
-}
-
-/// Connecting and disconnecting is for owners and admins, not integrations.
-fn may_manage(ctx: &TenantCtx) -> Result<()> {
-    Ok(ctx.admin_or_operator("channels are connected by owners and admins")?)
 }
 
 /// What a sealed token is bound to: a copy in another row or tenant does not open.
@@ -291,7 +286,7 @@ pub(crate) enum Proof {
 /// credential proved it controls the asset. The platform's Twilio numbers are not theirs to
 /// claim ([`assign_platform_number`]).
 pub async fn connect(state: &AppState, ctx: &TenantCtx, req: Connect) -> Result<ChannelConnection> {
-    may_manage(ctx)?;
+    ctx.require(Action::ManageChannels)?;
     claim(state, ctx, ctx.actor(), req, Proof::Needed, false).await
 }
 
@@ -305,7 +300,7 @@ pub async fn assign_platform_number(
     name: Option<String>,
     template: Option<(String, String)>,
 ) -> Result<ChannelConnection> {
-    let ctx = TenantCtx::for_operator(state, tenant).await?;
+    let ctx = TenantCtx::for_platform_admin(state, operator, tenant).await?;
     let req = Connect {
         kind: Channel::WhatsApp,
         provider: Some(Provider::Twilio),
@@ -514,7 +509,7 @@ async fn claim(
 
 /// Members read the connections; API keys do not.
 pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<ChannelConnection>> {
-    ctx.member_with(cortex_core::tenancy::Role::Agent)?;
+    ctx.require(Action::ReadChannels)?;
     Ok(state
         .store
         .list_channel_connections(ctx.tenant_id())
@@ -528,7 +523,7 @@ const UNSUBSCRIBE_BUDGET: Duration = Duration::from_secs(8);
 /// or business account unless another connection still uses it; a failure there is logged,
 /// since the connection is gone either way and deliveries for it are no longer routed.
 pub async fn disconnect(state: &AppState, ctx: &TenantCtx, id: ChannelConnectionId) -> Result<()> {
-    may_manage(ctx)?;
+    ctx.require(Action::ManageChannels)?;
     let connection = state
         .store
         .list_channel_connections(ctx.tenant_id())

@@ -17,12 +17,12 @@ use cortex_core::StoreError;
 use cortex_core::answer::Channel;
 use cortex_core::channels::{ChannelConnection, OauthFlow};
 use cortex_core::ids::OauthFlowId;
-use cortex_core::tenancy::Role;
 
 use super::{ChannelError, Connect, Result, invalid};
 use crate::app::AppState;
 use crate::infra::meta_graph::MetaAsset;
 use crate::infra::tokens::{random_token, sha256_hex};
+use crate::tenancy::Action;
 use crate::tenancy::TenantCtx;
 
 /// The cookie that binds a flow to the browser that started it.
@@ -66,7 +66,7 @@ fn assets_context(flow: &OauthFlow) -> String {
 
 /// The member who started a flow (operators cannot: the flow is a person's browser).
 fn member(ctx: &TenantCtx) -> Result<cortex_core::ids::UserId> {
-    Ok(ctx.member_with(Role::Admin)?.id)
+    Ok(ctx.require_member(Action::ConnectChannelsWithMeta)?.id)
 }
 
 pub struct Started {
@@ -237,15 +237,20 @@ pub struct Offered {
     pub connected: bool,
 }
 
-/// What the member's login reaches, to choose from.
+/// What the member's login reaches, to choose from; `None` until Meta sent the browser back.
 pub async fn offer(
     state: &AppState,
     ctx: &TenantCtx,
     id: OauthFlowId,
-) -> Result<(OauthFlow, Vec<Offered>)> {
+) -> Result<(OauthFlow, Option<Vec<Offered>>)> {
     let flow = own_flow(state, ctx, id).await?;
+    let assets = match opened(state, &flow) {
+        Ok(assets) => assets,
+        Err(ChannelError::OauthPending) => return Ok((flow, None)),
+        Err(e) => return Err(e),
+    };
     let mut out = Vec::new();
-    for a in opened(state, &flow)? {
+    for a in assets {
         let connected = state
             .store
             .find_channel_connection(flow.kind, &a.asset_id)
@@ -257,7 +262,7 @@ pub async fn offer(
             connected,
         });
     }
-    Ok((flow, out))
+    Ok((flow, Some(out)))
 }
 
 /// A connected asset, and whether Meta took the webhook subscription (the error if not).
@@ -289,7 +294,7 @@ pub async fn choose(
     }
     let mut out = Vec::new();
     for asset in chosen {
-        super::may_manage(ctx)?;
+        ctx.require(Action::ManageChannels)?;
         let connection = super::claim(
             state,
             ctx,

@@ -19,11 +19,147 @@ pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// Every stable error code the API answers with; `docs/API.md` lists each (a test checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    AlreadyRevoked,
+    BotDisabled,
+    ChannelNotVerified,
+    ChannelTaken,
+    DocumentLimitReached,
+    EmailNotVerified,
+    EmailTaken,
+    FileTooLarge,
+    Forbidden,
+    InternalError,
+    InvalidBody,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidJson,
+    InvalidMultipart,
+    InvalidPayload,
+    InvalidQuery,
+    InvalidRefreshToken,
+    InvalidSignature,
+    InvalidState,
+    InvalidWidgetKey,
+    InvitationInvalid,
+    LastOwner,
+    MethodNotAllowed,
+    NotConfigured,
+    NotFound,
+    OauthDenied,
+    OauthPending,
+    OriginNotAllowed,
+    OriginalMissing,
+    PayloadTooLarge,
+    PlanFeatureUnavailable,
+    ProviderError,
+    RateLimited,
+    RefreshTokenReused,
+    RouteNotFound,
+    TenantSuspended,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 40] = [
+        Self::AlreadyRevoked,
+        Self::BotDisabled,
+        Self::ChannelNotVerified,
+        Self::ChannelTaken,
+        Self::DocumentLimitReached,
+        Self::EmailNotVerified,
+        Self::EmailTaken,
+        Self::FileTooLarge,
+        Self::Forbidden,
+        Self::InternalError,
+        Self::InvalidBody,
+        Self::InvalidCode,
+        Self::InvalidCredentials,
+        Self::InvalidJson,
+        Self::InvalidMultipart,
+        Self::InvalidPayload,
+        Self::InvalidQuery,
+        Self::InvalidRefreshToken,
+        Self::InvalidSignature,
+        Self::InvalidState,
+        Self::InvalidWidgetKey,
+        Self::InvitationInvalid,
+        Self::LastOwner,
+        Self::MethodNotAllowed,
+        Self::NotConfigured,
+        Self::NotFound,
+        Self::OauthDenied,
+        Self::OauthPending,
+        Self::OriginNotAllowed,
+        Self::OriginalMissing,
+        Self::PayloadTooLarge,
+        Self::PlanFeatureUnavailable,
+        Self::ProviderError,
+        Self::RateLimited,
+        Self::RefreshTokenReused,
+        Self::RouteNotFound,
+        Self::TenantSuspended,
+        Self::Unauthenticated,
+        Self::UnsupportedMediaType,
+        Self::ValidationFailed,
+    ];
+
+    /// The code as clients see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlreadyRevoked => "already_revoked",
+            Self::BotDisabled => "bot_disabled",
+            Self::ChannelNotVerified => "channel_not_verified",
+            Self::ChannelTaken => "channel_taken",
+            Self::DocumentLimitReached => "document_limit_reached",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::EmailTaken => "email_taken",
+            Self::FileTooLarge => "file_too_large",
+            Self::Forbidden => "forbidden",
+            Self::InternalError => "internal_error",
+            Self::InvalidBody => "invalid_body",
+            Self::InvalidCode => "invalid_code",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidMultipart => "invalid_multipart",
+            Self::InvalidPayload => "invalid_payload",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidState => "invalid_state",
+            Self::InvalidWidgetKey => "invalid_widget_key",
+            Self::InvitationInvalid => "invitation_invalid",
+            Self::LastOwner => "last_owner",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotConfigured => "not_configured",
+            Self::NotFound => "not_found",
+            Self::OauthDenied => "oauth_denied",
+            Self::OauthPending => "oauth_pending",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::OriginalMissing => "original_missing",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::PlanFeatureUnavailable => "plan_feature_unavailable",
+            Self::ProviderError => "provider_error",
+            Self::RateLimited => "rate_limited",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::RouteNotFound => "route_not_found",
+            Self::TenantSuspended => "tenant_suspended",
+            Self::Unauthenticated => "unauthenticated",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ValidationFailed => "validation_failed",
+        }
+    }
+}
+
 /// An error on its way to the client.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
     pub retry_after_secs: Option<u64>,
@@ -51,7 +187,7 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -69,14 +205,18 @@ impl ApiError {
             field: Some(field),
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 message,
             )
         }
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such resource",
+        )
     }
 
     pub fn internal(cause: anyhow::Error) -> Self {
@@ -84,7 +224,7 @@ impl ApiError {
             cause: Some(cause),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                ErrorCode::InternalError,
                 "internal error",
             )
         }
@@ -93,7 +233,7 @@ impl ApiError {
     pub fn unauthenticated() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "missing or invalid credentials",
         )
     }
@@ -107,36 +247,38 @@ impl From<TenancyError> for ApiError {
             TenancyError::Validation { field, message } => Self::validation(field, message),
             TenancyError::Unauthenticated => Self::unauthenticated(),
             TenancyError::InvalidCredentials => {
-                Self::new(S::UNAUTHORIZED, "invalid_credentials", message)
+                Self::new(S::UNAUTHORIZED, ErrorCode::InvalidCredentials, message)
             }
             TenancyError::EmailNotVerified => {
-                Self::new(S::FORBIDDEN, "email_not_verified", message)
+                Self::new(S::FORBIDDEN, ErrorCode::EmailNotVerified, message)
             }
-            TenancyError::InvalidCode => Self::new(S::BAD_REQUEST, "invalid_code", message),
+            TenancyError::InvalidCode => Self::new(S::BAD_REQUEST, ErrorCode::InvalidCode, message),
             TenancyError::InvalidRefreshToken => {
-                Self::new(S::UNAUTHORIZED, "invalid_refresh_token", message)
+                Self::new(S::UNAUTHORIZED, ErrorCode::InvalidRefreshToken, message)
             }
             TenancyError::RefreshTokenReused => {
-                Self::new(S::UNAUTHORIZED, "refresh_token_reused", message)
+                Self::new(S::UNAUTHORIZED, ErrorCode::RefreshTokenReused, message)
             }
             TenancyError::InvitationInvalid => {
-                Self::new(S::BAD_REQUEST, "invitation_invalid", message)
+                Self::new(S::BAD_REQUEST, ErrorCode::InvitationInvalid, message)
             }
-            TenancyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", message),
-            TenancyError::LastOwner => Self::new(S::CONFLICT, "last_owner", message),
-            TenancyError::Forbidden(_) => Self::new(S::FORBIDDEN, "forbidden", message),
+            TenancyError::EmailTaken => Self::new(S::CONFLICT, ErrorCode::EmailTaken, message),
+            TenancyError::LastOwner => Self::new(S::CONFLICT, ErrorCode::LastOwner, message),
+            TenancyError::Forbidden(_) => Self::new(S::FORBIDDEN, ErrorCode::Forbidden, message),
             TenancyError::TenantSuspended => Self::new(
                 S::FORBIDDEN,
-                "tenant_suspended",
+                ErrorCode::TenantSuspended,
                 "this tenant is suspended; contact the operator of this service",
             ),
             TenancyError::NotFound => Self::not_found(),
-            TenancyError::AlreadyRevoked => Self::new(S::CONFLICT, "already_revoked", message),
+            TenancyError::AlreadyRevoked => {
+                Self::new(S::CONFLICT, ErrorCode::AlreadyRevoked, message)
+            }
             TenancyError::RateLimited { retry_after_secs } => Self {
                 retry_after_secs: Some(retry_after_secs),
                 ..Self::new(
                     S::TOO_MANY_REQUESTS,
-                    "rate_limited",
+                    ErrorCode::RateLimited,
                     "too many attempts; try again later",
                 )
             },
@@ -154,7 +296,7 @@ impl ApiError {
         }
         ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
                 message: std::mem::take(&mut self.message),
                 request_id,
                 field: self.field.take(),
@@ -198,15 +340,17 @@ impl From<crate::knowledge::KnowledgeError> for ApiError {
         let message = e.to_string();
         match e {
             K::FileTooLarge { .. } | K::UploadTooLarge { .. } => {
-                Self::new(S::PAYLOAD_TOO_LARGE, "file_too_large", message)
+                Self::new(S::PAYLOAD_TOO_LARGE, ErrorCode::FileTooLarge, message)
             }
             K::DocumentLimitReached { .. } => {
-                Self::new(S::CONFLICT, "document_limit_reached", message)
+                Self::new(S::CONFLICT, ErrorCode::DocumentLimitReached, message)
             }
-            K::UnsupportedMediaType { .. } => {
-                Self::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
-            }
-            K::OriginalMissing => Self::new(S::NOT_FOUND, "original_missing", message),
+            K::UnsupportedMediaType { .. } => Self::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                message,
+            ),
+            K::OriginalMissing => Self::new(S::NOT_FOUND, ErrorCode::OriginalMissing, message),
             K::Tenancy(t) => t.into(),
             K::Internal(cause) => Self::internal(cause),
         }
@@ -218,7 +362,7 @@ impl From<crate::answer::AnswerError> for ApiError {
         use crate::answer::AnswerError as A;
         let message = e.to_string();
         match e {
-            A::BotDisabled => Self::new(StatusCode::CONFLICT, "bot_disabled", message),
+            A::BotDisabled => Self::new(StatusCode::CONFLICT, ErrorCode::BotDisabled, message),
             A::Tenancy(t) => t.into(),
             A::Internal(cause) => Self::internal(cause),
         }
@@ -230,22 +374,30 @@ impl From<crate::channels::ChannelError> for ApiError {
         use crate::channels::ChannelError as C;
         let message = e.to_string();
         match e {
-            C::PlanFeatureUnavailable { .. } => {
-                Self::new(StatusCode::FORBIDDEN, "plan_feature_unavailable", message)
+            C::PlanFeatureUnavailable { .. } => Self::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::PlanFeatureUnavailable,
+                message,
+            ),
+            C::ChannelTaken { .. } => {
+                Self::new(StatusCode::CONFLICT, ErrorCode::ChannelTaken, message)
             }
-            C::ChannelTaken { .. } => Self::new(StatusCode::CONFLICT, "channel_taken", message),
-            C::OauthNotConfigured => Self::new(StatusCode::NOT_FOUND, "not_configured", message),
-            C::OauthInvalidState => Self::new(StatusCode::BAD_REQUEST, "invalid_state", message),
-            C::OauthPending => Self::new(StatusCode::CONFLICT, "oauth_pending", message),
-            C::Provider(_) => Self::new(StatusCode::BAD_GATEWAY, "provider_error", message),
+            C::OauthNotConfigured => {
+                Self::new(StatusCode::NOT_FOUND, ErrorCode::NotConfigured, message)
+            }
+            C::OauthInvalidState => {
+                Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidState, message)
+            }
+            C::OauthPending => Self::new(StatusCode::CONFLICT, ErrorCode::OauthPending, message),
+            C::Provider(_) => Self::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, message),
             C::ProviderUnavailable(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "provider_error", message)
+                Self::new(StatusCode::BAD_GATEWAY, ErrorCode::ProviderError, message)
             }
             C::NotVerified(_) => Self {
                 field: Some("access_token".into()),
                 ..Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "channel_not_verified",
+                    ErrorCode::ChannelNotVerified,
                     message,
                 )
             },
@@ -260,11 +412,21 @@ impl From<crate::widget::WidgetError> for ApiError {
         use crate::widget::WidgetError as W;
         let message = e.to_string();
         match e {
-            W::InvalidKey => Self::new(StatusCode::UNAUTHORIZED, "invalid_widget_key", message),
-            W::OriginNotAllowed => Self::new(StatusCode::FORBIDDEN, "origin_not_allowed", message),
+            W::InvalidKey => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidWidgetKey,
+                message,
+            ),
+            W::OriginNotAllowed => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::OriginNotAllowed, message)
+            }
             W::RateLimited { retry_after_secs } => Self {
                 retry_after_secs: Some(retry_after_secs),
-                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::RateLimited,
+                    message,
+                )
             },
             W::Tenancy(t) => t.into(),
         }

@@ -34,8 +34,9 @@ pub async fn healthz() -> Json<HealthView> {
         (status = 503, description = "Not ready", body = HealthView),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
-    let database = Some(state.store.backend());
-    match state.store.readiness().await {
+    let (backend, ready) = state.readiness().await;
+    let database = Some(backend);
+    match ready {
         Ok(()) => (
             StatusCode::OK,
             Json(HealthView {

@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::http::error::ErrorCode;
 use error::ApiError;
 
 #[derive(OpenApi)]
@@ -306,12 +307,16 @@ pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     api.merge(docs.router())
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::RouteNotFound,
+                "no such route",
+            )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "method not allowed on this route",
             )
         })

@@ -23,10 +23,11 @@ use url::Url;
 
 use super::jobs::{fetch_job, parse_job};
 use super::pipeline::{DocumentJob, Failure, current, fail, settled, tenant_plan};
-use super::{Result, blob_key, invalid, limit_or, may_write, plan_of};
+use super::{Result, blob_key, invalid, limit_or};
 use crate::app::AppState;
 use crate::infra::fetch::{FetchError, Fetcher};
 use crate::jobs::JobError;
+use crate::tenancy::Action;
 use crate::tenancy::TenantCtx;
 
 pub const MAX_DEPTH: u32 = 3;
@@ -54,7 +55,7 @@ pub async fn add_url(
     max_depth: u32,
     max_pages: u32,
 ) -> Result<Document> {
-    may_write(ctx)?;
+    ctx.require(Action::WriteKnowledge)?;
     let url = Fetcher::check_url(raw_url).map_err(|e| invalid("url", e))?;
     if max_depth > MAX_DEPTH {
         return Err(invalid("max_depth", format!("at most {MAX_DEPTH}")));
@@ -62,7 +63,7 @@ pub async fn add_url(
     if !(1..=MAX_PAGES).contains(&max_pages) {
         return Err(invalid("max_pages", format!("between 1 and {MAX_PAGES}")));
     }
-    let plan = plan_of(ctx);
+    let plan = ctx.plan();
     let id = DocumentId::new();
     let doc = NewDocument {
         id,
@@ -85,7 +86,7 @@ pub async fn add_url(
             plan.max_documents,
         )
         .await
-        .map_err(|e| limit_or(e, &plan))?;
+        .map_err(|e| limit_or(e, plan))?;
     state.jobs_ready.notify_waiters();
     Ok(created)
 }

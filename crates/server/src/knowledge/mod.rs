@@ -11,18 +11,17 @@ pub mod search;
 
 use chrono::Utc;
 use cortex_core::StoreError;
-use cortex_core::credentials::ApiScope;
 use cortex_core::ids::{DocumentId, TenantId};
 use cortex_core::knowledge::{Chunk, Document, DocumentSource, NewDocument};
-use cortex_core::plans::{self, Plan};
+use cortex_core::plans::Plan;
 use cortex_core::ports::BlobError;
 use cortex_core::store::{Page, conflict};
-use cortex_core::tenancy::Role;
 use cortex_ingest::qa::{self, QaPair};
 use cortex_ingest::{DocKind, SniffError, sanitize_filename, sniff};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
+use crate::tenancy::Action;
 use crate::tenancy::{TenancyError, TenantCtx};
 
 /// What can go wrong, each mapped to one status and stable code in `http::error`.
@@ -56,28 +55,6 @@ impl From<StoreError> for KnowledgeError {
 }
 
 pub type Result<T> = std::result::Result<T, KnowledgeError>;
-
-/// The tenant's plan, or the default one if the catalogue no longer has it.
-pub fn plan_of(ctx: &TenantCtx) -> Plan {
-    plans::plan_or_default(&ctx.tenant().plan)
-}
-
-/// Members may read the knowledge base; API keys need `knowledge:read`.
-fn may_read(ctx: &TenantCtx) -> Result<()> {
-    ctx.require_scope(ApiScope::KnowledgeRead)?;
-    Ok(())
-}
-
-/// Admins and owners may change it; API keys need `knowledge:write`. Upload handlers call
-/// it before reading the body, so a caller without the right cannot make the server read
-/// and parse a large request first.
-pub fn may_write(ctx: &TenantCtx) -> Result<()> {
-    if matches!(ctx.caller(), crate::tenancy::Caller::User(_)) {
-        ctx.member_with(Role::Admin)?;
-    }
-    ctx.require_scope(ApiScope::KnowledgeWrite)?;
-    Ok(())
-}
 
 /// A file as received.
 pub struct IncomingFile {
@@ -148,14 +125,14 @@ pub async fn add_files(
     ctx: &TenantCtx,
     files: Vec<IncomingFile>,
 ) -> Result<Vec<Document>> {
-    may_write(ctx)?;
+    ctx.require(Action::WriteKnowledge)?;
     if files.is_empty() {
         return Err(invalid("file", "attach at least one file"));
     }
-    let plan = plan_of(ctx);
+    let plan = ctx.plan();
     let checked = files
         .into_iter()
-        .map(|f| check_file(&plan, f))
+        .map(|f| check_file(plan, f))
         .collect::<Result<Vec<_>>>()?;
     if let Some(max) = plan.max_documents {
         let have = state.store.count_documents(ctx.tenant_id()).await?;
@@ -182,7 +159,7 @@ pub async fn add_files(
             blob_key: Some(key.clone()),
             created_at: Utc::now(),
         };
-        created.push(store_new_document(state, ctx, &plan, doc, file.bytes).await?);
+        created.push(store_new_document(state, ctx, plan, doc, file.bytes).await?);
     }
     state.jobs_ready.notify_waiters();
     Ok(created)
@@ -249,7 +226,7 @@ pub async fn add_qa(
     kind: &'static str,
     original: Vec<u8>,
 ) -> Result<Document> {
-    may_write(ctx)?;
+    ctx.require(Action::WriteKnowledge)?;
     let title = title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err(invalid("title", "must be 1 to 200 characters"));
@@ -257,8 +234,8 @@ pub async fn add_qa(
     if pairs.is_empty() {
         return Err(invalid("pairs", "add at least one question and answer"));
     }
-    let plan = plan_of(ctx);
-    check_size(&plan, title, original.len() as u64)?;
+    let plan = ctx.plan();
+    check_size(plan, title, original.len() as u64)?;
     let id = DocumentId::new();
     let doc = NewDocument {
         id,
@@ -272,7 +249,7 @@ pub async fn add_qa(
         blob_key: Some(blob_key(ctx.tenant_id(), id)),
         created_at: Utc::now(),
     };
-    let created = store_new_document(state, ctx, &plan, doc, original).await?;
+    let created = store_new_document(state, ctx, plan, doc, original).await?;
     state.jobs_ready.notify_waiters();
     Ok(created)
 }
@@ -299,19 +276,19 @@ fn invalid(field: &'static str, message: impl ToString) -> KnowledgeError {
 }
 
 pub async fn list(state: &AppState, ctx: &TenantCtx, page: Page) -> Result<Vec<Document>> {
-    may_read(ctx)?;
+    ctx.require(Action::ReadKnowledge)?;
     Ok(state.store.list_documents(ctx.tenant_id(), page).await?)
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<Document> {
-    may_read(ctx)?;
+    ctx.require(Action::ReadKnowledge)?;
     Ok(state.store.get_document(ctx.tenant_id(), id).await?)
 }
 
 /// Deletes the document, its chunks, lexical entries and unused vectors (one transaction),
 /// then its original.
 pub async fn delete(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<()> {
-    may_write(ctx)?;
+    ctx.require(Action::WriteKnowledge)?;
     let doc = state.store.delete_document(ctx.tenant_id(), id).await?;
     if let Some(key) = &doc.blob_key
         && let Err(e) = state.blobs.delete(key).await
@@ -326,7 +303,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result
 /// Processes the document again from its original (after a model or chunking change, or a
 /// failure); its current chunks answer until the new ones replace them.
 pub async fn reprocess(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<Document> {
-    may_write(ctx)?;
+    ctx.require(Action::WriteKnowledge)?;
     let current = state.store.get_document(ctx.tenant_id(), id).await?;
     let next = current.generation + 1;
     // A page whose fetch failed has nothing stored to parse: fetch it again.
@@ -349,7 +326,7 @@ pub async fn original(
     ctx: &TenantCtx,
     id: DocumentId,
 ) -> Result<(Document, Vec<u8>)> {
-    may_read(ctx)?;
+    ctx.require(Action::ReadKnowledge)?;
     let doc = state.store.get_document(ctx.tenant_id(), id).await?;
     let key = doc
         .blob_key
@@ -369,7 +346,7 @@ pub async fn chunks(
     offset: u32,
     limit: u32,
 ) -> Result<Vec<Chunk>> {
-    may_read(ctx)?;
+    ctx.require(Action::ReadKnowledge)?;
     if !(1..=500).contains(&limit) {
         return Err(invalid("limit", "must be 1 to 500"));
     }

@@ -8,8 +8,9 @@ use cortex_core::ids::ChunkId;
 use cortex_core::knowledge::{ChunkHit, SearchMode, dot};
 use cortex_core::ports::EmbedError;
 
-use super::{KnowledgeError, Result, may_read};
+use super::{KnowledgeError, Result};
 use crate::app::AppState;
+use crate::tenancy::Action;
 use crate::tenancy::{TenancyError, TenantCtx};
 
 /// Longest query accepted, in characters.
@@ -29,7 +30,7 @@ pub async fn search(
     top_k: u32,
     mode: SearchMode,
 ) -> Result<SearchResult> {
-    may_read(ctx)?;
+    ctx.require(Action::ReadKnowledge)?;
     let query = query.trim();
     if query.is_empty() || query.chars().count() > MAX_QUERY_CHARS {
         return Err(TenancyError::Validation {

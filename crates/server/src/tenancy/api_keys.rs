@@ -7,11 +7,11 @@ use chrono::Utc;
 use cortex_core::audit::{NewAuditEvent, action};
 use cortex_core::credentials::{ApiKey, ApiScope, NewApiKey};
 use cortex_core::ids::ApiKeyId;
-use cortex_core::tenancy::Role;
 
 use super::{Result, TenantCtx, invalid};
 use crate::app::AppState;
 use crate::infra::tokens;
+use crate::tenancy::Action;
 
 /// A key just created, with the only copy of its secret.
 pub struct CreatedKey {
@@ -25,7 +25,7 @@ pub async fn create(
     name: &str,
     scopes: Vec<ApiScope>,
 ) -> Result<CreatedKey> {
-    let creator = ctx.member_with(Role::Admin)?;
+    let creator = ctx.require_member(Action::ManageApiKeys)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(invalid("name", "must be 1 to 100 printable characters"));
@@ -63,12 +63,12 @@ pub async fn create(
 }
 
 pub async fn list(state: &AppState, ctx: &TenantCtx) -> Result<Vec<ApiKey>> {
-    ctx.member_with(Role::Admin)?;
+    ctx.require(Action::ManageApiKeys)?;
     Ok(state.store.list_api_keys(ctx.tenant_id()).await?)
 }
 
 pub async fn revoke(state: &AppState, ctx: &TenantCtx, id: ApiKeyId) -> Result<ApiKey> {
-    ctx.member_with(Role::Admin)?;
+    ctx.require(Action::ManageApiKeys)?;
     let now = Utc::now();
     let event = NewAuditEvent::new(ctx.actor(), action::API_KEY_REVOKED, now).target("api_key", id);
     Ok(state

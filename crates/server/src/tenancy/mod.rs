@@ -8,17 +8,20 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod operators;
+pub mod permissions;
 pub mod team;
 
 use chrono::Utc;
 use cortex_core::audit::Actor;
-use cortex_core::credentials::{ApiKey, ApiScope};
-use cortex_core::ids::{PlatformAdminId, TenantId, UserId};
-use cortex_core::tenancy::{Role, Tenant, TenantStatus, User};
+use cortex_core::credentials::ApiKey;
+use cortex_core::ids::{PlatformAdminId, TenantId, UserId, WidgetKeyId};
+use cortex_core::plans::{self, Plan};
+use cortex_core::tenancy::{Tenant, TenantStatus, User};
 use cortex_core::{StoreError, credentials::PlatformAdmin};
 
 use crate::app::AppState;
 use crate::infra::tokens::{self, API_KEY_PREFIX};
+pub use permissions::Action;
 
 /// Everything that can go wrong in this module, each mapped to one HTTP status and one stable
 /// code in `http::error`.
@@ -91,25 +94,51 @@ pub enum Caller {
     User(User),
     /// A server-to-server integration with an API key.
     ApiKey(ApiKey),
-    /// The operator at the command line (`cortexlayer ingest`): may use the tenant's data
-    /// like an integration with every scope, but is no member.
+    /// The operator at the command line (`cortexlayer ingest`, `ask`, `eval`): may use the
+    /// tenant's data like an integration with every scope, but is no member.
     Operator,
+    /// A platform admin acting in the tenant through the operator API (e.g. assigning a
+    /// platform number): the operator's rights.
+    PlatformAdmin(PlatformAdminId),
+    /// An anonymous visitor of the tenant's site, through a live widget key; the widget keeps
+    /// them to their own conversation.
+    Visitor { key: WidgetKeyId },
+    /// A job acting for the tenant (answering a channel customer).
+    System { job: &'static str },
 }
 
-/// An authenticated caller inside one live (not suspended) tenant.
+/// An authenticated caller inside one live (not suspended) tenant, with the tenant's plan.
 #[derive(Clone, Debug)]
 pub struct TenantCtx {
     tenant: Tenant,
+    plan: Plan,
     caller: Caller,
 }
 
 impl TenantCtx {
+    /// The context of `caller` in `tenant`; a suspended tenant is refused.
+    fn new(tenant: Tenant, caller: Caller) -> Result<Self> {
+        if tenant.status == TenantStatus::Suspended {
+            return Err(TenancyError::TenantSuspended);
+        }
+        Ok(Self {
+            plan: plans::plan_or_default(&tenant.plan),
+            tenant,
+            caller,
+        })
+    }
+
     pub fn tenant_id(&self) -> TenantId {
         self.tenant.id
     }
 
     pub fn tenant(&self) -> &Tenant {
         &self.tenant
+    }
+
+    /// The tenant's plan (the default one if its plan left the catalogue), resolved once.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     pub fn caller(&self) -> &Caller {
@@ -120,53 +149,25 @@ impl TenantCtx {
         match &self.caller {
             Caller::User(u) => Actor::User(u.id.to_string()),
             Caller::ApiKey(k) => Actor::ApiKey(k.id.to_string()),
-            Caller::Operator => Actor::System,
+            Caller::PlatformAdmin(id) => Actor::PlatformAdmin(id.to_string()),
+            Caller::Operator | Caller::Visitor { .. } | Caller::System { .. } => Actor::System,
         }
     }
 
-    /// The signed-in member if their role is at least `min`. API keys never manage the team
-    /// or credentials: that needs a person.
-    pub fn member_with(&self, min: Role) -> Result<&User> {
+    /// The one permission check: whether this caller may take `action` (the table in
+    /// [`permissions`]).
+    pub fn require(&self, action: Action) -> Result<()> {
+        permissions::check(&self.caller, action)
+    }
+
+    /// [`TenantCtx::require`] for actions only a signed-in member may take, handing back the
+    /// member.
+    pub fn require_member(&self, action: Action) -> Result<&User> {
+        self.require(action)?;
         match &self.caller {
-            Caller::User(u) if u.role.at_least(min) => Ok(u),
-            Caller::User(_) => Err(TenancyError::Forbidden("your role does not allow this")),
-            Caller::ApiKey(_) | Caller::Operator => Err(TenancyError::Forbidden(
+            Caller::User(u) => Ok(u),
+            _ => Err(TenancyError::Forbidden(
                 "this needs a signed-in team member, not an API key",
-            )),
-        }
-    }
-
-    /// Admins and owners, or the platform's operators; never an API key (`refusal` says what
-    /// the key was trying to do).
-    pub fn admin_or_operator(&self, refusal: &'static str) -> Result<()> {
-        match &self.caller {
-            Caller::User(_) => self.member_with(Role::Admin).map(|_| ()),
-            Caller::Operator => Ok(()),
-            Caller::ApiKey(_) => Err(TenancyError::Forbidden(refusal)),
-        }
-    }
-
-    /// Integration endpoints (the OpenAI-compatible one): an API key with `scope`, never a
-    /// member's session or an operator.
-    pub fn api_key_with(&self, scope: ApiScope) -> Result<&ApiKey> {
-        match &self.caller {
-            Caller::ApiKey(k) if k.scopes.contains(&scope) => Ok(k),
-            Caller::ApiKey(_) => Err(TenancyError::Forbidden(
-                "the API key lacks the scope this needs",
-            )),
-            Caller::User(_) | Caller::Operator => Err(TenancyError::Forbidden(
-                "this endpoint is for integrations: use an API key with the scope it needs",
-            )),
-        }
-    }
-
-    /// Members pass; API keys pass only with `scope`.
-    pub fn require_scope(&self, scope: ApiScope) -> Result<()> {
-        match &self.caller {
-            Caller::User(_) | Caller::Operator => Ok(()),
-            Caller::ApiKey(k) if k.scopes.contains(&scope) => Ok(()),
-            Caller::ApiKey(_) => Err(TenancyError::Forbidden(
-                "the API key lacks the scope this needs",
             )),
         }
     }
@@ -174,17 +175,50 @@ impl TenantCtx {
 
 impl TenantCtx {
     /// The command line acting on a tenant for the operator (who has the machine and the
-    /// database already). Suspended tenants are refused as everywhere else.
+    /// database already). Suspended tenants are refused as everywhere else. Only the command
+    /// line builds one (a CI rule holds it there).
     pub async fn for_operator(state: &AppState, tenant: TenantId) -> Result<Self> {
-        let tenant = state.store.get_tenant(tenant).await?;
-        if tenant.status == TenantStatus::Suspended {
-            return Err(TenancyError::TenantSuspended);
-        }
-        Ok(Self {
-            tenant,
-            caller: Caller::Operator,
-        })
+        Self::new(state.store.get_tenant(tenant).await?, Caller::Operator)
     }
+
+    /// A platform admin, signed in to the operator API, acting in `tenant`.
+    pub async fn for_platform_admin(
+        state: &AppState,
+        operator: &OperatorCtx,
+        tenant: TenantId,
+    ) -> Result<Self> {
+        Self::new(
+            state.store.get_tenant(tenant).await?,
+            Caller::PlatformAdmin(operator.admin.id),
+        )
+    }
+
+    /// A visitor of the tenant's site through the widget key `key` (checked live by the
+    /// caller).
+    pub async fn for_visitor(state: &AppState, tenant: TenantId, key: WidgetKeyId) -> Result<Self> {
+        Self::new(
+            state.store.get_tenant(tenant).await?,
+            Caller::Visitor { key },
+        )
+    }
+
+    /// The job `job` acting for `tenant`.
+    pub async fn for_job(state: &AppState, tenant: TenantId, job: &'static str) -> Result<Self> {
+        Self::new(
+            state.store.get_tenant(tenant).await?,
+            Caller::System { job },
+        )
+    }
+}
+
+/// A page of the tenant's audit log, newest first (owners and admins).
+pub async fn audit_events(
+    state: &AppState,
+    ctx: &TenantCtx,
+    page: cortex_core::store::Page,
+) -> Result<Vec<cortex_core::audit::AuditEvent>> {
+    ctx.require(Action::ReadAuditLog)?;
+    Ok(state.store.list_audit_events(ctx.tenant_id(), page).await?)
 }
 
 /// An authenticated operator.
@@ -245,21 +279,19 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<TenantCtx> {
         Err(StoreError::NotFound) => return Err(TenancyError::Unauthenticated),
         Err(e) => return Err(e.into()),
     };
-    if tenant.status == TenantStatus::Suspended {
-        return Err(TenancyError::TenantSuspended);
-    }
-    if let Caller::ApiKey(key) = &caller {
+    let ctx = TenantCtx::new(tenant, caller)?;
+    if let Caller::ApiKey(key) = &ctx.caller {
         // "Last used" is shown to the minute; writing it on every call would turn each API
         // read into a database write. Best effort: a failure must not fail the request.
         let now = Utc::now();
         let stale = key
             .last_used_at
             .is_none_or(|t| now - t >= chrono::Duration::seconds(60));
-        if stale && let Err(e) = state.store.touch_api_key(tenant.id, key.id, now).await {
+        if stale && let Err(e) = state.store.touch_api_key(ctx.tenant.id, key.id, now).await {
             tracing::warn!(error = %e, api_key.id = %key.id, "could not record API key use");
         }
     }
-    Ok(TenantCtx { tenant, caller })
+    Ok(ctx)
 }
 
 /// Turns an operator access token into an operator context.

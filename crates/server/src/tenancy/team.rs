@@ -16,6 +16,7 @@ use super::{Result, TenancyError, TenantCtx, invalid};
 use crate::app::AppState;
 use crate::infra::mailer::Mail;
 use crate::infra::{passwords, tokens};
+use crate::tenancy::Action;
 
 /// Invites `email` with `role` and mails the one-time link.
 pub async fn invite(
@@ -24,7 +25,7 @@ pub async fn invite(
     email: &str,
     role: Role,
 ) -> Result<Invitation> {
-    let inviter = ctx.member_with(Role::Admin)?;
+    let inviter = ctx.require_member(Action::ManageTeam)?;
     if !inviter.role.may_manage(role) {
         return Err(TenancyError::Forbidden("only owners can invite owners"));
     }
@@ -76,7 +77,7 @@ pub async fn invite(
 }
 
 pub async fn list_invitations(state: &AppState, ctx: &TenantCtx) -> Result<Vec<Invitation>> {
-    ctx.member_with(Role::Admin)?;
+    ctx.require(Action::ManageTeam)?;
     Ok(state
         .store
         .list_pending_invitations(ctx.tenant_id())
@@ -84,7 +85,7 @@ pub async fn list_invitations(state: &AppState, ctx: &TenantCtx) -> Result<Vec<I
 }
 
 pub async fn revoke_invitation(state: &AppState, ctx: &TenantCtx, id: InvitationId) -> Result<()> {
-    ctx.member_with(Role::Admin)?;
+    ctx.require(Action::ManageTeam)?;
     Ok(state.store.delete_invitation(ctx.tenant_id(), id).await?)
 }
 
@@ -140,13 +141,13 @@ pub async fn accept_invitation(
 }
 
 pub async fn list_members(state: &AppState, ctx: &TenantCtx) -> Result<Vec<User>> {
-    ctx.member_with(Role::Agent)?;
+    ctx.require(Action::ReadTeam)?;
     Ok(state.store.list_users(ctx.tenant_id()).await?)
 }
 
 /// The member `target` if the caller may manage them.
 async fn manageable(state: &AppState, ctx: &TenantCtx, target: UserId) -> Result<(Role, User)> {
-    let me = ctx.member_with(Role::Admin)?;
+    let me = ctx.require_member(Action::ManageTeam)?;
     let member = state.store.get_user(ctx.tenant_id(), target).await?;
     if !me.role.may_manage(member.role) {
         return Err(TenancyError::Forbidden(

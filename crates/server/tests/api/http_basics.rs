@@ -357,3 +357,37 @@ async fn the_openapi_document_declares_the_shared_statuses_and_the_enforced_cons
         (&json!(1), &json!(200))
     );
 }
+
+/// The error table of `docs/API.md` ("Errors": `| status | code | meaning |`) and the codes
+/// the server can answer with are the same set (bar the timeout's bare 503).
+#[test]
+fn every_error_code_is_documented_and_every_documented_code_exists() {
+    use cortexlayer_server::http::error::ErrorCode;
+    let api = include_str!("../../../../docs/API.md");
+    let section = api
+        .split("\n## Errors\n")
+        .nth(1)
+        .expect("docs/API.md has an Errors section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let documented: std::collections::BTreeSet<&str> = section
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells.len() > 3 && cells[1].parse::<u16>().is_ok()).then(|| cells[2].trim_matches('`'))
+        })
+        // A timeout answers with the status alone.
+        .filter(|code| *code != "—")
+        .collect();
+    let answered: std::collections::BTreeSet<&str> =
+        ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        answered.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "codes the server answers with that docs/API.md does not list"
+    );
+    assert_eq!(
+        documented.difference(&answered).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "codes docs/API.md lists that the server never answers with"
+    );
+}

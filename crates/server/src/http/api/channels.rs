@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::channels::{self, Connect, oauth};
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::http::extract::{ApiJson, ApiQuery, Auth, path_id};
 
 #[derive(Deserialize, ToSchema)]
@@ -353,7 +353,7 @@ pub async fn meta_oauth_callback(
             .collect();
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "oauth_denied",
+            ErrorCode::OauthDenied,
             format!("Meta sign-in was not completed: {reason}"),
         ));
     }
@@ -421,33 +421,22 @@ pub async fn get_meta_oauth(
     Path(id): Path<String>,
 ) -> ApiResult<Json<OauthFlowView>> {
     let id: OauthFlowId = path_id(&id)?;
-    match oauth::offer(&state, &ctx, id).await {
-        Ok((flow, assets)) => Ok(Json(OauthFlowView {
-            flow_id: flow.id.0,
-            kind: flow.kind.to_string(),
-            status: "ready".into(),
-            assets: assets
-                .into_iter()
-                .map(|a| OfferedAssetView {
-                    asset_id: a.asset_id,
-                    name: a.name,
-                    connected: a.connected,
-                })
-                .collect(),
-            expires_at: flow.expires_at,
-        })),
-        Err(channels::ChannelError::OauthPending) => {
-            let flow = state.store.get_oauth_flow(ctx.tenant_id(), id).await?;
-            Ok(Json(OauthFlowView {
-                flow_id: flow.id.0,
-                kind: flow.kind.to_string(),
-                status: "pending".into(),
-                assets: Vec::new(),
-                expires_at: flow.expires_at,
-            }))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let (flow, assets) = oauth::offer(&state, &ctx, id).await?;
+    Ok(Json(OauthFlowView {
+        flow_id: flow.id.0,
+        kind: flow.kind.to_string(),
+        status: if assets.is_some() { "ready" } else { "pending" }.into(),
+        assets: assets
+            .into_iter()
+            .flatten()
+            .map(|a| OfferedAssetView {
+                asset_id: a.asset_id,
+                name: a.name,
+                connected: a.connected,
+            })
+            .collect(),
+        expires_at: flow.expires_at,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -440,7 +440,7 @@ pub async fn chat_completions(
     Auth(ctx): Auth,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> ApiResult<Response> {
-    ctx.api_key_with(cortex_core::credentials::ApiScope::Chat)?;
+    ctx.require(crate::tenancy::Action::ChatCompletions)?;
     let mut turns: Vec<(MessageRole, String)> = req
         .messages
         .iter()

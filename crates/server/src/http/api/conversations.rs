@@ -7,7 +7,6 @@ use chrono::{DateTime, TimeZone, Utc};
 use cortex_core::answer::{
     Channel, Conversation, ConversationFilter, ConversationStatus, ConversationSummary, Message,
 };
-use cortex_core::credentials::ApiScope;
 use cortex_core::ids::ConversationId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,6 +14,7 @@ use uuid::Uuid;
 
 use super::chat::CitationView;
 use crate::app::AppState;
+use crate::conversations;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiQuery, Auth, path_id};
 
@@ -161,7 +161,8 @@ pub async fn list_conversations(
     Auth(ctx): Auth,
     ApiQuery(q): ApiQuery<ConversationParams>,
 ) -> ApiResult<Json<ConversationsView>> {
-    ctx.require_scope(ApiScope::ConversationsRead)?;
+    // Before the parameters: a refused caller learns nothing from their validation.
+    ctx.require(crate::tenancy::Action::ReadConversations)?;
     let channel = q
         .channel
         .as_deref()
@@ -187,21 +188,17 @@ pub async fn list_conversations(
         })
         .transpose()?;
     let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be 1 to 200"));
-    }
-    let rows = state
-        .store
-        .list_conversations(
-            ctx.tenant_id(),
-            &ConversationFilter {
-                channel,
-                status,
-                before,
-                limit,
-            },
-        )
-        .await?;
+    let rows = conversations::list(
+        &state,
+        &ctx,
+        &ConversationFilter {
+            channel,
+            status,
+            before,
+            limit,
+        },
+    )
+    .await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|s| cursor(&s.conversation)))
         .flatten();
@@ -223,21 +220,14 @@ pub async fn get_conversation(
     Auth(ctx): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConversationDetailView>> {
-    ctx.require_scope(ApiScope::ConversationsRead)?;
+    // Before the id: a refused caller gets 403 whatever the id.
+    ctx.require(crate::tenancy::Action::ReadConversations)?;
     let id: ConversationId = path_id(&id)?;
-    let tenant = ctx.tenant_id();
-    let conversation = state.store.get_conversation(tenant, id).await?;
-    let messages = state.store.recent_messages(tenant, id, 200).await?;
-    let connection_name = match conversation.connection_id {
-        Some(cid) => state
-            .store
-            .list_channel_connections(tenant)
-            .await?
-            .into_iter()
-            .find(|c| c.id == cid)
-            .map(|c| c.name),
-        None => None,
-    };
+    let conversations::Detail {
+        conversation,
+        messages,
+        connection_name,
+    } = conversations::get(&state, &ctx, id).await?;
     let mut view = ConversationView::new(conversation, connection_name);
     view.message_count = messages.len() as u32;
     view.last_message = messages.last().map(|m| LastMessageView {

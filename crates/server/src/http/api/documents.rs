@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use super::{ListView, PageParams};
 use crate::app::AppState;
-use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::http::extract::{ApiJson, ApiQuery, Auth, path_id};
 use crate::knowledge::{self, IncomingFile, KnowledgeError, search};
+use crate::tenancy::Action;
 use crate::tenancy::TenantCtx;
 
 /// Why a document failed.
@@ -160,7 +161,7 @@ pub async fn upload_documents(
     Auth(ctx): Auth,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<DocumentsView>)> {
-    knowledge::may_write(&ctx)?;
+    ctx.require(Action::WriteKnowledge)?;
     let mut multipart = multipart.map_err(|_| not_multipart())?;
     let limit = state.settings.knowledge.max_upload_bytes;
     let mut total = 0usize;
@@ -186,7 +187,7 @@ pub async fn upload_documents(
 fn bad_multipart(e: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "invalid_multipart",
+        ErrorCode::InvalidMultipart,
         format!("the multipart body could not be read: {}", e.body_text()),
     )
 }
@@ -200,11 +201,11 @@ async fn read_field(
     remaining: usize,
 ) -> ApiResult<Vec<u8>> {
     let name = cortex_ingest::sanitize_filename(filename.unwrap_or(""));
-    let plan = knowledge::plan_of(ctx);
+    let plan = ctx.plan();
     let mut bytes = Vec::new();
     while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
         bytes.extend_from_slice(&chunk);
-        knowledge::check_size(&plan, &name, bytes.len() as u64)?;
+        knowledge::check_size(plan, &name, bytes.len() as u64)?;
         if bytes.len() > remaining {
             return Err(KnowledgeError::UploadTooLarge { limit: remaining }.into());
         }
@@ -275,7 +276,7 @@ pub async fn import_qa(
     Auth(ctx): Auth,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<DocumentView>)> {
-    knowledge::may_write(&ctx)?;
+    ctx.require(Action::WriteKnowledge)?;
     let mut multipart = multipart.map_err(|_| not_multipart())?;
     let limit = state.settings.knowledge.max_upload_bytes;
     let (mut title, mut csv) = (None, None);
@@ -347,7 +348,7 @@ pub async fn add_url(
 fn not_multipart() -> ApiError {
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode::UnsupportedMediaType,
         "send the files as multipart/form-data",
     )
 }

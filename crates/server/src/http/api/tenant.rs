@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use cortex_core::tenancy::Role;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -33,7 +32,9 @@ pub async fn get_tenant(Auth(ctx): Auth) -> Json<CurrentTenantView> {
     let authenticated_as = match ctx.caller() {
         Caller::User(_) => "user",
         Caller::ApiKey(_) => "api_key",
-        Caller::Operator => "operator",
+        Caller::Operator | Caller::PlatformAdmin(_) => "operator",
+        Caller::Visitor { .. } => "visitor",
+        Caller::System { .. } => "system",
     };
     Json(CurrentTenantView {
         tenant: ctx.tenant().clone().into(),
@@ -48,7 +49,7 @@ pub async fn get_tenant(Auth(ctx): Auth) -> Json<CurrentTenantView> {
         (status = 403, description = "`forbidden` for API keys", body = ErrorBody),
     ))]
 pub async fn get_me(Auth(ctx): Auth) -> ApiResult<Json<MemberView>> {
-    let me = ctx.member_with(Role::Agent)?;
+    let me = ctx.require_member(crate::tenancy::Action::ReadOwnProfile)?;
     Ok(Json(me.clone().into()))
 }
 
@@ -65,8 +66,8 @@ pub async fn list_audit_events(
     Auth(ctx): Auth,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ListView<AuditEventView>>> {
-    ctx.member_with(Role::Admin)?;
+    ctx.require(crate::tenancy::Action::ReadAuditLog)?;
     let page = params.page()?;
-    let events = state.store.list_audit_events(ctx.tenant_id(), page).await?;
+    let events = crate::tenancy::audit_events(&state, &ctx, page).await?;
     Ok(Json(ListView::page(events, page, |e| e.id.as_uuid())))
 }

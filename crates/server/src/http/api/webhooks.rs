@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::AppState;
 use crate::channels::inbound::{self, IntakeError};
 use crate::channels::meta;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, ErrorCode};
 use crate::infra::manychat;
 
 #[derive(Deserialize, IntoParams)]
@@ -56,9 +56,12 @@ pub async fn meta_verify(State(state): State<AppState>, Query(q): Query<HubParam
         &expected,
     ) {
         Some(challenge) => (StatusCode::OK, challenge.to_owned()).into_response(),
-        None => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "verification failed").into_response()
-        }
+        None => ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "verification failed",
+        )
+        .into_response(),
     }
 }
 
@@ -93,14 +96,20 @@ fn refusal(e: IntakeError) -> Response {
     let message = e.to_string();
     match e {
         IntakeError::NotConfigured => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_configured", message)
+            ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotConfigured, message)
         }
-        IntakeError::BadSignature => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", message)
-        }
-        IntakeError::BadKey => ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message),
+        IntakeError::BadSignature => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidSignature,
+            message,
+        ),
+        IntakeError::BadKey => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            message,
+        ),
         IntakeError::BadPayload(_) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", message)
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidPayload, message)
         }
         IntakeError::Storage => ApiError::internal(anyhow::anyhow!("storing a webhook delivery")),
     }
@@ -285,18 +294,14 @@ pub async fn data_deletion_status(
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let found = if code.len() == 20 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        match state.store.get_data_deletion(&code).await {
-            Ok(found) => found,
-            Err(e) => return ApiError::internal(e.into()).into_response(),
-        }
-    } else {
-        None
+    let found = match crate::channels::inbound::data_deletion(&state, &code).await {
+        Ok(found) => found,
+        Err(e) => return ApiError::internal(e.into()).into_response(),
     };
     let Some(d) = found else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no deletion request has this code",
         )
         .into_response();

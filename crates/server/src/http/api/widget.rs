@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cortex_core::answer::Channel;
 use cortex_core::ids::{ConversationId, MessageId, WidgetKeyId};
-use cortex_core::widget::{Feedback, WidgetKey, WidgetPosition, WidgetTheme};
+use cortex_core::widget::{WidgetKey, WidgetPosition, WidgetTheme};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
@@ -502,10 +502,7 @@ pub async fn widget_history(
     let visit = admit(&state, &q.key, &headers, ip).await?;
     widget::check_visitor(&q.visitor_id)?;
     let id: ConversationId = path_id(&id)?;
-    widget::own_conversation(&state, &visit, &q.visitor_id, id).await?;
-    let tenant = visit.key.tenant_id;
-    let feedback = state.store.list_feedback(tenant, id).await?;
-    let messages = state.store.recent_messages(tenant, id, 50).await?;
+    let (messages, feedback) = widget::history(&state, &visit, &q.visitor_id, id).await?;
     let view = WidgetHistoryView {
         conversation_id: id.0,
         messages: messages
@@ -555,20 +552,15 @@ pub async fn widget_feedback(
     let visit = admit(&state, &req.key, &headers, ip).await?;
     widget::check_visitor(&req.visitor_id)?;
     let conversation = ConversationId(req.conversation_id);
-    widget::own_conversation(&state, &visit, &req.visitor_id, conversation).await?;
-    state
-        .store
-        .set_feedback(
-            visit.key.tenant_id,
-            Feedback {
-                tenant_id: visit.key.tenant_id,
-                conversation_id: conversation,
-                message_id: MessageId(req.message_id),
-                helpful: req.helpful,
-                at: Utc::now(),
-            },
-        )
-        .await?;
+    widget::feedback(
+        &state,
+        &visit,
+        &req.visitor_id,
+        conversation,
+        MessageId(req.message_id),
+        req.helpful,
+    )
+    .await?;
     Ok(for_page(
         StatusCode::NO_CONTENT.into_response(),
         &visit.origin,
