@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cortex_core::lexical::Analyzer;
+use cortex_search::lexical::Analyzer;
 
 /// A sentence must cover at least this share of the question's weight to be quoted.
 pub const MIN_COVERAGE: f32 = 0.3;

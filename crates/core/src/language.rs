@@ -9,8 +9,6 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use rust_stemmers::Algorithm;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Language {
     English,
@@ -82,19 +80,6 @@ impl Language {
 
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// The Snowball stemmer of the language.
-    pub fn algorithm(self) -> Algorithm {
-        match self {
-            Self::English => Algorithm::English,
-            Self::French => Algorithm::French,
-            Self::Spanish => Algorithm::Spanish,
-            Self::German => Algorithm::German,
-            Self::Italian => Algorithm::Italian,
-            Self::Portuguese => Algorithm::Portuguese,
-            Self::Dutch => Algorithm::Dutch,
-        }
     }
 
     /// Function words left out of the index: they say nothing of what a text is about.

@@ -16,7 +16,6 @@
 //! - [`plans`]: the default plan catalogue and its limits.
 //! - [`ports`]: the embedding model, chat model and blob store ports.
 //! - [`store`]: the `Store` port and its error type.
-//! - [`vectors`]: the exact in-process vector scan both stores search with, and its cache.
 
 pub mod answer;
 pub mod audit;
@@ -26,12 +25,10 @@ pub mod ids;
 pub mod jobs;
 pub mod knowledge;
 pub mod language;
-pub mod lexical;
 pub mod plans;
 pub mod ports;
 pub mod store;
 pub mod tenancy;
-pub mod vectors;
 pub mod widget;
 
 pub use store::{Store, StoreError};

@@ -342,7 +342,7 @@ pub struct AnswerSettings {
     /// Earlier messages read for a follow-up question and sent to the model.
     pub history_messages: u32,
     /// Hybrid retrieval scores a chunk `vector_weight × similarity + lexical_weight × (the
-    /// share of the question's word weight it carries)²` (`knowledge::search::hybrid_candidates`);
+    /// share of the question's word weight it carries)²` (`cortex_search::hybrid::hybrid_candidates`);
     /// 0.8 and 1 were chosen on the development parts of SciFact and the short-snippet set.
     pub lexical_weight: f32,
     pub vector_weight: f32,

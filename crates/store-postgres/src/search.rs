@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use cortex_core::StoreError;
 use cortex_core::ids::TenantId;
 use cortex_core::knowledge::{ChunkHit, ChunkVectors, Windows};
-use cortex_core::lexical::LexicalIndex;
 use cortex_core::store::{Result, SearchSource};
-use cortex_core::vectors::Matrix;
+use cortex_search::lexical::LexicalIndex;
+use cortex_search::vectors::Matrix;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
@@ -69,12 +69,9 @@ impl PgStore {
         let dims_i32 = i32::try_from(dims).unwrap_or(i32::MAX);
         // Vectors added since the cached matrix are appended to it when nothing was deleted
         // meanwhile; otherwise the tenant's vectors are loaded whole.
-        let base = self
-            .vectors
-            .latest(tenant, model)
-            .filter(|m| m.rebuild == rebuild && m.version < version && m.dims == dims);
-        let since = match &base {
-            Some(m) => m.version,
+        let plan = self.vectors.plan(tenant, model, dims, version, rebuild);
+        let since = match plan.base_len() {
+            Some(_) => plan.since(),
             None => {
                 let count: i64 = sqlx::query_scalar(
                     "SELECT count(*) FROM embeddings WHERE tenant_id = $1 AND model = $2 AND dims = $3",
@@ -112,15 +109,13 @@ impl PgStore {
                 row.try_get::<Vec<f32>, _>("v").map_err(db)?,
             ));
         }
-        let matrix = std::sync::Arc::new(match base {
-            Some(base) if (base.len() + vectors.len()) as i64 > self.max_in_memory_vectors => {
-                return Ok(None);
-            }
-            Some(base) => base.appended(version, vectors),
-            None => Matrix::new(version, dims, vectors).rebuilt_at(rebuild),
-        });
-        self.vectors.put(tenant, model, matrix.clone());
-        Ok(Some(matrix))
+        if plan
+            .base_len()
+            .is_some_and(|n| (n + vectors.len()) as i64 > self.max_in_memory_vectors)
+        {
+            return Ok(None);
+        }
+        Ok(Some(self.vectors.refresh(tenant, model, plan, vectors)))
     }
 
     /// The tenant's lexical index: from the cache when it is current; the cached one with the
@@ -150,34 +145,23 @@ impl PgStore {
             .await
             .map_err(db)?
             .unwrap_or((0, 0));
-        let base = self
-            .lexical
-            .latest(tenant)
-            .filter(|i| i.rebuild == rebuild && i.version < version);
-        let since = base.as_ref().map_or(-1, |i| i.version);
+        let plan = self.lexical.plan(tenant, version, rebuild);
         let rows: Vec<(Uuid, String)> = sqlx::query_as(
             "SELECT id, text FROM chunks
              WHERE tenant_id = $1 AND added_version > $2 AND added_version <= $3
              ORDER BY id",
         )
         .bind(tenant.0)
-        .bind(since)
+        .bind(plan.since())
         .bind(version)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         let cache = self.lexical.clone();
-        let index = tokio::task::spawn_blocking(move || {
-            std::sync::Arc::new(match base {
-                Some(base) => base.appended(version, rows, &cache.analyzer),
-                None => LexicalIndex::build(version, rows, &cache.analyzer).rebuilt_at(rebuild),
-            })
-        })
-        .await
-        .map_err(StoreError::other)?;
-        self.lexical.put(tenant, index.clone());
-        Ok(index)
+        tokio::task::spawn_blocking(move || cache.refresh(tenant, plan, rows))
+            .await
+            .map_err(StoreError::other)
     }
 }
 

@@ -29,10 +29,10 @@ use cortex_core::audit::NewAuditEvent;
 use cortex_core::ids::{ChunkId, DocumentId, TenantId};
 use cortex_core::jobs::NewJob;
 use cortex_core::knowledge::Chunk;
-use cortex_core::lexical::LexicalCache;
 use cortex_core::store::{Backend, Result};
 use cortex_core::tenancy::Email;
-use cortex_core::vectors::VectorCache;
+use cortex_search::lexical::LexicalCache;
+use cortex_search::vectors::VectorCache;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };

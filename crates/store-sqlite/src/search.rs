@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use cortex_core::StoreError;
 use cortex_core::ids::TenantId;
 use cortex_core::knowledge::{ChunkHit, ChunkVectors, Windows, vector_from_bytes};
-use cortex_core::lexical::LexicalIndex;
 use cortex_core::store::{Result, SearchSource};
-use cortex_core::vectors::Matrix;
+use cortex_search::lexical::LexicalIndex;
+use cortex_search::vectors::Matrix;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -71,11 +71,7 @@ impl SqliteStore {
             .await
             .map_err(db)?
             .unwrap_or((0, 0));
-        let base = self
-            .vectors
-            .latest(tenant, model)
-            .filter(|m| m.rebuild == rebuild && m.version < version && m.dims == dims);
-        let since = base.as_ref().map_or(-1, |m| m.version);
+        let plan = self.vectors.plan(tenant, model, dims, version, rebuild);
         let rows = sqlx::query(
             "SELECT content_hash, vector FROM embeddings
              WHERE tenant_id = $1 AND model = $2 AND dims = $3
@@ -84,7 +80,7 @@ impl SqliteStore {
         .bind(tenant.0)
         .bind(model)
         .bind(i64::try_from(dims).unwrap_or(i64::MAX))
-        .bind(since)
+        .bind(plan.since())
         .bind(version)
         .fetch_all(&mut *tx)
         .await
@@ -97,12 +93,7 @@ impl SqliteStore {
             let v = vector_from_bytes(&bytes).ok_or_else(|| corrupt("vector", &hash))?;
             vectors.push((hash, v));
         }
-        let matrix = Arc::new(match base {
-            Some(base) => base.appended(version, vectors),
-            None => Matrix::new(version, dims, vectors).rebuilt_at(rebuild),
-        });
-        self.vectors.put(tenant, model, matrix.clone());
-        Ok(matrix)
+        Ok(self.vectors.refresh(tenant, model, plan, vectors))
     }
 
     /// The tenant's lexical index: from the cache when it is current; the cached one with the
@@ -128,34 +119,23 @@ impl SqliteStore {
             .await
             .map_err(db)?
             .unwrap_or((0, 0));
-        let base = self
-            .lexical
-            .latest(tenant)
-            .filter(|i| i.rebuild == rebuild && i.version < version);
-        let since = base.as_ref().map_or(-1, |i| i.version);
+        let plan = self.lexical.plan(tenant, version, rebuild);
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT seq, text FROM chunks
              WHERE tenant_id = $1 AND added_version > $2 AND added_version <= $3
              ORDER BY seq",
         )
         .bind(tenant.0)
-        .bind(since)
+        .bind(plan.since())
         .bind(version)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         let cache = self.lexical.clone();
-        let index = tokio::task::spawn_blocking(move || {
-            Arc::new(match base {
-                Some(base) => base.appended(version, rows, &cache.analyzer),
-                None => LexicalIndex::build(version, rows, &cache.analyzer).rebuilt_at(rebuild),
-            })
-        })
-        .await
-        .map_err(StoreError::other)?;
-        self.lexical.put(tenant, index.clone());
-        Ok(index)
+        tokio::task::spawn_blocking(move || cache.refresh(tenant, plan, rows))
+            .await
+            .map_err(StoreError::other)
     }
 }
 

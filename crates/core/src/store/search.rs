@@ -18,13 +18,13 @@ pub trait SearchSource: Send + Sync {
     ) -> Result<Vec<ChunkVectors>>;
 
     /// Full-text search of the tenant's chunks by BM25, best first, with the tenant's own
-    /// [`crate::lexical`] index (any query term may match; rarer terms weigh more).
+    /// lexical index (`cortex_search::lexical`: any query term may match; rarer terms weigh more).
     async fn lexical_search(&self, tenant: TenantId, query: &str, k: u32) -> Result<Vec<ChunkHit>> {
         Ok(self.lexical_search_weighed(tenant, query, k).await?.0)
     }
 
     /// [`SearchSource::lexical_search`], with how much word evidence `query` can carry in the same
-    /// index ([`crate::lexical::LexicalIndex::search_weighed`]): a hit's score divided by it
+    /// index (`cortex_search::lexical::LexicalIndex::search_weighed`): a hit's score divided by it
     /// is the share of the question's words the chunk carries.
     async fn lexical_search_weighed(
         &self,

@@ -2,7 +2,7 @@
 //! retrieval), a request for a person (handed off), or a question. And the rule-based rewrite
 //! of a follow-up question into one that stands alone.
 
-use cortex_core::lexical::Analyzer;
+use cortex_search::lexical::Analyzer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Intent {

@@ -29,8 +29,8 @@ use cortex_core::ids::{
     ChannelConnectionId, ConversationEventId, ConversationId, MessageId, UsageEventId,
 };
 use cortex_core::knowledge::dot;
-use cortex_core::lexical::Analyzer;
 use cortex_core::ports::{ChatMessage, ChatRequest, ChatRole, DeltaSink};
+use cortex_search::lexical::Analyzer;
 
 use crate::app::AppState;
 use crate::knowledge::search::{self, Candidate, source_text};

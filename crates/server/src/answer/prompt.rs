@@ -13,8 +13,8 @@ use std::collections::HashSet;
 
 use cortex_ai::extractive::sentences;
 use cortex_core::answer::{BotSettings, MessageRole};
-use cortex_core::lexical::Analyzer;
 use cortex_core::ports::{ChatMessage, ChatRole};
+use cortex_search::lexical::Analyzer;
 
 /// A numbered source as the prompt quotes it.
 pub struct PromptSource<'a> {

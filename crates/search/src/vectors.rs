@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::ids::TenantId;
-use crate::knowledge::{dot, top_k};
+use cortex_core::ids::TenantId;
+use cortex_core::knowledge::{dot, top_k};
 
 /// One tenant's vectors of one model.
 pub struct Matrix {
@@ -171,6 +171,27 @@ struct Entry {
     used: Instant,
 }
 
+/// How a tenant's matrix catches up with the store, as [`VectorCache::plan`] decided it.
+pub struct Refresh {
+    /// The cached matrix the new rows are appended to; `None`: built whole.
+    base: Option<Arc<Matrix>>,
+    version: i64,
+    rebuild: i64,
+    dims: usize,
+}
+
+impl Refresh {
+    /// The rows to read: those added after this version (`-1`: every row).
+    pub fn since(&self) -> i64 {
+        self.base.as_ref().map_or(-1, |m| m.version)
+    }
+
+    /// The rows of the matrix appended to, when one is reused.
+    pub fn base_len(&self) -> Option<usize> {
+        self.base.as_ref().map(|m| m.len())
+    }
+}
+
 /// Matrices by tenant and model.
 pub struct VectorCache {
     budget_bytes: usize,
@@ -202,6 +223,45 @@ impl VectorCache {
         entries
             .get(&(tenant, model.to_owned()))
             .map(|e| e.matrix.clone())
+    }
+
+    /// Inside the store's snapshot, at the tenant's `version` and `rebuild` counters: what to
+    /// read. The cached matrix is appended to when nothing was deleted since it was built (same
+    /// rebuild counter) and it has the dimensions asked for; otherwise the rows are read whole.
+    pub fn plan(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        dims: usize,
+        version: i64,
+        rebuild: i64,
+    ) -> Refresh {
+        let base = self
+            .latest(tenant, model)
+            .filter(|m| m.rebuild == rebuild && m.version < version && m.dims == dims);
+        Refresh {
+            base,
+            version,
+            rebuild,
+            dims,
+        }
+    }
+
+    /// The matrix from the rows the plan asked for (appended to its base, or built whole),
+    /// cached and returned.
+    pub fn refresh(
+        &self,
+        tenant: TenantId,
+        model: &str,
+        plan: Refresh,
+        rows: Vec<(String, Vec<f32>)>,
+    ) -> Arc<Matrix> {
+        let matrix = Arc::new(match plan.base {
+            Some(base) => base.appended(plan.version, rows),
+            None => Matrix::new(plan.version, plan.dims, rows).rebuilt_at(plan.rebuild),
+        });
+        self.put(tenant, model, matrix.clone());
+        matrix
     }
 
     pub fn put(&self, tenant: TenantId, model: &str, matrix: Arc<Matrix>) {

@@ -12,7 +12,7 @@
 //! microseconds per thousand postings.
 //!
 //! Analysis: lowercased runs of letters and digits in the text's own language (detected per
-//! chunk and per query from their function words, [`crate::language`]): that language's
+//! chunk and per query from their function words, [`cortex_core::language`]): that language's
 //! function words dropped, its Snowball stemmer (Porter 2 for English; French, Spanish,
 //! German, Italian, Portuguese, Dutch), diacritics folded after stemming so that a customer
 //! typing without accents matches. A text too short to tell is analysed in the index's
@@ -26,10 +26,10 @@ use std::time::Instant;
 
 use rust_stemmers::Stemmer;
 
-use crate::ids::TenantId;
-use crate::knowledge::top_k;
-pub use crate::language::Language;
-use crate::language::{detect, fold_diacritics};
+use cortex_core::ids::TenantId;
+use cortex_core::knowledge::top_k;
+pub use cortex_core::language::Language;
+use cortex_core::language::{detect, fold_diacritics};
 
 const K1: f32 = 0.9;
 const B: f32 = 0.4;
@@ -52,6 +52,20 @@ impl Default for Analyzer {
 }
 
 /// The words of `text`: runs of letters and digits, up to [`MAX_WORD_CHARS`] long.
+/// The Snowball stemmer of a language.
+fn algorithm(language: Language) -> rust_stemmers::Algorithm {
+    use rust_stemmers::Algorithm as A;
+    match language {
+        Language::English => A::English,
+        Language::French => A::French,
+        Language::Spanish => A::Spanish,
+        Language::German => A::German,
+        Language::Italian => A::Italian,
+        Language::Portuguese => A::Portuguese,
+        Language::Dutch => A::Dutch,
+    }
+}
+
 fn words(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty() && w.chars().count() <= MAX_WORD_CHARS)
@@ -62,7 +76,7 @@ impl Analyzer {
         Self {
             stemmers: Language::ALL
                 .iter()
-                .map(|l| Stemmer::create(l.algorithm()))
+                .map(|l| Stemmer::create(algorithm(*l)))
                 .collect(),
             fallback,
         }
@@ -380,6 +394,21 @@ struct Entry<K> {
     used: Instant,
 }
 
+/// How a tenant's index catches up with the store, as [`LexicalCache::plan`] decided it.
+pub struct Refresh<K> {
+    /// The cached index the new chunks are appended to; `None`: built whole.
+    base: Option<Arc<LexicalIndex<K>>>,
+    version: i64,
+    rebuild: i64,
+}
+
+impl<K> Refresh<K> {
+    /// The chunks to read: those added after this version (`-1`: every chunk).
+    pub fn since(&self) -> i64 {
+        self.base.as_ref().map_or(-1, |i| i.version)
+    }
+}
+
 /// Indexes by tenant, bounded in memory: over budget, the least recently used go (and are
 /// rebuilt on their next search).
 pub struct LexicalCache<K> {
@@ -412,6 +441,38 @@ impl<K: Clone> LexicalCache<K> {
         }
         entry.used = Instant::now();
         Some(entry.index.clone())
+    }
+
+    /// Inside the store's snapshot, at the tenant's `version` and `rebuild` counters: what to
+    /// read. The cached index is appended to when no chunk was deleted since it was built
+    /// (same rebuild counter); otherwise it is built from every chunk.
+    pub fn plan(&self, tenant: TenantId, version: i64, rebuild: i64) -> Refresh<K> {
+        let base = self
+            .latest(tenant)
+            .filter(|i| i.rebuild == rebuild && i.version < version);
+        Refresh {
+            base,
+            version,
+            rebuild,
+        }
+    }
+
+    /// The index from the chunks the plan asked for (appended to its base, or built whole),
+    /// cached and returned. CPU-bound: stores call it on the blocking pool.
+    pub fn refresh(
+        &self,
+        tenant: TenantId,
+        plan: Refresh<K>,
+        rows: Vec<(K, String)>,
+    ) -> Arc<LexicalIndex<K>> {
+        let index = Arc::new(match plan.base {
+            Some(base) => base.appended(plan.version, rows, &self.analyzer),
+            None => {
+                LexicalIndex::build(plan.version, rows, &self.analyzer).rebuilt_at(plan.rebuild)
+            }
+        });
+        self.put(tenant, index.clone());
+        index
     }
 
     pub fn put(&self, tenant: TenantId, index: Arc<LexicalIndex<K>>) {
