@@ -183,7 +183,9 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
-        Ok(Auth(tenancy::authenticate(state, token).await?))
+        let ctx = tenancy::authenticate(state, token).await?;
+        super::middleware::record_tenant(ctx.tenant_id());
+        Ok(Auth(ctx))
     }
 }
 

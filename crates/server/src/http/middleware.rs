@@ -32,7 +32,14 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.route = %route);
+    // `tenant.id` is filled in once the caller is known (`record_tenant`).
+    let span = tracing::info_span!(
+        "request",
+        request.id = %id,
+        http.method = %req.method(),
+        http.route = %route,
+        tenant.id = tracing::field::Empty,
+    );
     let started = Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(req).instrument(span.clone()))
@@ -50,6 +57,11 @@ pub async fn request_context(req: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     response
+}
+
+/// Records the tenant a request acts in on its span, so every line it logs carries it.
+pub fn record_tenant(tenant: cortex_core::ids::TenantId) {
+    tracing::Span::current().record("tenant.id", tracing::field::display(tenant));
 }
 
 #[cfg(test)]

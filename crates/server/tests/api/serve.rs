@@ -172,6 +172,59 @@ async fn json_logs_are_one_object_per_line_with_the_request_id() {
 }
 
 #[tokio::test]
+async fn a_request_in_a_tenant_logs_the_tenant_id_on_its_lines() {
+    let server = start(&[("LOG_FORMAT", "json")]).await;
+    let client = reqwest::Client::new();
+    client
+        .post(format!("{}/api/v1/auth/signup", server.base))
+        .json(
+            &json!({ "email": "span@acme.example", "password": PASSWORD, "company_name": "Acme" }),
+        )
+        .send()
+        .await
+        .expect("signup");
+    let code = code_from_log(&server.log).await;
+    let session: Value = client
+        .post(format!("{}/api/v1/auth/verify-email", server.base))
+        .json(&json!({ "email": "span@acme.example", "code": code, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("verify")
+        .json()
+        .await
+        .expect("json");
+    let token = session["access_token"].as_str().expect("token");
+    let tenant: Value = client
+        .get(format!("{}/api/v1/tenant", server.base))
+        .bearer_auth(token)
+        .header("x-request-id", "tenant-span-check")
+        .send()
+        .await
+        .expect("tenant")
+        .json()
+        .await
+        .expect("json");
+    let tenant_id = tenant["id"].as_str().expect("tenant id").to_owned();
+    let mut line = None;
+    for _ in 0..100 {
+        line = server
+            .log
+            .lock()
+            .expect("lock")
+            .lines()
+            .find(|l| l.contains("tenant-span-check") && l.contains("\"response\""))
+            .map(str::to_owned);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = line.expect("the response is logged");
+    let v: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(v["span"]["tenant.id"], tenant_id.as_str(), "{line}");
+}
+
+#[tokio::test]
 async fn proxies_in_the_environment_do_not_carry_tenant_url_fetches() {
     let (site, hits) = crate::documents::spawn_site().await;
     let (proxy, proxied) = crate::helpers::spawn_recording_proxy().await;

@@ -259,7 +259,9 @@ async fn admit(
     headers: &HeaderMap,
     ip: std::net::IpAddr,
 ) -> ApiResult<Visit> {
-    Ok(widget::admit(state, key, origin(headers), ip).await?)
+    let visit = widget::admit(state, key, origin(headers), ip).await?;
+    crate::http::middleware::record_tenant(visit.key.tenant_id);
+    Ok(visit)
 }
 
 #[derive(Deserialize, IntoParams)]
