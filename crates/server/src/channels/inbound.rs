@@ -9,12 +9,12 @@ use cortex_core::StoreError;
 use cortex_core::answer::{Channel, UsageEvent, UsageKind};
 use cortex_core::channels::{
     ChannelConnection, DeliveryStatus, InboundMessage, OutboundMessage, Provider,
-    SERVICE_WINDOW_HOURS,
 };
 use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId, UsageEventId};
 use serde_json::json;
 
 use super::event::{self, Content, Delivery, Event};
+use super::policy::Policy;
 use super::{manychat, meta, twilio};
 use crate::app::AppState;
 use crate::infra::outbound::SendError;
@@ -393,16 +393,15 @@ async fn answer_one(
                 .await
         }
     };
-    // Meta's channels take free text only within 24 hours of the customer's last message.
-    // Past it, WhatsApp gets the connection's approved template instead (no answer is
-    // composed); Messenger and Instagram allow only message tags, none of which covers a bot's
-    // answer (HUMAN_AGENT is for people): nothing is sent and the message waits for an agent.
-    let windowed = matches!(
-        connection.kind,
-        Channel::WhatsApp | Channel::Messenger | Channel::Instagram
-    );
-    let outside_window =
-        windowed && Utc::now() - message.sent_at > chrono::Duration::hours(SERVICE_WINDOW_HOURS);
+    // The channel's rules (service window, template, allowance): `super::policy`.
+    let policy = super::policy::decide(
+        connection,
+        message.sent_at,
+        Utc::now(),
+        allowance_used(state, ctx, connection.kind),
+    )
+    .await?;
+    let outside_window = policy == Policy::Template;
     let text = match message.content["type"].as_str() {
         Some("text") => message.content["text"].as_str().map(str::to_owned),
         Some("reply") => message.content["text"]
@@ -432,24 +431,7 @@ async fn answer_one(
             }
         })
     });
-    let blocked = if outside_window
-        && (connection.kind != Channel::WhatsApp || connection.template.is_none())
-    {
-        Some((
-            "outside_window",
-            if connection.kind == Channel::WhatsApp {
-                "outside the 24-hour window and no template is configured: queued for an agent"
-                    .to_owned()
-            } else {
-                "outside the 24-hour window: only a person may answer (HUMAN_AGENT tag); queued for an agent".to_owned()
-            },
-        ))
-    } else {
-        allowance_used(state, ctx, connection.kind)
-            .await?
-            .map(|why| ("allowance_used", format!("{why}: queued for an agent")))
-    };
-    if let Some((reason, why)) = blocked {
+    if let Policy::Queue { reason, why } = policy {
         // The bot may not answer: the message goes to the inbox with the reason.
         if let Some(text) = for_a_person.filter(|t| !t.trim().is_empty()) {
             crate::answer::queue_for_agent(state, ctx, question(text), reason)

@@ -15,6 +15,7 @@
 pub mod inbound;
 pub mod jobs;
 pub mod oauth;
+pub mod policy;
 
 pub use cortex_channels::{event, manychat, meta, twilio};
 
