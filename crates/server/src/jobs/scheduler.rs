@@ -86,18 +86,29 @@ pub async fn enqueue_due(
 ) -> Result<u32, StoreError> {
     let mut added = 0;
     for schedule in registry.schedules() {
-        for period in schedule.due(now) {
-            if state
-                .store
-                .enqueue_job(None, (schedule.make)(period, now))
-                .await?
-            {
-                added += 1;
-            }
-        }
+        added += enqueue_schedule(state, schedule, now).await?;
     }
     if added > 0 {
         state.jobs_ready.notify_waiters();
+    }
+    Ok(added)
+}
+
+/// Enqueues one schedule's due periods; returns how many were new.
+async fn enqueue_schedule(
+    state: &AppState,
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+) -> Result<u32, StoreError> {
+    let mut added = 0;
+    for period in schedule.due(now) {
+        if state
+            .store
+            .enqueue_job(None, (schedule.make)(period, now))
+            .await?
+        {
+            added += 1;
+        }
     }
     Ok(added)
 }
@@ -113,21 +124,14 @@ pub(super) async fn run(state: AppState, registry: &Registry, mut stopped: watch
             if done.get(schedule.name) == Some(&latest) {
                 continue;
             }
-            let mut ok = true;
-            for period in schedule.due(now) {
-                if let Err(e) = state
-                    .store
-                    .enqueue_job(None, (schedule.make)(period, now))
-                    .await
-                {
-                    tracing::warn!(error = %super::chain(&e), job.kind = schedule.name, "could not enqueue a periodic job");
-                    ok = false;
-                    break;
+            match enqueue_schedule(&state, schedule, now).await {
+                Ok(_) => {
+                    done.insert(schedule.name, latest);
+                    state.jobs_ready.notify_waiters();
                 }
-            }
-            if ok {
-                done.insert(schedule.name, latest);
-                state.jobs_ready.notify_waiters();
+                Err(e) => {
+                    tracing::warn!(error = %super::chain(&e), job.kind = schedule.name, "could not enqueue a periodic job");
+                }
             }
         }
         tokio::select! {

@@ -31,8 +31,9 @@ pub struct SweepAbandonedDocuments {
     pub period: Period,
 }
 
-fn document_key(name: &str, d: &DocumentJob) -> Option<String> {
-    Some(format!("{name}:{}:{}", d.document_id, d.generation))
+/// The key of a job for one run of a document: `Name:document:generation`.
+fn document_key(name: &str, document: DocumentId, generation: u32) -> String {
+    format!("{name}:{document}:{generation}")
 }
 
 /// A document whose job ran out of attempts fails with the job's reason.
@@ -45,11 +46,10 @@ impl Job for FetchUrl {
     const NAME: &'static str = "FetchUrl";
 
     fn unique_key(&self) -> Option<String> {
-        Some(format!(
-            "{}:{}:{}",
+        Some(document_key(
             Self::NAME,
             self.0.document_id,
-            self.0.generation
+            self.0.generation,
         ))
     }
 
@@ -66,7 +66,11 @@ impl Job for ParseDocument {
     const NAME: &'static str = "ParseDocument";
 
     fn unique_key(&self) -> Option<String> {
-        document_key(Self::NAME, &self.0)
+        Some(document_key(
+            Self::NAME,
+            self.0.document_id,
+            self.0.generation,
+        ))
     }
 
     async fn run(self, ctx: JobContext) -> Result<(), JobError> {
@@ -82,7 +86,11 @@ impl Job for EmbedChunks {
     const NAME: &'static str = "EmbedChunks";
 
     fn unique_key(&self) -> Option<String> {
-        document_key(Self::NAME, &self.0)
+        Some(document_key(
+            Self::NAME,
+            self.0.document_id,
+            self.0.generation,
+        ))
     }
 
     async fn run(self, ctx: JobContext) -> Result<(), JobError> {

@@ -166,9 +166,7 @@ impl TenantCtx {
         self.require(action)?;
         match &self.caller {
             Caller::User(u) => Ok(u),
-            _ => Err(TenancyError::Forbidden(
-                "this needs a signed-in team member, not an API key",
-            )),
+            _ => Err(TenancyError::Forbidden(permissions::MEMBERS_ONLY)),
         }
     }
 }

@@ -82,7 +82,7 @@ impl Action {
 /// Said to a member whose role is too low.
 const ROLE_TOO_LOW: &str = "your role does not allow this";
 /// Said to an API key (and the operator) where a person is needed.
-const MEMBERS_ONLY: &str = "this needs a signed-in team member, not an API key";
+pub(super) const MEMBERS_ONLY: &str = "this needs a signed-in team member, not an API key";
 /// Said to a key without the scope.
 const SCOPE_MISSING: &str = "the API key lacks the scope this needs";
 /// Said to members and the operator on integration endpoints.
