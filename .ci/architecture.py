@@ -16,7 +16,7 @@ SERVER = "crates/server/src"
 # The domain modules of the server: plain functions over AppState and TenantCtx, no HTTP.
 DOMAINS = [
     "tenancy/", "knowledge/", "answer/", "channels/", "conversations/", "jobs/",
-    "infra/", "widget.rs",
+    "infra/", "widget.rs", "metering.rs",
 ]
 # The command-line modules: the only ones that act for the operator.
 CLI = ["cli.rs", "bench.rs", "eval.rs", "eval_answers.rs"]
@@ -31,6 +31,11 @@ RULES = [
         "knowledge never imports channels or answer",
         ["knowledge/"], [],
         re.compile(r"\bcrate::(channels|answer)\b"),
+    ),
+    (
+        "conversations and metering never import the answer engine, channels or widget",
+        ["conversations/", "metering.rs"], [],
+        re.compile(r"\bcrate::(answer|channels|widget)\b"),
     ),
     (
         "HTTP handlers never touch the store directly (call the domain)",
@@ -76,6 +81,8 @@ def self_test() -> int:
     breaking = {
         "domain modules never import http": ("knowledge/x.rs", "use crate::http::error::ApiError;"),
         "knowledge never imports channels or answer": ("knowledge/x.rs", "use crate::answer::ask;"),
+        "conversations and metering never import the answer engine, channels or widget":
+            ("conversations/turns.rs", "use crate::answer::Draft;"),
         "HTTP handlers never touch the store directly (call the domain)":
             ("http/api/x.rs", "let d = state.store.get_document(t, id).await?;"),
         "TenantCtx::for_operator only in the command line":

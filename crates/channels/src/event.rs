@@ -2,25 +2,8 @@
 //! and delivery statuses of the messages we sent, each naming the asset that routes it to its
 //! tenant.
 
-use cortex_core::answer::Channel;
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Content {
-    Text(String),
-    /// A tapped quick reply or button: its payload (and the text shown).
-    Reply {
-        payload: String,
-        text: String,
-    },
-    /// An image, audio, video, document, sticker or location: kept as a reference.
-    Media {
-        kind: String,
-        reference: String,
-        caption: Option<String>,
-    },
-    /// Something this version does not read (reactions, orders, system messages…).
-    Unsupported(String),
-}
+use cortex_core::channels::InboundContent;
+use cortex_core::conversations::Channel;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inbound {
@@ -36,7 +19,7 @@ pub struct Inbound {
     /// When the customer sent it, Unix seconds (normalised from Meta's milliseconds for
     /// Messenger and Instagram; the time of receipt where the provider gives none).
     pub timestamp: i64,
-    pub content: Content,
+    pub content: InboundContent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,9 +13,10 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use cortex_core::answer::Channel;
+use cortex_core::conversations::Channel;
 
-use crate::event::{Content, Inbound};
+use crate::event::Inbound;
+use cortex_core::channels::InboundContent;
 
 /// Largest webhook body read (a full contact record is a few KiB).
 pub const MAX_BODY_BYTES: usize = 64 << 10;
@@ -89,9 +90,9 @@ pub fn message(page_id: &str, body: &[u8], now: i64) -> Result<Inbound, BodyErro
         provider_id,
         timestamp: now,
         content: if text.is_empty() {
-            Content::Unsupported("empty".into())
+            InboundContent::Unsupported("empty".into())
         } else {
-            Content::Text(text)
+            InboundContent::Text(text)
         },
     })
 }
@@ -109,7 +110,7 @@ mod tests {
         )
         .expect("message");
         assert_eq!((m.from.as_str(), m.asset_id.as_str()), ("4711", "1065"));
-        assert_eq!(m.content, Content::Text("Where is my order?".into()));
+        assert_eq!(m.content, InboundContent::Text("Where is my order?".into()));
         let again = message(
             "1065",
             br#"{"subscriber_id": 4711, "text": "Where is my order?"}"#,

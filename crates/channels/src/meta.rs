@@ -12,9 +12,10 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use cortex_core::answer::Channel;
+use cortex_core::conversations::Channel;
 
-pub use crate::event::{Content, Delivery, Event, Inbound, Status};
+pub use crate::event::{Delivery, Event, Inbound, Status};
+use cortex_core::channels::InboundContent;
 
 /// Largest webhook body read.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -153,8 +154,8 @@ fn whatsapp_change(value: &Value, out: &mut Vec<Event>) {
         };
         let kind = m["type"].as_str().unwrap_or("");
         let content = match kind {
-            "text" => text(&m["text"]["body"]).map(Content::Text),
-            "button" => Some(Content::Reply {
+            "text" => text(&m["text"]["body"]).map(InboundContent::Text),
+            "button" => Some(InboundContent::Reply {
                 payload: text(&m["button"]["payload"]).unwrap_or_default(),
                 text: text(&m["button"]["text"]).unwrap_or_default(),
             }),
@@ -165,17 +166,17 @@ fn whatsapp_change(value: &Value, out: &mut Vec<Event>) {
                 } else {
                     &i["button_reply"]
                 };
-                Some(Content::Reply {
+                Some(InboundContent::Reply {
                     payload: text(&reply["id"]).unwrap_or_default(),
                     text: text(&reply["title"]).unwrap_or_default(),
                 })
             }
-            "image" | "audio" | "video" | "document" | "sticker" => Some(Content::Media {
+            "image" | "audio" | "video" | "document" | "sticker" => Some(InboundContent::Media {
                 kind: kind.to_owned(),
                 reference: id(&m[kind]["id"]).unwrap_or_default(),
                 caption: text(&m[kind]["caption"]),
             }),
-            "location" => Some(Content::Media {
+            "location" => Some(InboundContent::Media {
                 kind: "location".into(),
                 reference: format!(
                     "{},{}",
@@ -186,7 +187,7 @@ fn whatsapp_change(value: &Value, out: &mut Vec<Event>) {
             }),
             _ => None,
         }
-        .unwrap_or_else(|| Content::Unsupported(kind.chars().take(32).collect()));
+        .unwrap_or_else(|| InboundContent::Unsupported(kind.chars().take(32).collect()));
         out.push(Event::Message(Inbound {
             channel: Channel::WhatsApp,
             asset_id: asset_id.clone(),
@@ -245,20 +246,20 @@ fn messaging(channel: Channel, entries: &[Value], out: &mut Vec<Event>) {
                     continue;
                 };
                 let content = if let Some(q) = message.get("quick_reply") {
-                    Content::Reply {
+                    InboundContent::Reply {
                         payload: text(&q["payload"]).unwrap_or_default(),
                         text: text(&message["text"]).unwrap_or_default(),
                     }
                 } else if let Some(t) = text(&message["text"]) {
-                    Content::Text(t)
+                    InboundContent::Text(t)
                 } else if let Some(a) = message["attachments"].get(0) {
-                    Content::Media {
+                    InboundContent::Media {
                         kind: text(&a["type"]).unwrap_or_else(|| "file".into()),
                         reference: text(&a["payload"]["url"]).unwrap_or_default(),
                         caption: None,
                     }
                 } else {
-                    Content::Unsupported("message".into())
+                    InboundContent::Unsupported("message".into())
                 };
                 out.push(Event::Message(Inbound {
                     channel,
@@ -279,7 +280,7 @@ fn messaging(channel: Channel, entries: &[Value], out: &mut Vec<Event>) {
                     from,
                     provider_id,
                     timestamp,
-                    content: Content::Reply {
+                    content: InboundContent::Reply {
                         payload: text(&p["payload"]).unwrap_or_default(),
                         text: text(&p["title"]).unwrap_or_default(),
                     },
@@ -423,14 +424,14 @@ mod tests {
         assert_eq!(first.timestamp, 1_749_416_383);
         assert_eq!(
             first.content,
-            Content::Text("Does it come in another color?".into())
+            InboundContent::Text("Does it come in another color?".into())
         );
         let Event::Message(reply) = &events[1] else {
             panic!("a message")
         };
         assert_eq!(
             reply.content,
-            Content::Reply {
+            InboundContent::Reply {
                 payload: "talk_to_agent".into(),
                 text: "Talk to a person".into()
             }
@@ -440,7 +441,7 @@ mod tests {
         };
         assert_eq!(
             image.content,
-            Content::Media {
+            InboundContent::Media {
                 kind: "image".into(),
                 reference: "1003383421387256".into(),
                 caption: Some("this one".into())
@@ -449,7 +450,10 @@ mod tests {
         let Event::Message(reaction) = &events[3] else {
             panic!("a message")
         };
-        assert_eq!(reaction.content, Content::Unsupported("reaction".into()));
+        assert_eq!(
+            reaction.content,
+            InboundContent::Unsupported("reaction".into())
+        );
         assert_eq!(
             events[5],
             Event::Status(Status {
@@ -490,13 +494,13 @@ mod tests {
             (Channel::Messenger, "1234567890", "6789012345")
         );
         assert_eq!(m.timestamp, 1_458_692_752, "milliseconds become seconds");
-        assert_eq!(m.content, Content::Text("hello, world!".into()));
+        assert_eq!(m.content, InboundContent::Text("hello, world!".into()));
         let Event::Message(q) = &events[1] else {
             panic!("a message")
         };
         assert_eq!(
             q.content,
-            Content::Reply {
+            InboundContent::Reply {
                 payload: "COLOR_RED".into(),
                 text: "Red".into()
             }
@@ -506,7 +510,7 @@ mod tests {
         };
         assert_eq!(
             p.content,
-            Content::Reply {
+            InboundContent::Reply {
                 payload: "GET_STARTED".into(),
                 text: "Get Started".into()
             }
@@ -514,7 +518,7 @@ mod tests {
         let Event::Message(a) = &events[3] else {
             panic!("a message")
         };
-        assert!(matches!(&a.content, Content::Media { kind, .. } if kind == "image"));
+        assert!(matches!(&a.content, InboundContent::Media { kind, .. } if kind == "image"));
 
         let ig = json!({ "object": "instagram", "entry": [{ "id": "17841400000000000", "time": 1569262486134u64, "messaging": [
             { "sender": { "id": "9000" }, "recipient": { "id": "17841400000000000" }, "timestamp": 1569262485349u64,
@@ -550,7 +554,7 @@ mod tests {
         let Event::Message(m) = &events[0] else {
             panic!("a message")
         };
-        assert_eq!(m.content, Content::Text("é".repeat(MAX_TEXT_CHARS)));
+        assert_eq!(m.content, InboundContent::Text("é".repeat(MAX_TEXT_CHARS)));
         let many: Vec<Value> = (0..1_500)
             .map(|i| json!({ "from": "1", "id": format!("wamid.{i}"), "type": "text", "text": { "body": "hi" } }))
             .collect();

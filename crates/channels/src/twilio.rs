@@ -12,9 +12,10 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use cortex_core::answer::Channel;
+use cortex_core::conversations::Channel;
 
-use crate::event::{Content, Delivery, Event, Inbound, Status};
+use crate::event::{Delivery, Event, Inbound, Status};
+use cortex_core::channels::InboundContent;
 
 /// Largest webhook body read (Twilio's are a few KiB).
 pub const MAX_BODY_BYTES: usize = 64 << 10;
@@ -120,12 +121,12 @@ pub fn message(form: &Form, now: i64) -> Result<Inbound, FormError> {
         .unwrap_or(0);
     let body = form.get("Body").unwrap_or("");
     let content = if let Some(payload) = form.get("ButtonPayload").filter(|p| !p.is_empty()) {
-        Content::Reply {
+        InboundContent::Reply {
             payload: cut(payload),
             text: cut(form.get("ButtonText").unwrap_or("")),
         }
     } else if media > 0 {
-        Content::Media {
+        InboundContent::Media {
             kind: form
                 .get("MediaContentType0")
                 .unwrap_or("media")
@@ -141,15 +142,15 @@ pub fn message(form: &Form, now: i64) -> Result<Inbound, FormError> {
             caption: Some(cut(body)).filter(|c| !c.is_empty()),
         }
     } else if let Some(lat) = form.get("Latitude") {
-        Content::Media {
+        InboundContent::Media {
             kind: "location".into(),
             reference: format!("{lat},{}", form.get("Longitude").unwrap_or("")),
             caption: None,
         }
     } else if body.is_empty() {
-        Content::Unsupported("empty".into())
+        InboundContent::Unsupported("empty".into())
     } else {
-        Content::Text(cut(body))
+        InboundContent::Text(cut(body))
     };
     Ok(Inbound {
         channel: Channel::WhatsApp,
@@ -252,14 +253,14 @@ mod tests {
             (m.asset_id.as_str(), m.from.as_str(), m.provider_id.as_str()),
             ("+14155238886", "+34600111222", "SM11")
         );
-        assert_eq!(m.content, Content::Text("Where is my order?".into()));
+        assert_eq!(m.content, InboundContent::Text("Where is my order?".into()));
         let media = Form::parse(
             b"MessageSid=MM2&NumMedia=1&MediaContentType0=image%2Fjpeg&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2F2010-04-01%2FAccounts%2FAC00%2FMessages%2FMM2%2FMedia%2FME1&Body=&To=whatsapp%3A%2B14155238886&From=whatsapp%3A%2B34600111222",
         )
         .expect("form");
         assert!(matches!(
             message(&media, 0).expect("media").content,
-            Content::Media { ref kind, .. } if kind == "image/jpeg"
+            InboundContent::Media { ref kind, .. } if kind == "image/jpeg"
         ));
         let button = Form::parse(
             b"MessageSid=SM3&ButtonPayload=track&ButtonText=Track+my+order&Body=Track+my+order&To=whatsapp%3A%2B1415&From=whatsapp%3A%2B3460",
@@ -267,7 +268,7 @@ mod tests {
         .expect("form");
         assert_eq!(
             message(&button, 0).expect("button").content,
-            Content::Reply {
+            InboundContent::Reply {
                 payload: "track".into(),
                 text: "Track my order".into()
             }
@@ -305,7 +306,9 @@ mod tests {
             "x".repeat(10_000)
         );
         let m = message(&Form::parse(long.as_bytes()).expect("form"), 0).expect("message");
-        assert!(matches!(m.content, Content::Text(t) if t.chars().count() == MAX_TEXT_CHARS));
+        assert!(
+            matches!(m.content, InboundContent::Text(t) if t.chars().count() == MAX_TEXT_CHARS)
+        );
         // Broken percent-encoding and bare keys are read, not refused.
         assert!(Form::parse(b"%zz=%&&=&Body").is_ok());
     }

@@ -7,9 +7,9 @@
 //! and are routed by the asset id.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::answer::Channel;
+use crate::conversations::Channel;
 use crate::ids::{
     ChannelConnectionId, InboundMessageId, OauthFlowId, OutboundMessageId, TenantId, UserId,
 };
@@ -81,6 +81,114 @@ pub struct SealedSecret {
     pub sealed: String,
 }
 
+/// What a customer sent on a messaging channel, whichever provider carried it. Stored as
+/// JSON tagged by `type`: `{"type": "text", "text": …}`, `{"type": "reply", "payload": …,
+/// "text": …}`, `{"type": "media", "kind": …, "reference": …, "caption": …}`,
+/// `{"type": "unsupported", "kind": …}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "StoredContent", from = "StoredContent")]
+pub enum InboundContent {
+    Text(String),
+    /// A tapped quick reply or button: its payload (and the text shown).
+    Reply {
+        payload: String,
+        text: String,
+    },
+    /// An image, audio, video, document, sticker or location: kept as a reference.
+    Media {
+        kind: String,
+        reference: String,
+        caption: Option<String>,
+    },
+    /// Something this version does not read (reactions, orders, system messages…).
+    Unsupported(String),
+}
+
+impl InboundContent {
+    /// The text the bot answers: the message's text, or a tapped reply's text (its payload
+    /// when it shows none). `None` for media and what is not read.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Text(t) => Some(t),
+            Self::Reply { payload, text } if text.is_empty() => Some(payload),
+            Self::Reply { text, .. } => Some(text),
+            Self::Media { .. } | Self::Unsupported(_) => None,
+        }
+    }
+
+    /// What the customer sent as a person reads it in the inbox: the text, or media as
+    /// `[kind] caption`; `None` for what is not read.
+    pub fn for_a_person(&self) -> Option<String> {
+        match self {
+            Self::Media { kind, caption, .. } => Some(match caption {
+                Some(c) if !c.is_empty() => format!("[{kind}] {c}"),
+                _ => format!("[{kind}]"),
+            }),
+            other => other.text().map(str::to_owned),
+        }
+    }
+}
+
+/// The stored shape of [`InboundContent`].
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StoredContent {
+    Text {
+        text: String,
+    },
+    Reply {
+        payload: String,
+        text: String,
+    },
+    Media {
+        kind: String,
+        reference: String,
+        #[serde(default)]
+        caption: Option<String>,
+    },
+    Unsupported {
+        kind: String,
+    },
+}
+
+impl From<InboundContent> for StoredContent {
+    fn from(c: InboundContent) -> Self {
+        match c {
+            InboundContent::Text(text) => Self::Text { text },
+            InboundContent::Reply { payload, text } => Self::Reply { payload, text },
+            InboundContent::Media {
+                kind,
+                reference,
+                caption,
+            } => Self::Media {
+                kind,
+                reference,
+                caption,
+            },
+            InboundContent::Unsupported(kind) => Self::Unsupported { kind },
+        }
+    }
+}
+
+impl From<StoredContent> for InboundContent {
+    fn from(c: StoredContent) -> Self {
+        match c {
+            StoredContent::Text { text } => Self::Text(text),
+            StoredContent::Reply { payload, text } => Self::Reply { payload, text },
+            StoredContent::Media {
+                kind,
+                reference,
+                caption,
+            } => Self::Media {
+                kind,
+                reference,
+                caption,
+            },
+            StoredContent::Unsupported { kind } => Self::Unsupported(kind),
+        }
+    }
+}
+
 /// A customer's message as a channel delivered it: stored once per provider message id before
 /// the webhook is acknowledged, answered later by a job.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -92,8 +200,8 @@ pub struct InboundMessage {
     pub provider_message_id: String,
     /// The customer's id on the channel (a phone number, a page-scoped id). Never logged.
     pub customer: String,
-    /// What was sent: `{"type": "text", "text": …}`, a reply, a media reference.
-    pub content: serde_json::Value,
+    /// What was sent.
+    pub content: InboundContent,
     /// When the customer sent it, by the provider's clock.
     pub sent_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
@@ -177,4 +285,75 @@ pub struct OauthFlow {
     pub sealed_assets: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_reads_the_rows_stored_before_it_was_typed_and_writes_the_same_shape() {
+        // As `channels::inbound` wrote them with `json!` before the enum existed.
+        let stored = [
+            (
+                json!({ "type": "text", "text": "Is it in stock?" }),
+                InboundContent::Text("Is it in stock?".into()),
+            ),
+            (
+                json!({ "type": "reply", "payload": "ORDER_STATUS", "text": "" }),
+                InboundContent::Reply {
+                    payload: "ORDER_STATUS".into(),
+                    text: String::new(),
+                },
+            ),
+            (
+                json!({ "type": "media", "kind": "image", "reference": "m-1", "caption": null }),
+                InboundContent::Media {
+                    kind: "image".into(),
+                    reference: "m-1".into(),
+                    caption: None,
+                },
+            ),
+            (
+                json!({ "type": "unsupported", "kind": "reaction" }),
+                InboundContent::Unsupported("reaction".into()),
+            ),
+        ];
+        for (json, content) in stored {
+            assert_eq!(
+                serde_json::from_value::<InboundContent>(json.clone()).ok(),
+                Some(content.clone())
+            );
+            assert_eq!(serde_json::to_value(&content).ok(), Some(json));
+        }
+        assert!(serde_json::from_value::<InboundContent>(json!({ "type": "poll" })).is_err());
+    }
+
+    #[test]
+    fn the_bot_reads_text_and_replies_and_a_person_also_sees_media() {
+        let reply = |text: &str| InboundContent::Reply {
+            payload: "HOURS".into(),
+            text: text.into(),
+        };
+        assert_eq!(InboundContent::Text("hi".into()).text(), Some("hi"));
+        assert_eq!(reply("Opening hours").text(), Some("Opening hours"));
+        assert_eq!(reply("").text(), Some("HOURS"));
+        let photo = |caption: Option<&str>| InboundContent::Media {
+            kind: "image".into(),
+            reference: "m-1".into(),
+            caption: caption.map(str::to_owned),
+        };
+        assert_eq!(photo(Some("broken lid")).text(), None);
+        assert_eq!(
+            photo(Some("broken lid")).for_a_person().as_deref(),
+            Some("[image] broken lid")
+        );
+        assert_eq!(photo(Some("")).for_a_person().as_deref(), Some("[image]"));
+        assert_eq!(photo(None).for_a_person().as_deref(), Some("[image]"));
+        assert_eq!(
+            InboundContent::Unsupported("reaction".into()).for_a_person(),
+            None
+        );
+    }
 }

@@ -11,8 +11,11 @@
 //! - [`audit`]: the audit trail's events.
 //! - [`jobs`]: the durable job queue's data and backoff rule.
 //! - [`knowledge`]: documents, chunks, search hits and the vector maths the stores share.
-//! - [`answer`]: bot settings, conversations, messages with their citations, usage events.
-//! - [`channels`]: messaging channels a tenant connects (WhatsApp, Messenger, Instagram).
+//! - [`answer`]: the bot's settings and their validation.
+//! - [`conversations`]: channels, conversations, messages with their citations, handoff events.
+//! - [`usage`]: the usage ledger's lines.
+//! - [`channels`]: messaging channels a tenant connects (WhatsApp, Messenger, Instagram) and
+//!   what their customers send (`InboundContent`).
 //! - [`plans`]: the default plan catalogue and its limits.
 //! - [`ports`]: the embedding model, chat model and blob store ports.
 //! - [`store`]: the `Store` port and its error type.
@@ -20,6 +23,7 @@
 pub mod answer;
 pub mod audit;
 pub mod channels;
+pub mod conversations;
 pub mod credentials;
 pub mod ids;
 pub mod jobs;
@@ -29,6 +33,7 @@ pub mod plans;
 pub mod ports;
 pub mod store;
 pub mod tenancy;
+pub mod usage;
 pub mod widget;
 
 pub use store::{Store, StoreError};

@@ -648,7 +648,7 @@ pub async fn answer(
                     crate::answer::Question {
                         message: question.clone(),
                         conversation_id: None,
-                        channel: cortex_core::answer::Channel::Api,
+                        channel: cortex_core::conversations::Channel::Api,
                         history: Vec::new(),
                         customer: None,
                     },
@@ -658,8 +658,8 @@ pub async fn answer(
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let ok = round == 0
                     && match expect {
-                        Some(e) => !a.abstained && a.text.contains(e.as_str()),
-                        None => a.abstained,
+                        Some(e) => !a.abstained() && a.text.contains(e.as_str()),
+                        None => a.abstained(),
                     };
                 Ok((t.elapsed().as_secs_f64() * 1000.0, ok))
             }
@@ -727,7 +727,7 @@ pub async fn webhook(
             cortex_core::channels::ChannelConnection {
                 id: connection,
                 tenant_id: tenant,
-                kind: cortex_core::answer::Channel::WhatsApp,
+                kind: cortex_core::conversations::Channel::WhatsApp,
                 provider: cortex_core::channels::Provider::Meta,
                 asset_id: "106540352242922".into(),
                 account_id: None,

@@ -381,7 +381,7 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
     let question = crate::answer::Question {
         message: args.question,
         conversation_id,
-        channel: cortex_core::answer::Channel::Api,
+        channel: cortex_core::conversations::Channel::Api,
         history: Vec::new(),
         customer: None,
     };
@@ -408,8 +408,8 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
             "answer": a.text,
             "citations": citations,
             "confidence": a.confidence,
-            "abstained": a.abstained,
-            "handoff_requested": a.handoff_requested,
+            "abstained": a.abstained(),
+            "handoff_requested": a.handoff_requested(),
             "model": a.model,
             "usage": a.usage,
             "latency_ms": a.latency_ms,
@@ -438,7 +438,7 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
         a.model,
         a.latency_ms,
         a.conversation_id,
-        if a.handoff_requested {
+        if a.handoff_requested() {
             " · handed to the inbox"
         } else {
             ""

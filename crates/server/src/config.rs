@@ -134,8 +134,8 @@ impl Default for ChannelSettings {
 }
 
 impl ChannelSettings {
-    pub fn per_second(&self, channel: cortex_core::answer::Channel) -> u32 {
-        use cortex_core::answer::Channel;
+    pub fn per_second(&self, channel: cortex_core::conversations::Channel) -> u32 {
+        use cortex_core::conversations::Channel;
         match channel {
             Channel::WhatsApp => self.whatsapp_per_second,
             Channel::Messenger => self.messenger_per_second,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use cortex_core::answer::Channel;
+use cortex_core::conversations::Channel;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -106,11 +106,11 @@ pub fn judge(q: &AnswerQuestion, a: &Answer, latency_ms: f64) -> Judged {
         .as_ref()
         .is_some_and(|phrases| phrases.iter().any(|p| said.contains(&fold(p))));
     let (expected, right) = if q.handoff {
-        (Expected::Handoff, a.handoff_requested)
+        (Expected::Handoff, a.handoff_requested())
     } else {
         match &q.expect {
-            Some(_) => (Expected::Fact, !a.abstained && has_fact),
-            None => (Expected::Abstain, a.abstained),
+            Some(_) => (Expected::Fact, !a.abstained() && has_fact),
+            None => (Expected::Abstain, a.abstained()),
         }
     };
     Judged {
@@ -118,8 +118,8 @@ pub fn judge(q: &AnswerQuestion, a: &Answer, latency_ms: f64) -> Judged {
         lang: q.lang.clone(),
         split: q.split.clone(),
         expected,
-        abstained: a.abstained,
-        handed_off: a.handoff_requested,
+        abstained: a.abstained(),
+        handed_off: a.handoff_requested(),
         right,
         latency_ms,
         answer: a.text.clone(),

@@ -312,7 +312,7 @@ pub async fn history(
     visitor: &str,
     id: cortex_core::ids::ConversationId,
 ) -> Result<(
-    Vec<cortex_core::answer::Message>,
+    Vec<cortex_core::conversations::Message>,
     Vec<cortex_core::widget::Feedback>,
 )> {
     own_conversation(state, visit, visitor, id).await?;
@@ -350,12 +350,14 @@ pub async fn own_conversation(
     visit: &Visit,
     visitor: &str,
     id: cortex_core::ids::ConversationId,
-) -> Result<cortex_core::answer::Conversation> {
+) -> Result<cortex_core::conversations::Conversation> {
     let c = state
         .store
         .get_conversation(visit.key.tenant_id, id)
         .await?;
-    if c.channel != cortex_core::answer::Channel::Widget || c.customer.as_deref() != Some(visitor) {
+    if c.channel != cortex_core::conversations::Channel::Widget
+        || c.customer.as_deref() != Some(visitor)
+    {
         return Err(WidgetError::Tenancy(TenancyError::NotFound));
     }
     Ok(c)

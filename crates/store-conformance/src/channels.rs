@@ -1,8 +1,8 @@
 //! Conformance: Channel connections, sign-in flows and data deletions.
 
-use cortex_core::answer::Channel;
 use cortex_core::audit::action;
 use cortex_core::channels::{ChannelConnection, Provider};
+use cortex_core::conversations::Channel;
 use cortex_core::ids::{ChannelConnectionId, TenantId};
 use cortex_core::store::{Page, conflict};
 
@@ -162,7 +162,7 @@ pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynSt
 pub async fn a_persons_data_is_deleted_in_every_tenant_on_the_providers_connections(
     store: DynStore,
 ) {
-    use cortex_core::answer::{Conversation, ConversationStatus, MessageRole, Turn};
+    use cortex_core::conversations::{Conversation, ConversationStatus, MessageRole, Turn};
     use cortex_core::ids::ConversationId;
     let (a, _) = tenant_with_owner(&store, "delete-a").await;
     let (b, _) = tenant_with_owner(&store, "delete-b").await;

@@ -1,13 +1,14 @@
 //! Conformance: Conversations, turns and feedback.
 
-use cortex_core::answer::{
+use cortex_core::conversations::{
     Channel, Citation, Conversation, ConversationEvent, ConversationEventKind, ConversationStatus,
-    Message, MessageRole, RetrievedChunk, Turn, UsageEvent, UsageKind,
+    HandoffReason, Message, MessageRole, RetrievedChunk, Turn,
 };
 use cortex_core::ids::{
     ChunkId, ConversationEventId, ConversationId, DocumentId, MessageId, TenantId, UsageEventId,
 };
 use cortex_core::store::conflict;
+use cortex_core::usage::{UsageEvent, UsageKind};
 use cortex_core::widget::Feedback;
 
 use crate::channels::connected;
@@ -98,7 +99,7 @@ pub(crate) fn turn(tenant: TenantId, c: ConversationId, new: bool, question_text
             tenant_id: tenant,
             conversation_id: c,
             kind: ConversationEventKind::HandoffRequested,
-            reason: "customer_asked".into(),
+            reason: HandoffReason::CustomerAsked,
             created_at: now(),
         }],
     }
@@ -203,7 +204,7 @@ pub async fn another_tenants_conversations_are_out_of_reach(store: DynStore) {
 }
 
 pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
-    use cortex_core::answer::{Conversation, ConversationStatus, MessageRole, Turn};
+    use cortex_core::conversations::{Conversation, ConversationStatus, MessageRole, Turn};
     use cortex_core::ids::ConversationId;
     let (a, _) = tenant_with_owner(&store, "customer-a").await;
     let (b, _) = tenant_with_owner(&store, "customer-b").await;
@@ -293,7 +294,7 @@ pub async fn a_channel_customer_finds_their_open_conversation(store: DynStore) {
 }
 
 pub async fn conversations_of_every_channel_are_listed_latest_activity_first(store: DynStore) {
-    use cortex_core::answer::{
+    use cortex_core::conversations::{
         Conversation, ConversationFilter, ConversationStatus, MessageRole, Turn,
     };
     use cortex_core::ids::ConversationId;
@@ -367,7 +368,7 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
         limit: 50,
         before: None,
     };
-    let ids = |v: Vec<cortex_core::answer::ConversationSummary>| -> Vec<ConversationId> {
+    let ids = |v: Vec<cortex_core::conversations::ConversationSummary>| -> Vec<ConversationId> {
         v.iter().map(|s| s.conversation.id).collect()
     };
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Conformance: Refresh tokens, API keys, platform admins and sealed secrets.
 
-use cortex_core::answer::Channel;
 use cortex_core::audit::action;
+use cortex_core::conversations::Channel;
 use cortex_core::credentials::{ApiScope, PlatformAdmin};
 use cortex_core::ids::{PlatformAdminId, TokenFamilyId};
 use cortex_core::store::{Page, RefreshUse, conflict};

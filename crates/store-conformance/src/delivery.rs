@@ -1,7 +1,8 @@
 //! Conformance: Inbound messages and outbound deliveries.
 
-use cortex_core::answer::{Channel, UsageKind};
+use cortex_core::conversations::Channel;
 use cortex_core::ids::{ChannelConnectionId, TenantId};
+use cortex_core::usage::UsageKind;
 
 use crate::channels::connected;
 use crate::{DynStore, assert_not_found, now, tenant_with_owner};
@@ -17,7 +18,7 @@ pub(crate) fn inbound(
         connection_id: connection,
         provider_message_id: provider_id.to_owned(),
         customer: "16505551234".into(),
-        content: serde_json::json!({ "type": "text", "text": "Does it come in red?" }),
+        content: cortex_core::channels::InboundContent::Text("Does it come in red?".into()),
         sent_at: now(),
         received_at: now(),
         answered_at: None,
@@ -76,7 +77,7 @@ pub async fn a_delivery_replayed_concurrently_is_stored_once_with_one_job(store:
     );
     let got = store.get_inbound(a, id).await.expect("get");
     assert_eq!(got.customer, "16505551234");
-    assert_eq!(got.content["text"], "Does it come in red?");
+    assert_eq!(got.content.text(), Some("Does it come in red?"));
     assert_not_found(store.get_inbound(b, id).await, "B reads A's message");
     assert_not_found(
         store
@@ -86,7 +87,7 @@ pub async fn a_delivery_replayed_concurrently_is_stored_once_with_one_job(store:
     );
     // Finishing appends the messages sent to the ledger, once.
     let since = now() - chrono::Duration::seconds(1);
-    let sent = |tenant| cortex_core::answer::UsageEvent {
+    let sent = |tenant| cortex_core::usage::UsageEvent {
         id: cortex_core::ids::UsageEventId::new(),
         tenant_id: tenant,
         kind: UsageKind::ChannelMessage,

@@ -18,7 +18,7 @@ fn inbound_from(row: &PgRow) -> Result<cortex_core::channels::InboundMessage> {
         provider_message_id: row.try_get("provider_message_id").map_err(db)?,
         customer: row.try_get("customer").map_err(db)?,
         content: row
-            .try_get::<sqlx::types::Json<serde_json::Value>, _>("content")
+            .try_get::<sqlx::types::Json<cortex_core::channels::InboundContent>, _>("content")
             .map_err(db)?
             .0,
         sent_at: row.try_get("sent_at").map_err(db)?,
@@ -134,7 +134,7 @@ impl DeliveryStore for PgStore {
         id: cortex_core::ids::InboundMessageId,
         at: chrono::DateTime<chrono::Utc>,
         error: Option<&str>,
-        usage: &[cortex_core::answer::UsageEvent],
+        usage: &[cortex_core::usage::UsageEvent],
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query(

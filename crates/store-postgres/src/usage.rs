@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cortex_core::answer::{UsageEvent, UsageKind};
 use cortex_core::ids::{ConversationId, TenantId};
 use cortex_core::store::{Result, UsageStore};
+use cortex_core::usage::{UsageEvent, UsageKind};
 use sqlx::Row;
 
 use crate::{PgStore, db, parse_enum};

@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use cortex_core::StoreError;
-use cortex_core::answer::Channel;
 use cortex_core::audit::NewAuditEvent;
 use cortex_core::channels::{ChannelConnection, DataDeletion, OauthFlow, Provider};
+use cortex_core::conversations::Channel;
 use cortex_core::ids::{ChannelConnectionId, OauthFlowId, TenantId, UserId};
 use cortex_core::store::{ChannelStore, Result, conflict};
 use sqlx::Row;

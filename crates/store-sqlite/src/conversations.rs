@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 use cortex_core::StoreError;
-use cortex_core::answer::{
+use cortex_core::conversations::{
     Conversation, ConversationEvent, ConversationFilter, ConversationSummary, Message, Turn,
-    UsageEvent,
 };
 use cortex_core::ids::{ConversationId, MessageId, TenantId};
 use cortex_core::store::{ConversationStore, Result, conflict};
+use cortex_core::usage::UsageEvent;
 use cortex_core::widget::Feedback;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
@@ -272,7 +272,7 @@ impl ConversationStore for SqliteStore {
             .bind(tenant.0)
             .bind(e.conversation_id.0)
             .bind(e.kind.as_str())
-            .bind(&e.reason)
+            .bind(e.reason.as_str())
             .bind(ms(e.created_at))
             .execute(&mut *tx)
             .await
@@ -302,7 +302,7 @@ impl ConversationStore for SqliteStore {
                     tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
                     conversation_id: ConversationId(row.try_get("conversation_id").map_err(db)?),
                     kind: parse_enum("event kind", row.try_get("kind").map_err(db)?)?,
-                    reason: row.try_get("reason").map_err(db)?,
+                    reason: parse_enum("handoff reason", row.try_get("reason").map_err(db)?)?,
                     created_at: ts(row.try_get("created_at").map_err(db)?),
                 })
             })

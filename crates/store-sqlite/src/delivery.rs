@@ -64,7 +64,7 @@ impl DeliveryStore for SqliteStore {
         .bind(m.connection_id.0)
         .bind(&m.provider_message_id)
         .bind(&m.customer)
-        .bind(m.content.to_string())
+        .bind(serde_json::to_string(&m.content).map_err(StoreError::other)?)
         .bind(ms(m.sent_at))
         .bind(ms(m.received_at))
         .execute(&mut *tx)
@@ -132,7 +132,7 @@ impl DeliveryStore for SqliteStore {
         id: cortex_core::ids::InboundMessageId,
         at: chrono::DateTime<chrono::Utc>,
         error: Option<&str>,
-        usage: &[cortex_core::answer::UsageEvent],
+        usage: &[cortex_core::usage::UsageEvent],
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query(

@@ -60,7 +60,7 @@ pub trait ChannelStore: Send + Sync {
     /// `tenant_id`.
     async fn find_channel_connection(
         &self,
-        kind: crate::answer::Channel,
+        kind: crate::conversations::Channel,
         asset_id: &str,
     ) -> Result<Option<ChannelConnection>>;
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::Result;
-use crate::answer::{Conversation, ConversationEvent, Message, Turn};
+use crate::conversations::{Conversation, ConversationEvent, Message, Turn};
 use crate::ids::{ChannelConnectionId, ConversationId, TenantId};
 
 #[async_trait]
@@ -18,8 +18,8 @@ pub trait ConversationStore: Send + Sync {
     async fn list_conversations(
         &self,
         tenant: TenantId,
-        filter: &crate::answer::ConversationFilter,
-    ) -> Result<Vec<crate::answer::ConversationSummary>>;
+        filter: &crate::conversations::ConversationFilter,
+    ) -> Result<Vec<crate::conversations::ConversationSummary>>;
 
     /// The customer's latest conversation on a channel connection that is not resolved.
     async fn find_customer_conversation(

@@ -46,7 +46,7 @@ pub trait DeliveryStore: Send + Sync {
         message: InboundMessageId,
         at: DateTime<Utc>,
         error: Option<&str>,
-        usage: &[crate::answer::UsageEvent],
+        usage: &[crate::usage::UsageEvent],
     ) -> Result<bool>;
 
     async fn record_outbound(&self, tenant: TenantId, message: OutboundMessage) -> Result<()>;

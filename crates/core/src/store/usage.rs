@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::Result;
-use crate::answer::UsageEvent;
 use crate::ids::TenantId;
+use crate::usage::UsageEvent;
 
 #[async_trait]
 pub trait UsageStore: Send + Sync {
@@ -21,7 +21,7 @@ pub trait UsageStore: Send + Sync {
     async fn usage_total(
         &self,
         tenant: TenantId,
-        kind: crate::answer::UsageKind,
+        kind: crate::usage::UsageKind,
         subject: &str,
         since: DateTime<Utc>,
     ) -> Result<u64>;

@@ -20,26 +20,25 @@ use std::time::Instant;
 
 use chrono::Utc;
 use cortex_ai::extractive;
-use cortex_core::answer::{
-    BotSettings, Channel, Citation, Conversation, ConversationEvent, ConversationEventKind,
-    ConversationStatus, Message, MessageRole, RetrievedChunk, Turn, UsageEvent, UsageKind,
-};
+use cortex_core::answer::BotSettings;
 use cortex_core::audit::{NewAuditEvent, action};
-use cortex_core::ids::{
-    ChannelConnectionId, ConversationEventId, ConversationId, MessageId, UsageEventId,
+use cortex_core::conversations::{
+    Channel, Citation, HandoffReason, Message, MessageRole, RetrievedChunk, Turn,
 };
+use cortex_core::ids::{ConversationId, MessageId};
 use cortex_core::knowledge::dot;
 use cortex_core::ports::{ChatMessage, ChatRequest, ChatRole, DeltaSink};
 use cortex_search::lexical::Analyzer;
 
 use crate::app::AppState;
+use crate::conversations::turns::{self, Destination, Opened};
+pub use crate::conversations::{Customer, MAX_MESSAGE_CHARS};
 use crate::knowledge::search::{self, Candidate, source_text};
+use crate::metering::{self, TokenUse};
 use crate::tenancy::Action;
 use crate::tenancy::{TenancyError, TenantCtx};
 use intents::Intent;
 
-/// Longest customer message, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 4_000;
 /// Sentences the extractive answerer quotes at most.
 const EXTRACTIVE_SENTENCES: usize = 3;
 /// Cosine similarity of a source that counts as fully relevant for the confidence value.
@@ -168,15 +167,6 @@ pub struct Question {
     pub customer: Option<Customer>,
 }
 
-/// A customer as a channel knows them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Customer {
-    /// The channel connection, on messaging channels; none on the widget.
-    pub connection: Option<ChannelConnectionId>,
-    /// Their id there: a phone number, a page-scoped id, a widget visitor id.
-    pub id: String,
-}
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AnswerUsage {
     pub embedding_tokens: u32,
@@ -184,7 +174,17 @@ pub struct AnswerUsage {
     pub completion_tokens: u32,
 }
 
-/// What kind of reply this is.
+impl From<&TokenUse> for AnswerUsage {
+    fn from(t: &TokenUse) -> Self {
+        Self {
+            embedding_tokens: t.embedding_tokens,
+            prompt_tokens: t.prompt_tokens(),
+            completion_tokens: t.completion_tokens(),
+        }
+    }
+}
+
+/// What kind of reply this is, as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyKind {
     Answer,
@@ -204,16 +204,38 @@ impl ReplyKind {
     }
 }
 
+/// What a reply does for the conversation: the bot answered (a greeting and small talk
+/// included), abstained (the sources do not answer: the fallback is said and a person should
+/// take over), or handed the conversation to a person for `reason`. The inbox acts on this,
+/// never on the reply's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Answer,
+    Abstain,
+    Handoff { reason: HandoffReason },
+}
+
+impl Outcome {
+    /// Why a person should take the conversation, if one should.
+    pub fn handoff(self) -> Option<HandoffReason> {
+        match self {
+            Self::Answer => None,
+            Self::Abstain => Some(HandoffReason::Abstained),
+            Self::Handoff { reason } => Some(reason),
+        }
+    }
+}
+
+/// An answered message, as stored.
 pub struct Answer {
     pub conversation_id: ConversationId,
     pub message_id: MessageId,
     pub kind: ReplyKind,
+    pub outcome: Outcome,
     pub text: String,
     pub citations: Vec<Citation>,
     /// 0–1.
     pub confidence: f32,
-    pub abstained: bool,
-    pub handoff_requested: bool,
     /// The model that wrote the answer; `extractive` for quoted answers, `none` for replies
     /// made without retrieval.
     pub model: String,
@@ -226,241 +248,103 @@ pub struct Answer {
     pub relevance: Option<f32>,
 }
 
-/// The working state of one answer.
-struct Draft {
-    kind: ReplyKind,
-    text: String,
-    citations: Vec<Citation>,
-    context: Vec<RetrievedChunk>,
-    confidence: f32,
-    abstained: bool,
-    handoff: Option<&'static str>,
-    model: String,
-    usage: AnswerUsage,
-    /// Tokens per model, for the ledger.
-    model_usage: Vec<(String, u32, u32)>,
-    query: Option<String>,
-    relevance: Option<f32>,
+impl Answer {
+    pub fn abstained(&self) -> bool {
+        self.outcome == Outcome::Abstain
+    }
+
+    pub fn handoff_requested(&self) -> bool {
+        self.outcome.handoff().is_some()
+    }
+}
+
+/// A reply composed from a message, its conversation's history and the bot's settings,
+/// before it is stored: what the engine returns.
+pub struct Draft {
+    pub kind: ReplyKind,
+    pub outcome: Outcome,
+    pub text: String,
+    pub citations: Vec<Citation>,
+    /// Every chunk retrieved, cited or not.
+    pub context: Vec<RetrievedChunk>,
+    /// 0–1.
+    pub confidence: f32,
+    pub model: String,
+    pub tokens: TokenUse,
+    pub query: Option<String>,
+    pub relevance: Option<f32>,
 }
 
 impl Draft {
     fn reply(kind: ReplyKind, text: String) -> Self {
         Self {
             kind,
+            outcome: Outcome::Answer,
             text,
             citations: Vec::new(),
             context: Vec::new(),
             confidence: 1.0,
-            abstained: false,
-            handoff: None,
             model: "none".into(),
-            usage: AnswerUsage::default(),
-            model_usage: Vec::new(),
+            tokens: TokenUse::default(),
             query: None,
             relevance: None,
         }
     }
+
+    fn model_call(&mut self, r: &cortex_core::ports::ChatResponse) {
+        self.tokens
+            .model_call(&r.model, r.usage.prompt_tokens, r.usage.completion_tokens);
+    }
 }
 
-/// The conversation a question goes to: the one named (a known customer's own only), the
-/// channel customer's open one, or a new one.
-struct Opened {
-    conversation_id: ConversationId,
-    new_conversation: Option<Conversation>,
-    /// The stored conversation's last messages.
-    history: Vec<(MessageRole, String)>,
-}
-
-async fn open_conversation(
+/// Composes the reply to `message` (already trimmed and checked): greetings, thanks and
+/// goodbyes at once, a request for a person handed off, anything else answered from the
+/// tenant's sources (or abstained on). With `on_delta` the reply's text is passed on as it is
+/// produced. Stores nothing.
+pub async fn compose(
     state: &AppState,
     ctx: &TenantCtx,
-    question: &Question,
-) -> Result<Opened> {
-    let tenant = ctx.tenant_id();
-    let existing = match (question.conversation_id, &question.customer) {
-        (Some(id), _) => Some(id),
-        (
-            None,
-            Some(Customer {
-                connection: Some(connection),
-                id: customer,
-            }),
-        ) => state
-            .store
-            .find_customer_conversation(tenant, *connection, customer)
-            .await?
-            .map(|c| c.id),
-        (None, _) => None,
-    };
-    if let Some(id) = existing {
-        let conversation = state.store.get_conversation(tenant, id).await?;
-        // A known customer continues only their own conversation.
-        if let Some(customer) = &question.customer
-            && conversation.customer.as_deref() != Some(customer.id.as_str())
-        {
-            return Err(AnswerError::from(cortex_core::StoreError::NotFound));
-        }
-        let history = if question.history.is_empty() {
-            state
-                .store
-                .recent_messages(tenant, id, state.settings.answer.history_messages)
-                .await?
-                .into_iter()
-                .map(|m| (m.role, m.content))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        return Ok(Opened {
-            conversation_id: id,
-            new_conversation: None,
-            history,
-        });
-    }
-    let now = Utc::now();
-    let (connection_id, customer) = match &question.customer {
-        Some(c) => (c.connection, Some(c.id.clone())),
-        None => (None, None),
-    };
-    let c = Conversation {
-        id: ConversationId::new(),
-        tenant_id: tenant,
-        channel: question.channel,
-        status: ConversationStatus::Bot,
-        connection_id,
-        customer,
-        created_at: now,
-        updated_at: now,
-    };
-    Ok(Opened {
-        conversation_id: c.id,
-        new_conversation: Some(c),
-        history: Vec::new(),
-    })
-}
-
-/// Stores the turn. When it opens a channel customer's conversation and another message of
-/// theirs opened one meanwhile (the store keeps one open per customer and connection), the
-/// turn joins that one instead; returns the conversation it went to.
-async fn record_in_conversation(
-    state: &AppState,
-    tenant: cortex_core::ids::TenantId,
-    mut turn: Turn,
-) -> Result<ConversationId> {
-    let id = turn.conversation_id;
-    let Some((connection, customer)) = turn
-        .new_conversation
-        .as_ref()
-        .and_then(|c| Some((c.connection_id?, c.customer.clone()?)))
-    else {
-        // Not a channel customer's new conversation: nothing to join, no copy needed.
-        state.store.record_turn(tenant, turn).await?;
-        return Ok(id);
-    };
-    match state.store.record_turn(tenant, turn.clone()).await {
-        Ok(()) => return Ok(id),
-        Err(cortex_core::StoreError::Conflict(c))
-            if c == cortex_core::store::conflict::CONVERSATION_EXISTS => {}
-        Err(e) => return Err(e.into()),
-    }
-    let Some(existing) = state
-        .store
-        .find_customer_conversation(tenant, connection, &customer)
-        .await?
-    else {
-        return Err(AnswerError::from(cortex_core::StoreError::Conflict(
-            cortex_core::store::conflict::CONVERSATION_EXISTS,
-        )));
-    };
-    let id = existing.id;
-    turn.new_conversation = None;
-    turn.conversation_id = id;
-    turn.question.conversation_id = id;
-    if let Some(a) = turn.answer.as_mut() {
-        a.conversation_id = id;
-    }
-    for u in &mut turn.usage {
-        u.conversation_id = Some(id);
-    }
-    for e in &mut turn.events {
-        e.conversation_id = id;
-    }
-    state.store.record_turn(tenant, turn).await?;
-    Ok(id)
-}
-
-fn user_message(
-    tenant: cortex_core::ids::TenantId,
-    conversation_id: ConversationId,
-    text: String,
-) -> Message {
-    Message {
-        id: MessageId::new(),
-        tenant_id: tenant,
-        conversation_id,
-        role: MessageRole::User,
-        content: text,
-        citations: Vec::new(),
-        context: Vec::new(),
-        confidence: None,
-        abstained: false,
-        model: None,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        latency_ms: 0,
-        created_at: Utc::now(),
-    }
-}
-
-/// Keeps a customer's message for a person, unanswered: it goes into their conversation with
-/// a `handoff_requested` event saying why (`reason`), for the inbox. Used when the bot may not
-/// answer (a channel's window has closed, the plan's messages are used up).
-pub async fn queue_for_agent(
-    state: &AppState,
-    ctx: &TenantCtx,
-    question: Question,
-    reason: &'static str,
-) -> Result<ConversationId> {
-    let tenant = ctx.tenant_id();
-    let Opened {
-        conversation_id,
-        new_conversation,
-        ..
-    } = open_conversation(state, ctx, &question).await?;
-    let text: String = question
-        .message
-        .trim()
-        .chars()
-        .take(MAX_MESSAGE_CHARS)
-        .collect();
-    let message = user_message(tenant, conversation_id, text);
-    let at = message.created_at;
-    let conversation_id = record_in_conversation(
-        state,
-        tenant,
-        Turn {
-            new_conversation,
-            conversation_id,
-            question: message,
-            answer: None,
-            usage: Vec::new(),
-            events: vec![ConversationEvent {
-                id: ConversationEventId::new(),
-                tenant_id: tenant,
-                conversation_id,
-                kind: ConversationEventKind::HandoffRequested,
-                reason: reason.to_owned(),
-                created_at: at,
-            }],
+    bot: &BotSettings,
+    message: &str,
+    history: &[(MessageRole, String)],
+    on_delta: Option<DeltaSink<'_>>,
+    deadline: tokio::time::Instant,
+) -> Result<Draft> {
+    let draft = match intents::classify(message) {
+        Intent::Greeting => Draft::reply(ReplyKind::Greeting, bot.greeting.clone()),
+        Intent::Thanks => Draft::reply(
+            ReplyKind::SmallTalk,
+            "You're welcome! Is there anything else I can help you with?".into(),
+        ),
+        Intent::Goodbye => Draft::reply(
+            ReplyKind::SmallTalk,
+            "Goodbye, and thank you for reaching out!".into(),
+        ),
+        Intent::Human => Draft {
+            outcome: Outcome::Handoff {
+                reason: HandoffReason::CustomerAsked,
+            },
+            ..Draft::reply(
+                ReplyKind::Handoff,
+                "I'm connecting you with a member of our team. They will reply in this \
+                 conversation as soon as they can."
+                    .into(),
+            )
         },
-    )
-    .await?;
-    tracing::info!(conversation.id = %conversation_id, handoff.reason = reason, "queued for an agent");
-    Ok(conversation_id)
+        Intent::Question => {
+            return answer_question(state, ctx, bot, message, history, on_delta, deadline).await;
+        }
+    };
+    if let Some(sink) = on_delta {
+        sink(&draft.text);
+    }
+    Ok(draft)
 }
 
-/// Answers one message and stores the turn. With `on_delta` the answer's text is passed on
-/// as it is produced.
+/// Answers one message and stores the turn: the message goes to its conversation
+/// (`conversations::turns`), the reply is composed ([`compose`]), and the turn is recorded
+/// with its usage (`metering`) and, when a person should take over, a handoff event. With
+/// `on_delta` the answer's text is passed on as it is produced.
 pub async fn ask(
     state: &AppState,
     ctx: &TenantCtx,
@@ -501,47 +385,31 @@ pub async fn ask(
         conversation_id,
         new_conversation,
         history,
-    } = open_conversation(state, ctx, &question).await?;
+    } = turns::open(
+        state,
+        ctx,
+        Destination {
+            conversation_id: question.conversation_id,
+            channel: question.channel,
+            customer: question.customer.as_ref(),
+        },
+        question.history.is_empty(),
+    )
+    .await?;
     let history = if question.history.is_empty() {
         history
     } else {
         question.history
     };
-    let question_message = user_message(tenant, conversation_id, message.clone());
+    let question_message = turns::customer_message(tenant, conversation_id, message.clone());
 
-    let draft = match intents::classify(&message) {
-        Intent::Greeting => Draft::reply(ReplyKind::Greeting, bot.greeting.clone()),
-        Intent::Thanks => Draft::reply(
-            ReplyKind::SmallTalk,
-            "You're welcome! Is there anything else I can help you with?".into(),
-        ),
-        Intent::Goodbye => Draft::reply(
-            ReplyKind::SmallTalk,
-            "Goodbye, and thank you for reaching out!".into(),
-        ),
-        Intent::Human => Draft {
-            handoff: Some("customer_asked"),
-            ..Draft::reply(
-                ReplyKind::Handoff,
-                "I'm connecting you with a member of our team. They will reply in this \
-                 conversation as soon as they can."
-                    .into(),
-            )
-        },
-        Intent::Question => {
-            let deadline = tokio::time::Instant::from_std(started)
-                + std::time::Duration::from_secs(state.settings.answer.deadline_secs);
-            answer_question(state, ctx, &bot, &message, &history, on_delta, deadline).await?
-        }
-    };
-    if draft.kind != ReplyKind::Answer
-        && let Some(sink) = on_delta
-    {
-        sink(&draft.text);
-    }
+    let deadline = tokio::time::Instant::from_std(started)
+        + std::time::Duration::from_secs(state.settings.answer.deadline_secs);
+    let draft = compose(state, ctx, &bot, &message, &history, on_delta, deadline).await?;
 
     let latency_ms = started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
     let now = Utc::now();
+    let usage = AnswerUsage::from(&draft.tokens);
     let answer_message = Message {
         id: MessageId::new(),
         tenant_id: tenant,
@@ -551,60 +419,29 @@ pub async fn ask(
         citations: draft.citations.clone(),
         context: draft.context,
         confidence: Some(draft.confidence),
-        abstained: draft.abstained,
+        abstained: draft.outcome == Outcome::Abstain,
         model: Some(draft.model.clone()),
-        prompt_tokens: draft.usage.prompt_tokens,
-        completion_tokens: draft.usage.completion_tokens,
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
         latency_ms,
         created_at: now,
     };
-    let usage_event = |kind: UsageKind, subject: &str, quantity: u64| UsageEvent {
-        id: UsageEventId::new(),
-        tenant_id: tenant,
-        kind,
-        subject: subject.to_owned(),
-        quantity,
-        conversation_id: Some(conversation_id),
-        created_at: now,
-    };
-    let mut usage = vec![usage_event(
-        UsageKind::Message,
-        question.channel.as_str(),
-        1,
-    )];
-    if draft.usage.embedding_tokens > 0 {
-        usage.push(usage_event(
-            UsageKind::EmbeddingTokens,
-            state.embedder.model(),
-            u64::from(draft.usage.embedding_tokens),
-        ));
-    }
-    for (model, prompt, completion) in &draft.model_usage {
-        usage.push(usage_event(
-            UsageKind::PromptTokens,
-            model,
-            u64::from(*prompt),
-        ));
-        usage.push(usage_event(
-            UsageKind::CompletionTokens,
-            model,
-            u64::from(*completion),
-        ));
-    }
+    let ledger = metering::answered(
+        tenant,
+        conversation_id,
+        question.channel,
+        state.embedder.model(),
+        &draft.tokens,
+        now,
+    );
     let events = draft
-        .handoff
-        .map(|reason| ConversationEvent {
-            id: ConversationEventId::new(),
-            tenant_id: tenant,
-            conversation_id,
-            kind: ConversationEventKind::HandoffRequested,
-            reason: reason.to_owned(),
-            created_at: now,
-        })
+        .outcome
+        .handoff()
+        .map(|reason| turns::handoff_event(tenant, conversation_id, reason, now))
         .into_iter()
         .collect();
     let message_id = answer_message.id;
-    let conversation_id = record_in_conversation(
+    let conversation_id = turns::record(
         state,
         tenant,
         Turn {
@@ -612,7 +449,7 @@ pub async fn ask(
             conversation_id,
             question: question_message,
             answer: Some(answer_message),
-            usage,
+            usage: ledger,
             events,
         },
     )
@@ -621,8 +458,8 @@ pub async fn ask(
         conversation.id = %conversation_id,
         answer.kind = draft.kind.as_str(),
         answer.model = %draft.model,
-        answer.abstained = draft.abstained,
-        answer.handoff = draft.handoff.is_some(),
+        answer.abstained = draft.outcome == Outcome::Abstain,
+        answer.handoff = draft.outcome.handoff().is_some(),
         answer.confidence = draft.confidence,
         duration_ms = latency_ms,
         "answered"
@@ -631,13 +468,12 @@ pub async fn ask(
         conversation_id,
         message_id,
         kind: draft.kind,
+        outcome: draft.outcome,
         text: draft.text,
         citations: draft.citations,
         confidence: draft.confidence,
-        abstained: draft.abstained,
-        handoff_requested: draft.handoff.is_some(),
         model: draft.model,
-        usage: draft.usage,
+        usage,
         latency_ms,
         query: draft.query,
         relevance: draft.relevance,
@@ -805,13 +641,7 @@ async fn answer_question(
             tools: Vec::new(),
         };
         if let Ok(r) = models::complete(&chain, &request, None, deadline).await {
-            draft.model_usage.push((
-                r.model.clone(),
-                r.usage.prompt_tokens,
-                r.usage.completion_tokens,
-            ));
-            draft.usage.prompt_tokens += r.usage.prompt_tokens;
-            draft.usage.completion_tokens += r.usage.completion_tokens;
+            draft.model_call(&r);
             let rewritten: String = r.content.trim().chars().take(500).collect();
             if !rewritten.is_empty() {
                 query = rewritten;
@@ -824,7 +654,7 @@ async fn answer_question(
         vector: query_vector,
         embedding_tokens,
     } = retrieve(state, ctx, &query, bot.top_k).await?;
-    draft.usage.embedding_tokens = embedding_tokens;
+    draft.tokens.embedding_tokens = embedding_tokens;
     draft.context = sources
         .iter()
         .map(|s| RetrievedChunk {
@@ -848,7 +678,7 @@ async fn answer_question(
     } else {
         let (similarity, tokens) =
             sentence_similarity(state, &query_vector, &sources, &text_refs).await?;
-        draft.usage.embedding_tokens += tokens;
+        draft.tokens.embedding_tokens += tokens;
         Some(similarity)
     };
     // The threshold decides whether the sources answer (below); which of their sentences are
@@ -872,9 +702,8 @@ async fn answer_question(
     let fallback = bot.fallback_for(message);
     let abstain = |mut draft: Draft| {
         draft.text = fallback.to_owned();
-        draft.abstained = true;
+        draft.outcome = Outcome::Abstain;
         draft.confidence = 0.0;
-        draft.handoff = Some("abstained");
         draft.citations.clear();
         draft
     };
@@ -916,13 +745,7 @@ async fn answer_question(
         };
         match models::complete(&chain, &request, on_delta, deadline).await {
             Ok(r) => {
-                draft.model_usage.push((
-                    r.model.clone(),
-                    r.usage.prompt_tokens,
-                    r.usage.completion_tokens,
-                ));
-                draft.usage.prompt_tokens += r.usage.prompt_tokens;
-                draft.usage.completion_tokens += r.usage.completion_tokens;
+                draft.model_call(&r);
                 draft.model = r.model;
                 let text = r.content.trim().to_owned();
                 if text.is_empty()

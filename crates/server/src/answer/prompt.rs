@@ -12,7 +12,8 @@
 use std::collections::HashSet;
 
 use cortex_ai::extractive::sentences;
-use cortex_core::answer::{BotSettings, MessageRole};
+use cortex_core::answer::BotSettings;
+use cortex_core::conversations::MessageRole;
 use cortex_core::ports::{ChatMessage, ChatRole};
 use cortex_search::lexical::Analyzer;
 

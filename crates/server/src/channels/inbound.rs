@@ -6,19 +6,20 @@
 
 use chrono::{TimeZone, Utc};
 use cortex_core::StoreError;
-use cortex_core::answer::{Channel, UsageEvent, UsageKind};
 use cortex_core::channels::{
-    ChannelConnection, DeliveryStatus, InboundMessage, OutboundMessage, Provider,
+    ChannelConnection, DeliveryStatus, InboundContent, InboundMessage, OutboundMessage, Provider,
 };
-use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId, UsageEventId};
-use serde_json::json;
+use cortex_core::conversations::Channel;
+use cortex_core::ids::{InboundMessageId, OutboundMessageId, TenantId};
 
-use super::event::{self, Content, Delivery, Event};
+use super::event::{self, Delivery, Event};
 use super::policy::Policy;
 use super::{manychat, meta, twilio};
 use crate::app::AppState;
+use crate::conversations::{self, Customer, Destination};
 use crate::infra::outbound::SendError;
 use crate::jobs::JobError;
+use crate::metering;
 
 /// Said to media, stickers and the like, which the bot does not read.
 const MEDIA_REPLY: &str =
@@ -55,21 +56,6 @@ impl Intake {
             unrouted: 1,
             ..Self::default()
         }
-    }
-}
-
-fn content_json(c: &Content) -> serde_json::Value {
-    match c {
-        Content::Text(t) => json!({ "type": "text", "text": t }),
-        Content::Reply { payload, text } => {
-            json!({ "type": "reply", "payload": payload, "text": text })
-        }
-        Content::Media {
-            kind,
-            reference,
-            caption,
-        } => json!({ "type": "media", "kind": kind, "reference": reference, "caption": caption }),
-        Content::Unsupported(kind) => json!({ "type": "unsupported", "kind": kind }),
     }
 }
 
@@ -199,7 +185,7 @@ pub async fn take_in(
             connection_id: connection.id,
             provider_message_id: m.provider_id.clone(),
             customer: m.from,
-            content: content_json(&m.content),
+            content: m.content,
             sent_at: Utc
                 .timestamp_opt(m.timestamp, 0)
                 .single()
@@ -266,14 +252,6 @@ async fn apply_status(
     Ok(())
 }
 
-/// The first instant of the month `at` falls in (UTC): where monthly allowances start.
-pub fn month_start(at: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
-    use chrono::Datelike;
-    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(at)
-}
-
 /// Why a message got no reply, when the plan's monthly WhatsApp messages are used up.
 async fn allowance_used(
     state: &AppState,
@@ -287,15 +265,7 @@ async fn allowance_used(
     let Some(allowance) = plan.whatsapp_messages_per_month else {
         return Ok(None);
     };
-    let used = state
-        .store
-        .usage_total(
-            ctx.tenant_id(),
-            UsageKind::ChannelMessage,
-            channel.as_str(),
-            month_start(Utc::now()),
-        )
-        .await?;
+    let used = metering::channel_messages_this_month(state, ctx.tenant_id(), channel).await?;
     Ok((used >= u64::from(allowance)).then(|| {
         format!(
             "the {} plan's {allowance} WhatsApp messages this month are used",
@@ -373,16 +343,7 @@ async fn answer_one(
 ) -> Result<(), JobError> {
     let tenant = ctx.tenant_id();
     let finish = |error: Option<String>, sent: usize| {
-        let usage: Vec<UsageEvent> = (sent > 0)
-            .then(|| UsageEvent {
-                id: UsageEventId::new(),
-                tenant_id: tenant,
-                kind: UsageKind::ChannelMessage,
-                subject: connection.kind.as_str().to_owned(),
-                quantity: sent as u64,
-                conversation_id: None,
-                created_at: Utc::now(),
-            })
+        let usage: Vec<_> = metering::channel_messages(tenant, connection.kind, sent, Utc::now())
             .into_iter()
             .collect();
         let id = message.id;
@@ -402,46 +363,38 @@ async fn answer_one(
     )
     .await?;
     let outside_window = policy == Policy::Template;
-    let text = match message.content["type"].as_str() {
-        Some("text") => message.content["text"].as_str().map(str::to_owned),
-        Some("reply") => message.content["text"]
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .or(message.content["payload"].as_str())
-            .map(str::to_owned),
-        _ => None,
+    let text = message.content.text().map(str::to_owned);
+    let customer = Customer {
+        connection: Some(connection.id),
+        id: message.customer.clone(),
     };
     let question = |text: String| crate::answer::Question {
         message: text,
         conversation_id: None,
         channel: connection.kind,
         history: Vec::new(),
-        customer: Some(crate::answer::Customer {
-            connection: Some(connection.id),
-            id: message.customer.clone(),
-        }),
+        customer: Some(customer.clone()),
     };
-    // What the customer sent, as a person reads it in the inbox.
-    let for_a_person = text.clone().or_else(|| {
-        (message.content["type"] == "media").then(|| {
-            let kind = message.content["kind"].as_str().unwrap_or("media");
-            match message.content["caption"].as_str() {
-                Some(caption) if !caption.is_empty() => format!("[{kind}] {caption}"),
-                _ => format!("[{kind}]"),
-            }
-        })
-    });
     if let Policy::Queue { reason, why } = policy {
         // The bot may not answer: the message goes to the inbox with the reason.
-        if let Some(text) = for_a_person.filter(|t| !t.trim().is_empty()) {
-            crate::answer::queue_for_agent(state, ctx, question(text), reason)
+        if let Some(text) = message
+            .content
+            .for_a_person()
+            .filter(|t| !t.trim().is_empty())
+        {
+            let to = Destination {
+                conversation_id: None,
+                channel: connection.kind,
+                customer: Some(&customer),
+            };
+            conversations::queue_for_agent(state, ctx, to, &text, reason)
                 .await
                 .map_err(|e| JobError::retry_because("queueing for an agent", e))?;
         }
         finish(Some(why), 0).await?;
         return Ok(());
     }
-    let reply = match (&text, message.content["type"].as_str()) {
+    let reply = match (&text, &message.content) {
         _ if outside_window => String::new(),
         (Some(text), _) => {
             let answer = crate::answer::ask(state, ctx, question(text.clone()), None)
@@ -449,7 +402,7 @@ async fn answer_one(
                 .map_err(|e| JobError::retry_because("answering", e))?;
             answer.text
         }
-        (None, Some("media")) => MEDIA_REPLY.to_owned(),
+        (None, InboundContent::Media { .. }) => MEDIA_REPLY.to_owned(),
         _ => {
             finish(None, 0).await?;
             return Ok(());

@@ -21,9 +21,9 @@ pub use cortex_channels::{event, manychat, meta, twilio};
 
 use chrono::Utc;
 use cortex_core::StoreError;
-use cortex_core::answer::Channel;
 use cortex_core::audit::{NewAuditEvent, action};
 use cortex_core::channels::{CONNECTABLE, ChannelConnection, Provider};
+use cortex_core::conversations::Channel;
 use cortex_core::ids::{ChannelConnectionId, TenantId};
 use cortex_core::store::conflict;
 

@@ -14,8 +14,8 @@
 
 use chrono::{Duration, Utc};
 use cortex_core::StoreError;
-use cortex_core::answer::Channel;
 use cortex_core::channels::{ChannelConnection, OauthFlow};
+use cortex_core::conversations::Channel;
 use cortex_core::ids::OauthFlowId;
 
 use super::{ChannelError, Connect, Result, invalid};

@@ -7,8 +7,8 @@
 //! plan's monthly WhatsApp allowance, once used, also sends the message to an agent.
 
 use chrono::{DateTime, Duration, Utc};
-use cortex_core::answer::Channel;
 use cortex_core::channels::{ChannelConnection, SERVICE_WINDOW_HOURS};
+use cortex_core::conversations::{Channel, HandoffReason};
 
 /// What the bot may do with a customer's message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub enum Policy {
     Template,
     /// Not the bot's to answer: the message waits for an agent. `reason` is the handoff
     /// event's stable code, `why` what the message records.
-    Queue { reason: &'static str, why: String },
+    Queue { reason: HandoffReason, why: String },
 }
 
 /// Whether the message sent at `sent_at` is past the channel's service window at `now`.
@@ -51,14 +51,14 @@ where
             "outside the 24-hour window: only a person may answer (HUMAN_AGENT tag); queued for an agent"
         };
         return Ok(Policy::Queue {
-            reason: "outside_window",
+            reason: HandoffReason::OutsideWindow,
             why: why.to_owned(),
         });
     }
     // A template is a message too: it counts against the allowance.
     if let Some(why) = allowance_used.await? {
         return Ok(Policy::Queue {
-            reason: "allowance_used",
+            reason: HandoffReason::AllowanceUsed,
             why: format!("{why}: queued for an agent"),
         });
     }
@@ -124,7 +124,7 @@ mod tests {
             assert!(matches!(
                 policy(kind, false, 25, None).await,
                 Policy::Queue {
-                    reason: "outside_window",
+                    reason: HandoffReason::OutsideWindow,
                     ..
                 }
             ));
@@ -136,13 +136,13 @@ mod tests {
         );
         assert!(matches!(
             policy(Channel::WhatsApp, false, 1, Some("the plan's 1000 WhatsApp messages this month are used")).await,
-            Policy::Queue { reason: "allowance_used", why } if why.ends_with(": queued for an agent")
+            Policy::Queue { reason: HandoffReason::AllowanceUsed, why } if why.ends_with(": queued for an agent")
         ));
         // A template counts against the allowance like any message.
         assert!(matches!(
             policy(Channel::WhatsApp, true, 25, Some("used")).await,
             Policy::Queue {
-                reason: "allowance_used",
+                reason: HandoffReason::AllowanceUsed,
                 ..
             }
         ));

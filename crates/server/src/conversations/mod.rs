@@ -1,8 +1,17 @@
-//! Conversations as the tenant's team reads them: the list, filtered and paged, and one
-//! conversation with its messages — each behind the `ReadConversations` permission. The HTTP
+//! The conversations domain: where a customer's message goes and how its turn is stored
+//! ([`turns`]: open or join a conversation, record a turn, queue a message for an agent), and
+//! conversations as the tenant's team reads them (the list, filtered and paged, and one
+//! conversation with its messages, each behind the `ReadConversations` permission). The HTTP
 //! handlers only turn requests into these calls and the results into views.
+//!
+//! Depends on the core ports and `tenancy`; never on the answer engine or the channels, which
+//! call it.
 
-use cortex_core::answer::{Conversation, ConversationFilter, ConversationSummary, Message};
+pub mod turns;
+
+pub use turns::{Customer, Destination, MAX_MESSAGE_CHARS, queue_for_agent};
+
+use cortex_core::conversations::{Conversation, ConversationFilter, ConversationSummary, Message};
 use cortex_core::ids::ConversationId;
 
 use crate::app::AppState;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use cortex_core::answer::Channel;
+use cortex_core::conversations::Channel;
 
 use super::outbound::{Attempt, Endpoint, bounded, split_message, transport_error, with_retries};
 pub use super::outbound::{ProofError, SendError};

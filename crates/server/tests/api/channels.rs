@@ -58,7 +58,7 @@ async fn queued_for_agents(
             .await
             .expect("events")
             .into_iter()
-            .map(|e| e.reason)
+            .map(|e| e.reason.to_string())
             .collect();
         out.push((c.clone(), reasons));
     }
@@ -534,7 +534,7 @@ pub(crate) async fn spawn_graph_full(
 
 #[tokio::test]
 async fn the_graph_client_sends_split_texts_and_templates_and_reports_meta_errors() {
-    use cortex_core::answer::Channel;
+    use cortex_core::conversations::Channel;
     use cortexlayer_server::infra::meta_graph::{GraphClient, SendError};
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let token = GRAPH_TOKEN;
@@ -899,7 +899,10 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
         .await
         .expect("find")
         .expect("the customer's conversation");
-    assert_eq!(conversation.channel, cortex_core::answer::Channel::WhatsApp);
+    assert_eq!(
+        conversation.channel,
+        cortex_core::conversations::Channel::WhatsApp
+    );
     let messages = app
         .state
         .store
@@ -1137,15 +1140,16 @@ async fn the_team_sees_every_channels_conversations_in_one_list() {
 
 #[tokio::test]
 async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance() {
-    use cortex_core::answer::{
-        Channel, Conversation, ConversationStatus, MessageRole, Turn, UsageEvent, UsageKind,
+    use cortex_core::conversations::{
+        Channel, Conversation, ConversationStatus, MessageRole, Turn,
     };
     use cortex_core::ids::{ConversationId, MessageId, UsageEventId};
+    use cortex_core::usage::{UsageEvent, UsageKind};
     let (app, owner, sent_log) = meta_app("growth").await;
     upload_guide(&app, &owner).await;
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
-    let month = cortexlayer_server::channels::inbound::month_start(chrono::Utc::now());
+    let month = cortexlayer_server::metering::month_start(chrono::Utc::now());
     let total = |kind: UsageKind, subject: &'static str| {
         let store = app.state.store.clone();
         async move {
@@ -1159,7 +1163,7 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
     // Growth allows 2,000 WhatsApp messages a month: 1,999 were sent earlier this month.
     let c = ConversationId::new();
     let now = chrono::Utc::now();
-    let message = |role, text: &str| cortex_core::answer::Message {
+    let message = |role, text: &str| cortex_core::conversations::Message {
         id: MessageId::new(),
         tenant_id: tenant,
         conversation_id: c,
@@ -1611,7 +1615,7 @@ async fn a_customers_messages_are_answered_in_order_in_one_conversation() {
         .expect("messages");
     let asked: Vec<&str> = stored
         .iter()
-        .filter(|m| m.role == cortex_core::answer::MessageRole::User)
+        .filter(|m| m.role == cortex_core::conversations::MessageRole::User)
         .map(|m| m.content.as_str())
         .collect();
     assert_eq!(asked, questions, "one conversation, in order");
@@ -1760,7 +1764,7 @@ async fn the_tenant_whose_token_controls_an_asset_takes_it_from_an_unproven_clai
     let routed = app
         .state
         .store
-        .find_channel_connection(cortex_core::answer::Channel::Messenger, "1234567890")
+        .find_channel_connection(cortex_core::conversations::Channel::Messenger, "1234567890")
         .await
         .expect("find")
         .expect("routed");

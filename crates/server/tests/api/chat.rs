@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cortex_core::answer::{ConversationEventKind, UsageKind};
+use cortex_core::conversations::ConversationEventKind;
 use cortex_core::ids::{ConversationId, TenantId};
 use cortex_core::ports::{ChatMessage, ChatModel, ChatRequest, ChatRole, ToolSpec};
+use cortex_core::usage::UsageKind;
 use cortexlayer_server::config::{ChatModelSettings, Secret};
 use cortexlayer_server::infra::openai_chat::{OpenAiChat, OpenAiChatConfig};
 use serde_json::{Value, json};
@@ -192,7 +193,7 @@ async fn the_extractive_bot_answers_from_the_tenants_documents_with_citations() 
             .expect("events");
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, ConversationEventKind::HandoffRequested);
-        assert_eq!(events[0].reason, reason);
+        assert_eq!(events[0].reason.as_str(), reason);
     }
     let usage = store
         .list_usage_events(tenant, chrono::Utc::now() - chrono::Duration::hours(1))

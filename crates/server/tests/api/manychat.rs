@@ -256,7 +256,10 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
         .await
         .expect("find")
         .expect("the subscriber's conversation");
-    assert_eq!(conversation.channel, cortex_core::answer::Channel::ManyChat);
+    assert_eq!(
+        conversation.channel,
+        cortex_core::conversations::Channel::ManyChat
+    );
     let messages = app
         .state
         .store

@@ -463,7 +463,10 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
         .await
         .expect("find")
         .expect("the customer's conversation");
-    assert_eq!(conversation.channel, cortex_core::answer::Channel::WhatsApp);
+    assert_eq!(
+        conversation.channel,
+        cortex_core::conversations::Channel::WhatsApp
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use cortex_core::answer::{BotSettings, Channel, Citation, MessageRole};
+use cortex_core::answer::BotSettings;
+use cortex_core::conversations::{Channel, Citation, MessageRole};
 use cortex_core::ids::ConversationId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -98,6 +99,7 @@ pub struct ChatView {
 
 impl From<Answer> for ChatView {
     fn from(a: Answer) -> Self {
+        let (abstained, handoff_requested) = (a.abstained(), a.handoff_requested());
         Self {
             conversation_id: a.conversation_id.0,
             message_id: a.message_id.0,
@@ -105,8 +107,8 @@ impl From<Answer> for ChatView {
             answer: a.text,
             citations: a.citations.into_iter().map(Into::into).collect(),
             confidence: a.confidence,
-            abstained: a.abstained,
-            handoff_requested: a.handoff_requested,
+            abstained,
+            handoff_requested,
             model: a.model,
             usage: a.usage.into(),
             latency_ms: a.latency_ms,
@@ -407,8 +409,8 @@ fn cortex_extension(a: &Answer) -> serde_json::Value {
         "kind": a.kind.as_str(),
         "citations": a.citations.iter().cloned().map(CitationView::from).collect::<Vec<_>>(),
         "confidence": a.confidence,
-        "abstained": a.abstained,
-        "handoff_requested": a.handoff_requested,
+        "abstained": a.abstained(),
+        "handoff_requested": a.handoff_requested(),
         "model": a.model,
     })
 }

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, TimeZone, Utc};
-use cortex_core::answer::{
+use cortex_core::conversations::{
     Channel, Conversation, ConversationFilter, ConversationStatus, ConversationSummary, Message,
 };
 use cortex_core::ids::ConversationId;

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use cortex_core::answer::Channel;
+use cortex_core::conversations::Channel;
 use cortex_core::ids::{ConversationId, MessageId, WidgetKeyId};
 use cortex_core::widget::{WidgetKey, WidgetPosition, WidgetTheme};
 use serde::{Deserialize, Serialize};
@@ -329,8 +329,8 @@ pub struct WidgetCitationView {
     pub snippet: String,
 }
 
-impl From<cortex_core::answer::Citation> for WidgetCitationView {
-    fn from(c: cortex_core::answer::Citation) -> Self {
+impl From<cortex_core::conversations::Citation> for WidgetCitationView {
+    fn from(c: cortex_core::conversations::Citation) -> Self {
         Self {
             index: c.index,
             title: c.title,
@@ -354,13 +354,14 @@ pub struct WidgetAnswerView {
 
 impl From<Answer> for WidgetAnswerView {
     fn from(a: Answer) -> Self {
+        let (abstained, handoff_requested) = (a.abstained(), a.handoff_requested());
         Self {
             conversation_id: a.conversation_id.0,
             message_id: a.message_id.0,
             answer: a.text,
             citations: a.citations.into_iter().map(Into::into).collect(),
-            abstained: a.abstained,
-            handoff_requested: a.handoff_requested,
+            abstained,
+            handoff_requested,
         }
     }
 }
