@@ -304,7 +304,6 @@ pub async fn visitor_message(
     Ok(())
 }
 
-/// The visitor's own widget conversation of the key's tenant, or `NotFound`.
 /// The latest 50 messages of the visitor's own conversation, with the verdicts they gave.
 pub async fn history(
     state: &AppState,

@@ -7,6 +7,8 @@ use cortexlayer_server::config::{DEV_ENCRYPTION_KEY, decode_key};
 use cortexlayer_server::infra::secrets::{SecretBox, SecretError, key_id};
 use serde_json::{Value, json};
 
+use crate::helpers::channels::SentLog;
+use crate::helpers::graph::{GRAPH_TOKEN, OTHER_GRAPH_TOKEN, spawn_graph, spawn_graph_full};
 use crate::helpers::{Member, TestApp, error_code};
 
 /// The token of the Graph API stand-in's first business ([`graph_grant`]).
@@ -22,57 +24,6 @@ async fn graph_app() -> (TestApp, SentLog) {
     (app, sent)
 }
 
-pub(crate) async fn connect(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.post_as("/api/v1/channels", token, &body).await
-}
-
-/// Runs the due jobs, then returns the conversations of `channel` whose last message is the
-/// customer's (kept for a person) — `n` of them — with the reasons of their handoff events.
-async fn queued_for_agents(
-    app: &TestApp,
-    owner: &Member,
-    channel: &str,
-    n: usize,
-) -> Vec<(Value, Vec<String>)> {
-    let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
-    app.run_pending_jobs().await;
-    let list: Value = app
-        .get_as(
-            &format!("/api/v1/conversations?channel={channel}"),
-            &owner.access,
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
-    let mut out = Vec::new();
-    for c in list["data"].as_array().into_iter().flatten() {
-        if c["last_message"]["role"] != "user" {
-            continue;
-        }
-        let id = c["id"].as_str().expect("id").parse().expect("uuid");
-        let reasons = app
-            .state
-            .store
-            .list_conversation_events(tenant, id)
-            .await
-            .expect("events")
-            .into_iter()
-            .map(|e| e.reason.to_string())
-            .collect();
-        out.push((c.clone(), reasons));
-    }
-    assert_eq!(
-        out.len(),
-        n,
-        "{n} conversation(s) queued for a person expected: {list}"
-    );
-    out
-}
-
-/// The token the Graph API stand-in takes.
-const GRAPH_TOKEN: &str = "EAAG-page-or-number-token-123456";
-
 /// Connects a `kind` asset with the stand-in's token; returns the connection's id.
 async fn connect_graph(
     app: &TestApp,
@@ -80,12 +31,12 @@ async fn connect_graph(
     kind: &str,
     asset: &str,
 ) -> cortex_core::ids::ChannelConnectionId {
-    let r = connect(
-        app,
-        &owner.access,
-        json!({ "kind": kind, "asset_id": asset, "access_token": GRAPH_TOKEN }),
-    )
-    .await;
+    let r = app
+        .connect(
+            &owner.access,
+            json!({ "kind": kind, "asset_id": asset, "access_token": GRAPH_TOKEN }),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     r.json::<Value>().await.expect("json")["id"]
         .as_str()
@@ -98,29 +49,20 @@ fn whatsapp(asset: &str) -> Value {
     json!({ "kind": "whatsapp", "asset_id": asset, "access_token": TOKEN, "name": "Support line" })
 }
 
-pub(crate) async fn on_plan(app: &TestApp, operator: &str, member: &Member, plan: &str) {
-    let r = app
-        .post_as(
-            &format!("/api/v1/admin/tenants/{}/plan", member.tenant_id),
-            operator,
-            &json!({ "plan": plan }),
-        )
-        .await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-}
-
 #[tokio::test]
 async fn meta_channels_need_growth_and_their_tokens_are_sealed() {
     let (app, _) = graph_app().await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    let r = connect(&app, &owner.access, whatsapp("106540352242922")).await;
+    let r = app
+        .connect(&owner.access, whatsapp("106540352242922"))
+        .await;
     assert_eq!(
         error_code(r).await,
         (403, "plan_feature_unavailable".to_owned())
     );
 
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     let r = app
         .post_as(
             &format!("/api/v1/admin/tenants/{}/plan", owner.tenant_id),
@@ -129,7 +71,9 @@ async fn meta_channels_need_growth_and_their_tokens_are_sealed() {
         )
         .await;
     assert_eq!(error_code(r).await, (422, "validation_failed".to_owned()));
-    let r = connect(&app, &owner.access, whatsapp("106540352242922")).await;
+    let r = app
+        .connect(&owner.access, whatsapp("106540352242922"))
+        .await;
     assert_eq!(r.status(), 201);
     let body = r.text().await.expect("body");
     assert!(
@@ -158,8 +102,10 @@ async fn meta_channels_need_growth_and_their_tokens_are_sealed() {
 
     // One asset, one tenant; input is checked; only owners and admins connect.
     let other = app.owner("owner@other.test", "Other").await;
-    on_plan(&app, &operator, &other, "scale").await;
-    let r = connect(&app, &other.access, whatsapp("106540352242922")).await;
+    app.on_plan(&operator, &other, "scale").await;
+    let r = app
+        .connect(&other.access, whatsapp("106540352242922"))
+        .await;
     assert_eq!(error_code(r).await, (409, "channel_taken".to_owned()));
     for (body, field) in [
         (
@@ -175,15 +121,15 @@ async fn meta_channels_need_growth_and_their_tokens_are_sealed() {
             "kind",
         ),
     ] {
-        let r = connect(&app, &other.access, body.clone()).await;
+        let r = app.connect(&other.access, body.clone()).await;
         let e: Value = r.json().await.expect("json");
         assert_eq!(e["error"]["field"], field, "{body}");
     }
     let agent = app.member(&owner, "agent@acme.test", "agent").await;
-    let r = connect(&app, &agent.access, whatsapp("999")).await;
+    let r = app.connect(&agent.access, whatsapp("999")).await;
     assert_eq!(error_code(r).await, (403, "forbidden".to_owned()));
     let (_, key) = app.api_key(&owner, &["chat"]).await;
-    let r = connect(&app, &key, whatsapp("999")).await;
+    let r = app.connect(&key, whatsapp("999")).await;
     assert_eq!(error_code(r).await, (403, "forbidden".to_owned()));
 
     // Disconnecting: another tenant cannot; the owner can.
@@ -229,9 +175,9 @@ async fn rotate_key_reseals_every_token_under_the_new_key() {
     let (app, _) = graph_app().await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     assert_eq!(
-        connect(&app, &owner.access, whatsapp("106540352242922"))
+        app.connect(&owner.access, whatsapp("106540352242922"))
             .await
             .status(),
         201
@@ -288,248 +234,6 @@ async fn rotate_key_reseals_every_token_under_the_new_key() {
     );
     let again = rotate(&new_key, DEV_ENCRYPTION_KEY);
     assert!(String::from_utf8_lossy(&again.stdout).contains("re-sealed 0 secret(s)"));
-}
-
-/// What a token of the Graph API stand-in controls: the page it is the token of (with the
-/// Instagram account linked to that page) and the WhatsApp phone numbers its business
-/// account holds.
-struct GraphGrant {
-    page: &'static str,
-    instagram: Option<&'static str>,
-    numbers: &'static [&'static str],
-}
-
-/// A second business's token: its own page and number, none of the first's.
-pub(crate) const OTHER_GRAPH_TOKEN: &str = "EAAG-another-business-token-98765";
-
-fn graph_grant(bearer: &str) -> Option<GraphGrant> {
-    match bearer.strip_prefix("Bearer ")? {
-        GRAPH_TOKEN => Some(GraphGrant {
-            page: "1234567890",
-            instagram: Some("17841400000000001"),
-            numbers: &["106540352242922", "111", "222"],
-        }),
-        OTHER_GRAPH_TOKEN => Some(GraphGrant {
-            page: "555000111222",
-            instagram: None,
-            numbers: &["106540352249999"],
-        }),
-        _ => None,
-    }
-}
-
-fn graph_error(
-    status: u16,
-    code: u32,
-    kind: &str,
-    message: &str,
-) -> (axum::http::StatusCode, axum::Json<Value>) {
-    (
-        axum::http::StatusCode::from_u16(status).expect("status"),
-        axum::Json(
-            json!({ "error": { "message": message, "type": kind, "code": code, "fbtrace_id": "AbCdEf" } }),
-        ),
-    )
-}
-
-/// `GET /{version}/me` and `GET /{version}/{id}` as Meta answers them for the token: `/me` is
-/// the page a page token belongs to; a phone number id is readable only by a token of its
-/// business account; an unknown token is OAuthException 190.
-async fn graph_read(
-    axum::extract::Path((version, object)): axum::extract::Path<(String, String)>,
-    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
-    headers: axum::http::HeaderMap,
-) -> (axum::http::StatusCode, axum::Json<Value>) {
-    if version != "v21.0" {
-        return graph_error(400, 2500, "OAuthException", "Unknown path components");
-    }
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(grant) = graph_grant(bearer) else {
-        return graph_error(
-            400,
-            190,
-            "OAuthException",
-            "Invalid OAuth access token - Cannot parse access token",
-        );
-    };
-    let fields = query.get("fields").cloned().unwrap_or_default();
-    if object == "me" {
-        let mut me = json!({ "id": grant.page, "name": format!("Page {}", grant.page) });
-        if fields.contains("instagram_business_account")
-            && let Some(ig) = grant.instagram
-        {
-            me["instagram_business_account"] = json!({ "id": ig });
-        }
-        return (axum::http::StatusCode::OK, axum::Json(me));
-    }
-    if grant.numbers.contains(&object.as_str()) {
-        return (
-            axum::http::StatusCode::OK,
-            axum::Json(
-                json!({ "id": object, "display_phone_number": "+1 555-010-4242", "verified_name": "Acme Support" }),
-            ),
-        );
-    }
-    graph_error(
-        400,
-        100,
-        "GraphMethodException",
-        &format!(
-            "Unsupported get request. Object with ID '{object}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
-        ),
-    )
-}
-
-/// A stand-in for the Graph API's `/{version}/{asset}/messages`: checks the version in the
-/// path, the bearer token and the body as Meta does, and answers with the documented shapes
-/// (WhatsApp `messages[].id`, Send API `message_id`, `error` with Meta's codes). It also
-/// answers the reads that prove control of an asset ([`graph_read`]).
-async fn spawn_graph(
-    script: Vec<(u16, Value)>,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
-) {
-    let (base, seen, _) = spawn_graph_full(script).await;
-    (base, seen)
-}
-
-/// [`spawn_graph`], also recording every `DELETE /{version}/{target}/subscribed_apps` (the
-/// app's webhook subscription removed) as the target and the token's page.
-pub(crate) async fn spawn_graph_full(
-    script: Vec<(u16, Value)>,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) {
-    use axum::extract::{Path, State};
-    use axum::http::{HeaderMap, StatusCode};
-    use std::sync::{Arc, Mutex};
-    type Shared = (
-        Arc<Mutex<Vec<(u16, Value)>>>,
-        Arc<Mutex<Vec<(String, String, Value)>>>,
-    );
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let shared: Shared = (Arc::new(Mutex::new(script)), seen.clone());
-    async fn messages(
-        State((script, seen)): State<Shared>,
-        Path((version, asset)): Path<(String, String)>,
-        headers: HeaderMap,
-        body: String,
-    ) -> (StatusCode, axum::Json<Value>) {
-        let auth = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        seen.lock().expect("lock").push((
-            format!("/{version}/{asset}/messages"),
-            auth.clone(),
-            v.clone(),
-        ));
-        if version != "v21.0" {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(
-                    json!({ "error": { "message": "Unknown path components", "type": "OAuthException", "code": 2500 } }),
-                ),
-            );
-        }
-        if auth != "Bearer EAAG-page-or-number-token-123456" {
-            return (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(
-                    json!({ "error": { "message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190 } }),
-                ),
-            );
-        }
-        let whatsapp = v["messaging_product"] == "whatsapp";
-        let ok_shape = if whatsapp {
-            v["to"].is_string()
-                && (v["text"]["body"].is_string() || v["template"]["name"].is_string())
-        } else {
-            v["recipient"]["id"].is_string()
-                && v["message"]["text"].is_string()
-                && v["messaging_type"] == "RESPONSE"
-        };
-        if !ok_shape {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(
-                    json!({ "error": { "message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100 } }),
-                ),
-            );
-        }
-        let mut script = script.lock().expect("lock");
-        let (status, reply) = if script.is_empty() {
-            (200, Value::Null)
-        } else {
-            script.remove(0)
-        };
-        let n = seen.lock().expect("lock").len();
-        let reply = if status == 200 && reply.is_null() {
-            if whatsapp {
-                json!({ "messaging_product": "whatsapp", "contacts": [{ "input": v["to"], "wa_id": v["to"] }], "messages": [{ "id": format!("wamid.out{n}") }] })
-            } else {
-                json!({ "recipient_id": v["recipient"]["id"], "message_id": format!("m_out{n}") })
-            }
-        } else {
-            reply
-        };
-        (
-            StatusCode::from_u16(status).expect("status"),
-            axum::Json(reply),
-        )
-    }
-    let unsubscribed = Arc::new(Mutex::new(Vec::new()));
-    let removed = unsubscribed.clone();
-    let unsubscribe = move |Path((version, target)): Path<(String, String)>, headers: HeaderMap| {
-        let removed = removed.clone();
-        async move {
-            let bearer = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            match graph_grant(&bearer) {
-                _ if version != "v21.0" => {
-                    graph_error(400, 2500, "OAuthException", "Unknown path components")
-                }
-                None => graph_error(
-                    400,
-                    190,
-                    "OAuthException",
-                    "Invalid OAuth access token - Cannot parse access token",
-                ),
-                Some(g) if g.page != target => {
-                    graph_error(400, 200, "OAuthException", "(#200) Permissions error")
-                }
-                Some(_) => {
-                    removed.lock().expect("lock").push(target);
-                    (StatusCode::OK, axum::Json(json!({ "success": true })))
-                }
-            }
-        }
-    };
-    let app = axum::Router::new()
-        .route("/{version}/{asset}/messages", axum::routing::post(messages))
-        .with_state(shared)
-        .route("/{version}/{object}", axum::routing::get(graph_read))
-        .route(
-            "/{version}/{target}/subscribed_apps",
-            axum::routing::delete(unsubscribe),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (format!("http://{addr}"), seen, unsubscribed)
 }
 
 #[tokio::test]
@@ -665,8 +369,6 @@ fn whatsapp_delivery_at(asset: &str, id: &str, text: &str, sent_at: i64) -> Vec<
     .into_bytes()
 }
 
-pub(crate) type SentLog = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
-
 /// An app with Meta's webhook configured (app secret, verify token, the Graph API stand-in)
 /// and an owner on `plan`; with what the Graph API receives.
 async fn meta_app(plan: &str) -> (TestApp, Member, SentLog) {
@@ -685,22 +387,8 @@ async fn meta_app_scripted(plan: &str, script: Vec<(u16, Value)>) -> (TestApp, M
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, plan).await;
+    app.on_plan(&operator, &owner, plan).await;
     (app, owner, sent)
-}
-
-pub(crate) async fn upload_guide(app: &TestApp, owner: &Member) {
-    let doc = crate::documents::upload_one(
-        app,
-        &owner.access,
-        "guide.md",
-        crate::documents::GUIDE.as_bytes(),
-    )
-    .await;
-    assert_eq!(
-        crate::documents::settled(app, &owner.access, &doc).await["status"],
-        "ready"
-    );
 }
 
 /// Posts a webhook delivery with the given signature (owned arguments, so it can be spawned).
@@ -752,23 +440,10 @@ async fn sent_by_the_server(
     sent.lock().expect("lock").clone()
 }
 
-/// Runs the due jobs, then returns what the provider stand-in was sent, which must be `n`
-/// messages in all by then (a duplicate would make it more).
-pub(crate) async fn wait_for_sent(
-    app: &TestApp,
-    sent: &SentLog,
-    n: usize,
-) -> Vec<(String, String, Value)> {
-    app.run_pending_jobs().await;
-    let sent = sent.lock().expect("lock").clone();
-    assert_eq!(sent.len(), n, "replies sent: {sent:?}");
-    sent
-}
-
 #[tokio::test]
 async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     let (app, owner, sent_log) = meta_app("growth").await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     let connection = connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
 
     // The handshake.
@@ -835,7 +510,7 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
     let stray = whatsapp_delivery("999999", "wamid.STRAY", "hello");
     assert_eq!(post_signed(&app, stray).await.status(), 200);
 
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
     let (path, auth, reply) = &sent[0];
     assert_eq!(path, "/v21.0/106540352242922/messages");
@@ -891,7 +566,7 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
         "Which countries do you ship to?",
     );
     assert_eq!(post_signed(&app, next).await.status(), 200);
-    wait_for_sent(&app, &sent_log, 2).await;
+    app.wait_for_sent(&sent_log, 2).await;
     let conversation = app
         .state
         .store
@@ -921,33 +596,33 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
 async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
     let (app, owner, sent_log) = meta_app("growth").await;
     let token = GRAPH_TOKEN;
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "whatsapp", "asset_id": "111", "access_token": token,
+    let r = app
+        .connect(
+            &owner.access,
+            json!({ "kind": "whatsapp", "asset_id": "111", "access_token": token,
                 "template": { "name": "we_are_back", "language": "en_US" } }),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.expect("json");
     assert_eq!(
         v["template"],
         json!({ "name": "we_are_back", "language": "en_US" })
     );
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "whatsapp", "asset_id": "222", "access_token": token }),
-    )
-    .await;
+    let r = app
+        .connect(
+            &owner.access,
+            json!({ "kind": "whatsapp", "asset_id": "222", "access_token": token }),
+        )
+        .await;
     assert_eq!(r.status(), 201);
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "messenger", "asset_id": "333", "access_token": token,
+    let r = app
+        .connect(
+            &owner.access,
+            json!({ "kind": "messenger", "asset_id": "333", "access_token": token,
                 "template": { "name": "x", "language": "en_US" } }),
-    )
-    .await;
+        )
+        .await;
     let e: Value = r.json().await.expect("json");
     assert_eq!(e["error"]["field"], "template", "templates are WhatsApp's");
 
@@ -956,7 +631,7 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
         let body = whatsapp_delivery_at(asset, id, "Are you open today?", two_days_ago);
         assert_eq!(post_signed(&app, body).await.status(), 200);
     }
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(
         sent.len(),
         1,
@@ -971,7 +646,7 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
         "no free text outside the window"
     );
     // Without a template the message waits for a person, in the team's list.
-    let queued = queued_for_agents(&app, &owner, "whatsapp", 1).await;
+    let queued = app.queued_for_agents(&owner, "whatsapp", 1).await;
     assert_eq!(queued.len(), 1, "{queued:?}");
     let (c, reasons) = &queued[0];
     assert_eq!(c["connection_name"], "whatsapp 222");
@@ -982,7 +657,7 @@ async fn past_the_24_hour_window_whatsapp_gets_the_template_or_nothing() {
 #[tokio::test]
 async fn a_messenger_message_is_answered_through_the_send_api() {
     let (app, owner, sent_log) = meta_app("scale").await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     connect_graph(&app, &owner, "messenger", "1234567890").await;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let body = json!({ "object": "page", "entry": [{ "id": "1234567890", "time": now_ms, "messaging": [
@@ -994,7 +669,7 @@ async fn a_messenger_message_is_answered_through_the_send_api() {
     .to_string()
     .into_bytes();
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(sent.len(), 1, "the echo is not answered: {sent:?}");
     let (path, _, reply) = &sent[0];
     assert_eq!(path, "/v21.0/1234567890/messages");
@@ -1008,8 +683,10 @@ async fn a_messenger_message_is_answered_through_the_send_api() {
 #[tokio::test]
 async fn the_team_sees_every_channels_conversations_in_one_list() {
     let (app, owner, sent_log) = meta_app("growth").await;
-    upload_guide(&app, &owner).await;
-    let r = connect(&app, &owner.access, whatsapp("106540352242922")).await;
+    app.upload_guide(&owner).await;
+    let r = app
+        .connect(&owner.access, whatsapp("106540352242922"))
+        .await;
     assert_eq!(r.status(), 201);
     // A WhatsApp customer, then someone through the API.
     let body = whatsapp_delivery(
@@ -1018,7 +695,7 @@ async fn the_team_sees_every_channels_conversations_in_one_list() {
         "How long do refunds take?",
     );
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    wait_for_sent(&app, &sent_log, 1).await;
+    app.wait_for_sent(&sent_log, 1).await;
     let (_, key) = app.api_key(&owner, &["chat"]).await;
     let r = app
         .post_as(
@@ -1146,7 +823,7 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
     use cortex_core::ids::{ConversationId, MessageId, UsageEventId};
     use cortex_core::usage::{UsageEvent, UsageKind};
     let (app, owner, sent_log) = meta_app("growth").await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let tenant: cortex_core::ids::TenantId = owner.tenant_id.parse().expect("tenant");
     let month = cortexlayer_server::metering::month_start(chrono::Utc::now());
@@ -1215,14 +892,14 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
     // The 2,000th is sent and counted; the next is not sent.
     let first = whatsapp_delivery("106540352242922", "wamid.Q1", "How long do refunds take?");
     assert_eq!(post_signed(&app, first).await.status(), 200);
-    wait_for_sent(&app, &sent_log, 1).await;
+    app.wait_for_sent(&sent_log, 1).await;
     let second = whatsapp_delivery(
         "106540352242922",
         "wamid.Q2",
         "Which countries do you ship to?",
     );
     assert_eq!(post_signed(&app, second).await.status(), 200);
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(
         sent.len(),
         1,
@@ -1238,17 +915,17 @@ async fn whatsapp_messages_are_metered_and_stop_at_the_plans_monthly_allowance()
 
     // On Scale there is no monthly cap.
     let operator = app.operator("ops2@cortex.test").await;
-    on_plan(&app, &operator, &owner, "scale").await;
+    app.on_plan(&operator, &owner, "scale").await;
     let third = whatsapp_delivery("106540352242922", "wamid.Q3", "How long do refunds take?");
     assert_eq!(post_signed(&app, third).await.status(), 200);
-    wait_for_sent(&app, &sent_log, 2).await;
+    app.wait_for_sent(&sent_log, 2).await;
     assert_eq!(total(UsageKind::ChannelMessage, "whatsapp").await, 2_001);
 }
 
 #[tokio::test]
 async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
     let (app, owner, sent_log) = meta_app("growth").await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     for (kind, asset) in [
         ("instagram", "17841400000000001"),
         ("messenger", "1234567890"),
@@ -1290,7 +967,7 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
     ] {
         assert_eq!(post_signed(&app, body).await.status(), 200);
     }
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(
         sent.len(),
         1,
@@ -1315,7 +992,7 @@ async fn an_instagram_message_is_answered_and_late_ones_wait_for_a_person() {
     );
     assert_eq!(list["data"][0]["customer"], "5566778899");
     // The late Messenger message is kept for a person.
-    let queued = queued_for_agents(&app, &owner, "messenger", 1).await;
+    let queued = app.queued_for_agents(&owner, "messenger", 1).await;
     assert_eq!(queued[0].1, ["outside_window"]);
     assert_eq!(
         queued[0].0["last_message"]["text"],
@@ -1333,7 +1010,7 @@ async fn a_graph_api_outage_is_retried_by_the_job_later_and_answered_once() {
         vec![(500, outage.clone()), (500, outage.clone()), (500, outage)],
     )
     .await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let body = whatsapp_delivery(
         "106540352242922",
@@ -1359,7 +1036,7 @@ async fn a_graph_api_outage_is_retried_by_the_job_later_and_answered_once() {
     );
 
     app.advance(chrono::Duration::minutes(1));
-    let sent = wait_for_sent(&app, &sent_log, 4).await;
+    let sent = app.wait_for_sent(&sent_log, 4).await;
     let text = sent[3].2["text"]["body"].as_str().expect("text");
     assert!(text.contains("14 days"), "{text}");
     assert_eq!(app.run_pending_jobs().await, 0, "answered once");
@@ -1377,15 +1054,15 @@ async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_afte
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
-    let doc = crate::documents::upload_one(
-        &app,
-        &owner.access,
-        "guide.md",
-        crate::documents::GUIDE.as_bytes(),
-    )
-    .await;
+    let doc = app
+        .upload_one(
+            &owner.access,
+            "guide.md",
+            crate::helpers::knowledge::GUIDE.as_bytes(),
+        )
+        .await;
 
     let settings = &app.state.settings;
     let data_dir = settings.data_dir.display().to_string();
@@ -1403,13 +1080,13 @@ async fn a_message_acknowledged_by_a_process_killed_right_after_is_answered_afte
     let start = |workers: &'static str| {
         let owned = env(workers);
         let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        crate::serve::start_on(settings.database_url.expose(), &pairs)
+        crate::helpers::serve::start_on(settings.database_url.expose(), &pairs)
     };
 
     // The guide is made searchable first, so that the answer cannot race its ingestion.
     let ingester = start("1");
     assert_eq!(
-        crate::documents::settled_by_the_server(&app, &owner.access, &doc).await["status"],
+        app.settled_by_the_server(&owner.access, &doc).await["status"],
         "ready"
     );
     drop(ingester);
@@ -1461,11 +1138,11 @@ fn meta_signed_request(secret: &[u8], user_id: &str) -> String {
 #[tokio::test]
 async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_shows_a_status() {
     let (app, owner, sent_log) = meta_app("growth").await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let body = whatsapp_delivery("106540352242922", "wamid.DEL1", "How long do refunds take?");
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    wait_for_sent(&app, &sent_log, 1).await;
+    app.wait_for_sent(&sent_log, 1).await;
     let listed: Value = app
         .get_as("/api/v1/conversations", &owner.access)
         .await
@@ -1562,7 +1239,7 @@ async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_show
 #[tokio::test]
 async fn a_customers_messages_are_answered_in_order_in_one_conversation() {
     let (app, owner, sent_log) = meta_app("growth").await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     let connection = connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     // Three messages in one delivery, a second apart; two workers take their jobs at once.
     let now = chrono::Utc::now().timestamp();
@@ -1587,7 +1264,7 @@ async fn a_customers_messages_are_answered_in_order_in_one_conversation() {
     .to_string()
     .into_bytes();
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    let sent = wait_for_sent(&app, &sent_log, 3).await;
+    let sent = app.wait_for_sent(&sent_log, 3).await;
     assert_eq!(sent.len(), 3, "{sent:?}");
     let texts: Vec<&str> = sent
         .iter()
@@ -1628,12 +1305,12 @@ async fn a_meta_asset_is_connected_only_with_a_token_that_reaches_it() {
         let app = &app;
         let access = owner.access.clone();
         async move {
-            let r = connect(
-                app,
-                &access,
-                json!({ "kind": kind, "asset_id": asset, "access_token": token }),
-            )
-            .await;
+            let r = app
+                .connect(
+                    &access,
+                    json!({ "kind": kind, "asset_id": asset, "access_token": token }),
+                )
+                .await;
             assert_eq!(r.status(), 422, "{kind} {asset}");
             let e: Value = r.json().await.expect("json");
             assert_eq!(e["error"]["code"], "channel_not_verified", "{e}");
@@ -1666,9 +1343,7 @@ async fn a_meta_asset_is_connected_only_with_a_token_that_reaches_it() {
     assert_eq!(listed["data"], json!([]), "nothing stored");
 
     // With the asset's own token: connected, proven, active.
-    let r = connect(
-        &app,
-        &owner.access,
+    let r = app.connect(&owner.access,
         json!({ "kind": "instagram", "asset_id": "17841400000000001", "access_token": GRAPH_TOKEN }),
     )
     .await;
@@ -1678,69 +1353,14 @@ async fn a_meta_asset_is_connected_only_with_a_token_that_reaches_it() {
     assert!(v["verified_at"].is_string());
 }
 
-/// A connection as one made before control was checked: stored as is, never proven.
-pub(crate) async fn legacy_claim(
-    app: &TestApp,
-    tenant: &Member,
-    kind: &str,
-    asset: &str,
-    token: &str,
-) {
-    use cortex_core::channels::{ChannelConnection, Provider};
-    use cortex_core::ids::{ChannelConnectionId, TenantId};
-    let tenant_id: TenantId = tenant.tenant_id.parse().expect("tenant");
-    let id = ChannelConnectionId::new();
-    let now = chrono::Utc::now();
-    app.state
-        .store
-        .create_channel_connection(
-            tenant_id,
-            ChannelConnection {
-                id,
-                tenant_id,
-                kind: kind.parse().expect("kind"),
-                provider: Provider::Meta,
-                asset_id: asset.into(),
-                account_id: None,
-                name: format!("squatted {asset}"),
-                sealed_token: app.state.secrets.seal(
-                    token,
-                    &cortexlayer_server::channels::token_context(tenant_id, id),
-                ),
-                token_hint: "…0000".into(),
-                template: None,
-                ack_text: None,
-                verified_at: None,
-                webhook_target: None,
-                token_invalid_at: None,
-                created_by: None,
-                created_at: now,
-                updated_at: now,
-            },
-            cortex_core::audit::NewAuditEvent::new(
-                cortex_core::audit::Actor::System,
-                cortex_core::audit::action::CHANNEL_CONNECTED,
-                now,
-            ),
-        )
-        .await
-        .expect("legacy claim");
-}
-
 #[tokio::test]
 async fn the_tenant_whose_token_controls_an_asset_takes_it_from_an_unproven_claim() {
     let (app, owner, _) = meta_app("growth").await;
     let operator = app.operator("ops2@cortex.test").await;
     let squatter = app.owner("squatter@evil.test", "Evil").await;
-    on_plan(&app, &operator, &squatter, "growth").await;
-    legacy_claim(
-        &app,
-        &squatter,
-        "messenger",
-        "1234567890",
-        OTHER_GRAPH_TOKEN,
-    )
-    .await;
+    app.on_plan(&operator, &squatter, "growth").await;
+    app.legacy_claim(&squatter, "messenger", "1234567890", OTHER_GRAPH_TOKEN)
+        .await;
     let listed: Value = app
         .get_as("/api/v1/channels", &squatter.access)
         .await
@@ -1750,9 +1370,7 @@ async fn the_tenant_whose_token_controls_an_asset_takes_it_from_an_unproven_clai
     assert_eq!(listed["data"][0]["status"], "unverified");
 
     // The squatter cannot prove control either; the page's owner can, and takes the page.
-    let r = connect(
-        &app,
-        &squatter.access,
+    let r = app.connect(&squatter.access,
         json!({ "kind": "instagram", "asset_id": "17841400000000001", "access_token": OTHER_GRAPH_TOKEN }),
     )
     .await;
@@ -1784,18 +1402,17 @@ async fn the_tenant_whose_token_controls_an_asset_takes_it_from_an_unproven_clai
 
     // A claim that still stands is not taken: a second tenant with the same token gets 409.
     let second = app.owner("second@acme.test", "Second").await;
-    on_plan(&app, &operator, &second, "growth").await;
-    let r = connect(
-        &app,
-        &second.access,
-        json!({ "kind": "messenger", "asset_id": "1234567890", "access_token": GRAPH_TOKEN }),
-    )
-    .await;
+    app.on_plan(&operator, &second, "growth").await;
+    let r = app
+        .connect(
+            &second.access,
+            json!({ "kind": "messenger", "asset_id": "1234567890", "access_token": GRAPH_TOKEN }),
+        )
+        .await;
     assert_eq!(error_code(r).await, (409, "channel_taken".to_owned()));
 
     // A claim whose token no longer works gives way too.
-    legacy_claim(
-        &app,
+    app.legacy_claim(
         &squatter,
         "whatsapp",
         "106540352242922",
@@ -1814,7 +1431,7 @@ async fn disconnecting_removes_the_apps_webhook_subscription_once_no_connection_
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     // The page and its Instagram account share the page's subscription.
     let page = connect_graph(&app, &owner, "messenger", "1234567890").await;
     let instagram = connect_graph(&app, &owner, "instagram", "17841400000000001").await;
@@ -1856,11 +1473,11 @@ async fn a_connection_whose_token_meta_refuses_on_a_send_is_flagged() {
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     connect_graph(&app, &owner, "whatsapp", "106540352242922").await;
     let body = whatsapp_delivery("106540352242922", "wamid.FLAG1", "Hello, are you open?");
     assert_eq!(post_signed(&app, body).await.status(), 200);
-    wait_for_sent(&app, &sent_log, 1).await;
+    app.wait_for_sent(&sent_log, 1).await;
     let listed: Value = app
         .get_as("/api/v1/channels", &owner.access)
         .await

@@ -14,9 +14,9 @@ use cortexlayer_server::config::{ChatModelSettings, Secret};
 use cortexlayer_server::infra::openai_chat::{OpenAiChat, OpenAiChatConfig};
 use serde_json::{Value, json};
 
-use crate::documents::{FAQ, GUIDE, settled, upload_one};
+use crate::helpers::knowledge::{FAQ, GUIDE};
+use crate::helpers::openai_mock::{MockLlm, Reply};
 use crate::helpers::{Member, TestApp, error_code, spawn_app, spawn_app_with};
-use crate::openai_mock::{MockLlm, Reply};
 
 const REFUND_QUESTION: &str = "How long do refunds take?";
 
@@ -33,8 +33,10 @@ async fn ask_ok(app: &TestApp, token: &str, message: &str) -> Value {
 /// A tenant with the help-center guide uploaded and ready.
 async fn tenant_with_guide(app: &TestApp, email: &str) -> (Member, String) {
     let owner = app.owner(email, "Acme").await;
-    let doc = upload_one(app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
-    assert_eq!(settled(app, &owner.access, &doc).await["status"], "ready");
+    let doc = app
+        .upload_one(&owner.access, "guide.md", GUIDE.as_bytes())
+        .await;
+    assert_eq!(app.settled(&owner.access, &doc).await["status"], "ready");
     (owner, doc)
 }
 
@@ -224,8 +226,8 @@ async fn tenants_never_see_each_others_sources() {
     let app = spawn_app().await;
     let (a, a_doc) = tenant_with_guide(&app, "a@acme.test").await;
     let b = app.owner("b@other.test", "Other").await;
-    let b_doc = upload_one(&app, &b.access, "faq.md", FAQ.as_bytes()).await;
-    assert_eq!(settled(&app, &b.access, &b_doc).await["status"], "ready");
+    let b_doc = app.upload_one(&b.access, "faq.md", FAQ.as_bytes()).await;
+    assert_eq!(app.settled(&b.access, &b_doc).await["status"], "ready");
 
     let v = ask_ok(&app, &b.access, REFUND_QUESTION).await;
     for c in v["citations"].as_array().expect("citations") {
@@ -472,14 +474,14 @@ async fn a_model_answers_streamed_with_citations_usage_and_a_prompt_that_keeps_s
     let backup = MockLlm::start("sk-backup").await;
     let app = app_with_models(&primary, &backup).await;
     let owner = app.owner("owner@acme.test", "Acme").await;
-    let doc = upload_one(
-        &app,
-        &owner.access,
-        "guide.md",
-        format!("{GUIDE}\n{INJECTED}").as_bytes(),
-    )
-    .await;
-    assert_eq!(settled(&app, &owner.access, &doc).await["status"], "ready");
+    let doc = app
+        .upload_one(
+            &owner.access,
+            "guide.md",
+            format!("{GUIDE}\n{INJECTED}").as_bytes(),
+        )
+        .await;
+    assert_eq!(app.settled(&owner.access, &doc).await["status"], "ready");
     let r = app
         .client
         .put(app.url("/api/v1/bot"))
@@ -884,8 +886,10 @@ async fn the_extractive_bot_answers_a_small_corpus_with_known_answers() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/answers");
     for page in ["returns", "warranty", "shipping", "account", "service"] {
         let bytes = std::fs::read(dir.join(format!("{page}.md"))).expect("page");
-        let id = upload_one(&app, &owner.access, &format!("{page}.md"), &bytes).await;
-        assert_eq!(settled(&app, &owner.access, &id).await["status"], "ready");
+        let id = app
+            .upload_one(&owner.access, &format!("{page}.md"), &bytes)
+            .await;
+        assert_eq!(app.settled(&owner.access, &id).await["status"], "ready");
     }
     let questions = std::fs::read_to_string(dir.join("questions.jsonl")).expect("questions");
     let mut wrong = Vec::new();
@@ -1028,8 +1032,10 @@ water and four minutes. Herbal blends can steep for as long as you like.
 async fn a_fact_stated_once_in_a_long_paragraph_is_found_and_answered_from_its_stored_window() {
     let app = spawn_app().await;
     let owner = app.owner("owner@leafkettle.test", "Leafkettle").await;
-    let doc = upload_one(&app, &owner.access, "help.md", TEA_SHOP.as_bytes()).await;
-    assert_eq!(settled(&app, &owner.access, &doc).await["status"], "ready");
+    let doc = app
+        .upload_one(&owner.access, "help.md", TEA_SHOP.as_bytes())
+        .await;
+    assert_eq!(app.settled(&owner.access, &doc).await["status"], "ready");
     let question = "Can I send back tea I already opened?";
 
     // Parent-child: the paragraph is found by its sentence, and scored by it.

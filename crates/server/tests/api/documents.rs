@@ -9,102 +9,8 @@ use cortexlayer_server::knowledge::jobs::{EmbedChunks, ParseDocument};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
+use crate::helpers::knowledge::{FAQ, GUIDE, spawn_site};
 use crate::helpers::{Member, TestApp, error_code, spawn_app, spawn_app_with};
-
-pub const GUIDE: &str = "# Acme Help Center
-
-## Refunds
-
-Refunds are issued to the original payment method within 14 days of receiving the returned item. Items must be unused and in their original packaging.
-
-## Shipping
-
-We ship to Canada, Mexico and the United States. Standard delivery takes five business days; express delivery takes two.
-
-## Account security
-
-To change your password, open Settings, choose Security and follow the link we email you. Two-factor authentication can be turned on in the same place.
-";
-
-pub const FAQ: &str = "Our support team answers phone calls from 9 am to 5 pm on weekdays.\n\nThe office dog is called Biscuit and visits on Fridays.\n";
-
-pub async fn upload(app: &TestApp, token: &str, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
-    let mut form = Form::new();
-    for (name, bytes) in files {
-        form = form.part(
-            "file",
-            Part::bytes(bytes.clone())
-                .file_name((*name).to_owned())
-                .mime_str("application/octet-stream")
-                .expect("mime"),
-        );
-    }
-    app.client
-        .post(app.url("/api/v1/documents"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload")
-}
-
-/// Uploads one file and returns its document id.
-pub async fn upload_one(app: &TestApp, token: &str, name: &str, bytes: &[u8]) -> String {
-    let r = upload(app, token, &[(name, bytes.to_vec())]).await;
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
-    let v: Value = r.json().await.expect("json");
-    v["data"][0]["id"].as_str().expect("id").to_owned()
-}
-
-pub async fn document(app: &TestApp, token: &str, id: &str) -> Value {
-    let r = app.get_as(&format!("/api/v1/documents/{id}"), token).await;
-    assert_eq!(r.status(), 200);
-    r.json().await.expect("json")
-}
-
-/// For the crash tests, where a `cortexlayer serve` process does the work: polls the document
-/// until it is `ready` or `failed` (two minutes at most).
-pub async fn settled_by_the_server(app: &TestApp, token: &str, id: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        let d = document(app, token, id).await;
-        let status = d["status"].as_str().expect("status");
-        if status == "ready" || status == "failed" {
-            return d;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "document still {status} after two minutes: {d}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Runs the due jobs, then returns the document, which must be `ready` or `failed` by then.
-pub async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
-    app.run_pending_jobs().await;
-    let d = document(app, token, id).await;
-    let status = d["status"].as_str().expect("status");
-    assert!(
-        status == "ready" || status == "failed",
-        "document still {status} with no job due: {d}"
-    );
-    d
-}
-
-pub async fn search(app: &TestApp, token: &str, query: &str, mode: &str, k: u32) -> Vec<Value> {
-    let r = app
-        .post_as(
-            "/api/v1/search",
-            token,
-            &json!({ "query": query, "mode": mode, "top_k": k }),
-        )
-        .await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    let v: Value = r.json().await.expect("json");
-    assert_eq!(v["mode"], mode);
-    v["results"].as_array().expect("results").clone()
-}
 
 fn first_text(results: &[Value]) -> &str {
     results
@@ -117,15 +23,15 @@ fn first_text(results: &[Value]) -> &str {
 async fn uploaded_documents_become_ready_and_searchable_by_words_and_meaning() {
     let app = spawn_app().await;
     let owner = app.owner("owner@acme.example", "Acme").await;
-    let r = upload(
-        &app,
-        &owner.access,
-        &[
-            ("help-center.md", GUIDE.as_bytes().to_vec()),
-            ("faq.txt", FAQ.as_bytes().to_vec()),
-        ],
-    )
-    .await;
+    let r = app
+        .upload(
+            &owner.access,
+            &[
+                ("help-center.md", GUIDE.as_bytes().to_vec()),
+                ("faq.txt", FAQ.as_bytes().to_vec()),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 202);
     let v: Value = r.json().await.expect("json");
     let docs = v["data"].as_array().expect("data");
@@ -138,7 +44,7 @@ async fn uploaded_documents_become_ready_and_searchable_by_words_and_meaning() {
     let guide = docs[0]["id"].as_str().expect("id").to_owned();
     let faq = docs[1]["id"].as_str().expect("id").to_owned();
 
-    let d = settled(&app, &owner.access, &guide).await;
+    let d = app.settled(&owner.access, &guide).await;
     assert_eq!(d["status"], "ready", "{d}");
     assert_eq!(
         (d["stage"].as_str(), d["progress"].as_u64()),
@@ -148,7 +54,7 @@ async fn uploaded_documents_become_ready_and_searchable_by_words_and_meaning() {
     assert_eq!(d["embedding_model"], "all-MiniLM-L6-v2");
     assert!(d["chunk_count"].as_u64().expect("count") >= 1);
     assert!(d["error"].is_null());
-    assert_eq!(settled(&app, &owner.access, &faq).await["status"], "ready");
+    assert_eq!(app.settled(&owner.access, &faq).await["status"], "ready");
 
     let listed: Value = app
         .get_as("/api/v1/documents", &owner.access)
@@ -159,7 +65,9 @@ async fn uploaded_documents_become_ready_and_searchable_by_words_and_meaning() {
     assert_eq!(listed["data"].as_array().expect("data").len(), 2);
 
     // By words: the lexical index, with citation metadata.
-    let hits = search(&app, &owner.access, "refund payment method", "lexical", 3).await;
+    let hits = app
+        .search(&owner.access, "refund payment method", "lexical", 3)
+        .await;
     assert!(first_text(&hits).contains("Refunds are issued"), "{hits:?}");
     assert_eq!(hits[0]["document_title"], "help-center");
     assert_eq!(hits[0]["chunk"]["document_id"], guide.as_str());
@@ -173,14 +81,14 @@ async fn uploaded_documents_become_ready_and_searchable_by_words_and_meaning() {
     );
 
     // By meaning: no word of the question is in the answer's paragraph.
-    let hits = search(
-        &app,
-        &owner.access,
-        "what is the name of the pet at the workplace",
-        "vector",
-        3,
-    )
-    .await;
+    let hits = app
+        .search(
+            &owner.access,
+            "what is the name of the pet at the workplace",
+            "vector",
+            3,
+        )
+        .await;
     assert!(first_text(&hits).contains("Biscuit"), "{hits:?}");
     let score = hits[0]["score"].as_f64().expect("score");
     assert!(
@@ -188,14 +96,14 @@ async fn uploaded_documents_become_ready_and_searchable_by_words_and_meaning() {
         "cosine similarity, got {score}"
     );
 
-    let hits = search(
-        &app,
-        &owner.access,
-        "how long until my parcel arrives in Canada",
-        "hybrid",
-        5,
-    )
-    .await;
+    let hits = app
+        .search(
+            &owner.access,
+            "how long until my parcel arrives in Canada",
+            "hybrid",
+            5,
+        )
+        .await;
     assert!(first_text(&hits).contains("five business days"), "{hits:?}");
 
     // What the bot read.
@@ -227,11 +135,13 @@ async fn a_document_is_found_by_words_before_its_vectors_exist() {
     // No background workers: the test runs each job itself and looks in between.
     let app = spawn_app_with(|s| s.knowledge.workers = 0).await;
     let owner = app.owner("owner@acme.example", "Acme").await;
-    let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
-    assert_eq!(document(&app, &owner.access, &id).await["searchable"], "no");
+    let id = app
+        .upload_one(&owner.access, "guide.md", GUIDE.as_bytes())
+        .await;
+    assert_eq!(app.document(&owner.access, &id).await["searchable"], "no");
 
-    run_next_job(&app, ParseDocument::NAME).await;
-    let d = document(&app, &owner.access, &id).await;
+    app.run_next_job(ParseDocument::NAME).await;
+    let d = app.document(&owner.access, &id).await;
     assert_eq!(
         (
             d["status"].as_str(),
@@ -241,44 +151,38 @@ async fn a_document_is_found_by_words_before_its_vectors_exist() {
         (Some("processing"), Some("embedding"), Some("lexical"))
     );
     assert!(!d["lexical_ready_at"].is_null() && d["vectors_ready_at"].is_null());
-    let words = search(&app, &owner.access, "password security", "lexical", 3).await;
+    let words = app
+        .search(&owner.access, "password security", "lexical", 3)
+        .await;
     assert!(
         first_text(&words).contains("change your password"),
         "{words:?}"
     );
     assert!(
-        search(&app, &owner.access, "password security", "vector", 3)
+        app.search(&owner.access, "password security", "vector", 3)
             .await
             .is_empty(),
         "no vectors yet"
     );
-    let hybrid = search(&app, &owner.access, "password security", "hybrid", 3).await;
+    let hybrid = app
+        .search(&owner.access, "password security", "hybrid", 3)
+        .await;
     assert!(
         first_text(&hybrid).contains("change your password"),
         "hybrid works on words alone"
     );
 
-    run_next_job(&app, EmbedChunks::NAME).await;
-    let d = document(&app, &owner.access, &id).await;
+    app.run_next_job(EmbedChunks::NAME).await;
+    let d = app.document(&owner.access, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["searchable"].as_str()),
         (Some("ready"), Some("full"))
     );
     assert!(
-        !search(&app, &owner.access, "password security", "vector", 3)
+        !app.search(&owner.access, "password security", "vector", 3)
             .await
             .is_empty()
     );
-}
-
-/// Leases the next due job, checks its kind, runs it as a worker would and completes it.
-pub async fn run_next_job(app: &TestApp, kind: &str) {
-    let ran = cortexlayer_server::jobs::run_next(&app.state)
-        .await
-        .expect("lease")
-        .expect("a job is due");
-    assert_eq!(ran.kind, kind);
-    assert_eq!(ran.failure, None, "the {kind} job runs");
 }
 
 #[tokio::test]
@@ -288,7 +192,7 @@ async fn limits_and_bad_files_are_refused_with_stable_codes() {
     let t = &owner.access;
 
     let big = vec![b'a'; 5_000_001];
-    let r = upload(&app, t, &[("big.txt", big)]).await;
+    let r = app.upload(t, &[("big.txt", big)]).await;
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "file_too_large");
     let msg = v["error"]["message"].as_str().expect("message");
@@ -296,28 +200,32 @@ async fn limits_and_bad_files_are_refused_with_stable_codes() {
 
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     assert_eq!(
-        error_code(upload(&app, t, &[("logo.png", png)]).await).await,
+        error_code(app.upload(t, &[("logo.png", png)]).await).await,
         (415, "unsupported_media_type".into())
     );
     assert_eq!(
-        error_code(upload(&app, t, &[("report.pdf", b"plain words".to_vec())]).await).await,
+        error_code(
+            app.upload(t, &[("report.pdf", b"plain words".to_vec())])
+                .await
+        )
+        .await,
         (415, "unsupported_media_type".into()),
         "the extension must agree with the content"
     );
     assert_eq!(
-        error_code(upload(&app, t, &[("empty.txt", Vec::new())]).await).await,
+        error_code(app.upload(t, &[("empty.txt", Vec::new())]).await).await,
         (415, "unsupported_media_type".into())
     );
     // One bad file refuses the whole request: nothing is stored.
-    let r = upload(
-        &app,
-        t,
-        &[
-            ("ok.txt", b"fine".to_vec()),
-            ("bad.png", b"\x89PNG\r\n\x1a\n".to_vec()),
-        ],
-    )
-    .await;
+    let r = app
+        .upload(
+            t,
+            &[
+                ("ok.txt", b"fine".to_vec()),
+                ("bad.png", b"\x89PNG\r\n\x1a\n".to_vec()),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 415);
     let r = app
         .client
@@ -352,8 +260,10 @@ async fn limits_and_bad_files_are_refused_with_stable_codes() {
     let files: Vec<(&str, Vec<u8>)> = (0..10)
         .map(|_| ("note.txt", b"A short note.".to_vec()))
         .collect();
-    assert_eq!(upload(&app, t, &files).await.status(), 202);
-    let r = upload(&app, t, &[("one-more.txt", b"Too many.".to_vec())]).await;
+    assert_eq!(app.upload(t, &files).await.status(), 202);
+    let r = app
+        .upload(t, &[("one-more.txt", b"Too many.".to_vec())])
+        .await;
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "document_limit_reached");
     assert!(
@@ -375,23 +285,23 @@ async fn broken_and_hostile_documents_fail_with_a_readable_reason() {
         "<div>".repeat(5_000),
         "</div>".repeat(5_000)
     );
-    let nested = upload_one(&app, t, "deep.html", deep.as_bytes()).await;
+    let nested = app.upload_one(t, "deep.html", deep.as_bytes()).await;
     // A DOCX whose ZIP central directory is cut off.
     let mut docx = b"PK\x03\x04".to_vec();
     docx.extend_from_slice(&[0u8; 60]);
-    let broken = upload(&app, t, &[("broken.docx", docx)]).await;
+    let broken = app.upload(t, &[("broken.docx", docx)]).await;
     let broken_status = broken.status();
     let truncated_pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog".to_vec();
-    let pdf = upload_one(&app, t, "scan.pdf", &truncated_pdf).await;
+    let pdf = app.upload_one(t, "scan.pdf", &truncated_pdf).await;
     // 300 paragraphs of ~200 tokens each: more chunks than Starter's 250 per document.
     let para = "Every paragraph of this manual explains one more setting of the device in detail. "
         .repeat(12);
     let long: String = (0..300)
         .map(|i| format!("Section {i}. {para}\n\n"))
         .collect();
-    let many = upload_one(&app, t, "manual.txt", long.as_bytes()).await;
+    let many = app.upload_one(t, "manual.txt", long.as_bytes()).await;
 
-    let d = settled(&app, t, &nested).await;
+    let d = app.settled(t, &nested).await;
     assert_eq!(
         (d["status"].as_str(), d["error"]["code"].as_str()),
         (Some("failed"), Some("too_deeply_nested"))
@@ -407,7 +317,7 @@ async fn broken_and_hostile_documents_fail_with_a_readable_reason() {
     if broken_status == 202 {
         let v: Value = broken.json().await.expect("json");
         let id = v["data"][0]["id"].as_str().expect("id").to_owned();
-        let d = settled(&app, t, &id).await;
+        let d = app.settled(t, &id).await;
         assert_eq!(
             (d["status"].as_str(), d["error"]["code"].as_str()),
             (Some("failed"), Some("parse_failed")),
@@ -420,7 +330,7 @@ async fn broken_and_hostile_documents_fail_with_a_readable_reason() {
         );
     }
 
-    let d = settled(&app, t, &pdf).await;
+    let d = app.settled(t, &pdf).await;
     assert_eq!(
         (d["status"].as_str(), d["error"]["code"].as_str()),
         (Some("failed"), Some("parse_failed")),
@@ -434,7 +344,7 @@ async fn broken_and_hostile_documents_fail_with_a_readable_reason() {
         "{d}"
     );
 
-    let d = settled(&app, t, &many).await;
+    let d = app.settled(t, &many).await;
     assert_eq!(
         (d["status"].as_str(), d["error"]["code"].as_str()),
         (Some("failed"), Some("chunk_limit_exceeded")),
@@ -443,7 +353,7 @@ async fn broken_and_hostile_documents_fail_with_a_readable_reason() {
     let msg = d["error"]["message"].as_str().expect("msg");
     assert!(msg.contains("Starter") && msg.contains("250"), "{msg}");
     assert!(
-        search(&app, t, "device setting manual", "lexical", 5)
+        app.search(t, "device setting manual", "lexical", 5)
             .await
             .is_empty(),
         "a failed document answers nothing"
@@ -455,10 +365,10 @@ async fn deleting_removes_everything_and_reprocessing_replaces_chunks() {
     let app = spawn_app().await;
     let owner = app.owner("owner@acme.example", "Acme").await;
     let t = &owner.access;
-    let keep = upload_one(&app, t, "faq.txt", FAQ.as_bytes()).await;
-    let id = upload_one(&app, t, "guide.md", GUIDE.as_bytes()).await;
-    let first = settled(&app, t, &id).await;
-    settled(&app, t, &keep).await;
+    let keep = app.upload_one(t, "faq.txt", FAQ.as_bytes()).await;
+    let id = app.upload_one(t, "guide.md", GUIDE.as_bytes()).await;
+    let first = app.settled(t, &id).await;
+    app.settled(t, &keep).await;
 
     // Download: the bytes as uploaded, as an attachment of the sniffed type.
     let r = app
@@ -485,7 +395,7 @@ async fn deleting_removes_everything_and_reprocessing_replaces_chunks() {
         (v["status"].as_str(), v["generation"].as_u64()),
         (Some("pending"), Some(2))
     );
-    let again = settled(&app, t, &id).await;
+    let again = app.settled(t, &id).await;
     assert_eq!(
         (again["status"].as_str(), again["generation"].as_u64()),
         (Some("ready"), Some(2))
@@ -528,15 +438,10 @@ async fn deleting_removes_everything_and_reprocessing_replaces_chunks() {
         .await,
         (404, "not_found".into())
     );
-    assert!(search(&app, t, "refund", "lexical", 5).await.is_empty());
-    let meaning = search(
-        &app,
-        t,
-        "refund to the original payment method",
-        "vector",
-        5,
-    )
-    .await;
+    assert!(app.search(t, "refund", "lexical", 5).await.is_empty());
+    let meaning = app
+        .search(t, "refund to the original payment method", "vector", 5)
+        .await;
     assert!(
         meaning
             .iter()
@@ -576,8 +481,10 @@ async fn another_tenant_can_neither_see_nor_touch_the_documents() {
     let app = spawn_app().await;
     let alice = app.owner("alice@acme.example", "Acme").await;
     let bob = app.owner("bob@globex.example", "Globex").await;
-    let id = upload_one(&app, &alice.access, "guide.md", GUIDE.as_bytes()).await;
-    settled(&app, &alice.access, &id).await;
+    let id = app
+        .upload_one(&alice.access, "guide.md", GUIDE.as_bytes())
+        .await;
+    app.settled(&alice.access, &id).await;
 
     for path in [
         format!("/api/v1/documents/{id}"),
@@ -619,14 +526,14 @@ async fn another_tenant_can_neither_see_nor_touch_the_documents() {
     assert!(listed["data"].as_array().expect("data").is_empty());
     for mode in ["lexical", "vector", "hybrid"] {
         assert!(
-            search(&app, &bob.access, "refunds shipping password", mode, 10)
+            app.search(&bob.access, "refunds shipping password", mode, 10)
                 .await
                 .is_empty(),
             "{mode}"
         );
     }
     // Still all there for its owner.
-    assert_eq!(document(&app, &alice.access, &id).await["status"], "ready");
+    assert_eq!(app.document(&alice.access, &id).await["status"], "ready");
 }
 
 #[tokio::test]
@@ -634,15 +541,17 @@ async fn roles_and_api_key_scopes_decide_who_reads_and_who_writes() {
     let app = spawn_app().await;
     let owner = app.owner("owner@acme.example", "Acme").await;
     let agent: Member = app.member(&owner, "agent@acme.example", "agent").await;
-    let id = upload_one(&app, &owner.access, "faq.txt", FAQ.as_bytes()).await;
-    settled(&app, &owner.access, &id).await;
+    let id = app
+        .upload_one(&owner.access, "faq.txt", FAQ.as_bytes())
+        .await;
+    app.settled(&owner.access, &id).await;
 
     assert_eq!(
-        error_code(upload(&app, &agent.access, &[("x.txt", b"x".to_vec())]).await).await,
+        error_code(app.upload(&agent.access, &[("x.txt", b"x".to_vec())]).await).await,
         (403, "forbidden".into())
     );
     assert_eq!(
-        search(&app, &agent.access, "support phone hours", "lexical", 3)
+        app.search(&agent.access, "support phone hours", "lexical", 3)
             .await
             .len(),
         1
@@ -654,17 +563,17 @@ async fn roles_and_api_key_scopes_decide_who_reads_and_who_writes() {
         .await;
     let (_, chat_only) = app.api_key(&owner, &["chat"]).await;
     assert_eq!(
-        error_code(upload(&app, &reader, &[("x.txt", b"x".to_vec())]).await).await,
+        error_code(app.upload(&reader, &[("x.txt", b"x".to_vec())]).await).await,
         (403, "forbidden".into())
     );
     assert_eq!(
-        upload(&app, &writer, &[("x.txt", b"written by a key".to_vec())])
+        app.upload(&writer, &[("x.txt", b"written by a key".to_vec())])
             .await
             .status(),
         202
     );
     assert_eq!(
-        search(&app, &reader, "office dog", "hybrid", 3)
+        app.search(&reader, "office dog", "hybrid", 3)
             .await
             .len()
             .min(1),
@@ -704,7 +613,7 @@ async fn search_requests_are_validated() {
         .await;
     assert_eq!(r.status(), 422);
     assert!(
-        search(&app, t, "nothing uploaded yet", "hybrid", 5)
+        app.search(t, "nothing uploaded yet", "hybrid", 5)
             .await
             .is_empty()
     );
@@ -725,7 +634,7 @@ async fn a_server_killed_mid_document_resumes_it_after_restart_without_duplicate
             )
         })
         .collect();
-    let id = upload_one(&app, t, "router-manual.md", body.as_bytes()).await;
+    let id = app.upload_one(t, "router-manual.md", body.as_bytes()).await;
 
     let settings = &app.state.settings;
     let data_dir = settings.data_dir.display().to_string();
@@ -737,11 +646,11 @@ async fn a_server_killed_mid_document_resumes_it_after_restart_without_duplicate
         ("CORTEX_JOB_LEASE_SECS", "3"),
         ("JWT_SECRET", crate::helpers::JWT_SECRET),
     ];
-    let server = crate::serve::start_on(settings.database_url.expose(), &env);
+    let server = crate::helpers::serve::start_on(settings.database_url.expose(), &env);
     // Wait until embedding is under way, then pull the plug.
     let start = Instant::now();
     let before_kill = loop {
-        let d = document(&app, t, &id).await;
+        let d = app.document(t, &id).await;
         if d["stage"] == "embedding" && d["progress"].as_u64().unwrap_or(0) >= 60 {
             break d;
         }
@@ -770,11 +679,11 @@ async fn a_server_killed_mid_document_resumes_it_after_restart_without_duplicate
         pending > 0 && pending < chunk_count,
         "killed halfway: {pending} of {chunk_count} chunks still need vectors"
     );
-    assert_eq!(document(&app, t, &id).await["status"], "processing");
+    assert_eq!(app.document(t, &id).await["status"], "processing");
 
     // A new process takes the job over once the dead one's lease runs out.
-    let server = crate::serve::start_on(settings.database_url.expose(), &env);
-    let done = settled_by_the_server(&app, t, &id).await;
+    let server = crate::helpers::serve::start_on(settings.database_url.expose(), &env);
+    let done = app.settled_by_the_server(t, &id).await;
     drop(server);
     assert_eq!(done["status"], "ready", "{done}");
     assert_eq!(done["chunk_count"].as_u64(), Some(chunk_count));
@@ -802,14 +711,14 @@ async fn a_server_killed_mid_document_resumes_it_after_restart_without_duplicate
     texts.sort_unstable();
     texts.dedup();
     assert_eq!(texts.len() as u64, chunk_count, "no chunk stored twice");
-    let hits = search(
-        &app,
-        t,
-        "what does the status light show for option 137",
-        "hybrid",
-        3,
-    )
-    .await;
+    let hits = app
+        .search(
+            t,
+            "what does the status light show for option 137",
+            "hybrid",
+            3,
+        )
+        .await;
     assert!(first_text(&hits).contains("option number 137"), "{hits:?}");
 }
 
@@ -826,23 +735,29 @@ async fn pdfs_are_read_page_by_page_and_scans_fail_with_the_reason() {
     let app = spawn_app().await;
     let owner = app.owner("owner@acme.example", "Acme").await;
     let t = &owner.access;
-    let handbook = upload_one(&app, t, "handbook.pdf", &ingest_fixture("handbook.pdf")).await;
-    let scan = upload_one(&app, t, "scan.pdf", &ingest_fixture("scan.pdf")).await;
+    let handbook = app
+        .upload_one(t, "handbook.pdf", &ingest_fixture("handbook.pdf"))
+        .await;
+    let scan = app
+        .upload_one(t, "scan.pdf", &ingest_fixture("scan.pdf"))
+        .await;
 
-    let d = settled(&app, t, &handbook).await;
+    let d = app.settled(t, &handbook).await;
     assert_eq!(
         (d["status"].as_str(), d["kind"].as_str()),
         (Some("ready"), Some("pdf")),
         "{d}"
     );
-    let hits = search(&app, t, "when are travel expenses paid back", "hybrid", 1).await;
+    let hits = app
+        .search(t, "when are travel expenses paid back", "hybrid", 1)
+        .await;
     assert!(
         first_text(&hits).contains("reimbursed within 30 days"),
         "{hits:?}"
     );
     assert_eq!(hits[0]["chunk"]["page_end"], 2, "{hits:?}");
 
-    let d = settled(&app, t, &scan).await;
+    let d = app.settled(t, &scan).await;
     assert_eq!(
         (d["status"].as_str(), d["error"]["code"].as_str()),
         (Some("failed"), Some("no_text_layer")),
@@ -892,20 +807,22 @@ async fn qa_pairs_are_found_by_their_question_and_carry_their_answer() {
     let imported = v["id"].as_str().expect("id").to_owned();
     assert_eq!(v["title"], "Payments");
 
-    let d = settled(&app, t, &id).await;
+    let d = app.settled(t, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["chunk_count"].as_u64()),
         (Some("ready"), Some(2))
     );
-    assert_eq!(settled(&app, t, &imported).await["chunk_count"], 2);
-    let hits = search(&app, t, "is the store open on sunday", "hybrid", 1).await;
+    assert_eq!(app.settled(t, &imported).await["chunk_count"], 2);
+    let hits = app
+        .search(t, "is the store open on sunday", "hybrid", 1)
+        .await;
     assert_eq!(hits[0]["chunk"]["text"], "Are you open on Sundays?");
     assert_eq!(
         hits[0]["chunk"]["answer"],
         "No, we are closed on Sundays and public holidays."
     );
     assert_eq!(hits[0]["chunk"]["heading_path"], json!(["Store FAQ"]));
-    let hits = search(&app, t, "paying with an invoice", "vector", 1).await;
+    let hits = app.search(t, "paying with an invoice", "vector", 1).await;
     assert_eq!(
         hits[0]["chunk"]["answer"],
         "Yes, for orders above 500 euros."
@@ -962,45 +879,6 @@ async fn qa_pairs_are_found_by_their_question_and_carry_their_answer() {
     assert_eq!(listed["data"].as_array().expect("data").len(), 2);
 }
 
-/// A small website on loopback: robots.txt, pages linking to each other, a private area, a
-/// redirect into the cloud metadata address and a missing page.
-pub(crate) async fn spawn_site() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use axum::response::{Html, Redirect};
-    use axum::routing::get;
-    let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = hits.clone();
-    let app = axum::Router::new()
-        .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /private\n" }))
-        .route("/", get(|| async {
-            Html("<html><head><title>Acme Docs</title></head><body><nav><a href='/guide'>Guide</a></nav>
-                <p>Welcome to the Acme documentation. Our warranty lasts three years.</p>
-                <a href='/guide#install'>again</a> <a href='/private/keys'>keys</a>
-                <a href='https://elsewhere.example/page'>elsewhere</a> <a href='/missing'>missing</a>
-                <a href='/logo.png'>logo</a></body></html>")
-        }))
-        .route("/guide", get(|| async {
-            Html("<html><head><title>Installation guide</title></head><body><h1>Install</h1>
-                <p>Mount the bracket with four screws before connecting the power cable.</p>
-                <a href='/deep'>deeper</a></body></html>")
-        }))
-        .route("/deep", get(|| async { Html("<html><body><p>Too deep to be crawled at depth one.</p></body></html>") }))
-        .route("/private/keys", get(|| async { Html("<p>secret</p>") }))
-        .route("/to-metadata", get(|| async { Redirect::temporary("http://169.254.169.254/latest/meta-data/") }))
-        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let log = log.clone();
-            async move {
-                log.lock().expect("lock").push(req.uri().path().to_owned());
-                next.run(req).await
-            }
-        }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("site") });
-    (format!("127.0.0.1:{}", addr.port()), hits)
-}
-
 #[tokio::test]
 async fn a_site_is_crawled_within_depth_budget_and_robots_txt() {
     let (site, hits) = spawn_site().await;
@@ -1022,7 +900,7 @@ async fn a_site_is_crawled_within_depth_budget_and_robots_txt() {
         (Some("url"), Some("pending"))
     );
     let root = v["id"].as_str().expect("id").to_owned();
-    let d = settled(&app, t, &root).await;
+    let d = app.settled(t, &root).await;
     assert_eq!(
         (
             d["status"].as_str(),
@@ -1075,7 +953,9 @@ async fn a_site_is_crawled_within_depth_budget_and_robots_txt() {
         1,
         "each page once: {fetched:?}"
     );
-    let hits = search(&app, t, "how many screws hold the bracket", "hybrid", 1).await;
+    let hits = app
+        .search(t, "how many screws hold the bracket", "hybrid", 1)
+        .await;
     assert_eq!(hits[0]["document_title"], "Installation guide", "{hits:?}");
 }
 
@@ -1103,7 +983,7 @@ async fn with_an_egress_proxy_configured_url_fetches_go_through_it() {
         .as_str()
         .expect("id")
         .to_owned();
-    let d = settled(&app, t, &id).await;
+    let d = app.settled(t, &id).await;
     assert_eq!(d["status"], "ready", "{d}");
     assert_eq!(d["title"], "Through the proxy");
     let seen = proxied.lock().expect("lock").clone();
@@ -1144,7 +1024,7 @@ async fn urls_into_private_networks_fail_and_bad_urls_are_refused() {
     let metadata = add("http://169.254.169.254/latest/meta-data/".into()).await;
     let mapped = add("http://[::ffff:127.0.0.1]/".into()).await;
     for id in [&redirect, &loopback, &metadata, &mapped] {
-        let d = settled(&app, t, id).await;
+        let d = app.settled(t, id).await;
         assert_eq!(
             (d["status"].as_str(), d["error"]["code"].as_str()),
             (Some("failed"), Some("url_blocked")),
@@ -1159,7 +1039,7 @@ async fn urls_into_private_networks_fail_and_bad_urls_are_refused() {
         );
     }
     let missing = add(format!("http://{site}/missing")).await;
-    let d = settled(&app, t, &missing).await;
+    let d = app.settled(t, &missing).await;
     assert_eq!(
         (d["error"]["code"].as_str(), d["error"]["message"].as_str()),
         (Some("fetch_failed"), Some("the server answered HTTP 404"))
@@ -1233,7 +1113,9 @@ async fn the_ingest_command_adds_files_and_waits_until_they_are_ready() {
     let docs = listed["data"].as_array().expect("data");
     assert_eq!(docs.len(), 2);
     assert!(docs.iter().all(|d| d["status"] == "ready"), "{docs:?}");
-    let hits = search(&app, &owner.access, "office dog name", "hybrid", 1).await;
+    let hits = app
+        .search(&owner.access, "office dog name", "hybrid", 1)
+        .await;
     assert!(first_text(&hits).contains("Biscuit"));
 
     std::fs::write(dir.join("logo.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
@@ -1334,8 +1216,10 @@ async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
     let url = base.clone();
     let app = spawn_app_with(openai_embeddings(url, "sk-test")).await;
     let owner = app.owner("owner@acme.example", "Acme").await;
-    let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
-    let d = settled(&app, &owner.access, &id).await;
+    let id = app
+        .upload_one(&owner.access, "guide.md", GUIDE.as_bytes())
+        .await;
+    let d = app.settled(&owner.access, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["embedding_model"].as_str()),
         (Some("ready"), Some("openai:text-embedding-3-small")),
@@ -1345,14 +1229,9 @@ async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
         calls.load(std::sync::atomic::Ordering::SeqCst) >= 2,
         "retried after the 429"
     );
-    let hits = search(
-        &app,
-        &owner.access,
-        "password security settings",
-        "vector",
-        1,
-    )
-    .await;
+    let hits = app
+        .search(&owner.access, "password security settings", "vector", 1)
+        .await;
     assert!(
         first_text(&hits).contains("change your password"),
         "{hits:?}"
@@ -1362,8 +1241,10 @@ async fn an_openai_compatible_embeddings_api_can_replace_the_local_model() {
     let url = base.clone();
     let bad = spawn_app_with(openai_embeddings(url, "sk-wrong")).await;
     let owner = bad.owner("owner@acme.example", "Acme").await;
-    let id = upload_one(&bad, &owner.access, "guide.md", GUIDE.as_bytes()).await;
-    let d = settled(&bad, &owner.access, &id).await;
+    let id = bad
+        .upload_one(&owner.access, "guide.md", GUIDE.as_bytes())
+        .await;
+    let d = bad.settled(&owner.access, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["error"]["code"].as_str()),
         (Some("failed"), Some("embedding_failed")),
@@ -1431,8 +1312,10 @@ async fn the_model_is_downloaded_from_a_hugging_face_hub_when_its_folder_is_empt
     })
     .await;
     let owner = app.owner("owner@acme.example", "Acme").await;
-    let id = upload_one(&app, &owner.access, "faq.txt", FAQ.as_bytes()).await;
-    let d = settled(&app, &owner.access, &id).await;
+    let id = app
+        .upload_one(&owner.access, "faq.txt", FAQ.as_bytes())
+        .await;
+    let d = app.settled(&owner.access, &id).await;
     assert_eq!(d["status"], "ready", "{d}");
     let mut files = served.lock().expect("lock").clone();
     files.sort();
@@ -1456,7 +1339,9 @@ async fn the_model_is_downloaded_from_a_hugging_face_hub_when_its_folder_is_empt
                 .len()
         );
     }
-    let hits = search(&app, &owner.access, "name of the office dog", "vector", 1).await;
+    let hits = app
+        .search(&owner.access, "name of the office dog", "vector", 1)
+        .await;
     assert!(first_text(&hits).contains("Biscuit"));
 }
 
@@ -1600,8 +1485,8 @@ async fn originals_can_live_in_s3_compatible_object_storage() {
     .await;
     let owner = app.owner("owner@acme.example", "Acme").await;
     let t = &owner.access;
-    let id = upload_one(&app, t, "guide.md", GUIDE.as_bytes()).await;
-    assert_eq!(settled(&app, t, &id).await["status"], "ready");
+    let id = app.upload_one(t, "guide.md", GUIDE.as_bytes()).await;
+    assert_eq!(app.settled(t, &id).await["status"], "ready");
     let key = format!("cortex/documents/{}/{id}", owner.tenant_id);
     assert_eq!(
         objects.lock().expect("lock").get(&key).map(Vec::as_slice),
@@ -1717,23 +1602,23 @@ async fn a_word_the_question_shares_with_the_wrong_snippet_does_not_outrank_the_
         ),
     ];
     for (name, text) in snippets {
-        let id = upload_one(&app, t, name, text.as_bytes()).await;
-        assert_eq!(settled(&app, t, &id).await["status"], "ready");
+        let id = app.upload_one(t, name, text.as_bytes()).await;
+        assert_eq!(app.settled(t, &id).await["status"], "ready");
     }
     let question = "dairy free options?";
-    let by_words = search(&app, t, question, "lexical", 5).await;
+    let by_words = app.search(t, question, "lexical", 5).await;
     assert!(
         first_text(&by_words).contains("gluten-free"),
         "{by_words:?}"
     );
-    let by_meaning = search(&app, t, question, "vector", 5).await;
+    let by_meaning = app.search(t, question, "vector", 5).await;
     assert!(first_text(&by_meaning).contains("Vegan"), "{by_meaning:?}");
-    let hybrid = search(&app, t, question, "hybrid", 5).await;
+    let hybrid = app.search(t, question, "hybrid", 5).await;
     assert!(
         first_text(&hybrid).contains("Vegan"),
         "hybrid keeps the answer first: {hybrid:?}"
     );
     // The word evidence still counts where most of the question's words are there.
-    let hybrid = search(&app, t, "gluten free base", "hybrid", 5).await;
+    let hybrid = app.search(t, "gluten free base", "hybrid", 5).await;
     assert!(first_text(&hybrid).contains("gluten-free"), "{hybrid:?}");
 }

@@ -247,13 +247,13 @@ async fn cors_allows_only_the_configured_origins() {
 async fn list_limits_outside_their_documented_range_are_refused_naming_the_field() {
     let app = spawn_app().await;
     let owner = app.owner("owner@acme.example", "Acme").await;
-    let doc = crate::documents::upload_one(
-        &app,
-        &owner.access,
-        "guide.md",
-        b"# Returns\n\nOpened packets are fine to send back within 30 days.\n",
-    )
-    .await;
+    let doc = app
+        .upload_one(
+            &owner.access,
+            "guide.md",
+            b"# Returns\n\nOpened packets are fine to send back within 30 days.\n",
+        )
+        .await;
     for (path, what) in [
         ("/api/v1/audit-events?limit=0".to_owned(), "audit limit 0"),
         (

@@ -4,7 +4,7 @@
 
 use cortexlayer_server::jobs::{Clock, registry, scheduler::enqueue_due};
 
-use crate::documents::{GUIDE, document, upload_one};
+use crate::helpers::knowledge::GUIDE;
 use crate::helpers::spawn_app;
 
 /// Moves the app's clock to five seconds into the next minute, so that a test has most of a
@@ -48,7 +48,9 @@ async fn periodic_jobs_run_once_per_period_and_catch_up_one_missed_period_after_
 async fn a_document_whose_workers_all_died_on_it_fails_at_the_next_sweep() {
     let app = spawn_app().await;
     let owner = app.owner("owner@acme.example", "Acme").await;
-    let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
+    let id = app
+        .upload_one(&owner.access, "guide.md", GUIDE.as_bytes())
+        .await;
     // Three workers take the parse job in turn and die with it: each lease runs out.
     for _ in 0..3 {
         let leased = app
@@ -60,14 +62,11 @@ async fn a_document_whose_workers_all_died_on_it_fails_at_the_next_sweep() {
         assert_eq!(leased.len(), 1, "{leased:?}");
         app.advance(chrono::Duration::minutes(2));
     }
-    assert_eq!(
-        document(&app, &owner.access, &id).await["status"],
-        "pending"
-    );
+    assert_eq!(app.document(&owner.access, &id).await["status"], "pending");
 
     // The queue fails the job (no attempt left) and the minute's sweep fails its document.
     app.run_pending_jobs().await;
-    let d = document(&app, &owner.access, &id).await;
+    let d = app.document(&owner.access, &id).await;
     assert_eq!(d["status"], "failed", "{d}");
     assert_eq!(d["error"]["code"], "processing_abandoned", "{d}");
 }
@@ -76,7 +75,9 @@ async fn a_document_whose_workers_all_died_on_it_fails_at_the_next_sweep() {
 async fn the_jobs_run_command_works_through_the_queue_and_says_what_ran() {
     let app = spawn_app().await;
     let owner = app.owner("owner@acme.example", "Acme").await;
-    let id = upload_one(&app, &owner.access, "guide.md", GUIDE.as_bytes()).await;
+    let id = app
+        .upload_one(&owner.access, "guide.md", GUIDE.as_bytes())
+        .await;
     let settings = &app.state.settings;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cortexlayer"))
         .args(["jobs", "run"])
@@ -96,5 +97,5 @@ async fn the_jobs_run_command_works_through_the_queue_and_says_what_ran() {
         stdout.starts_with("4 job(s) done, 0 attempt(s) failed"),
         "{stdout}"
     );
-    assert_eq!(document(&app, &owner.access, &id).await["status"], "ready");
+    assert_eq!(app.document(&owner.access, &id).await["status"], "ready");
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::channels::{SentLog, connect, on_plan, upload_guide, wait_for_sent};
+use crate::helpers::channels::SentLog;
 use crate::helpers::error_code;
 
 const KEY: &str = "1065:5f8e2c0d4b7a9e1f3c6d8b0a2e4f6c8d";
@@ -137,16 +137,14 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
     let operator = app.operator("ops@cortex.test").await;
     let manychat = json!({ "kind": "manychat", "asset_id": PAGE, "access_token": KEY,
                            "ack_text": "OK, bien reçu" });
-    let r = connect(&app, &owner.access, manychat.clone()).await;
+    let r = app.connect(&owner.access, manychat.clone()).await;
     assert_eq!(
         error_code(r).await,
         (403, "plan_feature_unavailable".to_owned())
     );
-    on_plan(&app, &operator, &owner, "growth").await;
-    upload_guide(&app, &owner).await;
-    let r = connect(
-        &app,
-        &owner.access,
+    app.on_plan(&operator, &owner, "growth").await;
+    app.upload_guide(&owner).await;
+    let r = app.connect(&owner.access,
         json!({ "kind": "manychat", "provider": "twilio", "asset_id": PAGE, "access_token": KEY }),
     )
     .await;
@@ -160,12 +158,12 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
             "refused the API key",
         ),
     ] {
-        let r = connect(
-            &app,
-            &owner.access,
-            json!({ "kind": "manychat", "asset_id": PAGE, "access_token": key }),
-        )
-        .await;
+        let r = app
+            .connect(
+                &owner.access,
+                json!({ "kind": "manychat", "asset_id": PAGE, "access_token": key }),
+            )
+            .await;
         assert_eq!(r.status(), 422);
         let e: Value = r.json().await.expect("json");
         assert_eq!(e["error"]["code"], "channel_not_verified");
@@ -174,7 +172,7 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
             "{e}"
         );
     }
-    let r = connect(&app, &owner.access, manychat).await;
+    let r = app.connect(&owner.access, manychat).await;
     assert_eq!(r.status(), 201);
     let body = r.text().await.expect("body");
     assert!(!body.contains(KEY), "the key is never shown");
@@ -225,7 +223,7 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
             json!({ "version": "v2", "content": { "messages": [{ "type": "text", "text": "OK, bien reçu" }] } })
         );
     }
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(sent.len(), 1, "exactly one answer: {sent:?}");
     let (_, auth, reply) = &sent[0];
     assert_eq!(auth, &format!("Bearer {KEY}"));
@@ -241,7 +239,7 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
         "last_input_text": "Which countries do you ship to?",
         "last_interaction": "2026-11-26T10:00:00.000Z" });
     assert_eq!(post(Some(KEY), contact).await.status(), 200);
-    let sent = wait_for_sent(&app, &sent_log, 2).await;
+    let sent = app.wait_for_sent(&sent_log, 2).await;
     let text = sent[1].2["data"]["content"]["messages"][0]["text"]
         .as_str()
         .expect("text");
@@ -271,6 +269,6 @@ async fn a_manychat_flow_is_acknowledged_at_once_and_answered_through_the_send_a
     // ManyChat refusing the message (an unknown subscriber) is recorded, not retried forever.
     let gone = json!({ "subscriber_id": "404", "text": "How long do refunds take?" });
     assert_eq!(post(Some(KEY), gone).await.status(), 200);
-    let sent = wait_for_sent(&app, &sent_log, 3).await;
+    let sent = app.wait_for_sent(&sent_log, 3).await;
     assert_eq!(sent.len(), 3, "refused once, not retried: {sent:?}");
 }

@@ -4,7 +4,6 @@
 
 use serde_json::{Value, json};
 
-use crate::channels::on_plan;
 use crate::helpers::{TestApp, error_code};
 
 const APP_ID: &str = "1234567890123456";
@@ -230,7 +229,7 @@ async fn a_page_is_connected_through_metas_sign_in_from_the_browser_that_started
         "Starter has no Meta channels"
     );
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
 
     let r = app
         .post_as(
@@ -378,14 +377,8 @@ async fn a_page_is_connected_through_metas_sign_in_from_the_browser_that_started
     assert_eq!(e["error"]["field"], "asset_ids");
     // Another tenant squats the page with an unproven claim: the sign-in, which proves
     // control, takes it.
-    crate::channels::legacy_claim(
-        &app,
-        &other,
-        "messenger",
-        "111",
-        "EAAG-squatters-own-token-0000",
-    )
-    .await;
+    app.legacy_claim(&other, "messenger", "111", "EAAG-squatters-own-token-0000")
+        .await;
     let r = choose(json!(["111"])).await;
     assert_eq!(r.status(), 201);
     let squatted: Value = app
@@ -493,7 +486,7 @@ async fn without_a_meta_app_the_sign_in_is_not_offered() {
     let app = crate::helpers::spawn_app().await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     let r = app
         .post_as(
             "/api/v1/channels/meta/oauth",
@@ -510,7 +503,7 @@ async fn without_a_meta_app_the_sign_in_is_not_offered() {
 async fn instagram_accounts_and_whatsapp_numbers_are_offered_from_the_sign_in() {
     let (app, owner, seen) = oauth_app().await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "scale").await;
+    app.on_plan(&operator, &owner, "scale").await;
     for (kind, expected) in [
         (
             "instagram",

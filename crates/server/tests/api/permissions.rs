@@ -12,7 +12,6 @@ use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::channels::on_plan;
 use crate::helpers::spawn_app;
 
 const API_MD: &str = include_str!("../../../../docs/API.md");
@@ -206,7 +205,7 @@ async fn every_endpoint_lets_in_exactly_the_callers_its_documentation_names() {
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     let admin = app.member(&owner, "admin@acme.test", "admin").await;
     let agent = app.member(&owner, "agent@acme.test", "agent").await;
     let mut tokens: HashMap<Who, String> = HashMap::new();

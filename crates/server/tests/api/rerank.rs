@@ -14,7 +14,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::documents::{FAQ, GUIDE, settled, upload_one};
+use crate::helpers::knowledge::{FAQ, GUIDE};
 use crate::helpers::spawn_app_with;
 
 const KEY: &str = "rr-test-key";
@@ -125,8 +125,8 @@ async fn a_rerank_api_orders_the_fused_candidates_and_a_failing_one_changes_noth
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     for (name, text) in [("guide.md", GUIDE), ("faq.md", FAQ)] {
-        let doc = upload_one(&app, &owner.access, name, text.as_bytes()).await;
-        assert_eq!(settled(&app, &owner.access, &doc).await["status"], "ready");
+        let doc = app.upload_one(&owner.access, name, text.as_bytes()).await;
+        assert_eq!(app.settled(&owner.access, &doc).await["status"], "ready");
     }
     let question = "How long do refunds take?";
 
@@ -208,8 +208,8 @@ async fn a_cross_encoder_from_a_model_folder_orders_the_candidates_by_its_scores
     let app = spawn_app_with(|s| s.knowledge.rerank_model_dir = Some(folder.clone())).await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     for (name, text) in [("guide.md", GUIDE), ("faq.md", FAQ)] {
-        let doc = upload_one(&app, &owner.access, name, text.as_bytes()).await;
-        assert_eq!(settled(&app, &owner.access, &doc).await["status"], "ready");
+        let doc = app.upload_one(&owner.access, name, text.as_bytes()).await;
+        assert_eq!(app.settled(&owner.access, &doc).await["status"], "ready");
     }
     let question = "How long do refunds take?";
     let r = app

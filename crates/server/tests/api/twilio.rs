@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::channels::{SentLog, connect, on_plan, upload_guide, wait_for_sent};
+use crate::helpers::channels::SentLog;
 use crate::helpers::{TestApp, error_code};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -247,14 +247,14 @@ async fn twilio_app(platform: bool) -> (TestApp, crate::helpers::Member, SentLog
     .await;
     let owner = app.owner("owner@acme.test", "Acme").await;
     let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
+    app.on_plan(&operator, &owner, "growth").await;
     (app, owner, sent)
 }
 
 #[tokio::test]
 async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
     let (app, owner, sent_log) = twilio_app(false).await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
 
     // Connecting: a Twilio sender is a WhatsApp number of an account; input is checked.
     for (body, field) in [
@@ -280,7 +280,7 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
             "template",
         ),
     ] {
-        let r = connect(&app, &owner.access, body.clone()).await;
+        let r = app.connect(&owner.access, body.clone()).await;
         let e: Value = r.json().await.expect("json");
         assert_eq!(e["error"]["field"], field, "{body}: {e}");
     }
@@ -293,9 +293,7 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
         ),
         (NUMBER, "ffffffffffffffffffffffffffffffff", "Twilio refused"),
     ] {
-        let r = connect(
-            &app,
-            &owner.access,
+        let r = app.connect(&owner.access,
             json!({ "kind": "whatsapp", "provider": "twilio", "asset_id": number, "account_sid": ACCOUNT, "access_token": token }),
         )
         .await;
@@ -306,9 +304,7 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
             "{e}"
         );
     }
-    let r = connect(
-        &app,
-        &owner.access,
+    let r = app.connect(&owner.access,
         json!({ "kind": "whatsapp", "provider": "twilio", "asset_id": NUMBER, "account_sid": ACCOUNT, "access_token": AUTH_TOKEN }),
     )
     .await;
@@ -386,7 +382,7 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
     let stray = inbound("SMstray", "+15005550006", "hello", ACCOUNT);
     assert_eq!(post(stray, Some(AUTH_TOKEN)).await.status(), 200);
 
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(sent.len(), 1, "exactly one reply: {sent:?}");
     let (path, _, reply) = &sent[0];
     assert_eq!(
@@ -448,7 +444,7 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
         format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/MMphoto/Media/ME1"),
     ));
     assert_eq!(post(photo, Some(AUTH_TOKEN)).await.status(), 200);
-    let sent = wait_for_sent(&app, &sent_log, 2).await;
+    let sent = app.wait_for_sent(&sent_log, 2).await;
     assert!(
         sent[1].2["Body"]
             .as_str()
@@ -473,14 +469,14 @@ async fn a_twilio_whatsapp_message_is_answered_once_through_the_messages_api() {
 async fn a_sender_of_the_platforms_twilio_account_is_assigned_by_the_operator_and_checked_with_the_platforms_token()
  {
     let (app, owner, sent_log) = twilio_app(true).await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     // Tenants cannot claim the platform's numbers.
-    let r = connect(
-        &app,
-        &owner.access,
-        json!({ "kind": "whatsapp", "provider": "twilio", "asset_id": PLATFORM_NUMBER }),
-    )
-    .await;
+    let r = app
+        .connect(
+            &owner.access,
+            json!({ "kind": "whatsapp", "provider": "twilio", "asset_id": PLATFORM_NUMBER }),
+        )
+        .await;
     assert_eq!(error_code(r).await, (403, "forbidden".to_owned()));
     let operator = app.operator("ops2@cortex.test").await;
     let assign = |number: &'static str, token: String| {
@@ -539,7 +535,7 @@ async fn a_sender_of_the_platforms_twilio_account_is_assigned_by_the_operator_an
     );
     assert_eq!(post(message.clone(), AUTH_TOKEN).await.status(), 401);
     assert_eq!(post(message, PLATFORM_TOKEN).await.status(), 200);
-    let sent = wait_for_sent(&app, &sent_log, 1).await;
+    let sent = app.wait_for_sent(&sent_log, 1).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
         sent[0].0,

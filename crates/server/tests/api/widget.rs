@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::channels::{on_plan, upload_guide};
+use crate::helpers::widget::{events, widget_key};
 use crate::helpers::{TestApp, error_code};
 
 const SHOP: &str = "https://shop.example";
@@ -36,37 +36,6 @@ async fn visitor_get(app: &TestApp, path: &str, origin: Option<&str>) -> reqwest
         r = r.header("origin", o);
     }
     r.send().await.expect("get")
-}
-
-/// The events of a server-sent event stream: (name, data).
-pub(crate) async fn events(r: reqwest::Response) -> Vec<(String, Value)> {
-    let text = r.text().await.expect("stream");
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut name = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(n) = line.strip_prefix("event:") {
-                    name = Some(n.trim().to_owned());
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.trim_start());
-                }
-            }
-            Some((name?, serde_json::from_str(&data).ok()?))
-        })
-        .collect()
-}
-
-pub(crate) async fn widget_key(app: &TestApp, token: &str, origins: &[&str]) -> Value {
-    let r = app
-        .post_as(
-            "/api/v1/widget-keys",
-            token,
-            &json!({ "name": "Shop", "allowed_origins": origins }),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    r.json().await.expect("json")
 }
 
 #[tokio::test]
@@ -194,12 +163,9 @@ async fn widget_keys_are_made_by_admins_with_origins_and_a_theme() {
 }
 
 #[tokio::test]
-async fn visitors_of_allowed_origins_chat_stream_keep_their_conversation_and_rate_answers() {
+async fn the_widget_is_configured_only_for_pages_of_its_allowed_origins() {
     let app = crate::helpers::spawn_app().await;
     let owner = app.owner("owner@acme.test", "Acme").await;
-    let operator = app.operator("ops@cortex.test").await;
-    on_plan(&app, &operator, &owner, "growth").await;
-    upload_guide(&app, &owner).await;
     let k = widget_key(&app, &owner.access, &[SHOP]).await;
     let key = k["public_key"].as_str().expect("key").to_owned();
 
@@ -226,6 +192,17 @@ async fn visitors_of_allowed_origins_chat_stream_keep_their_conversation_and_rat
     }
     let r = visitor_get(&app, "/widget/v1/config?key=wk_unknown", Some(SHOP)).await;
     assert_eq!(error_code(r).await, (401, "invalid_widget_key".to_owned()));
+}
+
+#[tokio::test]
+async fn visitors_of_allowed_origins_chat_stream_keep_their_conversation_and_rate_answers() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let operator = app.operator("ops@cortex.test").await;
+    app.on_plan(&operator, &owner, "growth").await;
+    app.upload_guide(&owner).await;
+    let k = widget_key(&app, &owner.access, &[SHOP]).await;
+    let key = k["public_key"].as_str().expect("key").to_owned();
 
     let visitor = "3f2a9c4e-8b1d-4f6a-9e2b-7c5d1a0e4b3f";
     let ask = |message: &str, conversation: Option<&str>, who: &str| {

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::channels::upload_guide;
-use crate::webdriver::Browser;
-use crate::widget::widget_key;
+use crate::helpers::webdriver::Browser;
+use crate::helpers::widget::widget_key;
 
 /// A tenant's page on its own origin, with the widget's tag.
 async fn spawn_page(html: std::sync::Arc<std::sync::Mutex<String>>) -> String {
@@ -31,7 +30,7 @@ async fn spawn_page(html: std::sync::Arc<std::sync::Mutex<String>>) -> String {
 async fn a_visitor_asks_in_the_widget_and_sees_the_streamed_cited_answer_in_chromium() {
     let app = crate::helpers::spawn_app().await;
     let owner = app.owner("owner@acme.test", "Acme").await;
-    upload_guide(&app, &owner).await;
+    app.upload_guide(&owner).await;
     let html = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let page = spawn_page(html.clone()).await;
     let key = widget_key(&app, &owner.access, &[&page]).await;

@@ -1,6 +1,24 @@
+//! The API tests' helpers, as `TestApp` methods and stand-ins, never exported from a test file.
+//!
 //! `spawn_app()`: the real router on `127.0.0.1:0` with a fresh database (SQLite in a temp
 //! file, or a fresh PostgreSQL database when `CORTEX_TEST_BACKEND=postgres`) and a local SMTP
-//! server that records every mail the app sends. One helper per endpoint.
+//! server that records every mail the app sends; here too the HTTP verbs, accounts (sign-up,
+//! members, API keys, operators) and draining the job queue. By area:
+//!
+//! - [`knowledge`]: the test documents, `upload`, `settled`, `search`, a website to crawl.
+//! - [`channels`]: `connect`, `on_plan`, `upload_guide`, what a provider was sent, what waits
+//!   for a person.
+//! - [`graph`]: the Meta Graph API stand-in. [`openai_mock`]: an OpenAI-compatible provider.
+//! - [`widget`]: widget keys and a stream's events. [`webdriver`]: headless Chromium.
+//! - [`serve`]: a real `cortexlayer serve` process (crash and restart tests).
+
+pub mod channels;
+pub mod graph;
+pub mod knowledge;
+pub mod openai_mock;
+pub mod serve;
+pub mod webdriver;
+pub mod widget;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
