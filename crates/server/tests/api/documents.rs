@@ -255,8 +255,13 @@ async fn limits_and_bad_files_are_refused_with_stable_codes() {
         listed["data"].as_array().expect("data").is_empty(),
         "{listed}"
     );
+}
 
-    // Starter holds 10 documents.
+#[tokio::test]
+async fn the_starter_plan_holds_ten_documents_and_says_so_at_the_eleventh() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
     let files: Vec<(&str, Vec<u8>)> = (0..10)
         .map(|_| ("note.txt", b"A short note.".to_vec()))
         .collect();
@@ -833,8 +838,13 @@ async fn qa_pairs_are_found_by_their_question_and_carry_their_answer() {
         .await;
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(r.text().await.expect("body"), csv);
+}
 
-    // Bad pairs are refused with the row named, and nothing is stored.
+#[tokio::test]
+async fn bad_qa_pairs_are_refused_with_the_row_named_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let owner = app.owner("owner@acme.example", "Acme").await;
+    let t = &owner.access;
     let r = app
         .post_as(
             "/api/v1/documents/qa",
@@ -876,7 +886,10 @@ async fn qa_pairs_are_found_by_their_question_and_carry_their_answer() {
         .json()
         .await
         .expect("json");
-    assert_eq!(listed["data"].as_array().expect("data").len(), 2);
+    assert!(
+        listed["data"].as_array().expect("data").is_empty(),
+        "{listed}"
+    );
 }
 
 #[tokio::test]
