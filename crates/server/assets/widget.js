@@ -61,17 +61,17 @@
       ":host{all:initial}" +
       "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}" +
       ".cl-bubble{position:fixed;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;" +
-      "background:var(--cl-color);color:#fff;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483646;display:flex;align-items:center;justify-content:center}" +
+      "background:var(--cl-color);color:var(--cl-ink);box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483646;display:flex;align-items:center;justify-content:center}" +
       ".cl-bubble:focus-visible,.cl-panel button:focus-visible,.cl-panel textarea:focus-visible{outline:3px solid #111;outline-offset:2px}" +
       ".cl-panel{position:fixed;bottom:88px;width:min(380px,calc(100vw - 32px));height:min(560px,calc(100vh - 120px));" +
       "background:#fff;color:#111;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden;z-index:2147483647}" +
       ".cl-panel[hidden]{display:none}" +
-      ".cl-head{background:var(--cl-color);color:#fff;padding:12px 14px;display:flex;align-items:center;justify-content:space-between}" +
+      ".cl-head{background:var(--cl-color);color:var(--cl-ink);padding:12px 14px;display:flex;align-items:center;justify-content:space-between}" +
       ".cl-head h2{margin:0;font-size:16px;font-weight:600}" +
-      ".cl-close{background:transparent;border:0;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}" +
+      ".cl-close{background:transparent;border:0;color:var(--cl-ink);font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}" +
       ".cl-log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:10px;font-size:14px;line-height:1.45}" +
       ".cl-msg{max-width:88%;padding:8px 11px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
-      ".cl-user{align-self:flex-end;background:var(--cl-color);color:#fff}" +
+      ".cl-user{align-self:flex-end;background:var(--cl-color);color:var(--cl-ink)}" +
       ".cl-assistant{align-self:flex-start;background:#f1f3f5}" +
       ".cl-assistant[data-state=error]{background:#fdecea;color:#8a1c12}" +
       ".cl-sources{margin:6px 0 0;padding-left:18px;font-size:12px;color:#444}" +
@@ -80,7 +80,7 @@
       ".cl-feedback button[aria-pressed=true]{background:#222;color:#fff;border-color:#222}" +
       ".cl-form{display:flex;gap:8px;padding:10px;border-top:1px solid #e5e5e5}" +
       ".cl-form textarea{flex:1;resize:none;height:42px;border:1px solid #ccc;border-radius:8px;padding:9px;font-size:14px;color:#111}" +
-      ".cl-form button{background:var(--cl-color);color:#fff;border:0;border-radius:8px;padding:0 14px;font-size:14px;cursor:pointer}" +
+      ".cl-form button{background:var(--cl-color);color:var(--cl-ink);border:0;border-radius:8px;padding:0 14px;font-size:14px;cursor:pointer}" +
       ".cl-form button:disabled{opacity:.6;cursor:default}" +
       ".cl-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
   });
@@ -117,7 +117,21 @@
     var s = position === "left" ? "left" : "right";
     [bubble, panel].forEach(function (n) { n.style[s] = "20px"; });
   }
-  host.style.setProperty("--cl-color", "#2563eb");
+  // The text on the tenant's colour: white or near-black, whichever contrasts more (WCAG
+  // relative luminance), so a light brand colour stays readable.
+  function setColor(hex) {
+    var c = /^#[0-9a-fA-F]{6}$/.test(hex) ? hex : "#2563eb";
+    var lum = [1, 3, 5].map(function (i) {
+      var v = parseInt(c.substr(i, 2), 16) / 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    var l = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2];
+    var onWhite = 1.05 / (l + 0.05);
+    var onDark = (l + 0.05) / (0.0056 + 0.05); // on #111
+    host.style.setProperty("--cl-color", c);
+    host.style.setProperty("--cl-ink", onWhite >= onDark ? "#fff" : "#111");
+  }
+  setColor("#2563eb");
   side("right");
 
   // ----- talking to the server ------------------------------------------------------------------
@@ -136,7 +150,7 @@
     .then(function (c) {
       config = c;
       if (!c) return;
-      host.style.setProperty("--cl-color", /^#[0-9a-fA-F]{6}$/.test(c.color) ? c.color : "#2563eb");
+      setColor(c.color);
       title.textContent = c.title;
       side(c.position);
     })

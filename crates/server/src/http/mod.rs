@@ -3,6 +3,7 @@
 //! from the handlers' annotations, so it cannot drift from the routes) and the docs page.
 
 pub mod api;
+pub mod assets;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -306,6 +307,7 @@ pub fn router(state: AppState) -> Router {
     let docs = docs::Docs::new(&spec);
     let settings = state.settings.clone();
     api.merge(docs.router())
+        .merge(assets::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

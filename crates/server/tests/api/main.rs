@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod api_keys;
+mod assets;
 mod auth;
 mod channels;
 mod chat;

@@ -108,6 +108,33 @@ async fn a_visitor_asks_in_the_widget_and_sees_the_streamed_cited_answer_in_chro
         "the greeting opens the chat"
     );
 
+    // The open widget with an answer passes axe-core's serious and critical rules.
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "{violations:#?}");
+    browser.screenshot("widget-answered").await;
+    // The check sees inside the widget's shadow root: a button planted there without a name
+    // is reported (then removed).
+    browser
+        .execute(
+            "var b = document.createElement('button'); b.id = 'planted'; \
+             document.getElementById('cortexlayer-widget').shadowRoot.appendChild(b);",
+            serde_json::json!([]),
+        )
+        .await;
+    let planted = browser.accessibility_violations().await;
+    assert!(
+        planted
+            .iter()
+            .any(|v| v.starts_with("button-name") && v.contains("planted")),
+        "{planted:#?}"
+    );
+    browser
+        .execute(
+            "document.getElementById('cortexlayer-widget').shadowRoot.getElementById('planted').remove();",
+            serde_json::json!([]),
+        )
+        .await;
+
     let helpful = browser
         .find(&root, ".cl-assistant:last-child .cl-feedback button")
         .await;
@@ -177,4 +204,64 @@ async fn a_visitor_asks_in_the_widget_and_sees_the_streamed_cited_answer_in_chro
     assert_eq!(browser.text(&pressed).await, "Helpful");
     browser.quit().await;
     assert!(!conversation.is_empty());
+}
+
+#[tokio::test]
+async fn a_light_brand_colour_keeps_the_widget_readable() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = app.owner("owner@acme.test", "Acme").await;
+    let html = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let page = spawn_page(html.clone()).await;
+    let r = app
+        .post_as(
+            "/api/v1/widget-keys",
+            &owner.access,
+            &serde_json::json!({
+                "name": "Shop",
+                "allowed_origins": [page],
+                "theme": { "color": "#ffd600", "title": "Questions?", "position": "left" }
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let key: Value = r.json().await.expect("json");
+    *html.lock().expect("lock") = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Acme shop</title></head>\
+         <body><h1>Acme shop</h1>\
+         <script src=\"{}/widget.js\" data-key=\"{}\" async></script></body></html>",
+        app.url(""),
+        key["public_key"].as_str().expect("key")
+    );
+
+    let browser = Browser::start().await;
+    browser.goto(&page).await;
+    let host = browser
+        .wait_for("#cortexlayer-widget", Duration::from_secs(20))
+        .await;
+    let root = browser.shadow(&host).await;
+    // The theme arrives with the configuration: wait for the title.
+    let start = std::time::Instant::now();
+    while browser
+        .text(&browser.find(&root, ".cl-head h2").await)
+        .await
+        != "Questions?"
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "no theme");
+        browser
+            .click(&browser.find(&root, ".cl-bubble").await)
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ink = browser
+        .execute(
+            "return getComputedStyle(document.getElementById('cortexlayer-widget') \
+             .shadowRoot.querySelector('.cl-head')).color;",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(ink, "rgb(17, 17, 17)", "dark text on the yellow header");
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "{violations:#?}");
+    browser.screenshot("widget-light-brand-colour").await;
+    browser.quit().await;
 }

@@ -240,6 +240,57 @@ impl Browser {
         v.as_str().map(str::to_owned)
     }
 
+    /// Runs `script` in the page (a function body; a returned promise is awaited) with `args`.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({ "script": script, "args": args }),
+        )
+        .await
+    }
+
+    /// Runs axe-core (vendored under `tests/vendor/`, never shipped) on the page as it is,
+    /// open shadow roots included, and returns its serious and critical violations as
+    /// `rule: the nodes' selectors` lines; empty when there are none.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        const AXE: &str = include_str!("../../vendor/axe-core-4.14.1/axe.min.js");
+        self.execute(&format!("{AXE}\nreturn true;"), json!([]))
+            .await;
+        let found = self
+            .execute(
+                "return axe.run(document, { resultTypes: ['violations'] }).then(r => \
+                 r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + \
+                 v.nodes.map(n => JSON.stringify(n.target)).join(', ')));",
+                json!([]),
+            )
+            .await;
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Saves a PNG of the viewport as `<name>.png` in the tests' output folder
+    /// (`target/tmp/screenshots/`, not committed) and returns its path.
+    pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        use base64::Engine;
+        let v = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("a base64 PNG"))
+            .expect("base64");
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write the screenshot");
+        path
+    }
+
     pub async fn quit(mut self) {
         let _ = self.http.delete(&self.base).send().await;
         let _ = self.driver.kill();
