@@ -90,9 +90,11 @@ pub fn message(page_id: &str, body: &[u8], now: i64) -> Result<Inbound, BodyErro
         provider_id,
         timestamp: now,
         content: if text.is_empty() {
-            InboundContent::Unsupported("empty".into())
+            InboundContent::Unsupported {
+                kind: "empty".into(),
+            }
         } else {
-            InboundContent::Text(text)
+            InboundContent::Text { text }
         },
     })
 }
@@ -110,7 +112,12 @@ mod tests {
         )
         .expect("message");
         assert_eq!((m.from.as_str(), m.asset_id.as_str()), ("4711", "1065"));
-        assert_eq!(m.content, InboundContent::Text("Where is my order?".into()));
+        assert_eq!(
+            m.content,
+            InboundContent::Text {
+                text: "Where is my order?".into()
+            }
+        );
         let again = message(
             "1065",
             br#"{"subscriber_id": 4711, "text": "Where is my order?"}"#,

@@ -154,7 +154,7 @@ fn whatsapp_change(value: &Value, out: &mut Vec<Event>) {
         };
         let kind = m["type"].as_str().unwrap_or("");
         let content = match kind {
-            "text" => text(&m["text"]["body"]).map(InboundContent::Text),
+            "text" => text(&m["text"]["body"]).map(|text| InboundContent::Text { text }),
             "button" => Some(InboundContent::Reply {
                 payload: text(&m["button"]["payload"]).unwrap_or_default(),
                 text: text(&m["button"]["text"]).unwrap_or_default(),
@@ -187,7 +187,9 @@ fn whatsapp_change(value: &Value, out: &mut Vec<Event>) {
             }),
             _ => None,
         }
-        .unwrap_or_else(|| InboundContent::Unsupported(kind.chars().take(32).collect()));
+        .unwrap_or_else(|| InboundContent::Unsupported {
+            kind: kind.chars().take(32).collect(),
+        });
         out.push(Event::Message(Inbound {
             channel: Channel::WhatsApp,
             asset_id: asset_id.clone(),
@@ -251,7 +253,7 @@ fn messaging(channel: Channel, entries: &[Value], out: &mut Vec<Event>) {
                         text: text(&message["text"]).unwrap_or_default(),
                     }
                 } else if let Some(t) = text(&message["text"]) {
-                    InboundContent::Text(t)
+                    InboundContent::Text { text: t }
                 } else if let Some(a) = message["attachments"].get(0) {
                     InboundContent::Media {
                         kind: text(&a["type"]).unwrap_or_else(|| "file".into()),
@@ -259,7 +261,9 @@ fn messaging(channel: Channel, entries: &[Value], out: &mut Vec<Event>) {
                         caption: None,
                     }
                 } else {
-                    InboundContent::Unsupported("message".into())
+                    InboundContent::Unsupported {
+                        kind: "message".into(),
+                    }
                 };
                 out.push(Event::Message(Inbound {
                     channel,
@@ -424,7 +428,9 @@ mod tests {
         assert_eq!(first.timestamp, 1_749_416_383);
         assert_eq!(
             first.content,
-            InboundContent::Text("Does it come in another color?".into())
+            InboundContent::Text {
+                text: "Does it come in another color?".into()
+            }
         );
         let Event::Message(reply) = &events[1] else {
             panic!("a message")
@@ -452,7 +458,9 @@ mod tests {
         };
         assert_eq!(
             reaction.content,
-            InboundContent::Unsupported("reaction".into())
+            InboundContent::Unsupported {
+                kind: "reaction".into()
+            }
         );
         assert_eq!(
             events[5],
@@ -494,7 +502,12 @@ mod tests {
             (Channel::Messenger, "1234567890", "6789012345")
         );
         assert_eq!(m.timestamp, 1_458_692_752, "milliseconds become seconds");
-        assert_eq!(m.content, InboundContent::Text("hello, world!".into()));
+        assert_eq!(
+            m.content,
+            InboundContent::Text {
+                text: "hello, world!".into()
+            }
+        );
         let Event::Message(q) = &events[1] else {
             panic!("a message")
         };
@@ -554,7 +567,12 @@ mod tests {
         let Event::Message(m) = &events[0] else {
             panic!("a message")
         };
-        assert_eq!(m.content, InboundContent::Text("é".repeat(MAX_TEXT_CHARS)));
+        assert_eq!(
+            m.content,
+            InboundContent::Text {
+                text: "é".repeat(MAX_TEXT_CHARS)
+            }
+        );
         let many: Vec<Value> = (0..1_500)
             .map(|i| json!({ "from": "1", "id": format!("wamid.{i}"), "type": "text", "text": { "body": "hi" } }))
             .collect();

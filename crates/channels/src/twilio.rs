@@ -148,9 +148,11 @@ pub fn message(form: &Form, now: i64) -> Result<Inbound, FormError> {
             caption: None,
         }
     } else if body.is_empty() {
-        InboundContent::Unsupported("empty".into())
+        InboundContent::Unsupported {
+            kind: "empty".into(),
+        }
     } else {
-        InboundContent::Text(cut(body))
+        InboundContent::Text { text: cut(body) }
     };
     Ok(Inbound {
         channel: Channel::WhatsApp,
@@ -253,7 +255,12 @@ mod tests {
             (m.asset_id.as_str(), m.from.as_str(), m.provider_id.as_str()),
             ("+14155238886", "+34600111222", "SM11")
         );
-        assert_eq!(m.content, InboundContent::Text("Where is my order?".into()));
+        assert_eq!(
+            m.content,
+            InboundContent::Text {
+                text: "Where is my order?".into()
+            }
+        );
         let media = Form::parse(
             b"MessageSid=MM2&NumMedia=1&MediaContentType0=image%2Fjpeg&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2F2010-04-01%2FAccounts%2FAC00%2FMessages%2FMM2%2FMedia%2FME1&Body=&To=whatsapp%3A%2B14155238886&From=whatsapp%3A%2B34600111222",
         )
@@ -307,7 +314,7 @@ mod tests {
         );
         let m = message(&Form::parse(long.as_bytes()).expect("form"), 0).expect("message");
         assert!(
-            matches!(m.content, InboundContent::Text(t) if t.chars().count() == MAX_TEXT_CHARS)
+            matches!(m.content, InboundContent::Text { text: t } if t.chars().count() == MAX_TEXT_CHARS)
         );
         // Broken percent-encoding and bare keys are read, not refused.
         assert!(Form::parse(b"%zz=%&&=&Body").is_ok());

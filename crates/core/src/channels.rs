@@ -86,9 +86,11 @@ pub struct SealedSecret {
 /// "text": …}`, `{"type": "media", "kind": …, "reference": …, "caption": …}`,
 /// `{"type": "unsupported", "kind": …}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(into = "StoredContent", from = "StoredContent")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum InboundContent {
-    Text(String),
+    Text {
+        text: String,
+    },
     /// A tapped quick reply or button: its payload (and the text shown).
     Reply {
         payload: String,
@@ -98,10 +100,13 @@ pub enum InboundContent {
     Media {
         kind: String,
         reference: String,
+        #[serde(default)]
         caption: Option<String>,
     },
-    /// Something this version does not read (reactions, orders, system messages…).
-    Unsupported(String),
+    /// Something this version does not read (reactions, orders, system messages…): its kind.
+    Unsupported {
+        kind: String,
+    },
 }
 
 impl InboundContent {
@@ -109,10 +114,10 @@ impl InboundContent {
     /// when it shows none). `None` for media and what is not read.
     pub fn text(&self) -> Option<&str> {
         match self {
-            Self::Text(t) => Some(t),
+            Self::Text { text } => Some(text),
             Self::Reply { payload, text } if text.is_empty() => Some(payload),
             Self::Reply { text, .. } => Some(text),
-            Self::Media { .. } | Self::Unsupported(_) => None,
+            Self::Media { .. } | Self::Unsupported { .. } => None,
         }
     }
 
@@ -125,66 +130,6 @@ impl InboundContent {
                 _ => format!("[{kind}]"),
             }),
             other => other.text().map(str::to_owned),
-        }
-    }
-}
-
-/// The stored shape of [`InboundContent`].
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum StoredContent {
-    Text {
-        text: String,
-    },
-    Reply {
-        payload: String,
-        text: String,
-    },
-    Media {
-        kind: String,
-        reference: String,
-        #[serde(default)]
-        caption: Option<String>,
-    },
-    Unsupported {
-        kind: String,
-    },
-}
-
-impl From<InboundContent> for StoredContent {
-    fn from(c: InboundContent) -> Self {
-        match c {
-            InboundContent::Text(text) => Self::Text { text },
-            InboundContent::Reply { payload, text } => Self::Reply { payload, text },
-            InboundContent::Media {
-                kind,
-                reference,
-                caption,
-            } => Self::Media {
-                kind,
-                reference,
-                caption,
-            },
-            InboundContent::Unsupported(kind) => Self::Unsupported { kind },
-        }
-    }
-}
-
-impl From<StoredContent> for InboundContent {
-    fn from(c: StoredContent) -> Self {
-        match c {
-            StoredContent::Text { text } => Self::Text(text),
-            StoredContent::Reply { payload, text } => Self::Reply { payload, text },
-            StoredContent::Media {
-                kind,
-                reference,
-                caption,
-            } => Self::Media {
-                kind,
-                reference,
-                caption,
-            },
-            StoredContent::Unsupported { kind } => Self::Unsupported(kind),
         }
     }
 }
@@ -298,7 +243,9 @@ mod tests {
         let stored = [
             (
                 json!({ "type": "text", "text": "Is it in stock?" }),
-                InboundContent::Text("Is it in stock?".into()),
+                InboundContent::Text {
+                    text: "Is it in stock?".into(),
+                },
             ),
             (
                 json!({ "type": "reply", "payload": "ORDER_STATUS", "text": "" }),
@@ -317,7 +264,9 @@ mod tests {
             ),
             (
                 json!({ "type": "unsupported", "kind": "reaction" }),
-                InboundContent::Unsupported("reaction".into()),
+                InboundContent::Unsupported {
+                    kind: "reaction".into(),
+                },
             ),
         ];
         for (json, content) in stored {
@@ -336,7 +285,10 @@ mod tests {
             payload: "HOURS".into(),
             text: text.into(),
         };
-        assert_eq!(InboundContent::Text("hi".into()).text(), Some("hi"));
+        assert_eq!(
+            InboundContent::Text { text: "hi".into() }.text(),
+            Some("hi")
+        );
         assert_eq!(reply("Opening hours").text(), Some("Opening hours"));
         assert_eq!(reply("").text(), Some("HOURS"));
         let photo = |caption: Option<&str>| InboundContent::Media {
@@ -352,7 +304,10 @@ mod tests {
         assert_eq!(photo(Some("")).for_a_person().as_deref(), Some("[image]"));
         assert_eq!(photo(None).for_a_person().as_deref(), Some("[image]"));
         assert_eq!(
-            InboundContent::Unsupported("reaction".into()).for_a_person(),
+            InboundContent::Unsupported {
+                kind: "reaction".into(),
+            }
+            .for_a_person(),
             None
         );
     }

@@ -18,7 +18,9 @@ pub(crate) fn inbound(
         connection_id: connection,
         provider_message_id: provider_id.to_owned(),
         customer: "16505551234".into(),
-        content: cortex_core::channels::InboundContent::Text("Does it come in red?".into()),
+        content: cortex_core::channels::InboundContent::Text {
+            text: "Does it come in red?".into(),
+        },
         sent_at: now(),
         received_at: now(),
         answered_at: None,

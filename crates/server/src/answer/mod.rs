@@ -1,5 +1,8 @@
-//! The answer engine: a customer's message in, a cited answer (or an honest "I don't know")
-//! out, stored with the context it was built from, what it cost and what the inbox must do.
+//! The answer engine: a customer's message, its conversation's history and the bot's settings
+//! in, a draft out — a cited answer or an honest "I don't know", with a typed outcome
+//! (`Answer`, `Abstain`, `Handoff { reason }`) that the inbox acts on ([`compose`]).
+//! [`ask`] wraps it for every channel: the message goes to its conversation, the draft is
+//! composed, and the turn is stored with its ledger lines and handoff event.
 //!
 //! For each message: greetings and small talk are answered at once; a request for a person is
 //! handed off; anything else is a question. A follow-up is rewritten into a standalone query
@@ -10,7 +13,9 @@
 //! answerer quotes the sources directly when no model is configured. Each answer sentence is
 //! checked against the sources it cites; unsupported claims lower the confidence.
 //!
-//! Depends on the core ports, `cortex-ai`'s extractive answerer and `tenancy`; never on axum.
+//! Depends on the core ports, `cortex-ai`'s extractive answerer, `tenancy`, `knowledge`'s
+//! search, `conversations` (where a turn goes and how it is stored) and `metering` (its
+//! ledger lines); never on axum.
 
 pub mod intents;
 pub mod models;
