@@ -60,7 +60,7 @@ impl AppState {
             Some(url) => {
                 Arc::new(SmtpMailer::new(url.expose(), &settings.smtp.from).context("SMTP_URL")?)
             }
-            None => Arc::new(LogMailer),
+            None => Arc::new(LogMailer::default()),
         };
         let k = &settings.knowledge;
         let blobs: Arc<dyn BlobStore> = if k.blob_store == "s3" {

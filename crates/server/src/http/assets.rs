@@ -1,5 +1,6 @@
-//! The web UI's static assets, compiled into the binary: third-party files vendored from the
-//! npm registry by exact version (`assets/vendor/<name>-<version>/`, each with its licence and
+//! The web UI's static assets, compiled into the binary: its own stylesheet and script
+//! (`assets/app.css`, `assets/app.js`) and third-party files vendored from the npm registry by
+//! exact version (`assets/vendor/<name>-<version>/`, each with its licence and
 //! a line in `SHA256SUMS`; `scripts/vendor-assets.sh` fetches and checks them).
 //!
 //! Each asset is served under a name carrying the first 12 hex digits of its SHA-256
@@ -19,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 
-/// The embedded assets: (logical name, bytes, content type).
+/// The embedded assets: (logical name, bytes, content type). The vendored ones first
+/// ([`VENDORED`] of them), whose bytes `SHA256SUMS` names.
 const FILES: &[(&str, &[u8], &str)] = &[
     (
         "htmx.min.js",
@@ -36,7 +38,13 @@ const FILES: &[(&str, &[u8], &str)] = &[
         include_bytes!("../../assets/vendor/uplot-1.6.32/uPlot.min.css"),
         CSS,
     ),
+    ("app.css", include_bytes!("../../assets/app.css"), CSS),
+    ("app.js", include_bytes!("../../assets/app.js"), JS),
 ];
+
+/// How many of [`FILES`] are vendored.
+#[cfg(test)]
+const VENDORED: usize = 3;
 
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -160,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_embedded_files_are_the_vendored_ones_their_checksums_name() {
-        for (name, bytes, _) in FILES {
+        for (name, bytes, _) in &FILES[..VENDORED] {
             let digest = hex::encode(Sha256::digest(bytes));
             let line = SUMS
                 .lines()

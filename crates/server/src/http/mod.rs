@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -308,6 +309,7 @@ pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     api.merge(docs.router())
         .merge(assets::router())
+        .merge(dashboard::router())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

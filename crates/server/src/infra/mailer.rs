@@ -1,6 +1,7 @@
 //! Outgoing email. Over SMTP when `SMTP_URL` is set; otherwise, in development only, the mail
-//! is written to the log so a developer can read the code. The log line names the kind of mail
-//! and the user id, never the recipient's address.
+//! is written to the log so a developer can read the code, and kept in a small in-memory
+//! mailbox that the development mail page (`GET /dev/mail`, loopback only) shows. The log line
+//! names the kind of mail and the user id, never the recipient's address.
 
 use std::time::Duration;
 
@@ -24,14 +25,50 @@ pub struct Mail {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: Mail) -> anyhow::Result<()>;
+
+    /// The mails this mailer kept instead of sending, newest first: only the development
+    /// mailer keeps any.
+    fn kept(&self) -> Option<Vec<KeptMail>> {
+        None
+    }
 }
 
-/// Development: logs the mail instead of sending it.
-pub struct LogMailer;
+/// A mail the development mailer kept, with when.
+#[derive(Clone, Debug)]
+pub struct KeptMail {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub mail: Mail,
+}
+
+/// Development: logs the mail instead of sending it, and keeps the latest
+/// [`LogMailer::KEPT`] for the development mail page.
+#[derive(Default)]
+pub struct LogMailer {
+    kept: std::sync::Mutex<std::collections::VecDeque<KeptMail>>,
+}
+
+impl LogMailer {
+    pub const KEPT: usize = 50;
+}
 
 #[async_trait]
 impl Mailer for LogMailer {
+    fn kept(&self) -> Option<Vec<KeptMail>> {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        Some(kept.iter().rev().cloned().collect())
+    }
+
     async fn send(&self, mail: Mail) -> anyhow::Result<()> {
+        {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() == Self::KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(KeptMail {
+                at: chrono::Utc::now(),
+                mail: mail.clone(),
+            });
+        }
         tracing::info!(
             mail.kind = mail.kind,
             mail.about = %mail.about,

@@ -9,6 +9,8 @@ mod assets;
 mod auth;
 mod channels;
 mod chat;
+mod dashboard;
+mod dashboard_browser;
 mod documents;
 mod eval;
 mod http_basics;
