@@ -37,7 +37,7 @@ use cortex_search::lexical::Analyzer;
 
 use crate::app::AppState;
 use crate::conversations::turns::{self, Destination, Opened};
-pub use crate::conversations::{Customer, MAX_MESSAGE_CHARS};
+use crate::conversations::{Customer, MAX_MESSAGE_CHARS};
 use crate::knowledge::search::{self, Candidate, source_text};
 use crate::metering::{self, TokenUse};
 use crate::tenancy::Action;

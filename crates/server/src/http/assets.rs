@@ -59,14 +59,14 @@ const LICENSES: &str = concat!(
 );
 
 /// One asset with its content-hashed file name.
-pub struct Asset {
-    pub name: &'static str,
+struct Asset {
+    name: &'static str,
     /// `stem.<hash>.ext`: what `/assets/` serves it under.
-    pub file: String,
+    file: String,
     /// The quoted hash, for `ETag`.
     etag: String,
-    pub bytes: &'static [u8],
-    pub content_type: &'static str,
+    bytes: &'static [u8],
+    content_type: &'static str,
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
@@ -86,11 +86,6 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
         })
         .collect()
 });
-
-/// Every embedded asset.
-pub fn all() -> &'static [Asset] {
-    &ASSETS
-}
 
 /// The address pages link an asset by: `/assets/<stem>.<hash>.<ext>`. `None` for a name that
 /// is not embedded.
@@ -184,7 +179,7 @@ mod tests {
         assert_eq!(htmx, "/assets/htmx.min.d6fdc75f204e.js");
         assert!(url("uPlot.min.css").is_some_and(|u| u.ends_with(".css")));
         assert_eq!(url("jquery.js"), None);
-        let mut files: Vec<&str> = all().iter().map(|a| a.file.as_str()).collect();
+        let mut files: Vec<&str> = ASSETS.iter().map(|a| a.file.as_str()).collect();
         files.sort_unstable();
         files.dedup();
         assert_eq!(files.len(), FILES.len(), "file names are distinct");

@@ -7,7 +7,7 @@ use crate::helpers::spawn_app;
 async fn assets_are_served_under_their_content_hash_and_cached_for_good() {
     let app = spawn_app().await;
     let path = cortexlayer_server::http::assets::url("htmx.min.js").expect("htmx is embedded");
-    let r = app.client.get(app.url(&path)).send().await.expect("get");
+    let r = app.get(&path).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-type"],
@@ -39,27 +39,17 @@ async fn assets_are_served_under_their_content_hash_and_cached_for_good() {
     assert!(r.bytes().await.expect("body").is_empty());
 
     // A page of an older build names another hash: not found, never other bytes.
-    let r = app
-        .client
-        .get(app.url("/assets/htmx.min.000000000000.js"))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/assets/htmx.min.000000000000.js").await;
     assert_eq!(
         crate::helpers::error_code(r).await,
         (404, "route_not_found".to_owned())
     );
 
     let css = cortexlayer_server::http::assets::url("uPlot.min.css").expect("uPlot css");
-    let r = app.client.get(app.url(&css)).send().await.expect("get");
+    let r = app.get(&css).await;
     assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
 
-    let r = app
-        .client
-        .get(app.url("/assets/licenses.txt"))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/assets/licenses.txt").await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.expect("text");
     assert!(text.contains("htmx 2.0.11") && text.contains("Zero-Clause BSD"));

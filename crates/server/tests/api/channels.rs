@@ -448,21 +448,15 @@ async fn a_whatsapp_message_is_answered_once_however_often_meta_delivers_it() {
 
     // The handshake.
     let r = app
-        .client
-        .get(app.url(
+        .get(
             "/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444",
-        ))
-        .send()
-        .await
-        .expect("get");
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("text"), "1158201444");
     let r = app
-        .client
-        .get(app.url("/webhooks/meta?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"))
-        .send()
-        .await
-        .expect("get");
+        .get("/webhooks/meta?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1")
+        .await;
     assert_eq!(r.status(), 403);
 
     let post = |body: Vec<u8>, signature: String| {
@@ -1204,7 +1198,7 @@ async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_show
 
     // The status page, for the person (HTML) and for machines (JSON).
     let path = url.trim_start_matches(&app.state.settings.app_url);
-    let page = app.client.get(app.url(path)).send().await.expect("get");
+    let page = app.get(path).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert!(html.contains(code) && html.contains("completed"), "{html}");
@@ -1227,12 +1221,7 @@ async fn metas_data_deletion_callback_deletes_the_persons_conversations_and_show
         ),
         (&json!("completed"), &json!(1), &json!(1))
     );
-    let r = app
-        .client
-        .get(app.url("/data-deletion/AAAAAAAAAAAAAAAAAAAA"))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/data-deletion/AAAAAAAAAAAAAAAAAAAA").await;
     assert_eq!(error_code(r).await, (404, "not_found".to_owned()));
 }
 

@@ -6,23 +6,13 @@ use crate::helpers::{error_code, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn without_smtp_a_developer_reads_the_verification_code_in_the_development_mailbox() {
     let app = spawn_app_with(|s| s.smtp.url = None).await;
-    let r = app
-        .client
-        .get(app.url("/dev/mail"))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/dev/mail").await;
     assert_eq!(r.status(), 200);
     let empty = r.text().await.expect("html");
     assert!(empty.contains("No mail yet"), "{empty}");
 
     assert_eq!(app.signup("ana@acme.test", "Acme").await.status(), 202);
-    let r = app
-        .client
-        .get(app.url("/dev/mail"))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/dev/mail").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
     let csp = r.headers()["content-security-policy"]
@@ -53,12 +43,7 @@ async fn the_development_mailbox_exists_only_without_smtp_and_only_for_this_mach
     // With SMTP the mails are sent: there is no mailbox.
     let app = spawn_app().await;
     assert_eq!(app.signup("ana@acme.test", "Acme").await.status(), 202);
-    let r = app
-        .client
-        .get(app.url("/dev/mail"))
-        .send()
-        .await
-        .expect("get");
+    let r = app.get("/dev/mail").await;
     assert_eq!(error_code(r).await, (404, "route_not_found".to_owned()));
 
     // Through a proxy on this machine (the request was forwarded): not for this machine.

@@ -26,6 +26,15 @@ async fn spawn_page(html: std::sync::Arc<std::sync::Mutex<String>>) -> String {
     format!("http://{addr}")
 }
 
+/// The tenant's shop page: a heading and the widget's one tag for `key`, served by `server`.
+fn shop_page(server: &str, key: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Acme shop</title></head>\
+         <body><h1>Acme shop</h1>\
+         <script src=\"{server}/widget.js\" data-key=\"{key}\" async></script></body></html>"
+    )
+}
+
 #[tokio::test]
 async fn a_visitor_asks_in_the_widget_and_sees_the_streamed_cited_answer_in_chromium() {
     let app = crate::helpers::spawn_app().await;
@@ -35,12 +44,7 @@ async fn a_visitor_asks_in_the_widget_and_sees_the_streamed_cited_answer_in_chro
     let page = spawn_page(html.clone()).await;
     let key = widget_key(&app, &owner.access, &[&page]).await;
     let public = key["public_key"].as_str().expect("key");
-    *html.lock().expect("lock") = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Acme shop</title></head>\
-         <body><h1>Acme shop</h1>\
-         <script src=\"{}/widget.js\" data-key=\"{public}\" async></script></body></html>",
-        app.url("")
-    );
+    *html.lock().expect("lock") = shop_page(&app.url(""), public);
 
     let browser = Browser::start().await;
     browser.goto(&page).await;
@@ -225,13 +229,7 @@ async fn a_light_brand_colour_keeps_the_widget_readable() {
         .await;
     assert_eq!(r.status(), 201);
     let key: Value = r.json().await.expect("json");
-    *html.lock().expect("lock") = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Acme shop</title></head>\
-         <body><h1>Acme shop</h1>\
-         <script src=\"{}/widget.js\" data-key=\"{}\" async></script></body></html>",
-        app.url(""),
-        key["public_key"].as_str().expect("key")
-    );
+    *html.lock().expect("lock") = shop_page(&app.url(""), key["public_key"].as_str().expect("key"));
 
     let browser = Browser::start().await;
     browser.goto(&page).await;

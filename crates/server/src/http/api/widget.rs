@@ -20,8 +20,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::chat::{json_event, sse_response, stream_answer, wants_stream};
-use crate::answer::{self, Answer, Customer, Question};
+use crate::answer::{self, Answer, Question};
 use crate::app::AppState;
+use crate::conversations::Customer;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ApiQuery, Auth, ClientIp, parse_json_bytes, path_id};
 use crate::widget::{self, KeyChange, NewKey, Visit};

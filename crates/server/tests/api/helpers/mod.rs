@@ -292,6 +292,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET` without credentials, as a browser or a provider would.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get_as(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))

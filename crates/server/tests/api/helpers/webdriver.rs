@@ -255,8 +255,15 @@ impl Browser {
     /// `rule: the nodes' selectors` lines; empty when there are none.
     pub async fn accessibility_violations(&self) -> Vec<String> {
         const AXE: &str = include_str!("../../vendor/axe-core-4.14.1/axe.min.js");
-        self.execute(&format!("{AXE}\nreturn true;"), json!([]))
-            .await;
+        // Sent once per page: checking again after a click reuses it.
+        if self
+            .execute("return typeof axe === 'undefined';", json!([]))
+            .await
+            == json!(true)
+        {
+            self.execute(&format!("{AXE}\nreturn true;"), json!([]))
+                .await;
+        }
         let found = self
             .execute(
                 "return axe.run(document, { resultTypes: ['violations'] }).then(r => \
