@@ -54,6 +54,12 @@ pub mod action {
     pub const TENANT_PLAN_CHANGED: &str = "tenant.plan_changed";
     pub const LOGIN_FAILURE_BURST: &str = "auth.login_failure_burst";
     pub const REFRESH_TOKEN_REUSED: &str = "auth.refresh_token_reused";
+    /// A member set a new password with an emailed reset; every session was signed out.
+    pub const PASSWORD_RESET: &str = "auth.password_reset";
+    /// A member changed their password in the dashboard; every other session was signed out.
+    pub const PASSWORD_CHANGED: &str = "auth.password_changed";
+    /// A member signed out of every session.
+    pub const SESSIONS_REVOKED: &str = "auth.sessions_revoked";
     pub const MEMBER_INVITED: &str = "member.invited";
     pub const MEMBER_JOINED: &str = "member.joined";
     pub const MEMBER_ROLE_CHANGED: &str = "member.role_changed";

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ApiKeyId, PlatformAdminId, RefreshTokenId, TenantId, TokenFamilyId, UserId};
+use crate::ids::{
+    ApiKeyId, PasswordResetId, PlatformAdminId, RefreshTokenId, TenantId, TokenFamilyId, UserId,
+};
 use crate::tenancy::{Email, UnknownVariant};
 
 /// What an API key may do. Keys get the narrowest set their integration needs.
@@ -111,6 +113,39 @@ pub struct NewRefreshToken {
     pub id: RefreshTokenId,
     pub user_id: UserId,
     pub family_id: TokenFamilyId,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A signed-in session as its member sees it: one refresh-token family with a live token
+/// (a browser's cookie or an API client's refresh token).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSummary {
+    pub family_id: TokenFamilyId,
+    /// When the member signed in.
+    pub started_at: DateTime<Utc>,
+    /// When its newest token was issued (sign-in or the latest refresh).
+    pub refreshed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A password reset mailed to a member: single use, short-lived, stored as the token's hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PasswordReset {
+    pub id: PasswordResetId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewPasswordReset {
+    pub id: PasswordResetId,
+    pub user_id: UserId,
     pub token_hash: String,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

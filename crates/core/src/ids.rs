@@ -81,6 +81,10 @@ id_type!(
     TokenFamilyId
 );
 id_type!(
+    /// One emailed password reset.
+    PasswordResetId
+);
+id_type!(
     /// One entry of the audit log.
     AuditEventId
 );

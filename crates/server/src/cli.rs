@@ -562,12 +562,25 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     // A closed stdout (a supervisor that stopped reading) must not take the server down, so
     // these lines ignore write errors instead of panicking like println! would.
-    let banner = format!(
-        "CortexLayer is running on http://{addr}\n  API:      http://{addr}/api/v1\n  API docs: http://{addr}/docs  (OpenAPI: http://{addr}/openapi.json)\n  Database: {}\n  Embeddings: {} ({} workers)\n",
+    // The address to open: a wildcard bind is reached on this machine through loopback.
+    let open = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let mut banner = format!(
+        "CortexLayer is running. Open the dashboard: http://{open}/\n  API docs: http://{open}/docs  (OpenAPI: http://{open}/openapi.json; the API is under /api/v1)\n  Database: {}\n  Embeddings: {} ({} workers)\n",
         state.store.backend(),
         state.embedder.model(),
         state.settings.knowledge.workers
     );
+    if state.settings.env == crate::config::Environment::Development
+        && state.mailer.kept().is_some()
+    {
+        banner.push_str(&format!(
+            "  No SMTP_URL: mails (sign-up codes, invitations) are kept at http://{open}/dev/mail\n"
+        ));
+    }
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

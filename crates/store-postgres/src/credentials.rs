@@ -6,10 +6,12 @@ use cortex_core::StoreError;
 use cortex_core::audit::NewAuditEvent;
 use cortex_core::channels::SealedSecret;
 use cortex_core::credentials::{
-    ApiKey, ApiScope, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken,
+    ApiKey, ApiScope, NewApiKey, NewPasswordReset, NewRefreshToken, PasswordReset, PlatformAdmin,
+    RefreshToken, SessionSummary,
 };
 use cortex_core::ids::{
-    ApiKeyId, ChannelConnectionId, PlatformAdminId, TenantId, TokenFamilyId, UserId,
+    ApiKeyId, ChannelConnectionId, PasswordResetId, PlatformAdminId, TenantId, TokenFamilyId,
+    UserId,
 };
 use cortex_core::store::{CredentialStore, RefreshUse, Result, conflict};
 use cortex_core::tenancy::Email;
@@ -29,6 +31,18 @@ fn refresh_from(row: &PgRow) -> Result<RefreshToken> {
         expires_at: row.try_get("expires_at").map_err(db)?,
         used_at: row.try_get("used_at").map_err(db)?,
         revoked_at: row.try_get("revoked_at").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn reset_from(row: &PgRow) -> Result<PasswordReset> {
+    Ok(PasswordReset {
+        id: PasswordResetId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        user_id: UserId(row.try_get("user_id").map_err(db)?),
+        token_hash: row.try_get("token_hash").map_err(db)?,
+        expires_at: row.try_get("expires_at").map_err(db)?,
+        used_at: row.try_get("used_at").map_err(db)?,
         created_at: row.try_get("created_at").map_err(db)?,
     })
 }
@@ -141,6 +155,135 @@ impl CredentialStore for PgStore {
         .await
         .map_err(db)?;
         Ok(done.rows_affected())
+    }
+
+    async fn revoke_user_tokens(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3
+             WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionSummary>> {
+        let rows = sqlx::query(
+            "SELECT family_id, MIN(created_at) AS started_at, MAX(created_at) AS refreshed_at,
+                    MAX(expires_at) AS expires_at
+             FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2
+             GROUP BY family_id
+             HAVING bool_or(used_at IS NULL AND revoked_at IS NULL AND expires_at > $3)
+             ORDER BY refreshed_at DESC, family_id",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionSummary {
+                    family_id: TokenFamilyId(row.try_get("family_id").map_err(db)?),
+                    started_at: row.try_get("started_at").map_err(db)?,
+                    refreshed_at: row.try_get("refreshed_at").map_err(db)?,
+                    expires_at: row.try_get("expires_at").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_password_reset(&self, tenant: TenantId, r: NewPasswordReset) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO password_resets (id, tenant_id, user_id, token_hash, expires_at, created_at)
+             SELECT $2, $1, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $3)",
+        )
+        .bind(tenant.0)
+        .bind(r.id.0)
+        .bind(r.user_id.0)
+        .bind(&r.token_hash)
+        .bind(r.expires_at)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)
+        .and_then(|r| if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) })
+    }
+
+    async fn find_password_reset(&self, token_hash: &str) -> Result<Option<PasswordReset>> {
+        let row = sqlx::query("SELECT * FROM password_resets WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(reset_from).transpose()
+    }
+
+    async fn complete_password_reset(
+        &self,
+        tenant: TenantId,
+        reset: PasswordResetId,
+        password_hash: &str,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let used = sqlx::query(
+            "UPDATE password_resets SET used_at = $3
+             WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND expires_at > $3
+             RETURNING user_id",
+        )
+        .bind(tenant.0)
+        .bind(reset.0)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound)?;
+        let user: Uuid = used.try_get("user_id").map_err(db)?;
+        set_password(&mut tx, tenant, UserId(user), password_hash, None, at).await?;
+        sqlx::query(
+            "UPDATE password_resets SET used_at = $3
+             WHERE tenant_id = $1 AND user_id = $2 AND used_at IS NULL",
+        )
+        .bind(tenant.0)
+        .bind(user)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn change_password(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<TokenFamilyId>,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        set_password(&mut tx, tenant, user, password_hash, keep, at).await?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn create_api_key(
@@ -309,4 +452,39 @@ impl CredentialStore for PgStore {
         .map_err(db)?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Sets a member's password hash and revokes their tokens outside `keep`; `NotFound` if the
+/// member is not in the tenant.
+async fn set_password(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tenant: TenantId,
+    user: UserId,
+    password_hash: &str,
+    keep: Option<TokenFamilyId>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(password_hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $3
+         WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL
+           AND ($4::uuid IS NULL OR family_id <> $4)",
+    )
+    .bind(tenant.0)
+    .bind(user.0)
+    .bind(at)
+    .bind(keep.map(|f| f.0))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
 }

@@ -6,8 +6,14 @@ use chrono::{DateTime, Utc};
 use super::{RefreshUse, Result};
 use crate::audit::NewAuditEvent;
 use crate::channels::SealedSecret;
-use crate::credentials::{ApiKey, NewApiKey, NewRefreshToken, PlatformAdmin, RefreshToken};
-use crate::ids::{ApiKeyId, ChannelConnectionId, PlatformAdminId, TenantId, TokenFamilyId};
+use crate::credentials::{
+    ApiKey, NewApiKey, NewPasswordReset, NewRefreshToken, PasswordReset, PlatformAdmin,
+    RefreshToken, SessionSummary,
+};
+use crate::ids::{
+    ApiKeyId, ChannelConnectionId, PasswordResetId, PlatformAdminId, TenantId, TokenFamilyId,
+    UserId,
+};
 use crate::tenancy::Email;
 
 #[async_trait]
@@ -33,6 +39,55 @@ pub trait CredentialStore: Send + Sync {
         family: TokenFamilyId,
         at: DateTime<Utc>,
     ) -> Result<u64>;
+
+    /// Revokes every live token of the member (every session); returns how many were live.
+    async fn revoke_user_tokens(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// The member's sessions: each token family with a token neither used, revoked nor
+    /// expired at `now`, most recently refreshed first.
+    async fn list_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SessionSummary>>;
+
+    /// `NotFound` if the member is not in the tenant.
+    async fn insert_password_reset(&self, tenant: TenantId, reset: NewPasswordReset) -> Result<()>;
+
+    /// Credential lookup by the reset token's hash (used and expired ones are returned too;
+    /// the caller refuses them).
+    async fn find_password_reset(&self, token_hash: &str) -> Result<Option<PasswordReset>>;
+
+    /// In one transaction: uses the reset if it is still unused and not expired at `at`
+    /// (`NotFound` otherwise: of concurrent uses exactly one wins), sets the member's
+    /// password hash, uses up the member's other resets, revokes every token of the member
+    /// and writes `audit`.
+    async fn complete_password_reset(
+        &self,
+        tenant: TenantId,
+        reset: PasswordResetId,
+        password_hash: &str,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()>;
+
+    /// In one transaction: sets the member's password hash, revokes every token of the member
+    /// outside the family `keep` (the session that changed it) and writes `audit`.
+    async fn change_password(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<TokenFamilyId>,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<()>;
 
     async fn create_api_key(
         &self,

@@ -26,6 +26,7 @@ pub enum ErrorCode {
     BotDisabled,
     ChannelNotVerified,
     ChannelTaken,
+    CsrfFailed,
     DocumentLimitReached,
     EmailNotVerified,
     EmailTaken,
@@ -40,6 +41,7 @@ pub enum ErrorCode {
     InvalidPayload,
     InvalidQuery,
     InvalidRefreshToken,
+    InvalidResetToken,
     InvalidSignature,
     InvalidState,
     InvalidWidgetKey,
@@ -65,11 +67,12 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 42] = [
         Self::AlreadyRevoked,
         Self::BotDisabled,
         Self::ChannelNotVerified,
         Self::ChannelTaken,
+        Self::CsrfFailed,
         Self::DocumentLimitReached,
         Self::EmailNotVerified,
         Self::EmailTaken,
@@ -84,6 +87,7 @@ impl ErrorCode {
         Self::InvalidPayload,
         Self::InvalidQuery,
         Self::InvalidRefreshToken,
+        Self::InvalidResetToken,
         Self::InvalidSignature,
         Self::InvalidState,
         Self::InvalidWidgetKey,
@@ -123,6 +127,8 @@ impl ErrorCode {
             Self::InternalError => "internal_error",
             Self::InvalidBody => "invalid_body",
             Self::InvalidCode => "invalid_code",
+            Self::InvalidResetToken => "invalid_reset_token",
+            Self::CsrfFailed => "csrf_failed",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidJson => "invalid_json",
             Self::InvalidMultipart => "invalid_multipart",
@@ -258,6 +264,9 @@ impl From<TenancyError> for ApiError {
             }
             TenancyError::RefreshTokenReused => {
                 Self::new(S::UNAUTHORIZED, ErrorCode::RefreshTokenReused, message)
+            }
+            TenancyError::InvalidResetToken => {
+                Self::new(S::BAD_REQUEST, ErrorCode::InvalidResetToken, message)
             }
             TenancyError::InvitationInvalid => {
                 Self::new(S::BAD_REQUEST, ErrorCode::InvitationInvalid, message)

@@ -78,6 +78,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::auth::signup))
         .routes(routes!(api::auth::verify_email))
         .routes(routes!(api::auth::resend_verification))
+        .routes(routes!(api::auth::request_password_reset))
+        .routes(routes!(api::auth::reset_password))
         .routes(routes!(api::auth::login))
         .routes(routes!(api::auth::refresh))
         .routes(routes!(api::auth::logout))
@@ -85,6 +87,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::auth::admin_login))
         .routes(routes!(api::tenant::get_tenant))
         .routes(routes!(api::tenant::get_me))
+        .routes(routes!(api::tenant::change_password))
+        .routes(routes!(
+            api::tenant::list_sessions,
+            api::tenant::sign_out_everywhere
+        ))
         .routes(routes!(api::tenant::list_audit_events))
         .routes(routes!(api::members::list_members))
         .routes(routes!(

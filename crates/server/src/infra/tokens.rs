@@ -37,6 +37,7 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     code_key: Vec<u8>,
+    csrf_key: Vec<u8>,
 }
 
 impl TokenKeys {
@@ -54,6 +55,7 @@ impl TokenKeys {
                 [b"verification-code:".as_slice(), secret.as_bytes()].concat(),
             )
             .to_vec(),
+            csrf_key: Sha256::digest([b"csrf:".as_slice(), secret.as_bytes()].concat()).to_vec(),
         }
     }
 
@@ -97,6 +99,18 @@ impl TokenKeys {
         mac.update(b":");
         mac.update(code.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl TokenKeys {
+    /// The CSRF token of a browser: an HMAC of what binds it (the session, or before signing
+    /// in the browser's own random cookie), so it cannot be made without the server's key
+    /// and does not work for another browser.
+    pub fn csrf_token(&self, binding: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.csrf_key).expect("HMAC takes keys of any length");
+        mac.update(binding.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 }
 

@@ -8,7 +8,9 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod operators;
+pub mod passwords;
 pub mod permissions;
+pub mod sessions;
 pub mod team;
 
 use chrono::Utc;
@@ -44,6 +46,8 @@ pub enum TenancyError {
     InvalidRefreshToken,
     #[error("the refresh token was already used; every session of this login has been revoked")]
     RefreshTokenReused,
+    #[error("the password reset link is invalid, expired or already used")]
+    InvalidResetToken,
     #[error("the invitation is invalid, expired or already used")]
     InvitationInvalid,
     #[error("an account with this email address already exists")]

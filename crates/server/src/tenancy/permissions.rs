@@ -49,10 +49,12 @@ pub enum Action {
     ReadAuditLog,
     /// The signed-in member's own profile.
     ReadOwnProfile,
+    /// The signed-in member's own password and sessions.
+    ManageOwnAccount,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Self::ReadKnowledge,
         Self::WriteKnowledge,
         Self::Chat,
@@ -70,6 +72,7 @@ impl Action {
         Self::ManageApiKeys,
         Self::ReadAuditLog,
         Self::ReadOwnProfile,
+        Self::ManageOwnAccount,
     ];
 
     /// Whether it changes how the tenant is set up (everything but using the bot and
@@ -166,6 +169,7 @@ const fn rule(action: Action) -> Rule {
         ManageApiKeys => members(Role::Admin),
         ReadAuditLog => members(Role::Admin),
         ReadOwnProfile => members(Role::Agent),
+        ManageOwnAccount => members(Role::Agent),
     }
 }
 
@@ -282,6 +286,7 @@ mod tests {
                 "ManageApiKeys YY.......",
                 "ReadAuditLog YY.......",
                 "ReadOwnProfile YYY......",
+                "ManageOwnAccount YYY......",
             ]
         );
     }

@@ -54,3 +54,162 @@ async fn the_development_mailbox_reads_well_in_both_themes_and_remembers_the_cho
     assert_eq!(theme().await, "dark");
     browser.quit().await;
 }
+
+/// Waits until the page's heading reads `text` (a navigation finished).
+async fn wait_for_heading(browser: &Browser, text: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let h1 = browser
+            .execute(
+                "var h = document.querySelector('h1'); return h ? h.textContent.trim() : '';",
+                json!([]),
+            )
+            .await;
+        if h1 == text {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the heading is {h1}, not {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks the page with axe-core in the light and the dark theme and screenshots each.
+async fn check_both_themes(browser: &Browser, name: &str) {
+    for theme in ["light", "dark"] {
+        browser
+            .execute(
+                "document.documentElement.dataset.theme = arguments[0]; return getComputedStyle(document.documentElement).colorScheme;",
+                json!([theme]),
+            )
+            .await;
+        let violations = browser.accessibility_violations().await;
+        assert!(violations.is_empty(), "{name}, {theme}: {violations:#?}");
+        browser.screenshot(&format!("{name}-{theme}")).await;
+    }
+}
+
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    let field = browser.wait_for(css, Duration::from_secs(5)).await;
+    browser.type_text(&field, text).await;
+}
+
+/// Sends the page's form (its main button).
+async fn submit(browser: &Browser) {
+    let button = browser
+        .wait_for(
+            "main button[type=submit].button:not(.button-quiet)",
+            Duration::from_secs(5),
+        )
+        .await;
+    browser.click(&button).await;
+}
+
+#[tokio::test]
+async fn a_newcomer_signs_up_reads_the_code_in_the_mailbox_and_lands_on_the_overview() {
+    let app = spawn_app_with(|s| {
+        s.smtp.url = None;
+        s.app_url = "http://127.0.0.1:8080".into();
+    })
+    .await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("/")).await;
+    wait_for_heading(&browser, "Sign in").await;
+    check_both_themes(&browser, "sign-in").await;
+
+    let link = browser
+        .wait_for("a[href='/sign-up']", Duration::from_secs(5))
+        .await;
+    browser.click(&link).await;
+    wait_for_heading(&browser, "Create your account").await;
+    check_both_themes(&browser, "sign-up").await;
+    fill(&browser, "#f-company_name", "Acme Outdoor").await;
+    fill(&browser, "#f-name", "Ana").await;
+    fill(&browser, "#f-email", "ana@acme.test").await;
+    fill(&browser, "#f-password", "short").await;
+    submit(&browser).await;
+    // The weak password is named next to its field.
+    let error = browser
+        .wait_for("#f-password-error", Duration::from_secs(20))
+        .await;
+    assert!(
+        browser.text(&error).await.contains("12"),
+        "the rule is said"
+    );
+    check_both_themes(&browser, "sign-up-error").await;
+    fill(&browser, "#f-password", crate::helpers::PASSWORD).await;
+    submit(&browser).await;
+    wait_for_heading(&browser, "Confirm your email").await;
+    browser
+        .wait_for("a[href='/dev/mail']", Duration::from_secs(5))
+        .await;
+    check_both_themes(&browser, "verify").await;
+
+    // The code is read in the development mailbox, as a newcomer would.
+    browser.goto(&app.url("/dev/mail")).await;
+    let mail = browser.wait_for(".mail pre", Duration::from_secs(20)).await;
+    let code = crate::helpers::code_in(&browser.text(&mail).await).expect("code");
+    browser
+        .goto(&app.url("/verify?email=ana%40acme.test"))
+        .await;
+    wait_for_heading(&browser, "Confirm your email").await;
+    assert_eq!(
+        browser
+            .execute(
+                "return document.querySelector('#f-email').value;",
+                json!([])
+            )
+            .await,
+        "ana@acme.test",
+        "the address comes filled in"
+    );
+    fill(&browser, "#f-code", &code).await;
+    fill(&browser, "#f-password", crate::helpers::PASSWORD).await;
+    submit(&browser).await;
+    wait_for_heading(&browser, "Overview").await;
+    let body = browser
+        .execute("return document.body.innerText;", json!([]))
+        .await;
+    let body = body.as_str().unwrap_or_default();
+    assert!(
+        body.contains("Acme Outdoor") && body.contains("0 of 5 done"),
+        "{body}"
+    );
+    let current = browser
+        .wait_for("nav a[aria-current=page]", Duration::from_secs(5))
+        .await;
+    assert_eq!(browser.text(&current).await, "Overview");
+    check_both_themes(&browser, "overview").await;
+
+    browser.goto(&app.url("/settings")).await;
+    wait_for_heading(&browser, "Settings").await;
+    check_both_themes(&browser, "settings").await;
+
+    // The layout holds on a phone 375 px wide: nothing scrolls sideways.
+    browser.resize(375, 812).await;
+    browser.goto(&app.url("/overview")).await;
+    wait_for_heading(&browser, "Overview").await;
+    let fits = browser
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(fits, true, "no sideways scrolling at 375 px");
+    check_both_themes(&browser, "overview-phone").await;
+    browser.resize(1280, 900).await;
+
+    let sign_out = browser
+        .wait_for("form[action='/sign-out'] button", Duration::from_secs(5))
+        .await;
+    browser.click(&sign_out).await;
+    wait_for_heading(&browser, "Sign in").await;
+    browser.goto(&app.url("/overview")).await;
+    wait_for_heading(&browser, "Sign in").await;
+    browser.goto(&app.url("/forgot-password")).await;
+    wait_for_heading(&browser, "Reset your password").await;
+    check_both_themes(&browser, "forgot-password").await;
+    browser.quit().await;
+}

@@ -18,6 +18,7 @@ mod jobs;
 mod manychat;
 mod meta_oauth;
 mod migrations;
+mod passwords;
 mod permissions;
 mod rerank;
 mod serve;

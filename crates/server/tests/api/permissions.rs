@@ -156,6 +156,10 @@ enum Body {
 fn body_for(method: &Method, path: &str, n: usize) -> Body {
     match (method.as_str(), path) {
         ("PATCH", "/api/v1/members/{id}") => Body::Json(json!({ "role": "agent" })),
+        // A wrong current password: allowed callers get 422, the rest are refused first.
+        ("PUT", "/api/v1/me/password") => Body::Json(
+            json!({ "current_password": "not-the-password-1", "new_password": "a-new-long-password" }),
+        ),
         ("POST", "/api/v1/invitations") => {
             Body::Json(json!({ "email": format!("invitee{n}@acme.test"), "role": "agent" }))
         }

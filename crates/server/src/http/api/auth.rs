@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{ApiJson, ClientIp, parse_json};
 use crate::tenancy::accounts::{self, Session, SignupInput};
-use crate::tenancy::{operators, team};
+use crate::tenancy::{operators, passwords, team};
 
 pub const REFRESH_COOKIE: &str = "cortex_refresh";
 
@@ -57,6 +57,16 @@ pub struct VerifyEmailRequest {
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
     pub email: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The token from the reset link (`/reset-password?token=…`).
+    pub token: String,
+    /// The new password: at least 12 characters.
+    #[schema(min_length = 12, max_length = 1024)]
+    pub password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -132,15 +142,7 @@ fn session_response(status: StatusCode, s: Session) -> Response {
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == REFRESH_COOKIE)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty())
+    crate::http::extract::cookie(headers, REFRESH_COOKIE)
 }
 
 /// The refresh token from the body if one was sent, else from the cookie.
@@ -237,6 +239,50 @@ pub async fn resend_verification(
             message: "if a signup is waiting for its code, a new code is on its way",
         }),
     ))
+}
+
+/// Ask for a password reset link
+///
+/// Mails a link that sets a new password (single use, valid 30 minutes) if the address
+/// belongs to a verified member. Always answers 202, whether or not it does.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = EmailRequest,
+    responses(
+        (status = 202, description = "A link was sent if the address has an account", body = AcceptedView),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<EmailRequest>,
+) -> ApiResult<(StatusCode, Json<AcceptedView>)> {
+    passwords::request_reset(&state, ip, &req.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(AcceptedView {
+            status: "accepted",
+            message: "if the address has an account, a link to reset its password is on its way",
+        }),
+    ))
+}
+
+/// Set a new password with a reset link's token
+///
+/// The token works once, for 30 minutes. Setting the password signs the member out of every
+/// session (browsers and API clients); sign in again with the new password.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "Password set; every session signed out"),
+        (status = 400, description = "`invalid_reset_token`: unknown, expired or used", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: the password is too weak", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ResetPasswordRequest>,
+) -> ApiResult<StatusCode> {
+    passwords::complete_reset(&state, ip, &req.token, req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sign in with email and password

@@ -3,126 +3,53 @@
 //! sent with a strict Content-Security-Policy (scripts, styles and everything else from this
 //! origin only; no inline script or style), may not be framed, and is not cached.
 //!
-//! So far: the development mailbox (`GET /dev/mail`).
+//! - `session.rs`: the session cookie, the [`session::Member`] extractor and CSRF checks.
+//! - `pages.rs`: the frame every page shares, the headers, error and suspended pages.
+//! - `forms.rs`: form fields and how domain errors land on them.
+//! - `auth.rs`: sign up, verify, sign in, forgot / reset password, invitations, sign out.
+//! - `overview.rs`, `settings.rs`: the member's pages.
+//! - `dev_mail.rs`: the development mailbox.
 
-use std::net::SocketAddr;
+mod auth;
+mod dev_mail;
+mod forms;
+mod overview;
+mod pages;
+mod session;
+mod settings;
 
-use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
-use crate::config::Environment;
-use crate::http::assets;
-use crate::http::error::{ApiError, ErrorCode};
-
-/// What every page is sent with.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/dev/mail", get(dev_mail))
-}
-
-/// The stylesheet and script every page links, by their hashed names.
-struct Frame {
-    css: String,
-    js: String,
-}
-
-impl Frame {
-    fn new() -> Self {
-        Self {
-            css: assets::url("app.css").unwrap_or_default(),
-            js: assets::url("app.js").unwrap_or_default(),
-        }
-    }
-}
-
-/// A rendered page with the page headers.
-fn page(t: &impl Template) -> Response {
-    match t.render() {
-        Ok(html) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                ),
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(CSP),
-                ),
-                (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-                (
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ),
-                (
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("same-origin"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            html,
+    Router::new()
+        .route("/", get(auth::root))
+        .route("/sign-in", get(auth::sign_in_page).post(auth::sign_in))
+        .route("/sign-up", get(auth::sign_up_page).post(auth::sign_up))
+        .route("/verify", get(auth::verify_page).post(auth::verify))
+        .route("/verify/resend", get(auth::resend_page).post(auth::resend))
+        .route(
+            "/forgot-password",
+            get(auth::forgot_page).post(auth::forgot),
         )
-            .into_response(),
-        Err(e) => ApiError::internal(anyhow::anyhow!("rendering a page: {e}")).into_response(),
-    }
-}
-
-/// One kept mail as the page shows it.
-struct MailView {
-    to: String,
-    subject: String,
-    body: String,
-    at: String,
-}
-
-#[derive(Template)]
-#[template(path = "dev_mail.html")]
-struct DevMail {
-    css: String,
-    js: String,
-    capacity: usize,
-    mails: Vec<MailView>,
-}
-
-/// `GET /dev/mail`: the mails the server would have sent, for a developer without SMTP. Only
-/// in development, only without `SMTP_URL`, only to a browser on this machine (a loopback
-/// peer, not forwarded by a proxy); anyone else finds no such route.
-async fn dev_mail(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let forwarded = headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
-    let allowed =
-        state.settings.env == Environment::Development && peer.ip().is_loopback() && !forwarded;
-    // The mailbox is read only for a caller allowed to see it.
-    let Some(kept) = allowed.then(|| state.mailer.kept()).flatten() else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::RouteNotFound,
-            "no such route",
+        .route("/reset-password", get(auth::reset_page).post(auth::reset))
+        .route(
+            "/accept-invitation",
+            get(auth::invitation_page).post(auth::accept_invitation),
         )
-        .into_response();
-    };
-    let Frame { css, js } = Frame::new();
-    page(&DevMail {
-        css,
-        js,
-        capacity: crate::infra::mailer::LogMailer::KEPT,
-        mails: kept
-            .into_iter()
-            .map(|k| MailView {
-                to: k.mail.to.to_string(),
-                subject: k.mail.subject,
-                body: k.mail.body,
-                at: k.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            })
-            .collect(),
-    })
+        .route("/sign-out", post(auth::sign_out))
+        .route("/overview", get(overview::overview))
+        .route("/settings", get(settings::settings))
+        .route("/settings/password", post(settings::change_password))
+        .route(
+            "/settings/sessions/{id}/revoke",
+            post(settings::revoke_session),
+        )
+        .route(
+            "/settings/sign-out-everywhere",
+            post(settings::sign_out_everywhere),
+        )
+        .route("/dev/mail", get(dev_mail::dev_mail))
 }

@@ -11,12 +11,14 @@
 //! - [`graph`]: the Meta Graph API stand-in. [`openai_mock`]: an OpenAI-compatible provider.
 //! - [`widget`]: widget keys and a stream's events. [`webdriver`]: headless Chromium.
 //! - [`serve`]: a real `cortexlayer serve` process (crash and restart tests).
+//! - [`web`]: a browser's cookies and forms over plain HTTP (the dashboard's pages).
 
 pub mod channels;
 pub mod graph;
 pub mod knowledge;
 pub mod openai_mock;
 pub mod serve;
+pub mod web;
 pub mod webdriver;
 pub mod widget;
 
@@ -371,6 +373,23 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         panic!("no mail to {to}");
+    }
+
+    /// Waits for the `n`th (1-based) mail to `to` whose subject contains `subject` and returns
+    /// it (mails sent from a task of their own land a moment after the answer).
+    pub async fn nth_mail_about(&self, to: &str, subject: &str, n: usize) -> SentMail {
+        for _ in 0..250 {
+            let found: Vec<SentMail> = self
+                .mails_to(to)
+                .into_iter()
+                .filter(|m| m.subject.contains(subject))
+                .collect();
+            if let Some(m) = found.get(n - 1) {
+                return m.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no mail number {n} to {to} about {subject:?}");
     }
 
     pub async fn signup(&self, email: &str, company: &str) -> Response {

@@ -70,7 +70,8 @@ pub fn start_on(db: &str, extra_env: &[(&str, &str)]) -> Server {
     }
     let base = first
         .trim()
-        .strip_prefix("CortexLayer is running on ")
+        .strip_prefix("CortexLayer is running. Open the dashboard: ")
+        .map(|url| url.trim_end_matches('/'))
         .unwrap_or_else(|| {
             panic!(
                 "unexpected first line {first:?}; log: {}",

@@ -132,6 +132,16 @@ impl Browser {
             .await;
     }
 
+    /// Sets the window's outer size.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
     pub async fn refresh(&self) {
         self.call(reqwest::Method::POST, "/refresh", json!({}))
             .await;
