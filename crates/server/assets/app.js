@@ -36,3 +36,244 @@
     });
   });
 })();
+
+// Knowledge uploads: each chosen or dropped file goes on its own request, with a progress
+// bar, its outcome in words and a retry; the documents table refreshes when each lands.
+// Without this script the form posts the files together.
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  if (!form || !window.FormData || !window.XMLHttpRequest) return;
+  var input = document.getElementById("files");
+  var zone = document.getElementById("dropzone");
+  var list = document.getElementById("upload-list");
+  var csrf = form.querySelector('input[name="csrf"]').value;
+  var submit = form.querySelector('button[type="submit"]');
+  if (submit) submit.hidden = true;
+  var hint = document.getElementById("files-hint");
+  if (hint) hint.textContent += " Each file uploads as soon as you choose or drop it.";
+
+  function retry(item, file) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "button button-quiet";
+    b.textContent = "Retry";
+    b.setAttribute("aria-label", "Retry " + file.name);
+    b.addEventListener("click", function () { item.remove(); send(file); });
+    item.appendChild(b);
+  }
+
+  function send(file) {
+    var item = document.createElement("li");
+    var name = document.createElement("span");
+    name.className = "upload-name";
+    name.textContent = file.name;
+    var bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute("aria-label", "Uploading " + file.name);
+    var status = document.createElement("span");
+    status.className = "upload-status";
+    status.textContent = "Uploading…";
+    item.appendChild(name);
+    item.appendChild(bar);
+    item.appendChild(status);
+    list.appendChild(item);
+
+    var data = new FormData();
+    data.append("file", file, file.name);
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("X-CSRF-Token", csrf);
+    xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) bar.value = Math.round((e.loaded * 100) / e.total);
+    };
+    xhr.onload = function () {
+      var ok = xhr.status >= 200 && xhr.status < 300;
+      if (ok) bar.value = 100;
+      item.className = ok ? "done" : "failed";
+      status.textContent = xhr.responseText || (ok ? "Uploaded." : "The upload failed.");
+      if (!ok) retry(item, file);
+      document.body.dispatchEvent(new Event("documents-changed"));
+    };
+    xhr.onerror = function () {
+      item.className = "failed";
+      status.textContent = "The upload did not reach the server.";
+      retry(item, file);
+    };
+    xhr.send(data);
+  }
+
+  function sendAll(files) {
+    for (var i = 0; i < files.length; i++) send(files[i]);
+  }
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    sendAll(input.files);
+    input.value = "";
+  });
+  input.addEventListener("change", function () {
+    sendAll(input.files);
+    input.value = "";
+  });
+  ["dragenter", "dragover"].forEach(function (type) {
+    zone.addEventListener(type, function (e) {
+      e.preventDefault();
+      zone.classList.add("dragging");
+    });
+  });
+  ["dragleave", "drop"].forEach(function (type) {
+    zone.addEventListener(type, function (e) {
+      e.preventDefault();
+      zone.classList.remove("dragging");
+    });
+  });
+  zone.addEventListener("drop", function (e) {
+    if (e.dataTransfer && e.dataTransfer.files) sendAll(e.dataTransfer.files);
+  });
+});
+
+// The bot's test console: asks with server-sent events and renders the answer as it
+// streams, then what it rests on. Built with textContent only: nothing the bot or a document
+// says becomes markup. Without this script the form posts and the page shows the answer.
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  var form = document.getElementById("console-form");
+  if (!form || !window.fetch || !window.TextDecoder) return;
+  var output = document.getElementById("console-output");
+  var conversation = document.getElementById("console-conversation");
+  var again = document.getElementById("console-new");
+  var message = document.getElementById("console-message");
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function fact(list, term, value) {
+    var d = el("div");
+    d.appendChild(el("dt", "", term));
+    d.appendChild(el("dd", "", value));
+    list.appendChild(d);
+  }
+  function finish(turn, answer, view) {
+    answer.textContent = view.answer;
+    var facts = el("dl", "details console-facts");
+    fact(facts, "Confidence", view.confidence.toFixed(2));
+    fact(facts, "Abstained", view.abstained ? "Yes: the documents do not answer this" : "No");
+    fact(facts, "Model", view.model);
+    fact(facts, "Tokens", view.usage.embedding_tokens + " embedded, " + view.usage.prompt_tokens + " prompt, " + view.usage.completion_tokens + " completion");
+    fact(facts, "Latency", view.latency_ms + " ms");
+    turn.appendChild(facts);
+    if (view.citations.length) {
+      var wrap = el("div", "table-wrap");
+      var table = el("table", "table");
+      table.appendChild(el("caption", "", "Sources"));
+      var head = el("thead");
+      var hr = el("tr");
+      ["#", "Document", "Section", "Score"].forEach(function (h) {
+        var th = el("th", "", h);
+        th.scope = "col";
+        hr.appendChild(th);
+      });
+      head.appendChild(hr);
+      table.appendChild(head);
+      var body = el("tbody");
+      view.citations.forEach(function (c) {
+        var tr = el("tr");
+        var section = c.section.join(" › ") + (c.page ? " · page " + c.page : "");
+        [String(c.index), c.title, section, c.score.toFixed(3)].forEach(function (v) {
+          tr.appendChild(el("td", "", v));
+        });
+        body.appendChild(tr);
+      });
+      table.appendChild(body);
+      wrap.appendChild(table);
+      turn.appendChild(wrap);
+    }
+    conversation.value = view.conversation_id;
+    again.hidden = false;
+  }
+
+  again.addEventListener("click", function () {
+    conversation.value = "";
+    output.textContent = "";
+    again.hidden = true;
+    message.focus();
+  });
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = message.value.trim();
+    if (!text) return;
+    var turn = el("div", "console-turn");
+    var q = el("p", "console-question");
+    q.appendChild(el("strong", "", "Customer: "));
+    q.appendChild(document.createTextNode(text));
+    turn.appendChild(q);
+    var answer = el("div", "console-answer", "…");
+    answer.setAttribute("aria-busy", "true");
+    turn.appendChild(answer);
+    output.appendChild(turn);
+    var button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    var streamed = "";
+    fetch(form.action, {
+      method: "POST",
+      headers: {
+        "Accept": "text/event-stream",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-CSRF-Token": form.querySelector('input[name="csrf"]').value
+      },
+      body: new URLSearchParams(new FormData(form)),
+      credentials: "same-origin"
+    }).then(function (response) {
+      if (!response.ok || !response.body) {
+        return response.text().then(function () {
+          throw new Error("The console could not ask (" + response.status + "). Reload the page and try again.");
+        });
+      }
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      function handle(block) {
+        var event = "message", data = "";
+        block.split("\n").forEach(function (line) {
+          if (line.indexOf("event:") === 0) event = line.slice(6).trim();
+          else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+        });
+        if (!data) return;
+        var payload = JSON.parse(data);
+        if (event === "token") {
+          streamed += payload.text;
+          answer.textContent = streamed;
+        } else if (event === "done") {
+          finish(turn, answer, payload);
+        } else if (event === "error") {
+          throw new Error(payload.error.message);
+        }
+      }
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var parts = buffer.split("\n\n");
+          buffer = parts.pop();
+          parts.forEach(handle);
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function (err) {
+      answer.textContent = "";
+      answer.appendChild(el("p", "field-error", err.message || "The console could not ask."));
+    }).then(function () {
+      answer.removeAttribute("aria-busy");
+      button.disabled = false;
+      message.value = "";
+      message.focus();
+    });
+  });
+});

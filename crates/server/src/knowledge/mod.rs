@@ -280,6 +280,13 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, page: Page) -> Result<Vec<D
     Ok(state.store.list_documents(ctx.tenant_id(), page).await?)
 }
 
+/// How many documents the tenant has, and how many its plan holds (`None`: no limit).
+pub async fn document_count(state: &AppState, ctx: &TenantCtx) -> Result<(u64, Option<u32>)> {
+    ctx.require(Action::ReadKnowledge)?;
+    let have = state.store.count_documents(ctx.tenant_id()).await?;
+    Ok((have, ctx.plan().max_documents))
+}
+
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: DocumentId) -> Result<Document> {
     ctx.require(Action::ReadKnowledge)?;
     Ok(state.store.get_document(ctx.tenant_id(), id).await?)

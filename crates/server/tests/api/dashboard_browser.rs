@@ -76,15 +76,22 @@ async fn wait_for_heading(browser: &Browser, text: &str) {
     }
 }
 
-/// Checks the page with axe-core in the light and the dark theme and screenshots each.
+/// Checks the page with axe-core in the light and the dark theme (switched with the page's
+/// own theme button) and screenshots each.
 async fn check_both_themes(browser: &Browser, name: &str) {
     for theme in ["light", "dark"] {
-        browser
+        let scheme = browser
             .execute(
-                "document.documentElement.dataset.theme = arguments[0]; return getComputedStyle(document.documentElement).colorScheme;",
-                json!([theme]),
+                "return getComputedStyle(document.documentElement).colorScheme;",
+                json!([]),
             )
             .await;
+        if scheme != theme {
+            let toggle = browser
+                .wait_for("#theme-toggle", Duration::from_secs(5))
+                .await;
+            browser.click(&toggle).await;
+        }
         let violations = browser.accessibility_violations().await;
         assert!(violations.is_empty(), "{name}, {theme}: {violations:#?}");
         browser.screenshot(&format!("{name}-{theme}")).await;
@@ -115,6 +122,7 @@ async fn a_newcomer_signs_up_reads_the_code_in_the_mailbox_and_lands_on_the_over
     })
     .await;
     let browser = Browser::start().await;
+    browser.resize(1280, 1000).await;
     browser.goto(&app.url("/")).await;
     wait_for_heading(&browser, "Sign in").await;
     check_both_themes(&browser, "sign-in").await;
@@ -199,7 +207,7 @@ async fn a_newcomer_signs_up_reads_the_code_in_the_mailbox_and_lands_on_the_over
         .await;
     assert_eq!(fits, true, "no sideways scrolling at 375 px");
     check_both_themes(&browser, "overview-phone").await;
-    browser.resize(1280, 900).await;
+    browser.resize(1280, 1000).await;
 
     let sign_out = browser
         .wait_for("form[action='/sign-out'] button", Duration::from_secs(5))
@@ -211,5 +219,131 @@ async fn a_newcomer_signs_up_reads_the_code_in_the_mailbox_and_lands_on_the_over
     browser.goto(&app.url("/forgot-password")).await;
     wait_for_heading(&browser, "Reset your password").await;
     check_both_themes(&browser, "forgot-password").await;
+    browser.quit().await;
+}
+
+/// Signs `email` up through the API and in through the sign-in page.
+async fn sign_in_owner(app: &crate::helpers::TestApp, browser: &Browser, email: &str) {
+    app.owner(email, "Acme Outdoor").await;
+    browser.resize(1280, 1000).await;
+    browser.goto(&app.url("/sign-in")).await;
+    wait_for_heading(browser, "Sign in").await;
+    fill(browser, "#f-email", email).await;
+    fill(browser, "#f-password", crate::helpers::PASSWORD).await;
+    submit(browser).await;
+    wait_for_heading(browser, "Overview").await;
+}
+
+/// Waits until the page's text contains `needle`.
+async fn wait_for_text(browser: &Browser, needle: &str, timeout: Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        let body = browser
+            .execute("return document.body.innerText;", json!([]))
+            .await;
+        if body.as_str().unwrap_or_default().contains(needle) {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no {needle:?} on the page: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_owner_uploads_a_document_and_watches_it_become_ready_without_reloading() {
+    let app = spawn_app_with(|s| s.app_url = "http://127.0.0.1:8080".into()).await;
+    let browser = Browser::start().await;
+    sign_in_owner(&app, &browser, "ana@acme.test").await;
+    let link = browser
+        .wait_for("nav a[href='/knowledge']", Duration::from_secs(5))
+        .await;
+    browser.click(&link).await;
+    wait_for_heading(&browser, "Knowledge").await;
+    wait_for_text(&browser, "0 of 10 documents", Duration::from_secs(5)).await;
+    check_both_themes(&browser, "knowledge-empty").await;
+
+    let dir = std::env::temp_dir().join(format!("cortex-upload-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("help-center.md");
+    std::fs::write(&path, crate::helpers::knowledge::GUIDE).expect("write");
+    browser
+        .execute("window.notReloaded = true; return 1;", json!([]))
+        .await;
+    let input = browser.wait_for("#files", Duration::from_secs(5)).await;
+    browser
+        .type_text(&input, path.to_str().expect("utf-8 path"))
+        .await;
+    // The file's own line reports the upload, and the table shows the document processing.
+    wait_for_text(
+        &browser,
+        "Uploaded: help-center is being processed.",
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_for_text(&browser, "help-center", Duration::from_secs(5)).await;
+
+    // The workers' part, done by the test: the table turns Ready by itself.
+    app.run_pending_jobs().await;
+    wait_for_text(&browser, "Ready", Duration::from_secs(20)).await;
+    assert_eq!(
+        browser
+            .execute("return window.notReloaded === true;", json!([]))
+            .await,
+        true,
+        "the page was not reloaded"
+    );
+    check_both_themes(&browser, "knowledge").await;
+
+    // The test console streams a cited answer and shows what it rests on.
+    let bot = browser
+        .wait_for("nav a[href='/bot']", Duration::from_secs(5))
+        .await;
+    browser.click(&bot).await;
+    wait_for_heading(&browser, "Bot").await;
+    check_both_themes(&browser, "bot").await;
+    fill(
+        &browser,
+        "#console-message",
+        "how long until my money comes back after a return?",
+    )
+    .await;
+    submit(&browser).await;
+    wait_for_text(&browser, "Latency", Duration::from_secs(30)).await;
+    let output = browser
+        .wait_for("#console-output", Duration::from_secs(5))
+        .await;
+    let text = browser.text(&output).await;
+    assert!(text.contains("14 days"), "{text}");
+    assert!(
+        text.contains("Sources") && text.contains("help-center"),
+        "{text}"
+    );
+    assert!(text.contains("Abstained\nNo"), "{text}");
+    check_both_themes(&browser, "bot-console").await;
+    browser.goto(&app.url("/knowledge")).await;
+    wait_for_heading(&browser, "Knowledge").await;
+
+    let doc = browser
+        .wait_for("#documents td a", Duration::from_secs(5))
+        .await;
+    browser.click(&doc).await;
+    wait_for_heading(&browser, "help-center").await;
+    wait_for_text(&browser, "within 14 days", Duration::from_secs(5)).await;
+    check_both_themes(&browser, "document").await;
+    let delete = browser
+        .wait_for("a.button-danger", Duration::from_secs(5))
+        .await;
+    browser.click(&delete).await;
+    wait_for_heading(&browser, "Delete “help-center”?").await;
+    check_both_themes(&browser, "document-delete").await;
+    let confirm = browser
+        .wait_for("button.button-danger-solid", Duration::from_secs(5))
+        .await;
+    browser.click(&confirm).await;
+    wait_for_heading(&browser, "Knowledge").await;
+    wait_for_text(&browser, "The document is deleted.", Duration::from_secs(5)).await;
     browser.quit().await;
 }

@@ -184,7 +184,7 @@ pub async fn upload_documents(
     ))
 }
 
-fn bad_multipart(e: axum::extract::multipart::MultipartError) -> ApiError {
+pub(crate) fn bad_multipart(e: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         ErrorCode::InvalidMultipart,
@@ -194,7 +194,7 @@ fn bad_multipart(e: axum::extract::multipart::MultipartError) -> ApiError {
 
 /// Reads one part, refusing it as soon as it passes the plan's file size or what is left of
 /// the request allowance: nothing larger is ever held in memory.
-async fn read_field(
+pub(crate) async fn read_field(
     ctx: &TenantCtx,
     mut field: Field<'_>,
     filename: Option<&str>,
@@ -456,7 +456,7 @@ pub async fn download_original(
 }
 
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / 5987).
-fn content_disposition(name: &str) -> String {
+pub(crate) fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {

@@ -7,18 +7,22 @@
 //! - `pages.rs`: the frame every page shares, the headers, error and suspended pages.
 //! - `forms.rs`: form fields and how domain errors land on them.
 //! - `auth.rs`: sign up, verify, sign in, forgot / reset password, invitations, sign out.
-//! - `overview.rs`, `settings.rs`: the member's pages.
+//! - `overview.rs`, `knowledge.rs`, `bot.rs` (settings and the test console),
+//!   `settings.rs`: the member's pages.
 //! - `dev_mail.rs`: the development mailbox.
 
 mod auth;
+mod bot;
 mod dev_mail;
 mod forms;
+mod knowledge;
 mod overview;
 mod pages;
 mod session;
 mod settings;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
@@ -41,6 +45,27 @@ pub fn router() -> Router<AppState> {
         )
         .route("/sign-out", post(auth::sign_out))
         .route("/overview", get(overview::overview))
+        .route("/knowledge", get(knowledge::knowledge_page))
+        .route("/knowledge/documents", get(knowledge::documents_fragment))
+        .merge(
+            // Uploads stream through their own size checks (the plan's per file, the request
+            // allowance overall), as in the API.
+            Router::new()
+                .route("/knowledge/upload", post(knowledge::upload))
+                .route("/knowledge/qa/import", post(knowledge::import_qa))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/knowledge/url", post(knowledge::add_url))
+        .route("/knowledge/qa", post(knowledge::add_qa))
+        .route("/knowledge/{id}", get(knowledge::document_page))
+        .route("/knowledge/{id}/reprocess", post(knowledge::reprocess))
+        .route(
+            "/knowledge/{id}/delete",
+            get(knowledge::delete_page).post(knowledge::delete),
+        )
+        .route("/knowledge/{id}/original", get(knowledge::original))
+        .route("/bot", get(bot::bot_page).post(bot::save))
+        .route("/bot/console", post(bot::console))
         .route("/settings", get(settings::settings))
         .route("/settings/password", post(settings::change_password))
         .route(

@@ -34,6 +34,8 @@ pub struct Nav {
 /// offered only what they may open.
 const SECTIONS: &[(&str, &str, Action)] = &[
     ("/overview", "Overview", Action::ReadConversations),
+    ("/knowledge", "Knowledge", Action::ReadKnowledge),
+    ("/bot", "Bot", Action::ReadBot),
     ("/settings", "Settings", Action::ManageOwnAccount),
 ];
 
@@ -53,7 +55,7 @@ impl Nav {
                 .map(|(href, label, _)| NavItem {
                     href,
                     label,
-                    current: *href == current,
+                    current: current == *href || current.starts_with(&format!("{href}/")),
                 })
                 .collect(),
         }

@@ -214,7 +214,7 @@ struct CsrfField {
     csrf: Option<String>,
 }
 
-fn csrf_refused(why: &'static str) -> Response {
+pub fn csrf_refused(why: &'static str) -> Response {
     tracing::warn!(reason = why, "CSRF check refused a request");
     pages::error_page(ApiError::new(
         StatusCode::FORBIDDEN,
@@ -224,7 +224,7 @@ fn csrf_refused(why: &'static str) -> Response {
 }
 
 /// The CSRF checks of a state-changing request: where it came from and its token.
-fn check_csrf(
+pub fn check_csrf(
     state: &AppState,
     headers: &HeaderMap,
     form_token: Option<&str>,

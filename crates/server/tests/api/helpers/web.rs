@@ -15,6 +15,7 @@ pub struct Page {
     pub location: Option<String>,
     /// The raw `Set-Cookie` headers.
     pub set_cookies: Vec<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub html: String,
 }
 
@@ -88,6 +89,7 @@ impl<'a> Web<'a> {
                 }
             }
         }
+        let headers = r.headers().clone();
         let html = r.text().await.unwrap_or_default();
         if let Some(csrf) = csrf_in(&html).filter(|c| !c.is_empty()) {
             *self.csrf.lock().expect("lock") = csrf;
@@ -96,6 +98,7 @@ impl<'a> Web<'a> {
             status,
             location,
             set_cookies,
+            headers,
             html,
         }
     }
@@ -137,6 +140,30 @@ impl<'a> Web<'a> {
             req = req.header(*k, *v);
         }
         self.receive(req.send().await.expect("post")).await
+    }
+
+    /// Posts a multipart form (cookies sent, nothing added) with extra `headers`.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .multipart(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.receive(req.send().await.expect("post")).await
+    }
+
+    /// The value of a cookie this browser holds.
+    pub fn cookie_value(&self, name: &str) -> Option<String> {
+        self.cookies.lock().expect("lock").get(name).cloned()
     }
 
     /// The CSRF token of the last page seen.
