@@ -277,3 +277,17 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+
+// Copy buttons: data-copy names the element whose text is copied; the button says it worked.
+document.addEventListener("click", function (event) {
+  "use strict";
+  var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+  if (!button) return;
+  var source = document.getElementById(button.getAttribute("data-copy"));
+  if (!source || !navigator.clipboard) return;
+  navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+    var before = button.textContent;
+    button.textContent = "Copied";
+    setTimeout(function () { button.textContent = before; }, 2000);
+  });
+});

@@ -347,3 +347,76 @@ async fn an_owner_uploads_a_document_and_watches_it_become_ready_without_reloadi
     wait_for_text(&browser, "The document is deleted.", Duration::from_secs(5)).await;
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn an_invited_agent_joins_from_a_second_browser_and_sees_no_keys_or_team_management() {
+    let app = spawn_app_with(|s| s.app_url = "http://127.0.0.1:8080".into()).await;
+    let owner = Browser::start().await;
+    sign_in_owner(&app, &owner, "ana@acme.test").await;
+    owner.goto(&app.url("/team")).await;
+    wait_for_heading(&owner, "Team").await;
+    fill(&owner, "#invite-email", "ben@acme.test").await;
+    let send = owner
+        .wait_for(
+            "form[action='/team/invitations'] button[type=submit]",
+            Duration::from_secs(5),
+        )
+        .await;
+    owner.click(&send).await;
+    wait_for_text(
+        &owner,
+        "The invitation is on its way",
+        Duration::from_secs(20),
+    )
+    .await;
+    check_both_themes(&owner, "team-owner").await;
+
+    owner.goto(&app.url("/api-keys")).await;
+    wait_for_heading(&owner, "API keys").await;
+    fill(&owner, "#key-name", "Shop backend").await;
+    let create = owner
+        .wait_for(
+            "form[action='/api-keys'] button[type=submit]",
+            Duration::from_secs(5),
+        )
+        .await;
+    owner.click(&create).await;
+    wait_for_text(&owner, "Copy it now", Duration::from_secs(20)).await;
+    check_both_themes(&owner, "api-keys").await;
+
+    let mail = app.last_mail_to("ben@acme.test").await;
+    let token = crate::helpers::token_in(&mail.body).expect("token");
+    let agent = Browser::start().await;
+    agent.resize(1280, 1000).await;
+    agent
+        .goto(&app.url(&format!("/accept-invitation?token={token}")))
+        .await;
+    wait_for_heading(&agent, "Join your team").await;
+    check_both_themes(&agent, "accept-invitation").await;
+    fill(&agent, "#f-name", "Ben").await;
+    fill(&agent, "#f-password", crate::helpers::PASSWORD).await;
+    submit(&agent).await;
+    wait_for_heading(&agent, "Overview").await;
+    let nav = agent.wait_for("nav.sidenav", Duration::from_secs(5)).await;
+    let items = agent.text(&nav).await;
+    assert!(
+        items.contains("Team") && !items.contains("API keys"),
+        "{items}"
+    );
+    agent.goto(&app.url("/team")).await;
+    wait_for_heading(&agent, "Team").await;
+    let body = agent
+        .execute("return document.body.innerText;", json!([]))
+        .await;
+    let body = body.as_str().unwrap_or_default();
+    assert!(
+        body.contains("ana@acme.test") && !body.contains("Invite someone"),
+        "{body}"
+    );
+    check_both_themes(&agent, "team-agent").await;
+    agent.goto(&app.url("/api-keys")).await;
+    wait_for_heading(&agent, "Not allowed").await;
+    check_both_themes(&agent, "forbidden").await;
+    agent.quit().await;
+    owner.quit().await;
+}

@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_bot;
 mod dashboard_browser;
 mod dashboard_knowledge;
+mod dashboard_team;
 mod documents;
 mod eval;
 mod http_basics;

@@ -16,7 +16,7 @@ use cortex_core::store::Page;
 use serde::Deserialize;
 
 use super::forms::sentence;
-use super::pages::{Chrome, error_page, page, page_with_status};
+use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{self, Member, PageForm};
 use crate::app::AppState;
 use crate::http::api::documents::{bad_multipart, content_disposition, read_field};
@@ -557,17 +557,6 @@ pub async fn reprocess(
         Ok(_) => Redirect::to(&format!("/knowledge/{id}?reprocessing=1")).into_response(),
         Err(e) => error_page(e.into()),
     }
-}
-
-#[derive(Template)]
-#[template(path = "confirm.html")]
-struct ConfirmPage {
-    chrome: Chrome,
-    title: String,
-    message: String,
-    action: String,
-    confirm: &'static str,
-    cancel: String,
 }
 
 pub async fn delete_page(

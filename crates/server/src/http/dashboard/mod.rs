@@ -8,9 +8,10 @@
 //! - `forms.rs`: form fields and how domain errors land on them.
 //! - `auth.rs`: sign up, verify, sign in, forgot / reset password, invitations, sign out.
 //! - `overview.rs`, `knowledge.rs`, `bot.rs` (settings and the test console),
-//!   `settings.rs`: the member's pages.
+//!   `team.rs`, `api_keys.rs`, `settings.rs`: the member's pages.
 //! - `dev_mail.rs`: the development mailbox.
 
+mod api_keys;
 mod auth;
 mod bot;
 mod dev_mail;
@@ -20,6 +21,7 @@ mod overview;
 mod pages;
 mod session;
 mod settings;
+mod team;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -66,6 +68,19 @@ pub fn router() -> Router<AppState> {
         .route("/knowledge/{id}/original", get(knowledge::original))
         .route("/bot", get(bot::bot_page).post(bot::save))
         .route("/bot/console", post(bot::console))
+        .route("/team", get(team::team_page))
+        .route("/team/invitations", post(team::invite))
+        .route("/team/invitations/{id}/withdraw", post(team::withdraw))
+        .route("/team/members/{id}/role", post(team::change_role))
+        .route(
+            "/team/members/{id}/remove",
+            get(team::remove_page).post(team::remove),
+        )
+        .route("/api-keys", get(api_keys::keys_page).post(api_keys::create))
+        .route(
+            "/api-keys/{id}/revoke",
+            get(api_keys::revoke_page).post(api_keys::revoke),
+        )
         .route("/settings", get(settings::settings))
         .route("/settings/password", post(settings::change_password))
         .route(

@@ -36,6 +36,8 @@ const SECTIONS: &[(&str, &str, Action)] = &[
     ("/overview", "Overview", Action::ReadConversations),
     ("/knowledge", "Knowledge", Action::ReadKnowledge),
     ("/bot", "Bot", Action::ReadBot),
+    ("/team", "Team", Action::ReadTeam),
+    ("/api-keys", "API keys", Action::ManageApiKeys),
     ("/settings", "Settings", Action::ManageOwnAccount),
 ];
 
@@ -127,6 +129,19 @@ pub fn page_with_status(status: StatusCode, t: &impl Template) -> Response {
             .into_response(),
         Err(e) => ApiError::internal(anyhow::anyhow!("rendering a page: {e}")).into_response(),
     }
+}
+
+/// "Are you sure?" before something that cannot be undone: what will happen, the button
+/// that does it (a form with the CSRF token) and the way back.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub chrome: Chrome,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub confirm: &'static str,
+    pub cancel: String,
 }
 
 #[derive(Template)]
