@@ -77,6 +77,14 @@ pub struct ConversationFilter {
     /// Only those last active strictly before this (the previous page's last row): newest
     /// activity first.
     pub before: Option<(DateTime<Utc>, ConversationId)>,
+    /// Only those last active at or after this.
+    pub active_from: Option<DateTime<Utc>>,
+    /// Only those last active strictly before this.
+    pub active_until: Option<DateTime<Utc>>,
+    /// Only those where the bot abstained at least once.
+    pub abstained: bool,
+    /// Only those handed to a person at least once (a handoff was requested).
+    pub handed_off: bool,
     /// 1–200.
     pub limit: u32,
 }

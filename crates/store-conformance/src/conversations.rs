@@ -312,6 +312,7 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
         let question = message(tenant, c, MessageRole::User, text);
         let mut answer = message(tenant, c, MessageRole::Assistant, &format!("Re: {text}"));
         answer.created_at = at;
+        answer.abstained = text == "y";
         let on_whatsapp = channel == Channel::WhatsApp;
         let turn = Turn {
             new_conversation: Some(Conversation {
@@ -328,7 +329,19 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
             question,
             answer: Some(answer),
             usage: Vec::new(),
-            events: Vec::new(),
+            // The WhatsApp customer was handed to a person.
+            events: if on_whatsapp {
+                vec![cortex_core::conversations::ConversationEvent {
+                    id: cortex_core::ids::ConversationEventId::new(),
+                    tenant_id: tenant,
+                    conversation_id: c,
+                    kind: cortex_core::conversations::ConversationEventKind::HandoffRequested,
+                    reason: cortex_core::conversations::HandoffReason::CustomerAsked,
+                    created_at: at,
+                }]
+            } else {
+                Vec::new()
+            },
         };
         let store = store.clone();
         async move {
@@ -366,7 +379,7 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
         channel,
         status,
         limit: 50,
-        before: None,
+        ..ConversationFilter::default()
     };
     let ids = |v: Vec<cortex_core::conversations::ConversationSummary>| -> Vec<ConversationId> {
         v.iter().map(|s| s.conversation.id).collect()
@@ -381,6 +394,59 @@ pub async fn conversations_of_every_channel_are_listed_latest_activity_first(sto
     assert_eq!(
         ids(store
             .list_conversations(a, &only(None, Some(ConversationStatus::HandedOff)))
+            .await
+            .expect("handed off")),
+        [whatsapp]
+    );
+    // By when they were last active, and where the bot abstained.
+    assert_eq!(
+        ids(store
+            .list_conversations(
+                a,
+                &ConversationFilter {
+                    active_from: Some(now() - chrono::Duration::minutes(25)),
+                    ..all(50)
+                }
+            )
+            .await
+            .expect("since")),
+        [whatsapp, api]
+    );
+    assert_eq!(
+        ids(store
+            .list_conversations(
+                a,
+                &ConversationFilter {
+                    active_until: Some(now() - chrono::Duration::minutes(15)),
+                    ..all(50)
+                }
+            )
+            .await
+            .expect("until")),
+        [api, widget]
+    );
+    assert_eq!(
+        ids(store
+            .list_conversations(
+                a,
+                &ConversationFilter {
+                    abstained: true,
+                    ..all(50)
+                }
+            )
+            .await
+            .expect("abstained")),
+        [api]
+    );
+    assert_eq!(
+        ids(store
+            .list_conversations(
+                a,
+                &ConversationFilter {
+                    handed_off: true,
+                    ..all(50)
+                }
+            )
             .await
             .expect("handed off")),
         [whatsapp]

@@ -138,6 +138,12 @@ impl ConversationStore for PgStore {
                AND ($3::text IS NULL OR c.status = $3)
                AND ($4::timestamptz IS NULL OR c.updated_at < $4
                     OR (c.updated_at = $4 AND c.id < $5))
+               AND ($7::timestamptz IS NULL OR c.updated_at >= $7)
+               AND ($8::timestamptz IS NULL OR c.updated_at < $8)
+               AND (NOT $9 OR EXISTS (SELECT 1 {LAST_MESSAGE} AND m.abstained))
+               AND (NOT $10 OR EXISTS (SELECT 1 FROM conversation_events e
+                    WHERE e.tenant_id = c.tenant_id AND e.conversation_id = c.id
+                      AND e.kind = 'handoff_requested'))
              ORDER BY c.updated_at DESC, c.id DESC
              LIMIT $6"
         );
@@ -148,6 +154,10 @@ impl ConversationStore for PgStore {
             .bind(filter.before.map(|(at, _)| at))
             .bind(filter.before.map(|(_, id)| id.0))
             .bind(i64::from(filter.limit.clamp(1, 200)))
+            .bind(filter.active_from)
+            .bind(filter.active_until)
+            .bind(filter.abstained)
+            .bind(filter.handed_off)
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;

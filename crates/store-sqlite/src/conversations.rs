@@ -140,6 +140,12 @@ impl ConversationStore for SqliteStore {
                AND ($3 IS NULL OR c.status = $3)
                AND ($4 IS NULL OR c.updated_at < $4
                     OR (c.updated_at = $4 AND c.id < $5))
+               AND ($7 IS NULL OR c.updated_at >= $7)
+               AND ($8 IS NULL OR c.updated_at < $8)
+               AND ($9 = 0 OR EXISTS (SELECT 1 {LAST_MESSAGE} AND m.abstained = 1))
+               AND ($10 = 0 OR EXISTS (SELECT 1 FROM conversation_events e
+                    WHERE e.tenant_id = c.tenant_id AND e.conversation_id = c.id
+                      AND e.kind = 'handoff_requested'))
              ORDER BY c.updated_at DESC, c.id DESC
              LIMIT $6"
         );
@@ -150,6 +156,10 @@ impl ConversationStore for SqliteStore {
             .bind(filter.before.map(|(at, _)| ms(at)))
             .bind(filter.before.map(|(_, id)| id.0))
             .bind(i64::from(filter.limit.clamp(1, 200)))
+            .bind(filter.active_from.map(ms))
+            .bind(filter.active_until.map(ms))
+            .bind(filter.abstained)
+            .bind(filter.handed_off)
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;

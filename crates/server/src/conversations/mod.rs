@@ -26,6 +26,8 @@ pub struct Detail {
     pub conversation: Conversation,
     pub messages: Vec<Message>,
     pub connection_name: Option<String>,
+    /// The customer's verdicts on answers (the widget's thumbs), by message.
+    pub feedback: Vec<cortex_core::widget::Feedback>,
 }
 
 /// A page of the tenant's conversations, latest activity first.
@@ -63,9 +65,11 @@ pub async fn get(state: &AppState, ctx: &TenantCtx, id: ConversationId) -> Resul
             .map(|c| c.name),
         None => None,
     };
+    let feedback = state.store.list_feedback(tenant, id).await?;
     Ok(Detail {
         conversation,
         messages,
         connection_name,
+        feedback,
     })
 }

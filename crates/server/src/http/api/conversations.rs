@@ -135,11 +135,11 @@ pub struct ConversationDetailView {
 }
 
 /// `<updated_at in µs>_<id>`: where a page ends (stores keep at most microseconds).
-fn cursor(c: &Conversation) -> String {
+pub(crate) fn cursor(c: &Conversation) -> String {
     format!("{}_{}", c.updated_at.timestamp_micros(), c.id)
 }
 
-fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, ConversationId)> {
+pub(crate) fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, ConversationId)> {
     let (micros, id) = raw.split_once('_')?;
     let at = Utc.timestamp_micros(micros.parse().ok()?).single()?;
     Some((at, id.parse().ok()?))
@@ -196,6 +196,7 @@ pub async fn list_conversations(
             status,
             before,
             limit,
+            ..ConversationFilter::default()
         },
     )
     .await?;
@@ -227,6 +228,7 @@ pub async fn get_conversation(
         conversation,
         messages,
         connection_name,
+        ..
     } = conversations::get(&state, &ctx, id).await?;
     let mut view = ConversationView::new(conversation, connection_name);
     view.message_count = messages.len() as u32;

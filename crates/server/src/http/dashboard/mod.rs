@@ -7,13 +7,14 @@
 //! - `pages.rs`: the frame every page shares, the headers, error and suspended pages.
 //! - `forms.rs`: form fields and how domain errors land on them.
 //! - `auth.rs`: sign up, verify, sign in, forgot / reset password, invitations, sign out.
-//! - `overview.rs`, `knowledge.rs`, `bot.rs` (settings and the test console),
+//! - `overview.rs`, `knowledge.rs`, `bot.rs` (settings and the test console), `conversations.rs`,
 //!   `team.rs`, `api_keys.rs`, `settings.rs`: the member's pages.
 //! - `dev_mail.rs`: the development mailbox.
 
 mod api_keys;
 mod auth;
 mod bot;
+mod conversations;
 mod dev_mail;
 mod forms;
 mod knowledge;
@@ -68,6 +69,8 @@ pub fn router() -> Router<AppState> {
         .route("/knowledge/{id}/original", get(knowledge::original))
         .route("/bot", get(bot::bot_page).post(bot::save))
         .route("/bot/console", post(bot::console))
+        .route("/conversations", get(conversations::list))
+        .route("/conversations/{id}", get(conversations::thread))
         .route("/team", get(team::team_page))
         .route("/team/invitations", post(team::invite))
         .route("/team/invitations/{id}/withdraw", post(team::withdraw))

@@ -52,10 +52,8 @@ pub async fn overview(
         &state,
         ctx,
         &ConversationFilter {
-            channel: None,
-            status: None,
-            before: None,
             limit: 1,
+            ..ConversationFilter::default()
         },
     )
     .await

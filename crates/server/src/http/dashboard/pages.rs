@@ -36,6 +36,7 @@ const SECTIONS: &[(&str, &str, Action)] = &[
     ("/overview", "Overview", Action::ReadConversations),
     ("/knowledge", "Knowledge", Action::ReadKnowledge),
     ("/bot", "Bot", Action::ReadBot),
+    ("/conversations", "Conversations", Action::ReadConversations),
     ("/team", "Team", Action::ReadTeam),
     ("/api-keys", "API keys", Action::ManageApiKeys),
     ("/settings", "Settings", Action::ManageOwnAccount),
