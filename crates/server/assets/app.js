@@ -291,3 +291,40 @@ document.addEventListener("click", function (event) {
     setTimeout(function () { button.textContent = before; }, 2000);
   });
 });
+
+// Colour swatches (data-color) and the widget builder's live preview: colours are set through
+// the CSSOM, which the page's CSP allows (no inline style attributes).
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  function ink(hex) {
+    // White or near-black text, whichever contrasts more with the colour (WCAG luminance).
+    var n = parseInt(hex.slice(1), 16);
+    var channel = function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    var l = 0.2126 * channel((n >> 16) & 255) + 0.7152 * channel((n >> 8) & 255) + 0.0722 * channel(n & 255);
+    return (1.05 / (l + 0.05)) >= ((l + 0.05) / 0.05) ? "#ffffff" : "#111111";
+  }
+  var swatches = document.querySelectorAll("[data-color]");
+  for (var i = 0; i < swatches.length; i++) {
+    var c = swatches[i].getAttribute("data-color");
+    if (/^#[0-9a-fA-F]{6}$/.test(c)) swatches[i].style.setProperty("background", c);
+  }
+  var preview = document.getElementById("widget-preview");
+  if (!preview) return;
+  var color = document.getElementById("wk-color");
+  var title = document.getElementById("wk-title");
+  var position = document.getElementById("wk-position");
+  var head = document.getElementById("wp-title");
+  function update() {
+    var value = /^#[0-9a-fA-F]{6}$/.test(color.value) ? color.value : "#2563eb";
+    preview.style.setProperty("--wp-color", value);
+    preview.style.setProperty("--wp-ink", ink(value));
+    head.textContent = title.value.trim() || "Ask us anything";
+    preview.setAttribute("data-position", position.value);
+    preview.setAttribute("aria-label", "Preview of the widget: " + head.textContent + ", bottom " + position.value);
+  }
+  [color, title, position].forEach(function (el) {
+    el.addEventListener("input", update);
+    el.addEventListener("change", update);
+  });
+  update();
+});

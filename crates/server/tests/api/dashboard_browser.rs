@@ -223,8 +223,12 @@ async fn a_newcomer_signs_up_reads_the_code_in_the_mailbox_and_lands_on_the_over
 }
 
 /// Signs `email` up through the API and in through the sign-in page.
-async fn sign_in_owner(app: &crate::helpers::TestApp, browser: &Browser, email: &str) {
-    app.owner(email, "Acme Outdoor").await;
+async fn sign_in_owner(
+    app: &crate::helpers::TestApp,
+    browser: &Browser,
+    email: &str,
+) -> crate::helpers::Member {
+    let owner = app.owner(email, "Acme Outdoor").await;
     browser.resize(1280, 1000).await;
     browser.goto(&app.url("/sign-in")).await;
     wait_for_heading(browser, "Sign in").await;
@@ -232,6 +236,7 @@ async fn sign_in_owner(app: &crate::helpers::TestApp, browser: &Browser, email: 
     fill(browser, "#f-password", crate::helpers::PASSWORD).await;
     submit(browser).await;
     wait_for_heading(browser, "Overview").await;
+    owner
 }
 
 /// Waits until the page's text contains `needle`.
@@ -419,4 +424,82 @@ async fn an_invited_agent_joins_from_a_second_browser_and_sees_no_keys_or_team_m
     check_both_themes(&agent, "forbidden").await;
     agent.quit().await;
     owner.quit().await;
+}
+
+#[tokio::test]
+async fn a_widget_key_made_in_the_dashboard_answers_on_a_page_of_another_origin() {
+    use crate::helpers::widget::{shop_page, spawn_page};
+    let app = spawn_app_with(|s| s.app_url = "http://127.0.0.1:8080".into()).await;
+    let browser = Browser::start().await;
+    let owner = sign_in_owner(&app, &browser, "ana@acme.test").await;
+    app.upload_guide(&owner).await;
+    let html = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let shop = spawn_page(html.clone()).await;
+
+    browser.goto(&app.url("/channels")).await;
+    wait_for_heading(&browser, "Channels").await;
+    check_both_themes(&browser, "channels-empty").await;
+    fill(&browser, "#wk-origins", &shop).await;
+    let title = browser.wait_for("#wk-title", Duration::from_secs(5)).await;
+    browser
+        .execute(
+            "document.querySelector('#wk-title').value = ''; return 1;",
+            json!([]),
+        )
+        .await;
+    browser.type_text(&title, "Acme help").await;
+    let preview = browser
+        .execute(
+            "return document.getElementById('wp-title').textContent;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(preview, "Acme help", "the preview follows the form");
+    let create = browser
+        .wait_for("#widget-form button[type=submit]", Duration::from_secs(5))
+        .await;
+    browser.click(&create).await;
+    wait_for_text(&browser, "Paste this tag", Duration::from_secs(20)).await;
+    check_both_themes(&browser, "channels").await;
+    let snippet = browser
+        .wait_for("#snippet-new", Duration::from_secs(5))
+        .await;
+    let snippet = browser.text(&snippet).await;
+    let key = snippet
+        .split("data-key=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the key in the snippet")
+        .to_owned();
+    // The snippet names this server; the shop page is served from its own loopback origin.
+    *html.lock().expect("lock") = shop_page(&app.url(""), &key);
+    browser.goto(&shop).await;
+    let host = browser
+        .wait_for("#cortexlayer-widget", Duration::from_secs(20))
+        .await;
+    let root = browser.shadow(&host).await;
+    browser
+        .click(&browser.find(&root, ".cl-bubble").await)
+        .await;
+    let input = browser.find(&root, "#cl-input").await;
+    browser.type_text(&input, "How long do refunds take?").await;
+    browser.click(&browser.find(&root, ".cl-send").await).await;
+    let start = std::time::Instant::now();
+    loop {
+        let assistants = browser.find_all(&root, ".cl-assistant").await;
+        if let Some(last) = assistants.last()
+            && assistants.len() >= 2
+            && browser.attribute(last, "data-state").await.as_deref() == Some("done")
+        {
+            let text = browser.text(last).await;
+            assert!(text.contains("14 days"), "{text}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no answer in the widget"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.quit().await;
 }

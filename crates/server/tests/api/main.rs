@@ -12,6 +12,7 @@ mod chat;
 mod dashboard;
 mod dashboard_bot;
 mod dashboard_browser;
+mod dashboard_channels;
 mod dashboard_conversations;
 mod dashboard_knowledge;
 mod dashboard_team;

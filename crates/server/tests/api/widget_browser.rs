@@ -7,33 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::webdriver::Browser;
-use crate::helpers::widget::widget_key;
-
-/// A tenant's page on its own origin, with the widget's tag.
-async fn spawn_page(html: std::sync::Arc<std::sync::Mutex<String>>) -> String {
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || {
-            let html = html.lock().expect("lock").clone();
-            async move { axum::response::Html(html) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    format!("http://{addr}")
-}
-
-/// The tenant's shop page: a heading and the widget's one tag for `key`, served by `server`.
-fn shop_page(server: &str, key: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Acme shop</title></head>\
-         <body><h1>Acme shop</h1>\
-         <script src=\"{server}/widget.js\" data-key=\"{key}\" async></script></body></html>"
-    )
-}
+use crate::helpers::widget::{shop_page, spawn_page, widget_key};
 
 #[tokio::test]
 async fn a_visitor_asks_in_the_widget_and_sees_the_streamed_cited_answer_in_chromium() {

@@ -8,12 +8,13 @@
 //! - `forms.rs`: form fields and how domain errors land on them.
 //! - `auth.rs`: sign up, verify, sign in, forgot / reset password, invitations, sign out.
 //! - `overview.rs`, `knowledge.rs`, `bot.rs` (settings and the test console), `conversations.rs`,
-//!   `team.rs`, `api_keys.rs`, `settings.rs`: the member's pages.
+//!   `channels.rs`, `team.rs`, `api_keys.rs`, `settings.rs`: the member's pages.
 //! - `dev_mail.rs`: the development mailbox.
 
 mod api_keys;
 mod auth;
 mod bot;
+mod channels;
 mod conversations;
 mod dev_mail;
 mod forms;
@@ -71,6 +72,19 @@ pub fn router() -> Router<AppState> {
         .route("/bot/console", post(bot::console))
         .route("/conversations", get(conversations::list))
         .route("/conversations/{id}", get(conversations::thread))
+        .route("/channels", get(channels::channels_page))
+        .route("/channels/widget-keys", post(channels::create_key))
+        .route(
+            "/channels/widget-keys/{id}/revoke",
+            get(channels::revoke_key_page).post(channels::revoke_key),
+        )
+        .route("/channels/connections", post(channels::connect))
+        .route(
+            "/channels/connections/{id}/disconnect",
+            get(channels::disconnect_page).post(channels::disconnect),
+        )
+        .route("/channels/meta", post(channels::start_meta))
+        .route("/channels/meta/{flow}/choose", post(channels::choose_meta))
         .route("/team", get(team::team_page))
         .route("/team/invitations", post(team::invite))
         .route("/team/invitations/{id}/withdraw", post(team::withdraw))

@@ -37,6 +37,7 @@ const SECTIONS: &[(&str, &str, Action)] = &[
     ("/knowledge", "Knowledge", Action::ReadKnowledge),
     ("/bot", "Bot", Action::ReadBot),
     ("/conversations", "Conversations", Action::ReadConversations),
+    ("/channels", "Channels", Action::ReadChannels),
     ("/team", "Team", Action::ReadTeam),
     ("/api-keys", "API keys", Action::ManageApiKeys),
     ("/settings", "Settings", Action::ManageOwnAccount),

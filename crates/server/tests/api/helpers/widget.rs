@@ -34,3 +34,29 @@ pub async fn widget_key(app: &TestApp, token: &str, origins: &[&str]) -> Value {
     assert_eq!(r.status(), 201);
     r.json().await.expect("json")
 }
+
+/// A tenant's page on its own origin, with the widget's tag.
+pub async fn spawn_page(html: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.lock().expect("lock").clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    format!("http://{addr}")
+}
+
+/// The tenant's shop page: a heading and the widget's one tag for `key`, served by `server`.
+pub fn shop_page(server: &str, key: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Acme shop</title></head>\
+         <body><h1>Acme shop</h1>\
+         <script src=\"{server}/widget.js\" data-key=\"{key}\" async></script></body></html>"
+    )
+}
