@@ -91,6 +91,19 @@ pub struct AuditEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// Which entries of the audit log a list shows (every one by default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    /// Exactly this action (`member.invited`).
+    pub action: Option<String>,
+    /// Only what this member did.
+    pub actor_user: Option<crate::ids::UserId>,
+    /// Only entries at or after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries strictly before this.
+    pub until: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewAuditEvent {
     pub id: AuditEventId,

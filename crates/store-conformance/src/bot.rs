@@ -34,7 +34,11 @@ pub async fn bot_settings_default_to_none_and_are_saved_with_an_audit_entry(stor
         "another tenant's settings are not shared"
     );
     let log = store
-        .list_audit_events(a, Page::first(10))
+        .list_audit_events(
+            a,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit");
     assert_eq!(

@@ -151,7 +151,11 @@ pub async fn a_channel_asset_belongs_to_one_tenant_and_routes_to_it(store: DynSt
             .is_none()
     );
     let log = store
-        .list_audit_events(a, Page::first(20))
+        .list_audit_events(
+            a,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(20),
+        )
         .await
         .expect("audit");
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
@@ -409,7 +413,11 @@ pub async fn a_proven_claim_replaces_another_tenants_claim_and_both_are_audited(
             .is_empty()
     );
     let released: Vec<String> = store
-        .list_audit_events(squatter, Page::first(10))
+        .list_audit_events(
+            squatter,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit")
         .into_iter()
@@ -474,7 +482,11 @@ pub async fn a_refused_token_is_flagged_once_and_webhook_targets_are_counted(sto
     let listed = store.list_channel_connections(a).await.expect("list");
     assert!(listed[0].token_invalid_at.is_some());
     let flags = store
-        .list_audit_events(a, Page::first(10))
+        .list_audit_events(
+            a,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit")
         .into_iter()

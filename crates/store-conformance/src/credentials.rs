@@ -32,7 +32,11 @@ pub async fn a_removed_member_loses_their_refresh_tokens(store: DynStore) {
             .is_none()
     );
     let events = store
-        .list_audit_events(t, Page::first(10))
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit");
     assert_eq!(events[0].action, action::MEMBER_REMOVED);
@@ -301,7 +305,11 @@ pub async fn a_password_reset_is_used_once_and_signs_every_session_out(store: Dy
         1
     );
     let events = store
-        .list_audit_events(t, Page::first(1))
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(1),
+        )
         .await
         .expect("audit");
     assert_eq!(events[0].action, action::PASSWORD_RESET);
@@ -428,7 +436,11 @@ pub async fn changing_a_password_keeps_only_the_session_that_changed_it(store: D
         vec![here]
     );
     let events = store
-        .list_audit_events(t, Page::first(1))
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(1),
+        )
         .await
         .expect("audit");
     assert_eq!(events[0].action, action::PASSWORD_CHANGED);
@@ -484,7 +496,11 @@ pub async fn api_keys_are_created_listed_touched_and_revoked_once(store: DynStor
             .is_some()
     );
     let actions: Vec<String> = store
-        .list_audit_events(t, Page::first(10))
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit")
         .into_iter()

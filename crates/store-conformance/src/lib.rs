@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             suspension_remembers_and_restores_the_previous_status,
             a_tenant_moves_to_another_plan_with_an_audit_entry,
             audit_events_page_newest_first,
+            audit_events_filter_by_action_member_and_time,
             tenants_page_newest_first,
             the_store_reports_ready,
             jobs_are_leased_once_and_completed_once,

@@ -32,7 +32,11 @@ pub async fn signup_creates_the_tenant_its_owner_and_the_audit_entry(store: DynS
         .expect("found");
     assert_eq!(found.id, owner);
     let events = store
-        .list_audit_events(tenant, Page::first(10))
+        .list_audit_events(
+            tenant,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit");
     assert_eq!(events.len(), 1);
@@ -271,7 +275,11 @@ pub async fn another_tenants_rows_are_invisible(store: DynStore) {
     );
     assert!(store.list_api_keys(b).await.expect("list").is_empty());
     let b_audit = store
-        .list_audit_events(b, Page::first(50))
+        .list_audit_events(
+            b,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(50),
+        )
         .await
         .expect("audit");
     assert!(
@@ -657,7 +665,11 @@ pub async fn suspension_remembers_and_restores_the_previous_status(store: DynSto
         .expect("reactivate");
     assert_eq!(r.status, TenantStatus::PastDue);
     let events = store
-        .list_audit_events(t, Page::first(10))
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit");
     assert_eq!(events[0].action, action::TENANT_REACTIVATED);
@@ -701,7 +713,11 @@ pub async fn a_tenant_moves_to_another_plan_with_an_audit_entry(store: DynStore)
     assert_eq!(store.get_tenant(t).await.expect("get").plan, "growth");
     assert_eq!(store.get_tenant(other).await.expect("get").plan, "starter");
     let log = store
-        .list_audit_events(t, Page::first(10))
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
         .await
         .expect("audit");
     assert!(log.iter().any(|e| e.action == action::TENANT_PLAN_CHANGED));

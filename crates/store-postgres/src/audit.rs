@@ -1,7 +1,7 @@
 //! The audit log, on PostgreSQL.
 
 use async_trait::async_trait;
-use cortex_core::audit::{Actor, AuditEvent, NewAuditEvent};
+use cortex_core::audit::{Actor, AuditEvent, AuditFilter, NewAuditEvent};
 use cortex_core::ids::TenantId;
 use cortex_core::store::{AuditStore, Page, Result};
 use sqlx::Row;
@@ -34,14 +34,27 @@ impl AuditStore for PgStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn list_audit_events(&self, tenant: TenantId, page: Page) -> Result<Vec<AuditEvent>> {
+    async fn list_audit_events(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
-            "SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+            "SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+               AND ($4::text IS NULL OR action = $4)
+               AND ($5::text IS NULL OR (actor_type = 'user' AND actor_id = $5))
+               AND ($6::timestamptz IS NULL OR created_at >= $6)
+               AND ($7::timestamptz IS NULL OR created_at < $7)
              ORDER BY id DESC LIMIT $3",
         )
         .bind(tenant.0)
         .bind(page.before)
         .bind(i64::from(page.limit))
+        .bind(filter.action.as_deref())
+        .bind(filter.actor_user.map(|u| u.to_string()))
+        .bind(filter.from)
+        .bind(filter.until)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -1,7 +1,7 @@
 //! The audit log, on SQLite.
 
 use async_trait::async_trait;
-use cortex_core::audit::{Actor, AuditEvent, NewAuditEvent};
+use cortex_core::audit::{Actor, AuditEvent, AuditFilter, NewAuditEvent};
 use cortex_core::ids::TenantId;
 use cortex_core::store::{AuditStore, Page, Result};
 use sqlx::Row;
@@ -36,14 +36,27 @@ impl AuditStore for SqliteStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn list_audit_events(&self, tenant: TenantId, page: Page) -> Result<Vec<AuditEvent>> {
+    async fn list_audit_events(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        page: Page,
+    ) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+               AND ($4 IS NULL OR action = $4)
+               AND ($5 IS NULL OR (actor_type = 'user' AND actor_id = $5))
+               AND ($6 IS NULL OR created_at >= $6)
+               AND ($7 IS NULL OR created_at < $7)
              ORDER BY id DESC LIMIT $3",
         )
         .bind(tenant.0)
         .bind(page.before)
         .bind(i64::from(page.limit))
+        .bind(filter.action.as_deref())
+        .bind(filter.actor_user.map(|u| u.to_string()))
+        .bind(filter.from.map(crate::ms))
+        .bind(filter.until.map(crate::ms))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

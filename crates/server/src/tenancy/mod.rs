@@ -213,14 +213,19 @@ impl TenantCtx {
     }
 }
 
-/// A page of the tenant's audit log, newest first (owners and admins).
+/// A page of the tenant's audit log that `filter` lets through, newest first (owners and
+/// admins).
 pub async fn audit_events(
     state: &AppState,
     ctx: &TenantCtx,
+    filter: &cortex_core::audit::AuditFilter,
     page: cortex_core::store::Page,
 ) -> Result<Vec<cortex_core::audit::AuditEvent>> {
     ctx.require(Action::ReadAuditLog)?;
-    Ok(state.store.list_audit_events(ctx.tenant_id(), page).await?)
+    Ok(state
+        .store
+        .list_audit_events(ctx.tenant_id(), filter, page)
+        .await?)
 }
 
 /// An authenticated operator.

@@ -328,6 +328,16 @@ async fn an_owner_uploads_a_document_and_watches_it_become_ready_without_reloadi
     );
     assert!(text.contains("Abstained\nNo"), "{text}");
     check_both_themes(&browser, "bot-console").await;
+
+    // The console's question is a conversation now, with its sources.
+    browser.goto(&app.url("/conversations")).await;
+    wait_for_heading(&browser, "Conversations").await;
+    check_both_themes(&browser, "conversations").await;
+    let first = browser.wait_for("main tbody a", Duration::from_secs(5)).await;
+    browser.click(&first).await;
+    wait_for_heading(&browser, "Test console conversation").await;
+    wait_for_text(&browser, "Sources (1)", Duration::from_secs(5)).await;
+    check_both_themes(&browser, "conversation").await;
     browser.goto(&app.url("/knowledge")).await;
     wait_for_heading(&browser, "Knowledge").await;
 
@@ -388,6 +398,10 @@ async fn an_invited_agent_joins_from_a_second_browser_and_sees_no_keys_or_team_m
     owner.click(&create).await;
     wait_for_text(&owner, "Copy it now", Duration::from_secs(20)).await;
     check_both_themes(&owner, "api-keys").await;
+    owner.goto(&app.url("/audit")).await;
+    wait_for_heading(&owner, "Audit log").await;
+    wait_for_text(&owner, "API key created", Duration::from_secs(5)).await;
+    check_both_themes(&owner, "audit").await;
 
     let mail = app.last_mail_to("ben@acme.test").await;
     let token = crate::helpers::token_in(&mail.body).expect("token");

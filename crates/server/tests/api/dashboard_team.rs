@@ -206,3 +206,54 @@ async fn a_new_api_key_is_shown_once_works_and_is_revoked_after_a_confirmation()
     assert_eq!(app.get_as("/api/v1/tenant", &key).await.status(), 401);
     assert!(ana.get("/api-keys").await.html.contains(">Revoked<"));
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_by_action_member_and_day_and_is_for_admins_only() {
+    let app = spawn_app().await;
+    let ana = owner(&app).await;
+    let admin = TestApp::session_of(app.login("ana@acme.test", PASSWORD).await).await;
+    let ben = app.member(&admin, "ben@acme.test", "agent").await;
+    app.api_key(&admin, &["chat"]).await;
+
+    let page = ana.get("/audit").await;
+    assert_eq!(page.status, 200);
+    for what in [
+        "Workspace created",
+        "Member invited",
+        "Member joined",
+        "API key created",
+    ] {
+        assert!(page.html.contains(what), "{what}: {}", page.html);
+    }
+    assert!(page.html.contains("ana@acme.test"));
+    let page = ana.get("/audit?action=api_key.created").await;
+    assert!(
+        page.html.contains("<td>API key created<br>") && !page.html.contains("<td>Member invited<br>"),
+        "{}",
+        page.html
+    );
+    let page = ana.get(&format!("/audit?member={}", ben.user_id)).await;
+    assert!(
+        page.html.contains("<td>Member joined<br>") && !page.html.contains("<td>API key created<br>"),
+        "{}",
+        page.html
+    );
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d");
+    let page = ana.get(&format!("/audit?from={tomorrow}")).await;
+    assert!(
+        page.html.contains("No entry matches these filters."),
+        "{}",
+        page.html
+    );
+
+    let agent = Web::new(&app);
+    agent.sign_in("ben@acme.test", PASSWORD).await;
+    assert!(
+        !agent
+            .get("/overview")
+            .await
+            .html
+            .contains("href=\"/audit\"")
+    );
+    assert_eq!(agent.get("/audit").await.status, 403);
+}

@@ -152,6 +152,12 @@ pub async fn list_audit_events(
 ) -> ApiResult<Json<ListView<AuditEventView>>> {
     ctx.require(crate::tenancy::Action::ReadAuditLog)?;
     let page = params.page()?;
-    let events = crate::tenancy::audit_events(&state, &ctx, page).await?;
+    let events = crate::tenancy::audit_events(
+        &state,
+        &ctx,
+        &cortex_core::audit::AuditFilter::default(),
+        page,
+    )
+    .await?;
     Ok(Json(ListView::page(events, page, |e| e.id.as_uuid())))
 }

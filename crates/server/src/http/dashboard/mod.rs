@@ -8,10 +8,11 @@
 //! - `forms.rs`: form fields and how domain errors land on them.
 //! - `auth.rs`: sign up, verify, sign in, forgot / reset password, invitations, sign out.
 //! - `overview.rs`, `knowledge.rs`, `bot.rs` (settings and the test console), `conversations.rs`,
-//!   `channels.rs`, `team.rs`, `api_keys.rs`, `settings.rs`: the member's pages.
+//!   `channels.rs`, `team.rs`, `api_keys.rs`, `audit.rs`, `settings.rs`: the member's pages.
 //! - `dev_mail.rs`: the development mailbox.
 
 mod api_keys;
+mod audit;
 mod auth;
 mod bot;
 mod channels;
@@ -98,6 +99,7 @@ pub fn router() -> Router<AppState> {
             "/api-keys/{id}/revoke",
             get(api_keys::revoke_page).post(api_keys::revoke),
         )
+        .route("/audit", get(audit::audit_page))
         .route("/settings", get(settings::settings))
         .route("/settings/password", post(settings::change_password))
         .route(

@@ -40,6 +40,7 @@ const SECTIONS: &[(&str, &str, Action)] = &[
     ("/channels", "Channels", Action::ReadChannels),
     ("/team", "Team", Action::ReadTeam),
     ("/api-keys", "API keys", Action::ManageApiKeys),
+    ("/audit", "Audit log", Action::ReadAuditLog),
     ("/settings", "Settings", Action::ManageOwnAccount),
 ];
 
