@@ -64,6 +64,26 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Which tenants the operator's list shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TenantFilter {
+    /// This tenant only.
+    pub id: Option<TenantId>,
+    /// Part of the name, any case.
+    pub name_contains: Option<String>,
+    pub plan: Option<String>,
+    pub status: Option<TenantStatus>,
+}
+
+/// A tenant as the operator lists it, with what it holds and how busy it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantSummary {
+    pub tenant: Tenant,
+    pub documents: u64,
+    /// Conversations opened since the time the list was asked for (the month's start).
+    pub conversations_since: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewTenant {
     pub id: TenantId,

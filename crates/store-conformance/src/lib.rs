@@ -76,6 +76,7 @@ macro_rules! conformance_tests {
             platform_admins_have_unique_emails,
             suspension_remembers_and_restores_the_previous_status,
             a_tenant_moves_to_another_plan_with_an_audit_entry,
+            the_operator_lists_tenants_by_name_plan_and_status_with_their_counts,
             audit_events_page_newest_first,
             audit_events_filter_by_action_member_and_time,
             tenants_page_newest_first,

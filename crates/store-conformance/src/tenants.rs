@@ -732,3 +732,100 @@ pub async fn a_tenant_moves_to_another_plan_with_an_audit_entry(store: DynStore)
         Err(StoreError::NotFound)
     ));
 }
+
+pub async fn the_operator_lists_tenants_by_name_plan_and_status_with_their_counts(store: DynStore) {
+    use cortex_core::ids::ConversationId;
+    use cortex_core::tenancy::{TenantFilter, TenantStatus};
+    let (acme, _) = tenant_with_owner(&store, "acme").await;
+    let (beta, _) = tenant_with_owner(&store, "beta_shop").await;
+    let (gamma, _) = tenant_with_owner(&store, "gamma100").await;
+    crate::knowledge::create(&store, acme, "Guide").await;
+    crate::knowledge::create(&store, acme, "FAQ").await;
+    let c = ConversationId::new();
+    store
+        .record_turn(acme, crate::conversations::turn(acme, c, true, "refunds?"))
+        .await
+        .expect("turn");
+    store
+        .set_tenant_plan(beta, "growth", audit(action::TENANT_PLAN_CHANGED))
+        .await
+        .expect("plan");
+    store
+        .set_tenant_suspended(gamma, true, audit(action::TENANT_SUSPENDED))
+        .await
+        .expect("suspend");
+    let since = now() - chrono::Duration::days(1);
+    let list = |filter: TenantFilter, since| {
+        let store = store.clone();
+        async move {
+            store
+                .list_tenant_summaries(&filter, since, Page::first(50))
+                .await
+                .expect("list")
+        }
+    };
+    let all = list(TenantFilter::default(), since).await;
+    assert_eq!(
+        all.iter().map(|s| s.tenant.id).collect::<Vec<_>>(),
+        [gamma, beta, acme],
+        "newest first"
+    );
+    let a = &all[2];
+    assert_eq!((a.documents, a.conversations_since), (2, 1));
+    assert_eq!((all[0].documents, all[0].conversations_since), (0, 0));
+    let later = list(
+        TenantFilter::default(),
+        now() + chrono::Duration::minutes(1),
+    )
+    .await;
+    assert_eq!(
+        later[2].conversations_since, 0,
+        "only conversations since the time asked"
+    );
+
+    let named = |n: &str| TenantFilter {
+        name_contains: Some(n.into()),
+        ..TenantFilter::default()
+    };
+    let ids = |v: Vec<cortex_core::tenancy::TenantSummary>| {
+        v.into_iter().map(|s| s.tenant.id).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(list(named("ACME"), since).await), [acme], "any case");
+    assert_eq!(
+        ids(list(named("_"), since).await),
+        [beta],
+        "an underscore is itself, not a wildcard"
+    );
+    assert_eq!(ids(list(named("%"), since).await), Vec::<TenantId>::new());
+    let growth = TenantFilter {
+        plan: Some("growth".into()),
+        ..TenantFilter::default()
+    };
+    assert_eq!(ids(list(growth, since).await), [beta]);
+    let suspended = TenantFilter {
+        status: Some(TenantStatus::Suspended),
+        ..TenantFilter::default()
+    };
+    assert_eq!(ids(list(suspended, since).await), [gamma]);
+    let one = TenantFilter {
+        id: Some(acme),
+        ..TenantFilter::default()
+    };
+    assert_eq!(ids(list(one, since).await), [acme]);
+    let page = store
+        .list_tenant_summaries(&TenantFilter::default(), since, Page::first(1))
+        .await
+        .expect("page");
+    let rest = store
+        .list_tenant_summaries(
+            &TenantFilter::default(),
+            since,
+            Page {
+                limit: 10,
+                before: Some(page[0].tenant.id.0),
+            },
+        )
+        .await
+        .expect("rest");
+    assert_eq!(ids(rest), [beta, acme]);
+}

@@ -157,6 +157,55 @@ impl TenantStore for SqliteStore {
         rows.iter().map(tenant_from).collect()
     }
 
+    async fn list_tenant_summaries(
+        &self,
+        filter: &cortex_core::tenancy::TenantFilter,
+        since: DateTime<Utc>,
+        page: Page,
+    ) -> Result<Vec<cortex_core::tenancy::TenantSummary>> {
+        // The name's own % and _ match themselves.
+        let pattern = filter.name_contains.as_deref().map(|n| {
+            n.trim()
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        });
+        let rows = sqlx::query(
+            "SELECT t.*,
+                    (SELECT COUNT(*) FROM documents d WHERE d.tenant_id = t.id) AS documents,
+                    (SELECT COUNT(*) FROM conversations c
+                     WHERE c.tenant_id = t.id AND c.created_at >= $4) AS conversations_since
+             FROM tenants t
+             WHERE ($1 IS NULL OR lower(t.name) LIKE '%' || $1 || '%' ESCAPE '\\')
+               AND ($2 IS NULL OR t.plan = $2)
+               AND ($3 IS NULL OR t.status = $3)
+               AND ($5 IS NULL OR t.id < $5)
+               AND ($7 IS NULL OR t.id = $7)
+             ORDER BY t.id DESC LIMIT $6",
+        )
+        .bind(pattern)
+        .bind(filter.plan.as_deref())
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(ms(since))
+        .bind(page.before)
+        .bind(i64::from(page.limit))
+        .bind(filter.id.map(|t| t.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok(cortex_core::tenancy::TenantSummary {
+                    tenant: tenant_from(row)?,
+                    documents: row.try_get::<i64, _>("documents").map_err(db)? as u64,
+                    conversations_since: row.try_get::<i64, _>("conversations_since").map_err(db)?
+                        as u64,
+                })
+            })
+            .collect()
+    }
+
     async fn set_tenant_suspended(
         &self,
         tenant: TenantId,

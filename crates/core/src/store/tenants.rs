@@ -27,6 +27,15 @@ pub trait TenantStore: Send + Sync {
     /// Operator view: every tenant, newest first.
     async fn list_tenants(&self, page: Page) -> Result<Vec<Tenant>>;
 
+    /// Operator view: the tenants `filter` lets through, newest first, each with its document
+    /// count and the conversations it opened since `since`.
+    async fn list_tenant_summaries(
+        &self,
+        filter: &crate::tenancy::TenantFilter,
+        since: DateTime<Utc>,
+        page: Page,
+    ) -> Result<Vec<crate::tenancy::TenantSummary>>;
+
     /// Suspends (remembering the status to return to) or reactivates a tenant.
     /// Reactivating restores the remembered status. `Conflict(already_revoked)` is not used
     /// here; setting the status it already has is a no-op that still returns the tenant.

@@ -67,6 +67,26 @@ pub async fn list_tenants(state: &AppState, _ctx: &OperatorCtx, page: Page) -> R
     Ok(state.store.list_tenants(page).await?)
 }
 
+/// The operator console's list: the tenants `filter` lets through, newest first, with their
+/// documents and the conversations they opened this month (UTC).
+pub async fn tenant_summaries(
+    state: &AppState,
+    _ctx: &OperatorCtx,
+    filter: &cortex_core::tenancy::TenantFilter,
+    page: Page,
+) -> Result<Vec<cortex_core::tenancy::TenantSummary>> {
+    use chrono::{Datelike, TimeZone};
+    let now = Utc::now();
+    let month = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    Ok(state
+        .store
+        .list_tenant_summaries(filter, month, page)
+        .await?)
+}
+
 pub async fn get_tenant(state: &AppState, _ctx: &OperatorCtx, id: TenantId) -> Result<Tenant> {
     Ok(state.store.get_tenant(id).await?)
 }

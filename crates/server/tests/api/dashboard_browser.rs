@@ -333,7 +333,9 @@ async fn an_owner_uploads_a_document_and_watches_it_become_ready_without_reloadi
     browser.goto(&app.url("/conversations")).await;
     wait_for_heading(&browser, "Conversations").await;
     check_both_themes(&browser, "conversations").await;
-    let first = browser.wait_for("main tbody a", Duration::from_secs(5)).await;
+    let first = browser
+        .wait_for("main tbody a", Duration::from_secs(5))
+        .await;
     browser.click(&first).await;
     wait_for_heading(&browser, "Test console conversation").await;
     wait_for_text(&browser, "Sources (1)", Duration::from_secs(5)).await;
@@ -516,4 +518,49 @@ async fn a_widget_key_made_in_the_dashboard_answers_on_a_page_of_another_origin(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     browser.quit().await;
+}
+
+#[tokio::test]
+async fn the_operator_suspends_a_tenant_and_its_dashboard_says_so() {
+    let app = spawn_app_with(|s| s.app_url = "http://127.0.0.1:8080".into()).await;
+    let member = Browser::start().await;
+    sign_in_owner(&app, &member, "ana@acme.test").await;
+    cortexlayer_server::tenancy::operators::create_admin(
+        &app.state,
+        "ops@cortex.test",
+        crate::helpers::PASSWORD.into(),
+    )
+    .await
+    .expect("admin");
+
+    let ops = Browser::start().await;
+    ops.resize(1280, 1000).await;
+    ops.goto(&app.url("/operator")).await;
+    wait_for_heading(&ops, "Operator sign-in").await;
+    check_both_themes(&ops, "operator-sign-in").await;
+    fill(&ops, "#f-email", "ops@cortex.test").await;
+    fill(&ops, "#f-password", crate::helpers::PASSWORD).await;
+    submit(&ops).await;
+    wait_for_heading(&ops, "Tenants").await;
+    check_both_themes(&ops, "operator-tenants").await;
+    let tenant = ops.wait_for("main tbody a", Duration::from_secs(5)).await;
+    ops.click(&tenant).await;
+    wait_for_heading(&ops, "Acme Outdoor").await;
+    check_both_themes(&ops, "operator-tenant").await;
+    let suspend = ops
+        .wait_for("a.button-danger", Duration::from_secs(5))
+        .await;
+    ops.click(&suspend).await;
+    wait_for_heading(&ops, "Suspend Acme Outdoor?").await;
+    let confirm = ops
+        .wait_for("button.button-danger-solid", Duration::from_secs(5))
+        .await;
+    ops.click(&confirm).await;
+    wait_for_text(&ops, "The tenant is suspended", Duration::from_secs(20)).await;
+
+    member.goto(&app.url("/overview")).await;
+    wait_for_heading(&member, "This workspace is suspended").await;
+    check_both_themes(&member, "suspended").await;
+    ops.quit().await;
+    member.quit().await;
 }

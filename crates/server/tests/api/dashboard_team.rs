@@ -228,13 +228,15 @@ async fn the_audit_log_filters_by_action_member_and_day_and_is_for_admins_only()
     assert!(page.html.contains("ana@acme.test"));
     let page = ana.get("/audit?action=api_key.created").await;
     assert!(
-        page.html.contains("<td>API key created<br>") && !page.html.contains("<td>Member invited<br>"),
+        page.html.contains("<td>API key created<br>")
+            && !page.html.contains("<td>Member invited<br>"),
         "{}",
         page.html
     );
     let page = ana.get(&format!("/audit?member={}", ben.user_id)).await;
     assert!(
-        page.html.contains("<td>Member joined<br>") && !page.html.contains("<td>API key created<br>"),
+        page.html.contains("<td>Member joined<br>")
+            && !page.html.contains("<td>API key created<br>"),
         "{}",
         page.html
     );

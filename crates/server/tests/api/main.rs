@@ -15,6 +15,7 @@ mod dashboard_browser;
 mod dashboard_channels;
 mod dashboard_conversations;
 mod dashboard_knowledge;
+mod dashboard_operator;
 mod dashboard_team;
 mod documents;
 mod eval;

@@ -259,7 +259,7 @@ async fn csrf_multipart(
         ))
     })?;
     if headers.contains_key("x-csrf-token") {
-        session::check_csrf(state, headers, None).map_err(session::csrf_refused)?;
+        session::check_csrf(state, "/knowledge", headers, None).map_err(session::csrf_refused)?;
         return Ok(multipart);
     }
     let first = multipart
@@ -270,7 +270,8 @@ async fn csrf_multipart(
         Some(f) if f.name() == Some("csrf") => f.text().await.ok(),
         _ => None,
     };
-    session::check_csrf(state, headers, token.as_deref()).map_err(session::csrf_refused)?;
+    session::check_csrf(state, "/knowledge", headers, token.as_deref())
+        .map_err(session::csrf_refused)?;
     Ok(multipart)
 }
 

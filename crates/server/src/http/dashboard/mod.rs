@@ -9,6 +9,7 @@
 //! - `auth.rs`: sign up, verify, sign in, forgot / reset password, invitations, sign out.
 //! - `overview.rs`, `knowledge.rs`, `bot.rs` (settings and the test console), `conversations.rs`,
 //!   `channels.rs`, `team.rs`, `api_keys.rs`, `audit.rs`, `settings.rs`: the member's pages.
+//! - `operator.rs`: the operator console (platform admins).
 //! - `dev_mail.rs`: the development mailbox.
 
 mod api_keys;
@@ -20,6 +21,7 @@ mod conversations;
 mod dev_mail;
 mod forms;
 mod knowledge;
+mod operator;
 mod overview;
 mod pages;
 mod session;
@@ -109,6 +111,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/settings/sign-out-everywhere",
             post(settings::sign_out_everywhere),
+        )
+        .route("/operator", get(operator::tenants))
+        .route(
+            "/operator/sign-in",
+            get(operator::sign_in_page).post(operator::sign_in),
+        )
+        .route("/operator/sign-out", post(operator::sign_out))
+        .route("/operator/tenants/{id}", get(operator::tenant))
+        .route("/operator/tenants/{id}/plan", post(operator::set_plan))
+        .route(
+            "/operator/tenants/{id}/suspend",
+            get(operator::suspend_page).post(operator::suspend),
+        )
+        .route(
+            "/operator/tenants/{id}/reactivate",
+            post(operator::reactivate),
         )
         .route("/dev/mail", get(dev_mail::dev_mail))
 }

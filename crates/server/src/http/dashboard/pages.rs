@@ -28,6 +28,8 @@ pub struct Nav {
     pub user: String,
     pub role: String,
     pub items: Vec<NavItem>,
+    /// Where the sign-out button posts.
+    pub sign_out: &'static str,
 }
 
 /// The dashboard's sections, each with the action that lets a member see it; a member is
@@ -63,6 +65,22 @@ impl Nav {
                     current: current == *href || current.starts_with(&format!("{href}/")),
                 })
                 .collect(),
+            sign_out: "/sign-out",
+        }
+    }
+
+    /// The operator console's frame.
+    pub fn operator(email: &str, current: &str) -> Self {
+        Self {
+            tenant: "Operator console".into(),
+            user: email.to_owned(),
+            role: "platform admin".into(),
+            items: vec![NavItem {
+                href: "/operator",
+                label: "Tenants",
+                current: current.starts_with("/operator"),
+            }],
+            sign_out: "/operator/sign-out",
         }
     }
 }
@@ -86,6 +104,14 @@ impl Chrome {
             htmx: assets::url("htmx.min.js").unwrap_or_default(),
             csrf,
             nav: None,
+        }
+    }
+
+    /// An operator console page.
+    pub fn operator(op: &super::session::OperatorPage, current: &str) -> Self {
+        Self {
+            nav: Some(Nav::operator(op.ctx.admin.email.as_str(), current)),
+            ..Self::public(op.csrf.clone())
         }
     }
 

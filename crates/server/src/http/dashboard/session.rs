@@ -41,6 +41,66 @@ fn session_cookie_name(state: &AppState) -> &'static str {
     }
 }
 
+/// The operator console's cookie: an operator access token (15 minutes, then sign in again),
+/// sent only to `/operator`.
+pub fn operator_cookie_name(state: &AppState) -> &'static str {
+    if secure(state) {
+        "__Secure-cl_operator"
+    } else {
+        "cl_operator"
+    }
+}
+
+/// The `Set-Cookie` of an operator's console session (`None`: clear it).
+pub fn operator_cookie(state: &AppState, token: Option<&str>, max_age: u64) -> HeaderValue {
+    let mut c = format!(
+        "{}={}; Path=/operator; HttpOnly; SameSite=Strict; Max-Age={}",
+        operator_cookie_name(state),
+        token.unwrap_or(""),
+        if token.is_some() { max_age } else { 0 }
+    );
+    if secure(state) {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn operator_binding(token: &str) -> String {
+    format!("operator:{}", tokens::sha256_hex(token))
+}
+
+/// A platform admin on an operator console page.
+pub struct OperatorPage {
+    pub ctx: crate::tenancy::OperatorCtx,
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for OperatorPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie(&parts.headers, operator_cookie_name(state)) else {
+            return Err(Redirect::to("/operator/sign-in").into_response());
+        };
+        match crate::tenancy::authenticate_operator(state, &token).await {
+            Ok(ctx) => Ok(Self {
+                ctx,
+                csrf: state.keys.csrf_token(&operator_binding(&token)),
+            }),
+            Err(TenancyError::Unauthenticated | TenancyError::Forbidden(_)) => {
+                let mut r = Redirect::to("/operator/sign-in?expired=1").into_response();
+                r.headers_mut()
+                    .append(header::SET_COOKIE, operator_cookie(state, None, 0));
+                Err(r)
+            }
+            Err(e) => Err(pages::error_page(ApiError::from(e))),
+        }
+    }
+}
+
 fn anon_cookie_name(state: &AppState) -> &'static str {
     if secure(state) {
         "__Host-cl_csrf"
@@ -90,6 +150,12 @@ pub struct FormCsrf {
 }
 
 impl FormCsrf {
+    /// The token of a signed-out page of the operator console (never bound to a member's
+    /// session, which its checks ignore).
+    pub fn operator(state: &AppState, headers: &HeaderMap) -> Self {
+        Self::anon(state, headers)
+    }
+
     pub fn new(state: &AppState, headers: &HeaderMap) -> Self {
         if let Some(t) = session_token(state, headers) {
             return Self {
@@ -97,6 +163,10 @@ impl FormCsrf {
                 set_cookie: None,
             };
         }
+        Self::anon(state, headers)
+    }
+
+    fn anon(state: &AppState, headers: &HeaderMap) -> Self {
         match cookie(headers, anon_cookie_name(state)) {
             Some(value) => Self {
                 token: state.keys.csrf_token(&format!("anon:{value}")),
@@ -226,6 +296,7 @@ pub fn csrf_refused(why: &'static str) -> Response {
 /// The CSRF checks of a state-changing request: where it came from and its token.
 pub fn check_csrf(
     state: &AppState,
+    path: &str,
     headers: &HeaderMap,
     form_token: Option<&str>,
 ) -> Result<(), &'static str> {
@@ -243,9 +314,13 @@ pub fn check_csrf(
             return Err("foreign origin");
         }
     }
-    let binding = match session_token(state, headers) {
-        Some(t) => session_binding(&t),
-        None => match cookie(headers, anon_cookie_name(state)) {
+    let operator = (path == "/operator" || path.starts_with("/operator/"))
+        .then(|| cookie(headers, operator_cookie_name(state)))
+        .flatten();
+    let binding = match (operator, session_token(state, headers)) {
+        (Some(t), _) => operator_binding(&t),
+        (None, Some(t)) if !path.starts_with("/operator") => session_binding(&t),
+        _ => match cookie(headers, anon_cookie_name(state)) {
             Some(v) => format!("anon:{v}"),
             None => return Err("no cookie to bind the token to"),
         },
@@ -269,6 +344,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PageForm<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = req.headers().clone();
+        let path = req.uri().path().to_owned();
         let bytes = Bytes::from_request(req, state).await.map_err(|_| {
             pages::error_page(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -278,7 +354,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PageForm<T> {
         })?;
         let field: CsrfField =
             serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfField { csrf: None });
-        check_csrf(state, &headers, field.csrf.as_deref()).map_err(csrf_refused)?;
+        check_csrf(state, &path, &headers, field.csrf.as_deref()).map_err(csrf_refused)?;
         serde_urlencoded::from_bytes(&bytes)
             .map(PageForm)
             .map_err(|e| {
