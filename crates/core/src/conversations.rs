@@ -89,6 +89,33 @@ pub struct ConversationFilter {
     pub limit: u32,
 }
 
+/// One day's activity on one channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DailyActivity {
+    /// The UTC day.
+    pub day: chrono::NaiveDate,
+    pub channel: Channel,
+    /// Conversations opened that day.
+    pub conversations: u64,
+    /// Messages that day, the customers', the bot's and the agents'.
+    pub messages: u64,
+}
+
+/// A tenant's activity since a moment, as the Overview shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActivityStats {
+    /// By day and channel, oldest first; days without activity are absent.
+    pub daily: Vec<DailyActivity>,
+    /// The bot's replies.
+    pub answers: u64,
+    /// Replies where the sources did not answer.
+    pub abstained: u64,
+    /// Conversations handed to a person (a handoff was requested).
+    pub handed_off: u64,
+    /// The median time to answer (the lower middle value).
+    pub median_latency_ms: Option<u32>,
+}
+
 /// A conversation as the inbox lists it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConversationSummary {

@@ -33,6 +33,7 @@
       root.dataset.theme = next;
       try { localStorage.setItem(KEY, next); } catch (e) { /* private mode: not remembered */ }
       label(button);
+      document.dispatchEvent(new Event("cortexlayer-theme"));
     });
   });
 })();
@@ -327,4 +328,61 @@ document.addEventListener("DOMContentLoaded", function () {
     el.addEventListener("change", update);
   });
   update();
+});
+
+// The Overview's chart: drawn with uPlot from the table beside it (the one source of the
+// numbers, which screen readers read), one line per channel.
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  var holder = document.getElementById("activity-chart");
+  var table = document.getElementById("activity-table");
+  if (!holder || !table || !window.uPlot) return;
+  var heads = table.querySelectorAll("thead th");
+  var names = [];
+  for (var i = 1; i < heads.length - 1; i++) names.push(heads[i].textContent);
+  var rows = table.querySelectorAll("tbody tr");
+  var xs = [];
+  var ys = names.map(function () { return []; });
+  for (var r = 0; r < rows.length; r++) {
+    xs.push(Date.parse(rows[r].getAttribute("data-day") + "T00:00:00Z") / 1000);
+    var cells = rows[r].querySelectorAll("td");
+    for (var c = 0; c < names.length; c++) ys[c].push(Number(cells[c].textContent));
+  }
+  var palette = ["#2563eb", "#16a34a", "#db2777", "#ea580c", "#7c3aed", "#0891b2", "#ca8a04", "#4b5563", "#dc2626"];
+  // A canvas cannot read light-dark(): resolve the theme's colours through an element.
+  function resolve(name, fallback) {
+    var probe = document.createElement("span");
+    probe.style.setProperty("color", "var(" + name + ")");
+    probe.hidden = true;
+    document.body.appendChild(probe);
+    var value = getComputedStyle(probe).color || fallback;
+    probe.remove();
+    return value;
+  }
+  var plot = null;
+  function draw() {
+    var ink = resolve("--color-muted", "#545b66");
+    var grid = resolve("--color-border", "#d8dce2");
+    var axis = { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
+    var opts = {
+      width: Math.max(260, holder.clientWidth),
+      height: 220,
+      scales: { x: { time: true } },
+      axes: [axis, Object.assign({}, axis, { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] })],
+      series: [{}].concat(names.map(function (n, k) {
+        return { label: n, stroke: palette[k % palette.length], width: 2, points: { show: true } };
+      }))
+    };
+    if (plot) plot.destroy();
+    plot = new window.uPlot(opts, [xs].concat(ys), holder);
+  }
+  draw();
+  document.addEventListener("cortexlayer-theme", draw);
+  if (window.matchMedia) {
+    var media = window.matchMedia("(prefers-color-scheme: dark)");
+    if (media.addEventListener) media.addEventListener("change", draw);
+  }
+  window.addEventListener("resize", function () {
+    if (plot) plot.setSize({ width: Math.max(260, holder.clientWidth), height: 220 });
+  });
 });

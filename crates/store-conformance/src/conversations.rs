@@ -540,3 +540,62 @@ pub async fn feedback_is_given_on_answers_of_the_tenants_conversation_only(store
     assert_eq!((given[0].message_id, given[0].helpful), (a_id, true));
     assert!(store.list_feedback(b, c).await.expect("list").is_empty());
 }
+
+pub async fn activity_counts_conversations_messages_answers_and_handoffs_since_a_moment(
+    store: DynStore,
+) {
+    let (a, _) = tenant_with_owner(&store, "activity-a").await;
+    let (b, _) = tenant_with_owner(&store, "activity-b").await;
+    // Three API conversations: one handed off (the helper's event), latencies 42, 10, 90;
+    // the second continues with an abstained answer.
+    let first = ConversationId::new();
+    store
+        .record_turn(a, turn(a, first, true, "q1"))
+        .await
+        .expect("turn");
+    for (latency, abstained) in [(10, true), (90, false)] {
+        let c = ConversationId::new();
+        let mut t = turn(a, c, true, "q");
+        t.events.clear();
+        if let Some(answer) = t.answer.as_mut() {
+            answer.latency_ms = latency;
+            answer.abstained = abstained;
+        }
+        store.record_turn(a, t).await.expect("turn");
+    }
+    let mut again = turn(a, first, false, "q1 again");
+    again.events.clear();
+    store.record_turn(a, again).await.expect("follow-up");
+    store
+        .record_turn(b, turn(b, ConversationId::new(), true, "theirs"))
+        .await
+        .expect("other tenant");
+
+    let since = now() - chrono::Duration::days(7);
+    let stats = store.activity(a, since).await.expect("activity");
+    assert_eq!(
+        stats.daily.len(),
+        1,
+        "one day, one channel: {:?}",
+        stats.daily
+    );
+    let today = &stats.daily[0];
+    assert_eq!(today.day, now().date_naive());
+    assert_eq!(today.channel, Channel::Api);
+    assert_eq!((today.conversations, today.messages), (3, 8));
+    assert_eq!(
+        (stats.answers, stats.abstained, stats.handed_off),
+        (4, 1, 1)
+    );
+    assert_eq!(
+        stats.median_latency_ms,
+        Some(42),
+        "10, 42, 42, 90: the lower middle"
+    );
+
+    let later = store
+        .activity(a, now() + chrono::Duration::minutes(1))
+        .await
+        .expect("later");
+    assert_eq!(later, cortex_core::conversations::ActivityStats::default());
+}

@@ -113,6 +113,7 @@ macro_rules! conformance_tests {
             a_channel_customer_finds_their_open_conversation,
             delivery_statuses_only_move_forward,
             conversations_of_every_channel_are_listed_latest_activity_first,
+            activity_counts_conversations_messages_answers_and_handoffs_since_a_moment,
             a_persons_data_is_deleted_in_every_tenant_on_the_providers_connections,
             an_oauth_flow_is_claimed_once_by_its_browser_before_it_expires,
             a_customers_waiting_messages_list_oldest_first,

@@ -13,7 +13,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::bot::from_json;
-use crate::{SqliteStore, db, is_unique_violation, ms, parse_enum, ts};
+use crate::{SqliteStore, corrupt, db, is_unique_violation, ms, parse_enum, ts};
 
 fn conversation_from(row: &SqliteRow) -> Result<Conversation> {
     Ok(Conversation {
@@ -290,6 +290,82 @@ impl ConversationStore for SqliteStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(())
+    }
+
+    async fn activity(
+        &self,
+        tenant: TenantId,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<cortex_core::conversations::ActivityStats> {
+        let rows = sqlx::query(
+            "SELECT day, channel, SUM(conv) AS conversations, SUM(msg) AS messages FROM (
+                SELECT date(c.created_at / 1000, 'unixepoch') AS day, c.channel AS channel, 1 AS conv, 0 AS msg
+                FROM conversations c WHERE c.tenant_id = $1 AND c.created_at >= $2
+                UNION ALL
+                SELECT date(m.created_at / 1000, 'unixepoch'), c.channel, 0, 1
+                FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
+                WHERE m.tenant_id = $1 AND m.created_at >= $2
+             ) a GROUP BY day, channel ORDER BY day, channel",
+        )
+        .bind(tenant.0)
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut daily = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let day: String = row.try_get("day").map_err(db)?;
+            daily.push(cortex_core::conversations::DailyActivity {
+                day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .map_err(|_| corrupt("activity day", &day))?,
+                channel: parse_enum("channel", row.try_get::<String, _>("channel").map_err(db)?)?,
+                conversations: row.try_get::<i64, _>("conversations").map_err(db)? as u64,
+                messages: row.try_get::<i64, _>("messages").map_err(db)? as u64,
+            });
+        }
+        let answers = sqlx::query(
+            "SELECT COUNT(*) AS answers, COALESCE(SUM(abstained), 0) AS abstained FROM messages
+             WHERE tenant_id = $1 AND role = 'assistant' AND created_at >= $2",
+        )
+        .bind(tenant.0)
+        .bind(ms(since))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        let answered = answers.try_get::<i64, _>("answers").map_err(db)?;
+        let abstained = answers.try_get::<i64, _>("abstained").map_err(db)?;
+        let handed_off: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT conversation_id) FROM conversation_events
+             WHERE tenant_id = $1 AND kind = 'handoff_requested' AND created_at >= $2",
+        )
+        .bind(tenant.0)
+        .bind(ms(since))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        let median_latency_ms = if answered == 0 {
+            None
+        } else {
+            let ms: i64 = sqlx::query_scalar(
+                "SELECT latency_ms FROM messages
+                 WHERE tenant_id = $1 AND role = 'assistant' AND created_at >= $2
+                 ORDER BY latency_ms LIMIT 1 OFFSET $3",
+            )
+            .bind(tenant.0)
+            .bind(ms(since))
+            .bind((answered - 1) / 2)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+            Some(u32::try_from(ms).unwrap_or(u32::MAX))
+        };
+        Ok(cortex_core::conversations::ActivityStats {
+            daily,
+            answers: answered as u64,
+            abstained: abstained as u64,
+            handed_off: handed_off as u64,
+            median_latency_ms,
+        })
     }
 
     async fn list_conversation_events(

@@ -43,6 +43,13 @@ pub trait ConversationStore: Send + Sync {
     /// conversation's id is taken.
     async fn record_turn(&self, tenant: TenantId, turn: Turn) -> Result<()>;
 
+    /// What happened in the tenant's conversations since `since`.
+    async fn activity(
+        &self,
+        tenant: TenantId,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::conversations::ActivityStats>;
+
     /// A conversation's events, oldest first.
     async fn list_conversation_events(
         &self,

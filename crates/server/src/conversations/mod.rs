@@ -46,6 +46,17 @@ pub async fn list(
         .await?)
 }
 
+/// What happened in the tenant's conversations since `since`: by day and channel, the bot's
+/// answers, abstentions and handoffs, and the median time to answer.
+pub async fn activity(
+    state: &AppState,
+    ctx: &TenantCtx,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<cortex_core::conversations::ActivityStats> {
+    ctx.require(Action::ReadConversations)?;
+    Ok(state.store.activity(ctx.tenant_id(), since).await?)
+}
+
 /// One conversation of the tenant with its latest [`MESSAGES_SHOWN`] messages.
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: ConversationId) -> Result<Detail> {
     ctx.require(Action::ReadConversations)?;

@@ -468,3 +468,111 @@ async fn a_member_of_a_suspended_tenant_is_told_so_instead_of_the_dashboard() {
     let page = web.submit("/sign-out", &[]).await;
     assert_eq!(page.status, 303);
 }
+
+#[tokio::test]
+async fn the_overview_counts_the_weeks_conversations_and_switches_the_bot() {
+    let app = spawn_app().await;
+    let owner = app.owner("ana@acme.test", "Acme").await;
+    app.upload_one(
+        &owner.access,
+        "guide.md",
+        crate::helpers::knowledge::GUIDE.as_bytes(),
+    )
+    .await;
+    app.run_pending_jobs().await;
+    for question in [
+        "how long do refunds take?",
+        "what is the office dog called?",
+    ] {
+        let r = app
+            .post_as(
+                "/api/v1/chat",
+                &owner.access,
+                &serde_json::json!({ "message": question }),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let web = Web::new(&app);
+    web.sign_in("ana@acme.test", PASSWORD).await;
+    let page = web.get("/overview").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.html.contains("<dt>Conversations today</dt><dd>2</dd>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("<dt>Messages today</dt><dd>4</dd>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("<dt>Answered</dt><dd>50 %</dd>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("<dt>Did not know</dt><dd>50 %</dd>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html
+            .contains("<caption>Conversations by day and channel</caption>")
+    );
+    assert_eq!(page.html.matches("<tr data-day=").count(), 7, "seven days");
+    assert!(
+        page.html.contains("<th scope=\"col\">Test console</th>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("uPlot.iife.min."),
+        "the chart library is on this page"
+    );
+    assert!(
+        page.html.contains("2 of 5 done"),
+        "documents and a question: {}",
+        page.html
+    );
+
+    let page = web.submit("/overview/bot", &[("enabled", "false")]).await;
+    assert_eq!(page.location.as_deref(), Some("/overview"));
+    assert!(
+        web.get("/overview")
+            .await
+            .html
+            .contains("The bot is switched off")
+    );
+    let r = app
+        .post_as(
+            "/api/v1/chat",
+            &owner.access,
+            &serde_json::json!({ "message": "hello" }),
+        )
+        .await;
+    assert_eq!(error_code(r).await, (409, "bot_disabled".into()));
+    web.get("/overview").await;
+    web.submit("/overview/bot", &[("enabled", "true")]).await;
+    assert!(
+        web.get("/overview")
+            .await
+            .html
+            .contains("The bot is answering")
+    );
+
+    // An agent sees the numbers but no switch, and is refused one.
+    app.member(&owner, "ben@acme.test", "agent").await;
+    let agent = Web::new(&app);
+    agent.sign_in("ben@acme.test", PASSWORD).await;
+    let page = agent.get("/overview").await;
+    assert!(page.html.contains("Conversations today") && !page.html.contains("Switch the bot off"));
+    assert_eq!(
+        agent
+            .submit("/overview/bot", &[("enabled", "false")])
+            .await
+            .status,
+        403
+    );
+}

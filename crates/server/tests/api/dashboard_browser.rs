@@ -340,6 +340,14 @@ async fn an_owner_uploads_a_document_and_watches_it_become_ready_without_reloadi
     wait_for_heading(&browser, "Test console conversation").await;
     wait_for_text(&browser, "Sources (1)", Duration::from_secs(5)).await;
     check_both_themes(&browser, "conversation").await;
+
+    // The Overview draws the week from its table.
+    browser.goto(&app.url("/overview")).await;
+    wait_for_heading(&browser, "Overview").await;
+    browser
+        .wait_for("#activity-chart canvas", Duration::from_secs(10))
+        .await;
+    check_both_themes(&browser, "overview-activity").await;
     browser.goto(&app.url("/knowledge")).await;
     wait_for_heading(&browser, "Knowledge").await;
 

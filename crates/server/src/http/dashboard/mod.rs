@@ -52,6 +52,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/sign-out", post(auth::sign_out))
         .route("/overview", get(overview::overview))
+        .route("/overview/bot", post(overview::switch_bot))
         .route("/knowledge", get(knowledge::knowledge_page))
         .route("/knowledge/documents", get(knowledge::documents_fragment))
         .merge(

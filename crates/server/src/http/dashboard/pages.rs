@@ -93,6 +93,9 @@ pub struct Chrome {
     pub htmx: String,
     pub csrf: String,
     pub nav: Option<Nav>,
+    /// A page's own vendored stylesheets and scripts (uPlot on the Overview).
+    pub extra_css: Vec<String>,
+    pub extra_js: Vec<String>,
 }
 
 impl Chrome {
@@ -104,7 +107,18 @@ impl Chrome {
             htmx: assets::url("htmx.min.js").unwrap_or_default(),
             csrf,
             nav: None,
+            extra_css: Vec::new(),
+            extra_js: Vec::new(),
         }
+    }
+
+    /// Adds the chart library to the page.
+    pub fn with_charts(mut self) -> Self {
+        self.extra_css
+            .push(assets::url("uPlot.min.css").unwrap_or_default());
+        self.extra_js
+            .push(assets::url("uPlot.iife.min.js").unwrap_or_default());
+        self
     }
 
     /// An operator console page.
