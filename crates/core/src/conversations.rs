@@ -89,7 +89,7 @@ pub struct ConversationFilter {
     pub limit: u32,
 }
 
-/// One day's activity on one channel.
+/// One day's conversations on one channel.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DailyActivity {
     /// The UTC day.
@@ -97,15 +97,15 @@ pub struct DailyActivity {
     pub channel: Channel,
     /// Conversations opened that day.
     pub conversations: u64,
-    /// Messages that day, the customers', the bot's and the agents'.
-    pub messages: u64,
 }
 
 /// A tenant's activity since a moment, as the Overview shows it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActivityStats {
-    /// By day and channel, oldest first; days without activity are absent.
+    /// Conversations by day and channel, oldest first; days without any are absent.
     pub daily: Vec<DailyActivity>,
+    /// Messages (the customers', the bot's and the agents') by UTC day, oldest first.
+    pub daily_messages: Vec<(chrono::NaiveDate, u64)>,
     /// The bot's replies.
     pub answers: u64,
     /// Replies where the sources did not answer.

@@ -840,3 +840,296 @@ pub async fn webhook(
     anyhow::ensure!(failed == 0, "{failed} deliveries were not acknowledged");
     Ok(())
 }
+
+/// Every dashboard page rendered server-side for a tenant with `documents` documents and
+/// `conversations` conversations (spread over the last 30 days across the widget, WhatsApp
+/// and the API, each with a question and a cited answer), over loopback HTTP through the real
+/// router with a member's session cookie (and an operator's for the operator console):
+/// `requests` sequential requests a page after a warm-up, p50 / p95 / max, and the
+/// JavaScript each page loads, gzipped.
+pub async fn dashboard(
+    settings: Settings,
+    documents: usize,
+    conversations: usize,
+    requests: usize,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    use cortex_core::conversations::{
+        Channel, Citation, Conversation, ConversationStatus, Message, MessageRole, Turn,
+    };
+    use cortex_core::ids::{ChunkId, ConversationId, MessageId, TokenFamilyId};
+    use std::io::Write;
+
+    let (state, dir) = scratch_state(settings, database_url).await?;
+    let state = AppState {
+        limiter: std::sync::Arc::new(Unlimited),
+        ..state
+    };
+    let store = &state.store;
+    let tenant = TenantId::new();
+    let owner = UserId::new();
+    let now = Utc::now();
+    store
+        .create_tenant_with_owner(
+            NewTenant {
+                id: tenant,
+                name: CompanyName::parse("Dashboard Bench").map_err(|e| anyhow::anyhow!("{e}"))?,
+                plan: "scale".into(),
+                status: TenantStatus::Active,
+                created_at: now,
+            },
+            NewUser {
+                id: owner,
+                email: Email::parse("owner@bench.example").map_err(|e| anyhow::anyhow!("{e}"))?,
+                name: Some("Bench Owner".into()),
+                role: Role::Owner,
+                password_hash: String::new(),
+                email_verified_at: Some(now),
+                created_at: now,
+            },
+            NewAuditEvent::new(Actor::System, action::TENANT_CREATED, now).target("tenant", tenant),
+        )
+        .await?;
+    let started = Instant::now();
+    let mut first_doc = None;
+    for d in 0..documents {
+        let id = DocumentId::new();
+        first_doc.get_or_insert(id);
+        store
+            .create_document(
+                tenant,
+                NewDocument {
+                    id,
+                    title: format!("Help article {d}"),
+                    filename: Some(format!("article-{d}.md")),
+                    source: DocumentSource::Upload,
+                    source_url: None,
+                    kind: "markdown".into(),
+                    size_bytes: 4_096,
+                    sha256: String::new(),
+                    blob_key: None,
+                    created_at: Utc::now(),
+                },
+                cortex_core::jobs::NewJob::now("BenchNoop", serde_json::json!({}))
+                    .unique(format!("bench:{id}")),
+                None,
+            )
+            .await?;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let channels = [Channel::Widget, Channel::WhatsApp, Channel::Api];
+    let mut last_conversation = None;
+    for i in 0..conversations {
+        let c = ConversationId::new();
+        last_conversation = Some(c);
+        let at = now - chrono::Duration::seconds(rng.gen_range(0..30 * 24 * 3600));
+        let message = |role, content: String, abstained| Message {
+            id: MessageId::new(),
+            tenant_id: tenant,
+            conversation_id: c,
+            role,
+            content,
+            citations: Vec::new(),
+            context: Vec::new(),
+            confidence: None,
+            abstained,
+            model: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            latency_ms: 0,
+            created_at: at,
+        };
+        let abstained = i % 5 == 0;
+        let mut answer = message(
+            MessageRole::Assistant,
+            format!("Refunds take 14 days [1]. (answer {i})"),
+            abstained,
+        );
+        answer.latency_ms = rng.gen_range(5..80);
+        answer.confidence = Some(0.7);
+        answer.model = Some("extractive".into());
+        if !abstained {
+            answer.citations = vec![Citation {
+                index: 1,
+                document_id: first_doc.unwrap_or_default(),
+                chunk_id: ChunkId::new(),
+                title: "Help article 0".into(),
+                heading_path: vec!["Refunds".into()],
+                page: None,
+                snippet: "Refunds take 14 days.".into(),
+                score: 0.7,
+            }];
+        }
+        let channel = channels[i % channels.len()];
+        store
+            .record_turn(
+                tenant,
+                Turn {
+                    new_conversation: Some(Conversation {
+                        id: c,
+                        tenant_id: tenant,
+                        channel,
+                        status: ConversationStatus::Bot,
+                        connection_id: None,
+                        customer: None,
+                        created_at: at,
+                        updated_at: at,
+                    }),
+                    conversation_id: c,
+                    question: message(
+                        MessageRole::User,
+                        format!("How long do refunds take? ({i})"),
+                        false,
+                    ),
+                    answer: Some(answer),
+                    usage: Vec::new(),
+                    events: Vec::new(),
+                },
+            )
+            .await?;
+        if i % 10_000 == 9_999 {
+            print!(".");
+            let _ = std::io::stdout().flush();
+        }
+    }
+    println!(
+        "\nbackend {}  documents {documents}  conversations {conversations}  (loaded in {:.1} s)",
+        store.backend(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // A member's browser session and an operator's.
+    let user = store.get_user(tenant, owner).await?;
+    let session = crate::tenancy::accounts::issue_session(&state, user, TokenFamilyId::new())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin_password = format!("bench-operator-{}", uuid::Uuid::now_v7());
+    crate::tenancy::operators::create_admin(&state, "ops@bench.example", admin_password.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, operator_token) = crate::tenancy::operators::login(
+        &state,
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        "ops@bench.example",
+        admin_password,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secure = crate::config::Environment::Development != state.settings.env
+        || state.settings.app_url.starts_with("https:");
+    let (member_cookie, operator_cookie) = if secure {
+        ("__Host-cl_session", "__Secure-cl_operator")
+    } else {
+        ("cl_session", "cl_operator")
+    };
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = crate::http::router(state.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let doc = first_doc.map(|d| d.to_string()).unwrap_or_default();
+    let conversation = last_conversation.map(|c| c.to_string()).unwrap_or_default();
+    let pages: Vec<(String, &str)> = vec![
+        ("/sign-in".into(), ""),
+        ("/overview".into(), member_cookie),
+        ("/knowledge".into(), member_cookie),
+        ("/knowledge/documents".into(), member_cookie),
+        (format!("/knowledge/{doc}"), member_cookie),
+        ("/bot".into(), member_cookie),
+        ("/conversations".into(), member_cookie),
+        (
+            "/conversations?abstained=on&channel=widget".into(),
+            member_cookie,
+        ),
+        (format!("/conversations/{conversation}"), member_cookie),
+        ("/channels".into(), member_cookie),
+        ("/team".into(), member_cookie),
+        ("/api-keys".into(), member_cookie),
+        ("/audit".into(), member_cookie),
+        ("/settings".into(), member_cookie),
+        ("/operator".into(), operator_cookie),
+        (format!("/operator/tenants/{tenant}"), operator_cookie),
+    ];
+    println!(
+        "{:<46} {:>9} {:>9} {:>9} {:>13}",
+        "page", "p50 ms", "p95 ms", "max ms", "JS gzip KB"
+    );
+    let mut worst_p95: f64 = 0.0;
+    let mut worst_js: f64 = 0.0;
+    for (path, cookie) in &pages {
+        let header = match *cookie {
+            "" => String::new(),
+            name if name == operator_cookie => format!("{name}={operator_token}"),
+            name => format!("{name}={}", session.refresh_token),
+        };
+        let get = |path: String| {
+            let (client, header) = (client.clone(), header.clone());
+            let url = format!("{base}{path}");
+            async move { client.get(url).header("cookie", header).send().await }
+        };
+        let mut html = String::new();
+        for _ in 0..5 {
+            let r = get(path.clone()).await?;
+            anyhow::ensure!(r.status() == 200, "{path} answered {}", r.status());
+            html = r.text().await?;
+        }
+        let mut times = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let t = Instant::now();
+            let r = get(path.clone()).await?;
+            let status = r.status();
+            let _ = r.bytes().await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(status == 200, "{path} answered {status}");
+        }
+        times.sort_by(f64::total_cmp);
+        // The scripts the page loads, as a browser would download them compressed.
+        let mut js_gzip = 0usize;
+        for src in html.split("<script src=\"").skip(1) {
+            let Some(src) = src.split('"').next() else {
+                continue;
+            };
+            let bytes = client
+                .get(format!("{base}{src}"))
+                .send()
+                .await?
+                .bytes()
+                .await?;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(&bytes)?;
+            js_gzip += gz.finish()?.len();
+        }
+        let (p50, p95, max) = (
+            percentile(&times, 50.0),
+            percentile(&times, 95.0),
+            times.last().copied().unwrap_or(0.0),
+        );
+        worst_p95 = worst_p95.max(p95);
+        worst_js = worst_js.max(js_gzip as f64 / 1024.0);
+        let shown = if path.len() > 46 {
+            format!("{}…", &path[..45])
+        } else {
+            path.clone()
+        };
+        println!(
+            "{shown:<46} {p50:>9.2} {p95:>9.2} {max:>9.2} {:>13.1}",
+            js_gzip as f64 / 1024.0
+        );
+    }
+    println!(
+        "slowest page p95 {worst_p95:.2} ms; most JavaScript on a page {worst_js:.1} KB gzipped"
+    );
+    server.abort();
+    drop(state);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}

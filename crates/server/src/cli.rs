@@ -163,6 +163,18 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Every dashboard page rendered for a tenant with DOCUMENTS documents and CONVERSATIONS
+    /// conversations: latency percentiles over loopback HTTP and the JavaScript each loads.
+    Dashboard {
+        #[arg(long, default_value_t = 10_000)]
+        documents: usize,
+        #[arg(long, default_value_t = 100_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Seconds per MB until files are lexically searchable and until fully embedded.
     Ingest {
         #[arg(required = true)]
@@ -273,6 +285,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
             database_url,
         }) => crate::bench::ingest(settings, &files, database_url).await,
+        Command::Bench(BenchCommand::Dashboard {
+            documents,
+            conversations,
+            requests,
+            database_url,
+        }) => {
+            crate::bench::dashboard(settings, documents, conversations, requests, database_url)
+                .await
+        }
         Command::Bench(BenchCommand::Answer {
             questions,
             files,

@@ -13,7 +13,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use crate::bot::from_json;
-use crate::{PgStore, corrupt, db, is_unique_violation, parse_enum};
+use crate::{PgStore, db, is_unique_violation, parse_enum};
 
 fn conversation_from(row: &PgRow) -> Result<Conversation> {
     Ok(Conversation {
@@ -296,14 +296,9 @@ impl ConversationStore for PgStore {
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<cortex_core::conversations::ActivityStats> {
         let rows = sqlx::query(
-            "SELECT day, channel, SUM(conv) AS conversations, SUM(msg) AS messages FROM (
-                SELECT to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, c.channel AS channel, 1 AS conv, 0 AS msg
-                FROM conversations c WHERE c.tenant_id = $1 AND c.created_at >= $2
-                UNION ALL
-                SELECT to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), c.channel, 0, 1
-                FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
-                WHERE m.tenant_id = $1 AND m.created_at >= $2
-             ) a GROUP BY day, channel ORDER BY day, channel",
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, channel, COUNT(*) AS conversations
+             FROM conversations WHERE tenant_id = $1 AND created_at >= $2
+             GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(tenant.0)
         .bind(since)
@@ -312,18 +307,36 @@ impl ConversationStore for PgStore {
         .map_err(db)?;
         let mut daily = Vec::with_capacity(rows.len());
         for row in &rows {
-            let day: String = row.try_get("day").map_err(db)?;
             daily.push(cortex_core::conversations::DailyActivity {
-                day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                    .map_err(|_| corrupt("activity day", &day))?,
+                day: row.try_get("day").map_err(db)?,
                 channel: parse_enum("channel", row.try_get::<String, _>("channel").map_err(db)?)?,
                 conversations: row.try_get::<i64, _>("conversations").map_err(db)? as u64,
-                messages: row.try_get::<i64, _>("messages").map_err(db)? as u64,
             });
         }
+        let rows = sqlx::query(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, COUNT(*) AS messages
+             FROM messages WHERE tenant_id = $1 AND created_at >= $2
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(tenant.0)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut daily_messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            daily_messages.push((
+                row.try_get("day").map_err(db)?,
+                row.try_get::<i64, _>("messages").map_err(db)? as u64,
+            ));
+        }
+        // One pass over the week's answers: how many, how many abstained, and the lower
+        // median latency (percentile_disc takes the first value at or past the middle).
         let answers = sqlx::query(
-            "SELECT COUNT(*) AS answers, COALESCE(SUM(CASE WHEN abstained THEN 1 ELSE 0 END), 0) AS abstained FROM messages
-             WHERE tenant_id = $1 AND role = 'assistant' AND created_at >= $2",
+            "SELECT COUNT(*) AS answers,
+                    COUNT(*) FILTER (WHERE abstained) AS abstained,
+                    (percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms))::bigint AS median
+             FROM messages WHERE tenant_id = $1 AND role = 'assistant' AND created_at >= $2",
         )
         .bind(tenant.0)
         .bind(since)
@@ -332,6 +345,10 @@ impl ConversationStore for PgStore {
         .map_err(db)?;
         let answered = answers.try_get::<i64, _>("answers").map_err(db)?;
         let abstained = answers.try_get::<i64, _>("abstained").map_err(db)?;
+        let median_latency_ms = answers
+            .try_get::<Option<i64>, _>("median")
+            .map_err(db)?
+            .map(|ms| u32::try_from(ms).unwrap_or(u32::MAX));
         let handed_off: i64 = sqlx::query_scalar(
             "SELECT COUNT(DISTINCT conversation_id) FROM conversation_events
              WHERE tenant_id = $1 AND kind = 'handoff_requested' AND created_at >= $2",
@@ -341,24 +358,9 @@ impl ConversationStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        let median_latency_ms = if answered == 0 {
-            None
-        } else {
-            let ms: i64 = sqlx::query_scalar(
-                "SELECT latency_ms::bigint FROM messages
-                 WHERE tenant_id = $1 AND role = 'assistant' AND created_at >= $2
-                 ORDER BY latency_ms LIMIT 1 OFFSET $3",
-            )
-            .bind(tenant.0)
-            .bind(since)
-            .bind((answered - 1) / 2)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-            Some(u32::try_from(ms).unwrap_or(u32::MAX))
-        };
         Ok(cortex_core::conversations::ActivityStats {
             daily,
+            daily_messages,
             answers: answered as u64,
             abstained: abstained as u64,
             handed_off: handed_off as u64,

@@ -297,15 +297,14 @@ impl ConversationStore for SqliteStore {
         tenant: TenantId,
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<cortex_core::conversations::ActivityStats> {
+        let parse_day = |day: String| {
+            chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                .map_err(|_| corrupt("activity day", &day))
+        };
         let rows = sqlx::query(
-            "SELECT day, channel, SUM(conv) AS conversations, SUM(msg) AS messages FROM (
-                SELECT date(c.created_at / 1000, 'unixepoch') AS day, c.channel AS channel, 1 AS conv, 0 AS msg
-                FROM conversations c WHERE c.tenant_id = $1 AND c.created_at >= $2
-                UNION ALL
-                SELECT date(m.created_at / 1000, 'unixepoch'), c.channel, 0, 1
-                FROM messages m JOIN conversations c ON c.id = m.conversation_id AND c.tenant_id = m.tenant_id
-                WHERE m.tenant_id = $1 AND m.created_at >= $2
-             ) a GROUP BY day, channel ORDER BY day, channel",
+            "SELECT date(created_at / 1000, 'unixepoch') AS day, channel, COUNT(*) AS conversations
+             FROM conversations WHERE tenant_id = $1 AND created_at >= $2
+             GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(tenant.0)
         .bind(ms(since))
@@ -314,14 +313,28 @@ impl ConversationStore for SqliteStore {
         .map_err(db)?;
         let mut daily = Vec::with_capacity(rows.len());
         for row in &rows {
-            let day: String = row.try_get("day").map_err(db)?;
             daily.push(cortex_core::conversations::DailyActivity {
-                day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                    .map_err(|_| corrupt("activity day", &day))?,
+                day: parse_day(row.try_get("day").map_err(db)?)?,
                 channel: parse_enum("channel", row.try_get::<String, _>("channel").map_err(db)?)?,
                 conversations: row.try_get::<i64, _>("conversations").map_err(db)? as u64,
-                messages: row.try_get::<i64, _>("messages").map_err(db)? as u64,
             });
+        }
+        let rows = sqlx::query(
+            "SELECT date(created_at / 1000, 'unixepoch') AS day, COUNT(*) AS messages
+             FROM messages WHERE tenant_id = $1 AND created_at >= $2
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(tenant.0)
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut daily_messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            daily_messages.push((
+                parse_day(row.try_get("day").map_err(db)?)?,
+                row.try_get::<i64, _>("messages").map_err(db)? as u64,
+            ));
         }
         let answers = sqlx::query(
             "SELECT COUNT(*) AS answers, COALESCE(SUM(abstained), 0) AS abstained FROM messages
@@ -361,6 +374,7 @@ impl ConversationStore for SqliteStore {
         };
         Ok(cortex_core::conversations::ActivityStats {
             daily,
+            daily_messages,
             answers: answered as u64,
             abstained: abstained as u64,
             handed_off: handed_off as u64,

@@ -219,6 +219,14 @@ async fn a_newcomer_signs_up_reads_the_code_in_the_mailbox_and_lands_on_the_over
     browser.goto(&app.url("/forgot-password")).await;
     wait_for_heading(&browser, "Reset your password").await;
     check_both_themes(&browser, "forgot-password").await;
+    browser
+        .goto(&app.url("/reset-password?token=from-the-mail"))
+        .await;
+    wait_for_heading(&browser, "Choose a new password").await;
+    check_both_themes(&browser, "reset-password").await;
+    browser.goto(&app.url("/verify/resend")).await;
+    wait_for_heading(&browser, "Send a new code").await;
+    check_both_themes(&browser, "verify-resend").await;
     browser.quit().await;
 }
 
@@ -560,6 +568,7 @@ async fn the_operator_suspends_a_tenant_and_its_dashboard_says_so() {
         .await;
     ops.click(&suspend).await;
     wait_for_heading(&ops, "Suspend Acme Outdoor?").await;
+    check_both_themes(&ops, "operator-suspend").await;
     let confirm = ops
         .wait_for("button.button-danger-solid", Duration::from_secs(5))
         .await;
@@ -571,4 +580,51 @@ async fn the_operator_suspends_a_tenant_and_its_dashboard_says_so() {
     check_both_themes(&member, "suspended").await;
     ops.quit().await;
     member.quit().await;
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_sites_page_changes_nothing() {
+    use crate::helpers::widget::spawn_page;
+    let app = spawn_app_with(|s| s.app_url = "http://127.0.0.1:8080".into()).await;
+    let browser = Browser::start().await;
+    sign_in_owner(&app, &browser, "ana@acme.test").await;
+    // A page of another origin that posts a form to the dashboard as soon as it loads.
+    let html = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let evil = spawn_page(html.clone()).await;
+    *html.lock().expect("lock") = format!(
+        "<!doctype html><html lang=\"en\"><head><title>Win a prize</title></head><body>\
+         <form id=\"f\" method=\"post\" action=\"{}\"><input name=\"csrf\" value=\"guess\"></form>\
+         <script>document.getElementById('f').submit();</script></body></html>",
+        app.url("/settings/sign-out-everywhere")
+    );
+    browser.goto(&evil).await;
+    // The post lands on the dashboard, which refuses it.
+    let start = std::time::Instant::now();
+    loop {
+        let url = browser.execute("return location.href;", json!([])).await;
+        if url
+            .as_str()
+            .is_some_and(|u| u.contains("/settings/sign-out-everywhere"))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the form did not post: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = browser
+        .execute("return document.body.innerText;", json!([]))
+        .await;
+    assert!(
+        body.as_str().unwrap_or_default().contains("csrf_failed")
+            || body.as_str().unwrap_or_default().contains("Sign in"),
+        "refused: {body}"
+    );
+    // Still signed in: nothing was revoked.
+    browser.goto(&app.url("/settings")).await;
+    wait_for_heading(&browser, "Settings").await;
+    wait_for_text(&browser, "This browser", Duration::from_secs(5)).await;
+    browser.quit().await;
 }

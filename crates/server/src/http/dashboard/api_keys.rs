@@ -9,7 +9,7 @@ use cortex_core::credentials::{ApiKey, ApiScope};
 use cortex_core::ids::ApiKeyId;
 use serde::Deserialize;
 
-use super::forms::sentence;
+use super::forms::{Empty, sentence};
 use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{Member, PageForm};
 use crate::app::AppState;
@@ -208,9 +208,6 @@ pub async fn revoke_page(
         cancel: "/api-keys".into(),
     })
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 pub async fn revoke(
     State(state): State<AppState>,

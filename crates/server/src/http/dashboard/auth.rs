@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::forms::{Field, Form, FormPage};
+use super::forms::{Empty, Field, Form, FormPage};
 use super::pages::{Chrome, page_with_status};
 use super::session::{self, FormCsrf, PageForm};
 use crate::app::AppState;
@@ -426,9 +426,6 @@ pub async fn accept_invitation(
     }
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
 /// Signs this browser's session out and clears its cookie.
 pub async fn sign_out(
     State(state): State<AppState>,
@@ -440,8 +437,5 @@ pub async fn sign_out(
     {
         return super::pages::error_page(e.into());
     }
-    let mut r = Redirect::to("/sign-in?signed_out=1").into_response();
-    r.headers_mut()
-        .append(header::SET_COOKIE, session::clear_session_cookie(&state));
-    r
+    session::signed_out(&state)
 }

@@ -13,7 +13,7 @@ use cortex_core::ids::{ChannelConnectionId, OauthFlowId, WidgetKeyId};
 use cortex_core::widget::{WidgetKey, WidgetPosition, WidgetTheme};
 use serde::Deserialize;
 
-use super::forms::sentence;
+use super::forms::{Empty, sentence};
 use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{Member, PageForm};
 use crate::app::AppState;
@@ -272,9 +272,6 @@ pub async fn create_key(
         Err(e) => failed(&state, &member, e.into()).await,
     }
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 pub async fn revoke_key_page(
     State(state): State<AppState>,

@@ -10,6 +10,10 @@ use super::pages::Chrome;
 use crate::http::error::ApiError;
 use crate::tenancy::TenancyError;
 
+/// A form with no field but its CSRF token (a button that signs out, revokes, deletes…).
+#[derive(serde::Deserialize)]
+pub struct Empty {}
+
 pub struct Field {
     pub name: &'static str,
     pub label: &'static str,

@@ -15,7 +15,7 @@ use cortex_core::knowledge::{Chunk, Document, DocumentStage, DocumentStatus, Sea
 use cortex_core::store::Page;
 use serde::Deserialize;
 
-use super::forms::sentence;
+use super::forms::{Empty, sentence};
 use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{self, Member, PageForm};
 use crate::app::AppState;
@@ -541,9 +541,6 @@ pub async fn document_page(
         },
     })
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 pub async fn reprocess(
     State(state): State<AppState>,

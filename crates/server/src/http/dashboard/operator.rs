@@ -15,7 +15,7 @@ use cortex_core::store::Page;
 use cortex_core::tenancy::{TenantFilter, TenantStatus};
 use serde::Deserialize;
 
-use super::forms::{Field, Form, FormPage};
+use super::forms::{Empty, Field, Form, FormPage};
 use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{self, FormCsrf, OperatorPage, PageForm};
 use crate::app::AppState;
@@ -91,9 +91,6 @@ pub async fn sign_in(
         }
     }
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 pub async fn sign_out(
     State(state): State<AppState>,

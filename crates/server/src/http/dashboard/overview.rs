@@ -85,7 +85,12 @@ impl Week {
                             .sum()
                     })
                     .collect();
-                let messages = of_day.map(|d| d.messages).sum();
+                let messages = stats
+                    .daily_messages
+                    .iter()
+                    .filter(|(d, _)| *d == day)
+                    .map(|(_, n)| n)
+                    .sum();
                 (
                     day.to_string(),
                     day.format("%a %-d %b").to_string(),

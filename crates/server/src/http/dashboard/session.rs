@@ -132,6 +132,14 @@ pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
     set_cookie(state, session_cookie_name(state), "", Some(0))
 }
 
+/// Back to the sign-in page with this browser's session cookie cleared.
+pub fn signed_out(state: &AppState) -> Response {
+    let mut r = Redirect::to("/sign-in?signed_out=1").into_response();
+    r.headers_mut()
+        .append(header::SET_COOKIE, clear_session_cookie(state));
+    r
+}
+
 /// The session cookie's token, if any.
 pub fn session_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
     cookie(headers, session_cookie_name(state))

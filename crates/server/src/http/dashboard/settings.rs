@@ -2,12 +2,12 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use cortex_core::ids::TokenFamilyId;
 use serde::Deserialize;
 
-use super::forms::sentence;
+use super::forms::{Empty, sentence};
 use super::pages::{Chrome, error_page, page_with_status};
 use super::session::{self, Member, PageForm};
 use crate::app::AppState;
@@ -140,9 +140,6 @@ pub async fn change_password(
     }
 }
 
-#[derive(Deserialize)]
-pub struct Empty {}
-
 pub async fn revoke_session(
     State(state): State<AppState>,
     member: Member,
@@ -153,7 +150,7 @@ pub async fn revoke_session(
         return error_page(ApiError::not_found());
     };
     match sessions::revoke_session(&state, &member.ctx, family).await {
-        Ok(()) if family == member.family => signed_out(&state),
+        Ok(()) if family == member.family => session::signed_out(&state),
         Ok(()) => Redirect::to("/settings?done=session").into_response(),
         Err(e) => error_page(e.into()),
     }
@@ -165,14 +162,7 @@ pub async fn sign_out_everywhere(
     PageForm(_): PageForm<Empty>,
 ) -> Response {
     match sessions::sign_out_everywhere(&state, &member.ctx).await {
-        Ok(_) => signed_out(&state),
+        Ok(_) => session::signed_out(&state),
         Err(e) => error_page(e.into()),
     }
-}
-
-fn signed_out(state: &AppState) -> Response {
-    let mut r = Redirect::to("/sign-in?signed_out=1").into_response();
-    r.headers_mut()
-        .append(header::SET_COOKIE, session::clear_session_cookie(state));
-    r
 }

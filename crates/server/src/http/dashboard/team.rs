@@ -10,7 +10,7 @@ use cortex_core::ids::{InvitationId, UserId};
 use cortex_core::tenancy::Role;
 use serde::Deserialize;
 
-use super::forms::sentence;
+use super::forms::{Empty, sentence};
 use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{Member, PageForm};
 use crate::app::AppState;
@@ -199,9 +199,6 @@ pub async fn invite(
         Err(e) => failed(&state, &member, e, f.email).await,
     }
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 pub async fn withdraw(
     State(state): State<AppState>,
