@@ -31,3 +31,12 @@ pub struct UsageEvent {
     pub conversation_id: Option<ConversationId>,
     pub created_at: DateTime<Utc>,
 }
+
+/// The first instant of the month `at` falls in (UTC): where monthly allowances and the
+/// operator's monthly counts start.
+pub fn month_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{Datelike, TimeZone};
+    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(at)
+}

@@ -1015,13 +1015,7 @@ pub async fn dashboard(
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let secure = crate::config::Environment::Development != state.settings.env
-        || state.settings.app_url.starts_with("https:");
-    let (member_cookie, operator_cookie) = if secure {
-        ("__Host-cl_session", "__Secure-cl_operator")
-    } else {
-        ("cl_session", "cl_operator")
-    };
+    let (member_cookie, operator_cookie) = crate::http::dashboard::cookie_names(&state);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -6,7 +6,7 @@
 //! they count (the turn, the inbound message marked answered), so nothing is counted twice or
 //! lost. Depends on the core ports only.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use cortex_core::conversations::Channel;
 use cortex_core::ids::{ConversationId, TenantId, UsageEventId};
 use cortex_core::usage::{UsageEvent, UsageKind};
@@ -110,13 +110,7 @@ pub fn channel_messages(
     })
 }
 
-/// The first instant of the month `at` falls in (UTC): where monthly allowances start.
-pub fn month_start(at: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::Datelike;
-    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(at)
-}
+pub use cortex_core::usage::month_start;
 
 /// How many messages the tenant has sent on `channel` since the month began.
 pub async fn channel_messages_this_month(
@@ -138,6 +132,7 @@ pub async fn channel_messages_this_month(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn an_answered_message_counts_the_message_its_embedding_and_each_model_call() {

@@ -78,6 +78,15 @@ pub struct Started {
     pub expires_at: chrono::DateTime<Utc>,
 }
 
+/// The `Set-Cookie` value that binds a started flow to the member's browser: sent only to
+/// the callback, for the flow's ten minutes.
+pub fn browser_cookie(started: &Started) -> String {
+    format!(
+        "{BROWSER_COOKIE}={}; Path={CALLBACK_PATH}; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
+        started.browser_secret
+    )
+}
+
 /// Starts a flow for `kind` assets; the member comes back to `return_path` (a path of this
 /// site, `/channels` by default) after Meta.
 pub async fn start(

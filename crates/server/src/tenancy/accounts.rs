@@ -142,7 +142,7 @@ pub(crate) fn ttl(secs: u64) -> chrono::Duration {
 
 /// Mail failures are logged, not returned: the answer must not depend on the account, and
 /// the person can ask for the code again.
-async fn deliver(state: &AppState, mail: Mail) {
+pub(crate) async fn deliver(state: &AppState, mail: Mail) {
     let kind = mail.kind;
     if let Err(e) = state.mailer.send(mail).await {
         tracing::error!(mail.kind = kind, error = %e, "mail could not be sent");

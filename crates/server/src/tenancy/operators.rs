@@ -75,12 +75,7 @@ pub async fn tenant_summaries(
     filter: &cortex_core::tenancy::TenantFilter,
     page: Page,
 ) -> Result<Vec<cortex_core::tenancy::TenantSummary>> {
-    use chrono::{Datelike, TimeZone};
-    let now = Utc::now();
-    let month = Utc
-        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now);
+    let month = cortex_core::usage::month_start(Utc::now());
     Ok(state
         .store
         .list_tenant_summaries(filter, month, page)

@@ -74,12 +74,8 @@ pub async fn request_reset(state: &AppState, ip: IpAddr, email: &str) -> Result<
             "Someone asked to reset the password of your CortexLayer account.\n\nSet a new password here (the link works once, for 30 minutes):\n{link}\n\nSetting it signs you out everywhere. If this was not you, ignore this message: your password stays as it is.\n"
         ),
     };
-    let mailer = state.mailer.clone();
-    tokio::spawn(async move {
-        if let Err(e) = mailer.send(mail).await {
-            tracing::error!(mail.kind = "password_reset", error = %e, "mail could not be sent");
-        }
-    });
+    let state = state.clone();
+    tokio::spawn(async move { super::accounts::deliver(&state, mail).await });
     Ok(())
 }
 

@@ -294,12 +294,7 @@ pub async fn start_meta_oauth(
     ApiJson(req): ApiJson<StartOauthRequest>,
 ) -> ApiResult<Response> {
     let started = oauth::start(&state, &ctx, req.kind, req.return_path).await?;
-    let cookie = format!(
-        "{}={}; Path={}; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
-        oauth::BROWSER_COOKIE,
-        started.browser_secret,
-        oauth::CALLBACK_PATH
-    );
+    let cookie = oauth::browser_cookie(&started);
     let mut response = (
         StatusCode::CREATED,
         Json(OauthStartView {

@@ -438,6 +438,12 @@ pub async fn download_original(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let (doc, bytes) = knowledge::original(&state, &ctx, path_id(&id)?).await?;
+    Ok(original_response(doc, bytes))
+}
+
+/// A document's stored original as a download: its sniffed type, its name as an attachment,
+/// `nosniff`.
+pub(crate) fn original_response(doc: Document, bytes: Vec<u8>) -> Response {
     let name = doc.filename.unwrap_or_else(|| "document".into());
     let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
@@ -452,11 +458,11 @@ pub async fn download_original(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    Ok(response)
+    response
 }
 
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / 5987).
-pub(crate) fn content_disposition(name: &str) -> String {
+fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {

@@ -4,12 +4,12 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use chrono::{NaiveDate, TimeZone, Utc};
 use cortex_core::audit::{Actor, AuditFilter, action};
 use cortex_core::ids::UserId;
 use cortex_core::store::Page;
 use serde::Deserialize;
 
+use super::forms::{next_page_query, utc_day};
 use super::pages::{Chrome, error_page, page};
 use super::session::Member;
 use crate::app::AppState;
@@ -86,11 +86,6 @@ struct AuditPage {
     next: Option<String>,
 }
 
-fn day(raw: Option<&str>) -> Option<chrono::DateTime<Utc>> {
-    let d = NaiveDate::parse_from_str(raw?.trim(), "%Y-%m-%d").ok()?;
-    Some(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?))
-}
-
 pub async fn audit_page(
     State(state): State<AppState>,
     member: Member,
@@ -105,8 +100,12 @@ pub async fn audit_page(
     let filter = AuditFilter {
         action: chosen_action.map(str::to_owned),
         actor_user: chosen_member,
-        from: day(q.from.as_deref()),
-        until: day(q.until.as_deref()).map(|d| d + chrono::Duration::days(1)),
+        from: q.from.as_deref().and_then(utc_day),
+        until: q
+            .until
+            .as_deref()
+            .and_then(utc_day)
+            .map(|d| d + chrono::Duration::days(1)),
     };
     let page_req = Page {
         limit: PAGE,
@@ -148,18 +147,15 @@ pub async fn audit_page(
         .then(|| events.last())
         .flatten()
         .map(|last| {
-            let mut query: Vec<(&str, String)> = vec![("before", last.id.to_string())];
-            for (k, v) in [
-                ("action", &q.action),
-                ("member", &q.member),
-                ("from", &q.from),
-                ("until", &q.until),
-            ] {
-                if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
-                    query.push((k, v.clone()));
-                }
-            }
-            serde_urlencoded::to_string(query).unwrap_or_default()
+            next_page_query(
+                last.id.to_string(),
+                &[
+                    ("action", q.action.as_deref()),
+                    ("member", q.member.as_deref()),
+                    ("from", q.from.as_deref()),
+                    ("until", q.until.as_deref()),
+                ],
+            )
         });
     page(&AuditPage {
         chrome: Chrome::member(&member, "/audit"),

@@ -432,17 +432,12 @@ pub async fn start_meta(
     };
     match oauth::start(&state, &member.ctx, kind, Some("/channels".into())).await {
         Ok(started) => {
+            let cookie = oauth::browser_cookie(&started);
             let mut r = page(&ContinuePage {
                 chrome: Chrome::member(&member, "/channels"),
                 kind: kind_name(kind),
                 authorize_url: started.authorize_url,
             });
-            let cookie = format!(
-                "{}={}; Path={}; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
-                oauth::BROWSER_COOKIE,
-                started.browser_secret,
-                oauth::CALLBACK_PATH
-            );
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().append(header::SET_COOKIE, v);
             }

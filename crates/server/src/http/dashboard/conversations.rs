@@ -6,13 +6,14 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::Utc;
 use cortex_core::conversations::{
     Channel, ConversationFilter, ConversationStatus, ConversationSummary, MessageRole,
 };
 use cortex_core::ids::ConversationId;
 use serde::Deserialize;
 
+use super::forms::{next_page_query, utc_day};
 use super::pages::{Chrome, error_page, page};
 use super::session::Member;
 use crate::app::AppState;
@@ -115,10 +116,8 @@ struct ListPage {
 fn day(raw: Option<&str>, field: &'static str) -> Result<Option<chrono::DateTime<Utc>>, ApiError> {
     match raw.map(str::trim).filter(|r| !r.is_empty()) {
         None => Ok(None),
-        Some(r) => NaiveDate::parse_from_str(r, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|d| Some(Utc.from_utc_datetime(&d)))
+        Some(r) => utc_day(r)
+            .map(Some)
             .ok_or_else(|| ApiError::validation(field, "is not a date (YYYY-MM-DD)")),
     }
 }
@@ -156,28 +155,20 @@ pub async fn list(
         Err(e) => return error_page(e.into()),
     };
     let next = (rows.len() == PAGE as usize)
-        .then(|| {
-            rows.last().map(|s| {
-                let mut query: Vec<(&str, String)> = vec![("before", cursor(&s.conversation))];
-                for (k, v) in [
-                    ("channel", &q.channel),
-                    ("from", &q.from),
-                    ("until", &q.until),
-                ] {
-                    if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
-                        query.push((k, v.clone()));
-                    }
-                }
-                if q.handed_off.is_some() {
-                    query.push(("handed_off", "on".into()));
-                }
-                if q.abstained.is_some() {
-                    query.push(("abstained", "on".into()));
-                }
-                serde_urlencoded::to_string(query).unwrap_or_default()
-            })
-        })
-        .flatten();
+        .then(|| rows.last())
+        .flatten()
+        .map(|s| {
+            next_page_query(
+                cursor(&s.conversation),
+                &[
+                    ("channel", q.channel.as_deref()),
+                    ("from", q.from.as_deref()),
+                    ("until", q.until.as_deref()),
+                    ("handed_off", q.handed_off.is_some().then_some("on")),
+                    ("abstained", q.abstained.is_some().then_some("on")),
+                ],
+            )
+        });
     page(&ListPage {
         chrome: Chrome::member(&member, "/conversations"),
         rows: rows.iter().map(Row::from).collect(),

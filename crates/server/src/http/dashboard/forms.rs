@@ -195,6 +195,23 @@ impl Form {
     }
 }
 
+/// The first instant (UTC) of the day a `YYYY-MM-DD` filter names.
+pub fn utc_day(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let d = chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+/// The query string of a list's next page: its cursor, then each filter that is set.
+pub fn next_page_query(before: String, filters: &[(&str, Option<&str>)]) -> String {
+    let mut query: Vec<(&str, &str)> = vec![("before", &before)];
+    query.extend(
+        filters
+            .iter()
+            .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (*k, v))),
+    );
+    serde_urlencoded::to_string(query).unwrap_or_default()
+}
+
 /// A message as a sentence: capital first letter, final full stop.
 pub fn sentence(message: &str) -> String {
     let mut s = message.trim().to_owned();

@@ -5,7 +5,6 @@
 //! chunks, with headings and pages), and offers reprocessing, the original and deletion.
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,7 +18,7 @@ use super::forms::{Empty, sentence};
 use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{self, Member, PageForm};
 use crate::app::AppState;
-use crate::http::api::documents::{bad_multipart, content_disposition, read_field};
+use crate::http::api::documents::{bad_multipart, original_response, read_field};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::knowledge::{self, IncomingFile};
 use crate::tenancy::Action;
@@ -603,21 +602,10 @@ pub async fn original(
     };
     match knowledge::original(&state, &member.ctx, id).await {
         Ok((doc, bytes)) => {
-            let name = doc.filename.unwrap_or_else(|| "document".into());
-            let mut response = Response::new(Body::from(bytes));
-            let h = response.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(knowledge::mime_of(&doc.kind)),
-            );
-            if let Ok(v) = HeaderValue::from_str(&content_disposition(&name)) {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let mut response = original_response(doc, bytes);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(e) => error_page(e.into()),

@@ -34,6 +34,15 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 
+/// The names of the member's and the operator's session cookies on this server (`__Host-` /
+/// `__Secure-` prefixed outside development), for a client that brings its own.
+pub fn cookie_names(state: &AppState) -> (&'static str, &'static str) {
+    (
+        session::session_cookie_name(state),
+        session::operator_cookie_name(state),
+    )
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(auth::root))

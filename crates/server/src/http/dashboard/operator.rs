@@ -15,7 +15,7 @@ use cortex_core::store::Page;
 use cortex_core::tenancy::{TenantFilter, TenantStatus};
 use serde::Deserialize;
 
-use super::forms::{Empty, Field, Form, FormPage};
+use super::forms::{Empty, Field, Form, FormPage, next_page_query};
 use super::pages::{Chrome, ConfirmPage, error_page, page, page_with_status};
 use super::session::{self, FormCsrf, OperatorPage, PageForm};
 use crate::app::AppState;
@@ -181,13 +181,14 @@ pub async fn tenants(
         .then(|| rows.last())
         .flatten()
         .map(|last| {
-            let mut query: Vec<(&str, String)> = vec![("before", last.tenant.id.to_string())];
-            for (k, v) in [("q", &q.q), ("plan", &q.plan), ("status", &q.status)] {
-                if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
-                    query.push((k, v.clone()));
-                }
-            }
-            serde_urlencoded::to_string(query).unwrap_or_default()
+            next_page_query(
+                last.tenant.id.to_string(),
+                &[
+                    ("q", q.q.as_deref()),
+                    ("plan", q.plan.as_deref()),
+                    ("status", q.status.as_deref()),
+                ],
+            )
         });
     page(&TenantsPage {
         chrome: Chrome::operator(&op, "/operator"),

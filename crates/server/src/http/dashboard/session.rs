@@ -33,7 +33,7 @@ pub fn secure(state: &AppState) -> bool {
     state.settings.env != Environment::Development || state.settings.app_url.starts_with("https:")
 }
 
-fn session_cookie_name(state: &AppState) -> &'static str {
+pub fn session_cookie_name(state: &AppState) -> &'static str {
     if secure(state) {
         "__Host-cl_session"
     } else {
