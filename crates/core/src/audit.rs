@@ -52,12 +52,16 @@ pub mod action {
     pub const TENANT_SUSPENDED: &str = "tenant.suspended";
     pub const TENANT_REACTIVATED: &str = "tenant.reactivated";
     pub const TENANT_PLAN_CHANGED: &str = "tenant.plan_changed";
+    /// The company's name changed (metadata: `from`, `to`).
+    pub const TENANT_RENAMED: &str = "tenant.renamed";
     pub const LOGIN_FAILURE_BURST: &str = "auth.login_failure_burst";
     pub const REFRESH_TOKEN_REUSED: &str = "auth.refresh_token_reused";
     /// A member set a new password with an emailed reset; every session was signed out.
     pub const PASSWORD_RESET: &str = "auth.password_reset";
     /// A member changed their password in the dashboard; every other session was signed out.
     pub const PASSWORD_CHANGED: &str = "auth.password_changed";
+    /// A member's sign-in address changed after the code mailed to the new one was entered.
+    pub const EMAIL_CHANGED: &str = "auth.email_changed";
     /// A member signed out of every session.
     pub const SESSIONS_REVOKED: &str = "auth.sessions_revoked";
     pub const MEMBER_INVITED: &str = "member.invited";

@@ -85,6 +85,10 @@ id_type!(
     PasswordResetId
 );
 id_type!(
+    /// A member's change of sign-in address, waiting for the code mailed to the new one.
+    EmailChangeId
+);
+id_type!(
     /// One entry of the audit log.
     AuditEventId
 );

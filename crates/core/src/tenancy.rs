@@ -8,7 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{InvitationId, SignupId, TenantId, UserId};
+use crate::ids::{EmailChangeId, InvitationId, SignupId, TenantId, UserId};
 
 /// Where a tenant stands commercially. Only `suspended` blocks access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,6 +312,30 @@ pub struct NewPendingSignup {
     pub company_name: CompanyName,
     pub name: Option<String>,
     pub password_hash: String,
+    pub code_hash: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A member's new sign-in address, waiting for the code mailed to it. A member has at most
+/// one; a newer request replaces it. The code itself is never stored, only its hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailChange {
+    pub id: EmailChangeId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub new_email: Email,
+    pub code_hash: String,
+    pub attempts: u32,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewEmailChange {
+    pub id: EmailChangeId,
+    pub user_id: UserId,
+    pub new_email: Email,
     pub code_hash: String,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

@@ -4,9 +4,11 @@ use chrono::Duration;
 use cortex_core::StoreError;
 use cortex_core::audit::{Actor, NewAuditEvent, action};
 use cortex_core::credentials::ApiScope;
-use cortex_core::ids::{PlatformAdminId, SignupId, TenantId, TokenFamilyId, UserId};
+use cortex_core::ids::{EmailChangeId, PlatformAdminId, SignupId, TenantId, TokenFamilyId, UserId};
 use cortex_core::store::{Page, RefreshUse, conflict};
-use cortex_core::tenancy::{CompanyName, NewPendingSignup, NewTenant, Role, TenantStatus};
+use cortex_core::tenancy::{
+    CompanyName, NewEmailChange, NewPendingSignup, NewTenant, Role, TenantStatus,
+};
 
 use crate::{
     DynStore, add_member, assert_conflict, assert_not_found, audit, email, invite, new_key,
@@ -828,4 +830,288 @@ pub async fn the_operator_lists_tenants_by_name_plan_and_status_with_their_count
         .await
         .expect("rest");
     assert_eq!(ids(rest), [beta, acme]);
+}
+
+pub async fn a_tenant_is_renamed_with_an_audit_entry(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "renamer").await;
+    let (other, _) = tenant_with_owner(&store, "bystander").await;
+    let name = CompanyName::parse("Renamed & Sons").expect("valid");
+    let renamed = store
+        .rename_tenant(t, &name, audit(action::TENANT_RENAMED))
+        .await
+        .expect("rename");
+    assert_eq!(renamed.name, "Renamed & Sons");
+    assert_eq!(
+        store.get_tenant(t).await.expect("get").name,
+        "Renamed & Sons"
+    );
+    assert_eq!(
+        store.get_tenant(other).await.expect("get").name,
+        "bystander Inc"
+    );
+    let log = store
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
+        .await
+        .expect("audit");
+    assert_eq!(log[0].action, action::TENANT_RENAMED);
+    assert_not_found(
+        store
+            .rename_tenant(TenantId::new(), &name, audit(action::TENANT_RENAMED))
+            .await,
+        "unknown tenant",
+    );
+}
+
+fn email_change(user: UserId, to: &str, code_hash: &str, expires_in: Duration) -> NewEmailChange {
+    NewEmailChange {
+        id: EmailChangeId::new(),
+        user_id: user,
+        new_email: email(to),
+        code_hash: code_hash.to_owned(),
+        expires_at: now() + expires_in,
+        created_at: now(),
+    }
+}
+
+pub async fn an_email_change_replaces_the_pending_one_and_completes_once(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "mover").await;
+    let (other, stranger) = tenant_with_owner(&store, "stranger").await;
+    let first = email_change(owner, "mover-old-plan", "first", Duration::minutes(15));
+    let first_id = first.id;
+    store.put_email_change(t, first).await.expect("first");
+    assert_eq!(
+        store
+            .record_email_change_failure(t, first_id)
+            .await
+            .expect("fail"),
+        1
+    );
+    assert_not_found(
+        store.record_email_change_failure(other, first_id).await,
+        "another tenant's change",
+    );
+    let second = email_change(owner, "mover-new", "second", Duration::minutes(15));
+    let second_id = second.id;
+    store.put_email_change(t, second).await.expect("second");
+    let found = store
+        .find_email_change(t, owner, now())
+        .await
+        .expect("find")
+        .expect("pending");
+    assert_eq!(
+        (
+            found.id,
+            found.new_email.as_str(),
+            found.code_hash.as_str(),
+            found.attempts
+        ),
+        (second_id, "mover-new@example.com", "second", 0),
+        "the newer request replaced the earlier one and its attempts"
+    );
+    assert_eq!(
+        store
+            .find_email_change(other, owner, now())
+            .await
+            .expect("find"),
+        None,
+        "another tenant does not see it"
+    );
+    assert_not_found(
+        store
+            .put_email_change(other, email_change(owner, "x", "x", Duration::minutes(15)))
+            .await,
+        "a member of another tenant",
+    );
+    assert_not_found(
+        store
+            .complete_email_change(other, second_id, now(), audit(action::EMAIL_CHANGED))
+            .await,
+        "completed from another tenant",
+    );
+    assert_not_found(
+        store
+            .complete_email_change(t, first_id, now(), audit(action::EMAIL_CHANGED))
+            .await,
+        "the replaced change",
+    );
+
+    // Someone started a signup with the address; the code proves the mailbox is the member's.
+    store
+        .put_pending_signup(pending_signup(
+            "mover-new",
+            "squatter",
+            Duration::minutes(15),
+        ))
+        .await
+        .expect("pending signup");
+    let at = now();
+    let user = store
+        .complete_email_change(t, second_id, at, audit(action::EMAIL_CHANGED))
+        .await
+        .expect("complete");
+    assert_eq!(user.email.as_str(), "mover-new@example.com");
+    assert_eq!(user.email_verified_at, Some(at));
+    assert_eq!(
+        store
+            .find_user_by_email(&email("mover-new"))
+            .await
+            .expect("lookup")
+            .map(|u| u.id),
+        Some(owner)
+    );
+    assert_eq!(
+        store
+            .find_user_by_email(&email("mover"))
+            .await
+            .expect("lookup"),
+        None,
+        "the old address signs in no one"
+    );
+    assert_eq!(
+        store
+            .find_pending_signup(&email("mover-new"), now())
+            .await
+            .expect("pending"),
+        None
+    );
+    assert_eq!(
+        store
+            .find_email_change(t, owner, now())
+            .await
+            .expect("find"),
+        None
+    );
+    assert_not_found(
+        store
+            .complete_email_change(t, second_id, now(), audit(action::EMAIL_CHANGED))
+            .await,
+        "used twice",
+    );
+    let log = store
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter::default(),
+            Page::first(10),
+        )
+        .await
+        .expect("audit");
+    assert_eq!(log[0].action, action::EMAIL_CHANGED);
+    let untouched = store.get_user(other, stranger).await.expect("stranger");
+    assert_eq!(untouched.email.as_str(), "stranger@example.com");
+}
+
+pub async fn an_email_change_to_a_taken_address_changes_nothing(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "keeper").await;
+    let (other, _) = tenant_with_owner(&store, "holder").await;
+    let change = email_change(owner, "holder", "code", Duration::minutes(15));
+    let id = change.id;
+    store.put_email_change(t, change).await.expect("put");
+    assert_conflict(
+        store
+            .complete_email_change(t, id, now(), audit(action::EMAIL_CHANGED))
+            .await,
+        conflict::EMAIL_TAKEN,
+    );
+    assert_eq!(
+        store.get_user(t, owner).await.expect("user").email.as_str(),
+        "keeper@example.com"
+    );
+    for tenant in [t, other] {
+        let log = store
+            .list_audit_events(
+                tenant,
+                &cortex_core::audit::AuditFilter::default(),
+                Page::first(10),
+            )
+            .await
+            .expect("audit");
+        assert!(log.iter().all(|e| e.action != action::EMAIL_CHANGED));
+    }
+}
+
+pub async fn an_email_change_expires_and_can_be_cancelled(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "waiter").await;
+    let stale = email_change(owner, "waiter-late", "code", Duration::seconds(-1));
+    let stale_id = stale.id;
+    store.put_email_change(t, stale).await.expect("put");
+    assert_eq!(
+        store
+            .find_email_change(t, owner, now())
+            .await
+            .expect("find"),
+        None
+    );
+    assert_not_found(
+        store
+            .complete_email_change(t, stale_id, now(), audit(action::EMAIL_CHANGED))
+            .await,
+        "expired",
+    );
+    store
+        .put_email_change(
+            t,
+            email_change(owner, "waiter-new", "c", Duration::minutes(15)),
+        )
+        .await
+        .expect("put");
+    store.cancel_email_change(t, owner).await.expect("cancel");
+    assert_eq!(
+        store
+            .find_email_change(t, owner, now())
+            .await
+            .expect("find"),
+        None
+    );
+    store
+        .cancel_email_change(t, owner)
+        .await
+        .expect("cancel twice is fine");
+    assert_eq!(
+        store.get_user(t, owner).await.expect("user").email.as_str(),
+        "waiter@example.com"
+    );
+}
+
+pub async fn concurrent_email_change_confirmations_let_exactly_one_through(store: DynStore) {
+    let (t, owner) = tenant_with_owner(&store, "racer").await;
+    let change = email_change(owner, "racer-new", "code", Duration::minutes(15));
+    let id = change.id;
+    store.put_email_change(t, change).await.expect("put");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.complete_email_change(t, id, now(), audit(action::EMAIL_CHANGED))
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for h in handles {
+        match h.await.expect("join") {
+            Ok(u) => {
+                assert_eq!(u.email.as_str(), "racer-new@example.com");
+                winners += 1;
+            }
+            Err(StoreError::NotFound) => {}
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    let log = store
+        .list_audit_events(
+            t,
+            &cortex_core::audit::AuditFilter {
+                action: Some(action::EMAIL_CHANGED.into()),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("audit");
+    assert_eq!(log.len(), 1, "one audit entry");
 }

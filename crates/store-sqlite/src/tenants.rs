@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cortex_core::StoreError;
 use cortex_core::audit::NewAuditEvent;
-use cortex_core::ids::{InvitationId, SignupId, TenantId, UserId};
+use cortex_core::ids::{EmailChangeId, InvitationId, SignupId, TenantId, UserId};
 use cortex_core::store::{Page, Result, TenantStore, conflict};
 use cortex_core::tenancy::{
-    CompanyName, Email, Invitation, NewInvitation, NewPendingSignup, NewTenant, NewUser,
-    PendingSignup, Role, Tenant, TenantStatus, User,
+    CompanyName, Email, EmailChange, Invitation, NewEmailChange, NewInvitation, NewPendingSignup,
+    NewTenant, NewUser, PendingSignup, Role, Tenant, TenantStatus, User,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
@@ -42,6 +42,23 @@ fn user_from(row: &SqliteRow) -> Result<User> {
         role: parse_enum("role", row.try_get("role").map_err(db)?)?,
         password_hash: row.try_get("password_hash").map_err(db)?,
         email_verified_at: opt_ts(row.try_get("email_verified_at").map_err(db)?),
+        created_at: ts(row.try_get("created_at").map_err(db)?),
+    })
+}
+
+fn email_change_from(row: &SqliteRow) -> Result<EmailChange> {
+    Ok(EmailChange {
+        id: EmailChangeId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        user_id: UserId(row.try_get("user_id").map_err(db)?),
+        new_email: email_from(row.try_get("new_email").map_err(db)?)?,
+        code_hash: row.try_get("code_hash").map_err(db)?,
+        attempts: row
+            .try_get::<i64, _>("attempts")
+            .map_err(db)?
+            .try_into()
+            .unwrap_or(u32::MAX),
+        expires_at: ts(row.try_get("expires_at").map_err(db)?),
         created_at: ts(row.try_get("created_at").map_err(db)?),
     })
 }
@@ -247,6 +264,27 @@ impl TenantStore for SqliteStore {
             sqlx::query("UPDATE tenants SET plan = $2, updated_at = $3 WHERE id = $1 RETURNING *")
                 .bind(tenant.0)
                 .bind(plan)
+                .bind(ms(Utc::now()))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let updated = tenant_from(&row)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(updated)
+    }
+
+    async fn rename_tenant(
+        &self,
+        tenant: TenantId,
+        name: &CompanyName,
+        audit: NewAuditEvent,
+    ) -> Result<Tenant> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row =
+            sqlx::query("UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1 RETURNING *")
+                .bind(tenant.0)
+                .bind(name.as_str())
                 .bind(ms(Utc::now()))
                 .fetch_one(&mut *tx)
                 .await
@@ -564,5 +602,122 @@ impl TenantStore for SqliteStore {
         let created = user_from(&row)?;
         tx.commit().await.map_err(db)?;
         Ok(created)
+    }
+
+    async fn put_email_change(&self, tenant: TenantId, c: NewEmailChange) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM email_changes WHERE expires_at <= $1")
+            .bind(ms(c.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let put = sqlx::query(
+            "INSERT INTO email_changes (id, tenant_id, user_id, new_email, code_hash, attempts, expires_at, created_at)
+             SELECT $2, $1, $3, $4, $5, 0, $6, $7 WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $3)
+             ON CONFLICT (user_id) DO UPDATE SET
+                 id = excluded.id, new_email = excluded.new_email, code_hash = excluded.code_hash,
+                 attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at",
+        )
+        .bind(tenant.0)
+        .bind(c.id.0)
+        .bind(c.user_id.0)
+        .bind(c.new_email.as_str())
+        .bind(&c.code_hash)
+        .bind(ms(c.expires_at))
+        .bind(ms(c.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if put.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn find_email_change(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EmailChange>> {
+        let row = sqlx::query(
+            "SELECT * FROM email_changes WHERE tenant_id = $1 AND user_id = $2 AND expires_at > $3",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(email_change_from).transpose()
+    }
+
+    async fn record_email_change_failure(
+        &self,
+        tenant: TenantId,
+        change: EmailChangeId,
+    ) -> Result<u32> {
+        let attempts: Option<i64> = sqlx::query_scalar(
+            "UPDATE email_changes SET attempts = attempts + 1 WHERE tenant_id = $1 AND id = $2 RETURNING attempts",
+        )
+        .bind(tenant.0)
+        .bind(change.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let attempts = attempts.ok_or(StoreError::NotFound)?;
+        Ok(attempts.try_into().unwrap_or(u32::MAX))
+    }
+
+    async fn cancel_email_change(&self, tenant: TenantId, user: UserId) -> Result<()> {
+        sqlx::query("DELETE FROM email_changes WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn complete_email_change(
+        &self,
+        tenant: TenantId,
+        change: EmailChangeId,
+        at: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let used = sqlx::query(
+            "DELETE FROM email_changes WHERE tenant_id = $1 AND id = $2 AND expires_at > $3
+             RETURNING user_id, new_email",
+        )
+        .bind(tenant.0)
+        .bind(change.0)
+        .bind(ms(at))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::NotFound)?;
+        let user: uuid::Uuid = used.try_get("user_id").map_err(db)?;
+        let email: String = used.try_get("new_email").map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE users SET email = $3, email_verified_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        )
+        .bind(tenant.0)
+        .bind(user)
+        .bind(&email)
+        .bind(ms(at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(conflict::EMAIL_TAKEN) } else { db(e) })?;
+        let updated = user_from(&row)?;
+        sqlx::query("DELETE FROM pending_signups WHERE email = $1")
+            .bind(&email)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        insert_audit(&mut tx, tenant, &audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(updated)
     }
 }

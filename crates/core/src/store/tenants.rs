@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 
 use super::{Page, Result};
 use crate::audit::NewAuditEvent;
-use crate::ids::{InvitationId, SignupId, TenantId, UserId};
+use crate::ids::{EmailChangeId, InvitationId, SignupId, TenantId, UserId};
 use crate::tenancy::{
-    Email, Invitation, NewInvitation, NewPendingSignup, NewTenant, NewUser, PendingSignup, Role,
-    Tenant, TenantStatus, User,
+    CompanyName, Email, EmailChange, Invitation, NewEmailChange, NewInvitation, NewPendingSignup,
+    NewTenant, NewUser, PendingSignup, Role, Tenant, TenantStatus, User,
 };
 
 #[async_trait]
@@ -51,6 +51,14 @@ pub trait TenantStore: Send + Sync {
         &self,
         tenant: TenantId,
         plan: &str,
+        audit: NewAuditEvent,
+    ) -> Result<Tenant>;
+
+    /// Renames the company, with the audit entry, atomically.
+    async fn rename_tenant(
+        &self,
+        tenant: TenantId,
+        name: &CompanyName,
         audit: NewAuditEvent,
     ) -> Result<Tenant>;
 
@@ -137,6 +145,42 @@ pub trait TenantStore: Send + Sync {
         tenant: TenantId,
         invitation: InvitationId,
         user: NewUser,
+        audit: NewAuditEvent,
+    ) -> Result<User>;
+
+    /// Keeps a member's new address until the code mailed to it is entered, replacing the
+    /// member's pending change (its code stops working); changes past their expiry are
+    /// deleted. `NotFound` if the member is not in the tenant.
+    async fn put_email_change(&self, tenant: TenantId, change: NewEmailChange) -> Result<()>;
+
+    /// The member's pending change, if it has not expired at `now`.
+    async fn find_email_change(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EmailChange>>;
+
+    /// Counts a wrong code; returns the attempts made so far. `NotFound` if it is gone.
+    async fn record_email_change_failure(
+        &self,
+        tenant: TenantId,
+        change: EmailChangeId,
+    ) -> Result<u32>;
+
+    /// Drops the member's pending change, if any.
+    async fn cancel_email_change(&self, tenant: TenantId, user: UserId) -> Result<()>;
+
+    /// In one transaction: uses the change if it has not expired at `at` (`NotFound`
+    /// otherwise: of concurrent uses exactly one wins), makes its address the member's,
+    /// verified at `at`, drops a pending signup of that address (the code proved the mailbox)
+    /// and writes `audit`. `Conflict(email_taken)` if the address got an account meanwhile;
+    /// nothing changes then.
+    async fn complete_email_change(
+        &self,
+        tenant: TenantId,
+        change: EmailChangeId,
+        at: DateTime<Utc>,
         audit: NewAuditEvent,
     ) -> Result<User>;
 }

@@ -85,9 +85,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::auth::logout))
         .routes(routes!(api::auth::accept_invitation))
         .routes(routes!(api::auth::admin_login))
-        .routes(routes!(api::tenant::get_tenant))
+        .routes(routes!(api::tenant::get_tenant, api::tenant::update_tenant))
         .routes(routes!(api::tenant::get_me))
         .routes(routes!(api::tenant::change_password))
+        .routes(routes!(
+            api::tenant::request_email_change,
+            api::tenant::get_email_change,
+            api::tenant::cancel_email_change
+        ))
+        .routes(routes!(api::tenant::confirm_email_change))
         .routes(routes!(
             api::tenant::list_sessions,
             api::tenant::sign_out_everywhere

@@ -135,6 +135,11 @@ pub async fn signup(state: &AppState, ip: IpAddr, input: SignupInput) -> Result<
     Ok(())
 }
 
+/// Whether `code` looks like a mailed verification code (6 digits).
+pub(crate) fn well_formed_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A configured lifetime in seconds as a duration (absurd values saturate, never wrap).
 pub(crate) fn ttl(secs: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
@@ -202,9 +207,9 @@ pub async fn verify_email(
         Ok(e) => state.store.find_pending_signup(&e, now).await?,
         Err(_) => None,
     };
-    let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    let usable = pending
-        .filter(|p| well_formed && p.attempts < state.settings.auth.verification_max_attempts);
+    let usable = pending.filter(|p| {
+        well_formed_code(code) && p.attempts < state.settings.auth.verification_max_attempts
+    });
     let Some(pending) = usable else {
         passwords::verify(password, passwords::DUMMY_HASH.clone()).await;
         return Err(TenancyError::InvalidCode);

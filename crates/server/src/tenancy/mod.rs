@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod operators;
 pub mod passwords;
 pub mod permissions;
+pub mod profile;
 pub mod sessions;
 pub mod team;
 

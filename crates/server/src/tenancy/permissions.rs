@@ -47,6 +47,8 @@ pub enum Action {
     ManageApiKeys,
     /// Read the tenant's audit log.
     ReadAuditLog,
+    /// Change the company's profile (its name).
+    ManageCompany,
     /// The signed-in member's own profile.
     ReadOwnProfile,
     /// The signed-in member's own password and sessions.
@@ -54,7 +56,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Self::ReadKnowledge,
         Self::WriteKnowledge,
         Self::Chat,
@@ -71,6 +73,7 @@ impl Action {
         Self::ManageTeam,
         Self::ManageApiKeys,
         Self::ReadAuditLog,
+        Self::ManageCompany,
         Self::ReadOwnProfile,
         Self::ManageOwnAccount,
     ];
@@ -168,6 +171,7 @@ const fn rule(action: Action) -> Rule {
         ManageTeam => members(Role::Admin),
         ManageApiKeys => members(Role::Admin),
         ReadAuditLog => members(Role::Admin),
+        ManageCompany => admins_or_operator("the company profile is changed by owners and admins"),
         ReadOwnProfile => members(Role::Agent),
         ManageOwnAccount => members(Role::Agent),
     }
@@ -285,6 +289,7 @@ mod tests {
                 "ManageTeam YY.......",
                 "ManageApiKeys YY.......",
                 "ReadAuditLog YY.......",
+                "ManageCompany YY...YY..",
                 "ReadOwnProfile YYY......",
                 "ManageOwnAccount YYY......",
             ]

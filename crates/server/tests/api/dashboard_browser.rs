@@ -194,6 +194,23 @@ async fn a_newcomer_signs_up_reads_the_code_in_the_mailbox_and_lands_on_the_over
     browser.goto(&app.url("/settings")).await;
     wait_for_heading(&browser, "Settings").await;
     check_both_themes(&browser, "settings").await;
+    // Moving the sign-in address: the page then waits for the code mailed to the new one.
+    fill(&browser, "#new-email", "ana@outdoor.test").await;
+    fill(&browser, "#email-password", crate::helpers::PASSWORD).await;
+    let send = browser
+        .wait_for(
+            "form[action='/settings/email'] button",
+            Duration::from_secs(5),
+        )
+        .await;
+    browser.click(&send).await;
+    wait_for_text(
+        &browser,
+        "We sent a 6-digit code to ana@outdoor.test",
+        Duration::from_secs(10),
+    )
+    .await;
+    check_both_themes(&browser, "settings-email-code").await;
 
     // The layout holds on a phone 375 px wide: nothing scrolls sideways.
     browser.resize(375, 812).await;

@@ -160,6 +160,12 @@ fn body_for(method: &Method, path: &str, n: usize) -> Body {
         ("PUT", "/api/v1/me/password") => Body::Json(
             json!({ "current_password": "not-the-password-1", "new_password": "a-new-long-password" }),
         ),
+        ("PATCH", "/api/v1/tenant") => Body::Json(json!({ "name": format!("Probe {n}") })),
+        // A wrong password: allowed callers get 422, the rest are refused first.
+        ("POST", "/api/v1/me/email") => Body::Json(
+            json!({ "new_email": format!("probe{n}@elsewhere.test"), "password": "not-the-password-1" }),
+        ),
+        ("POST", "/api/v1/me/email/confirm") => Body::Json(json!({ "code": "000000" })),
         ("POST", "/api/v1/invitations") => {
             Body::Json(json!({ "email": format!("invitee{n}@acme.test"), "role": "agent" }))
         }

@@ -40,6 +40,8 @@ const ACTIONS: &[(&str, &str)] = &[
     (action::WIDGET_KEY_REVOKED, "Widget key revoked"),
     (action::PASSWORD_RESET, "Password reset by email"),
     (action::PASSWORD_CHANGED, "Password changed"),
+    (action::EMAIL_CHANGED, "Sign-in address changed"),
+    (action::TENANT_RENAMED, "Company renamed"),
     (action::SESSIONS_REVOKED, "Signed out everywhere"),
     (action::LOGIN_FAILURE_BURST, "Many failed sign-ins"),
     (

@@ -172,25 +172,39 @@ impl Form {
                 self.error = format!("{label}: {}.", message.trim().trim_end_matches('.'));
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            TenancyError::RateLimited { retry_after_secs } => {
-                let minutes = retry_after_secs.div_ceil(60).max(1);
-                self.error = format!(
-                    "Too many attempts from here. Try again in {minutes} minute{}.",
-                    if minutes == 1 { "" } else { "s" }
-                );
-                StatusCode::TOO_MANY_REQUESTS
-            }
             other => {
-                let e = ApiError::from(other);
-                let status = e.status;
-                self.error = if status.is_server_error() {
-                    drop(e.into_response()); // logs the cause
-                    "The server could not finish this. Try again in a moment.".into()
-                } else {
-                    sentence(&e.message)
-                };
+                let (status, words) = in_words(other);
+                self.error = words;
                 status
             }
+        }
+    }
+}
+
+/// A domain error other than a field's, in words for above a form, with its status. A server
+/// error's cause is logged, never shown.
+pub fn in_words(e: TenancyError) -> (StatusCode, String) {
+    match e {
+        TenancyError::RateLimited { retry_after_secs } => {
+            let minutes = retry_after_secs.div_ceil(60).max(1);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many attempts from here. Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+            )
+        }
+        other => {
+            let e = ApiError::from(other);
+            let status = e.status;
+            let words = if status.is_server_error() {
+                drop(e.into_response()); // logs the cause
+                "The server could not finish this. Try again in a moment.".into()
+            } else {
+                sentence(&e.message)
+            };
+            (status, words)
         }
     }
 }

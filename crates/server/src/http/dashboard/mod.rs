@@ -114,6 +114,16 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit::audit_page))
         .route("/settings", get(settings::settings))
         .route("/settings/password", post(settings::change_password))
+        .route("/settings/company", post(settings::rename_company))
+        .route("/settings/email", post(settings::request_email_change))
+        .route(
+            "/settings/email/confirm",
+            post(settings::confirm_email_change),
+        )
+        .route(
+            "/settings/email/cancel",
+            post(settings::cancel_email_change),
+        )
         .route(
             "/settings/sessions/{id}/revoke",
             post(settings::revoke_session),
