@@ -111,7 +111,11 @@ impl CrossEncoder {
             .tokenizer
             .encode_batch(pairs, true)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let states = in_batches(&encodings, BATCH_TOKENS, |batch| {
+        let seqs: Vec<(&[u32], &[u32])> = encodings
+            .iter()
+            .map(|e| (e.get_ids(), e.get_type_ids()))
+            .collect();
+        let states = in_batches(&seqs, BATCH_TOKENS, |batch| {
             self.encoder.first_token_states(batch)
         })?;
         Ok(states.iter().map(|cls| self.head(cls)).collect())

@@ -12,4 +12,4 @@ pub mod extractive;
 pub mod minilm;
 
 pub use cross::CrossEncoder;
-pub use minilm::{EmbedError, MiniLm};
+pub use minilm::{EmbedError, MiniLm, Sequence};

@@ -150,38 +150,83 @@ impl MiniLm {
 
     /// Unit-length embeddings of `texts`, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        in_batches(&encodings, BATCH_TOKENS, |batch| {
-            self.encoder.embed(batch, self.pooling)
-        })
+        let encoded = self.tokenize(texts)?;
+        let seqs: Vec<(&[u32], &[u32])> = encoded.iter().map(Sequence::pair).collect();
+        in_batches(&seqs, BATCH_TOKENS, |batch| self.encode(batch))
+    }
+
+    /// `texts` as the model reads them (`[CLS]`, `[SEP]`, truncated at [`Self::max_tokens`]):
+    /// `(ids, type_ids)` per text, for [`Self::encode`]. The tokenizer's half of
+    /// [`Self::embed`], so a caller can tokenise on its own thread and batch the forward pass.
+    ///
+    /// Runs on the calling thread, one text after the other (the tokenizer's own batch call
+    /// would spread over rayon's pool, which is the encoder's).
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Sequence>, EmbedError> {
+        texts
+            .iter()
+            .map(|t| {
+                let e = self
+                    .tokenizer
+                    .encode(*t, true)
+                    .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+                Ok(Sequence {
+                    ids: e.get_ids().to_vec(),
+                    type_ids: e.get_type_ids().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// The forward pass's half of [`Self::embed`]: unit-length embeddings of tokenised
+    /// sequences packed into one batch (the caller bounds its size), in order.
+    pub fn encode(&self, seqs: &[(&[u32], &[u32])]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.encoder.embed(seqs, self.pooling)
     }
 }
 
-/// Runs `pass` over `encodings` packed end to end into batches of at most `budget` tokens
+/// One tokenised text: its token ids and token type ids, of equal length.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sequence {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+impl Sequence {
+    /// The `(ids, type_ids)` pair the encoder reads.
+    pub fn pair(&self) -> (&[u32], &[u32]) {
+        (&self.ids, &self.type_ids)
+    }
+
+    /// Its length in tokens.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Runs `pass` over `seqs` packed end to end into batches of at most `budget` tokens
 /// (a longer sequence goes alone), its outputs concatenated in order.
 pub(crate) fn in_batches<T>(
-    encodings: &[tokenizers::Encoding],
+    seqs: &[(&[u32], &[u32])],
     budget: usize,
     mut pass: impl FnMut(&[(&[u32], &[u32])]) -> Result<Vec<T>, EmbedError>,
 ) -> Result<Vec<T>, EmbedError> {
-    let mut out = Vec::with_capacity(encodings.len());
-    let mut batch: Vec<(&[u32], &[u32])> = Vec::new();
+    let mut out = Vec::with_capacity(seqs.len());
+    let mut start = 0;
     let mut tokens = 0;
-    for e in encodings {
-        let len = e.get_ids().len();
-        if tokens + len > budget && !batch.is_empty() {
-            out.extend(pass(&batch)?);
-            batch.clear();
+    for (i, (ids, _)) in seqs.iter().enumerate() {
+        if tokens + ids.len() > budget && i > start {
+            out.extend(pass(&seqs[start..i])?);
+            start = i;
             tokens = 0;
         }
-        batch.push((e.get_ids(), e.get_type_ids()));
-        tokens += len;
+        tokens += ids.len();
     }
-    if !batch.is_empty() {
-        out.extend(pass(&batch)?);
+    if start < seqs.len() {
+        out.extend(pass(&seqs[start..])?);
     }
     Ok(out)
 }

@@ -35,8 +35,23 @@ pub trait Embedder: Send + Sync + 'static {
         Ok(())
     }
 
-    /// One vector per text, in order, each of length [`Self::dimensions`] and unit norm.
+    /// One vector per text, in order, each of length [`Self::dimensions`] and unit norm, for
+    /// someone waiting (a request's sentences).
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// A question's vector, for someone waiting: a local model embeds it together with the
+    /// other questions waiting and before any document's chunks.
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let mut v = self.embed(vec![text.to_owned()]).await?;
+        v.pop()
+            .ok_or_else(|| EmbedError::Failed("no vector for the question".into()))
+    }
+
+    /// Vectors of a document's chunks, for a background job: a local model packs them with
+    /// other documents' chunks and runs them after the questions waiting.
+    async fn embed_documents(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed(texts).await
+    }
 }
 
 /// Why a rerank failed. Retrieval keeps the fused order then: a reranker makes results

@@ -79,7 +79,7 @@ impl AppState {
         } else {
             Arc::new(LocalBlobStore::new(settings.blob_dir()))
         };
-        let embedder: Arc<dyn Embedder> = if k.embedding_provider == "openai" {
+        let inner: Arc<dyn Embedder> = if k.embedding_provider == "openai" {
             Arc::new(OpenAiEmbedder::new(
                 &k.embedding_base_url,
                 k.embedding_api_key
@@ -96,6 +96,11 @@ impl AppState {
             Arc::new(
                 LocalEmbedder::new(settings.model_dir())
                     .named(&k.model_name)
+                    .with_limits(crate::infra::encoder_queue::Limits {
+                        batch_tokens: k.embed_batch_tokens,
+                        query_tokens: k.embed_query_tokens,
+                        max_wait: std::time::Duration::from_micros(k.embed_wait_micros),
+                    })
                     .with_hub(k.model_hub_repo.as_ref().map(|repo| Hub {
                         endpoint: k.model_hub_endpoint.clone(),
                         repo: repo.clone(),
@@ -103,6 +108,10 @@ impl AppState {
                     })),
             )
         };
+        let embedder: Arc<dyn Embedder> = Arc::new(crate::infra::embed_cache::CachedQueries::new(
+            inner,
+            k.query_cache,
+        ));
         let rerank_timeout = std::time::Duration::from_millis(k.rerank_timeout_ms);
         let reranker: Option<Arc<dyn cortex_core::ports::Reranker>> =
             match (&k.rerank_base_url, &k.rerank_model_dir) {

@@ -565,11 +565,9 @@ pub async fn rerank(
     for (question, _) in &asked {
         let v = state
             .embedder
-            .embed(vec![question.clone()])
+            .embed_query(question)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .pop()
-            .unwrap_or_default();
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut pool = crate::knowledge::search::hybrid_candidates(
             state.store.as_ref(),
             tenant,

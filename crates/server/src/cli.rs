@@ -175,6 +175,38 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The real HTTP server under concurrent clients: a BEIR dataset uploaded through the API
+    /// and timed until every vector is searchable, then search (each mode) and chat loads at
+    /// CONCURRENCY with the question cache off, and hybrid search once more with it on.
+    Load {
+        /// A BEIR-layout folder (`corpus.jsonl` with optional `metadata.tenant`, `queries.jsonl`).
+        #[arg(long)]
+        dataset: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds each load runs, after a warm-up.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Uploads at once while ingesting.
+        #[arg(long, default_value_t = 8)]
+        uploads: usize,
+        /// Loads to run, comma-separated: lexical, vector, hybrid, chat.
+        #[arg(
+            long,
+            default_value = "lexical,vector,hybrid,chat",
+            value_delimiter = ','
+        )]
+        modes: Vec<String>,
+        /// Measure another service instead with the same clients (the Python peer of
+        /// ../shared/bench/peer: `POST /ingest`, `GET /query`), e.g. http://127.0.0.1:8765.
+        #[arg(long)]
+        peer: Option<String>,
+        /// Stop after ingesting.
+        #[arg(long)]
+        ingest_only: bool,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Seconds per MB until files are lexically searchable and until fully embedded.
     Ingest {
         #[arg(required = true)]
@@ -281,6 +313,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             database_url,
         }) => crate::bench::webhook(settings, rate, seconds, database_url).await,
+        Command::Bench(BenchCommand::Load {
+            dataset,
+            concurrency,
+            seconds,
+            uploads,
+            modes,
+            peer,
+            ingest_only,
+            database_url,
+        }) => {
+            let options = crate::bench_load::LoadOptions {
+                dataset,
+                concurrency,
+                seconds,
+                uploads,
+                modes,
+                peer,
+                ingest_only,
+            };
+            crate::bench_load::load(settings, options, database_url).await
+        }
         Command::Bench(BenchCommand::Ingest {
             files,
             database_url,

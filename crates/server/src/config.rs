@@ -274,6 +274,17 @@ pub struct KnowledgeSettings {
     /// Longest wait for the reranker before the fused order stands, in milliseconds.
     /// (`RERANK_TIMEOUT_MS`)
     pub rerank_timeout_ms: u64,
+    /// Question vectors kept in memory, so a question asked again is not embedded again
+    /// (about 1.6 KB each with the default model); 0 keeps none. (`CORTEX_QUERY_CACHE`)
+    pub query_cache: usize,
+    /// The local encoder's batches: most tokens in one forward pass of documents' chunks
+    /// (`CORTEX_EMBED_BATCH_TOKENS`), most in a pass that carries questions
+    /// (`CORTEX_EMBED_QUERY_TOKENS`), and how long, in microseconds, the encoder waits for more
+    /// requests to join a pass when fewer are waiting (`CORTEX_EMBED_WAIT_MICROS`; at most
+    /// 50,000).
+    pub embed_batch_tokens: usize,
+    pub embed_query_tokens: usize,
+    pub embed_wait_micros: u64,
 }
 
 impl Default for KnowledgeSettings {
@@ -311,6 +322,12 @@ impl Default for KnowledgeSettings {
             rerank_api_key: None,
             rerank_model_dir: None,
             rerank_timeout_ms: 2_000,
+            query_cache: 4_096,
+            embed_batch_tokens: crate::infra::encoder_queue::Limits::default().batch_tokens,
+            embed_query_tokens: crate::infra::encoder_queue::Limits::default().query_tokens,
+            embed_wait_micros: crate::infra::encoder_queue::Limits::default()
+                .max_wait
+                .as_micros() as u64,
         }
     }
 }
@@ -690,6 +707,18 @@ impl Settings {
         if let Some(v) = env("CORTEX_BLOB_DIR") {
             k.blob_dir = Some(PathBuf::from(v));
         }
+        for (name, slot) in [
+            ("CORTEX_QUERY_CACHE", &mut k.query_cache),
+            ("CORTEX_EMBED_BATCH_TOKENS", &mut k.embed_batch_tokens),
+            ("CORTEX_EMBED_QUERY_TOKENS", &mut k.embed_query_tokens),
+        ] {
+            if let Some(v) = env(name) {
+                *slot = parse(name, &v)?;
+            }
+        }
+        if let Some(v) = env("CORTEX_EMBED_WAIT_MICROS") {
+            k.embed_wait_micros = parse("CORTEX_EMBED_WAIT_MICROS", &v)?;
+        }
         if let Some(v) = env("CORTEX_WORKERS") {
             k.workers = parse("CORTEX_WORKERS", &v)?;
         }
@@ -858,6 +887,15 @@ impl Settings {
         if k.chunk_tokens < 32 || k.chunk_overlap_tokens >= k.chunk_tokens / 2 {
             return Err(ConfigError::Unsafe(
                 "knowledge.chunk_tokens must be at least 32 and the overlap under half of it"
+                    .into(),
+            ));
+        }
+        if !(256..=65_536).contains(&k.embed_batch_tokens)
+            || !(256..=65_536).contains(&k.embed_query_tokens)
+            || k.embed_wait_micros > 50_000
+        {
+            return Err(ConfigError::Unsafe(
+                "CORTEX_EMBED_BATCH_TOKENS and CORTEX_EMBED_QUERY_TOKENS must be 256 to 65536 and CORTEX_EMBED_WAIT_MICROS at most 50000"
                     .into(),
             ));
         }

@@ -20,6 +20,7 @@
 pub mod answer;
 pub mod app;
 pub mod bench;
+pub mod bench_load;
 pub mod channels;
 pub mod cli;
 pub mod config;

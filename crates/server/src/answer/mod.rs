@@ -497,11 +497,9 @@ async fn retrieve(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Res
     let embedding_tokens = state.embedder.count_tokens(query) as u32;
     let vector = state
         .embedder
-        .embed(vec![query.to_owned()])
+        .embed_query(query)
         .await
-        .map_err(|e| anyhow::anyhow!("embedding the query: {e}"))?
-        .pop()
-        .unwrap_or_default();
+        .map_err(|e| anyhow::anyhow!("embedding the query: {e}"))?;
     let candidates = search::hybrid_candidates(
         state.store.as_ref(),
         tenant,

@@ -1,16 +1,20 @@
 //! The local embedding model behind the [`Embedder`] port: all-MiniLM-L6-v2 by default, or
 //! any BERT-architecture sentence-transformers model from a folder (its pooling and length
 //! read from the folder), on the CPU (`cortex-ai`'s own encoder). Loading takes a moment and ~90 MB, so a process loads each
-//! model folder once and shares it; the forward pass runs on the blocking pool, never on the
-//! async workers.
+//! model folder once and shares it, with one [encoder queue](super::encoder_queue) whose thread
+//! runs every forward pass: questions and documents' chunks from every caller are packed into
+//! shared passes, questions first. Texts are tokenised by the caller (short questions in place,
+//! longer batches on the blocking pool), never on the async workers' time for long.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use cortex_ai::MiniLm;
+use cortex_ai::{MiniLm, Sequence};
 use cortex_core::ports::{EmbedError, Embedder};
+
+use super::encoder_queue::{EncoderQueue, Limits, Priority};
 
 /// The stable name stored with the default model's vectors.
 pub const LOCAL_MODEL: &str = "all-MiniLM-L6-v2";
@@ -25,9 +29,20 @@ pub struct LocalEmbedder {
     dir: PathBuf,
     /// Stored with every vector: vectors of different models never mix.
     name: String,
-    model: OnceLock<Arc<MiniLm>>,
+    model: OnceLock<Arc<Loaded>>,
     hub: Option<Hub>,
+    limits: Limits,
 }
+
+/// A model in memory and the queue of its encoder thread.
+pub struct Loaded {
+    pub model: Arc<MiniLm>,
+    pub queue: EncoderQueue,
+}
+
+/// Texts up to this many bytes in all are tokenised in place (a question: tens of
+/// microseconds); longer batches on the blocking pool.
+const TOKENIZE_IN_PLACE_BYTES: usize = 1_024;
 
 /// Where to download the model from when the folder lacks it: a Hugging Face hub (or a
 /// mirror speaking its `/{repo}/resolve/{revision}/{file}` paths).
@@ -39,8 +54,8 @@ pub struct Hub {
 }
 
 /// Models already loaded in this process, by folder.
-fn loaded() -> &'static Mutex<HashMap<PathBuf, Arc<MiniLm>>> {
-    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<MiniLm>>>> = OnceLock::new();
+fn loaded() -> &'static Mutex<HashMap<PathBuf, Arc<Loaded>>> {
+    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<Loaded>>>> = OnceLock::new();
     LOADED.get_or_init(Default::default)
 }
 
@@ -52,7 +67,15 @@ impl LocalEmbedder {
             name: LOCAL_MODEL.to_owned(),
             model: OnceLock::new(),
             hub: None,
+            limits: Limits::default(),
         }
+    }
+
+    /// How the encoder thread forms its passes (the first embedder to load a folder sets
+    /// them for the process).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Names the model (another model than the default must have its own name).
@@ -139,8 +162,9 @@ impl LocalEmbedder {
         &self.dir
     }
 
-    /// Loads the model now (blocking), with a message that says how to get it when missing.
-    pub fn load(&self) -> anyhow::Result<Arc<MiniLm>> {
+    /// Loads the model now (blocking) and starts its encoder thread, with a message that says
+    /// how to get it when missing.
+    pub fn load(&self) -> anyhow::Result<Arc<Loaded>> {
         if let Some(m) = self.model.get() {
             return Ok(m.clone());
         }
@@ -157,12 +181,19 @@ impl LocalEmbedder {
         let model = match cache.get(&key) {
             Some(m) => m.clone(),
             None => {
-                let m = Arc::new(MiniLm::load(&self.dir).map_err(|e| {
+                let model = Arc::new(MiniLm::load(&self.dir).map_err(|e| {
                     anyhow::anyhow!(
                         "loading the embedding model from {}: {e}",
                         self.dir.display()
                     )
                 })?);
+                let encoder = model.clone();
+                let queue = EncoderQueue::start(
+                    self.limits,
+                    Box::new(move |seqs| encoder.encode(seqs).map_err(|e| e.to_string())),
+                )
+                .map_err(|e| anyhow::anyhow!("starting the encoder thread: {e}"))?;
+                let m = Arc::new(Loaded { model, queue });
                 cache.insert(key, m.clone());
                 m
             }
@@ -171,9 +202,39 @@ impl LocalEmbedder {
         Ok(self.model.get_or_init(|| model).clone())
     }
 
-    fn model(&self) -> Result<Arc<MiniLm>, EmbedError> {
+    fn loaded(&self) -> Result<Arc<Loaded>, EmbedError> {
         self.load()
             .map_err(|e| EmbedError::Failed(format!("{e:#}")))
+    }
+
+    /// `texts` tokenised (in place when short, else on the blocking pool) and embedded through
+    /// the encoder queue at `priority`.
+    async fn queued(
+        &self,
+        texts: Vec<String>,
+        priority: Priority,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let loaded = self.loaded()?;
+        let bytes: usize = texts.iter().map(String::len).sum();
+        let tokenize = |model: &MiniLm, texts: &[String]| -> Result<Vec<Sequence>, EmbedError> {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model
+                .tokenize(&refs)
+                .map_err(|e| EmbedError::Failed(e.to_string()))
+        };
+        let seqs = if bytes <= TOKENIZE_IN_PLACE_BYTES {
+            tokenize(&loaded.model, &texts)?
+        } else {
+            let model = loaded.model.clone();
+            tokio::task::spawn_blocking(move || tokenize(&model, &texts))
+                .await
+                .map_err(|e| EmbedError::Failed(format!("the tokenizer task stopped: {e}")))??
+        };
+        loaded
+            .queue
+            .embed(seqs, priority)
+            .await
+            .map_err(EmbedError::Failed)
     }
 }
 
@@ -184,19 +245,19 @@ impl Embedder for LocalEmbedder {
     }
 
     fn dimensions(&self) -> usize {
-        self.model.get().map_or(384, |m| m.dimensions())
+        self.model.get().map_or(384, |m| m.model.dimensions())
     }
 
     fn max_input_tokens(&self) -> usize {
         // [CLS] and [SEP] take two of the model's positions.
-        self.model()
-            .map_or(cortex_ai::minilm::MAX_TOKENS, |m| m.max_tokens())
+        self.loaded()
+            .map_or(cortex_ai::minilm::MAX_TOKENS, |m| m.model.max_tokens())
             .saturating_sub(2)
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        match self.model() {
-            Ok(m) => m.count_tokens(text),
+        match self.loaded() {
+            Ok(m) => m.model.count_tokens(text),
             Err(_) => text.split_whitespace().count(),
         }
     }
@@ -210,8 +271,8 @@ impl Embedder for LocalEmbedder {
         {
             self.download(hub).await?;
         }
-        let dir = self.dir.clone();
-        let model = tokio::task::spawn_blocking(move || LocalEmbedder::new(dir).load())
+        let loader = LocalEmbedder::new(self.dir.clone()).with_limits(self.limits);
+        let model = tokio::task::spawn_blocking(move || loader.load())
             .await
             .map_err(|e| EmbedError::Failed(format!("loading stopped: {e}")))?
             .map_err(|e| EmbedError::Failed(format!("{e:#}")))?;
@@ -220,13 +281,17 @@ impl Embedder for LocalEmbedder {
     }
 
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let model = self.model()?;
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            model.embed(&refs)
-        })
-        .await
-        .map_err(|e| EmbedError::Failed(format!("the embedding task stopped: {e}")))?
-        .map_err(|e| EmbedError::Failed(e.to_string()))
+        self.queued(texts, Priority::Query).await
+    }
+
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        self.queued(vec![text.to_owned()], Priority::Query)
+            .await?
+            .pop()
+            .ok_or_else(|| EmbedError::Failed("no vector for the question".into()))
+    }
+
+    async fn embed_documents(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.queued(texts, Priority::Document).await
     }
 }

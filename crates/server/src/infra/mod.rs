@@ -3,7 +3,9 @@
 //! embedding model and rerankers. Nothing here knows HTTP.
 
 pub mod blobs;
+pub mod embed_cache;
 pub mod embedder;
+pub mod encoder_queue;
 pub mod fetch;
 pub mod keyed_lock;
 pub mod local_reranker;

@@ -383,7 +383,7 @@ pub(super) async fn embed(
             }
             spans.push((start, texts.len(), has_windows));
         }
-        let vectors = match state.embedder.embed(texts.clone()).await {
+        let vectors = match state.embedder.embed_documents(texts.clone()).await {
             Ok(v) if v.len() == texts.len() => v,
             Ok(v) => {
                 return Err(JobError::retry(format!(

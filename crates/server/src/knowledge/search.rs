@@ -96,16 +96,15 @@ async fn vector(state: &AppState, ctx: &TenantCtx, query: &str, k: u32) -> Resul
 }
 
 async fn embed_query(state: &AppState, query: &str) -> Result<Vec<f32>> {
-    let mut vectors = state
+    state
         .embedder
-        .embed(vec![query.to_owned()])
+        .embed_query(query)
         .await
         .map_err(|e| match e {
             EmbedError::Unavailable(m) | EmbedError::Failed(m) => {
                 KnowledgeError::Internal(anyhow::anyhow!("embedding the query: {m}"))
             }
-        })?;
-    Ok(vectors.pop().unwrap_or_default())
+        })
 }
 
 pub use cortex_search::hybrid::{

@@ -19,6 +19,7 @@ mod dashboard_operator;
 mod dashboard_settings;
 mod dashboard_team;
 mod documents;
+mod embedding;
 mod eval;
 mod http_basics;
 mod jobs;
