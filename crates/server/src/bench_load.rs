@@ -12,7 +12,7 @@
 //! `../shared/bench/peer`: `POST /ingest {path}`, `GET /query?q=&k=10`), so both are
 //! measured with one load generator.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::bench::{Unlimited, percentile, scratch_state, scratch_tenant};
 use crate::config::Settings;
+use crate::eval::{CorpusRecord, DEFAULT_TENANT, QueryRecord, document_text, read_jsonl};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -46,50 +47,17 @@ pub struct LoadOptions {
     pub ingest_only: bool,
 }
 
-struct Doc {
-    id: String,
-    tenant: String,
-    title: String,
-    text: String,
-}
-
-fn read_corpus(dir: &Path) -> anyhow::Result<Vec<Doc>> {
-    let path = dir.join("corpus.jsonl");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l)?;
-            Ok(Doc {
-                id: v["_id"].as_str().unwrap_or_default().to_owned(),
-                tenant: v["metadata"]["tenant"]
-                    .as_str()
-                    .unwrap_or("default")
-                    .to_owned(),
-                title: v["title"].as_str().unwrap_or_default().to_owned(),
-                text: v["text"].as_str().unwrap_or_default().to_owned(),
-            })
-        })
-        .collect()
-}
-
-/// `(tenant, question)` for each query, in its tenant (the first of `metadata.tenants`, else
-/// `metadata.tenant`, else the only one).
-fn read_queries(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let path = dir.join("queries.jsonl");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l)?;
-            let tenant = v["metadata"]["tenants"][0]
-                .as_str()
-                .or(v["metadata"]["tenant"].as_str())
-                .unwrap_or("default")
-                .to_owned();
-            Ok((tenant, v["text"].as_str().unwrap_or_default().to_owned()))
+/// `(tenant, question)` for each query, in its tenant: the first of `metadata.tenants`, else
+/// the default one.
+fn asked_in(queries: Vec<QueryRecord>) -> Vec<(String, String)> {
+    queries
+        .into_iter()
+        .map(|q| {
+            let tenant = q
+                .metadata
+                .and_then(|m| m.tenants.into_iter().next())
+                .unwrap_or_else(|| DEFAULT_TENANT.to_owned());
+            (tenant, q.text)
         })
         .collect()
 }
@@ -220,8 +188,8 @@ pub async fn load(
     options: LoadOptions,
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
-    let docs = read_corpus(&options.dataset)?;
-    let queries = read_queries(&options.dataset)?;
+    let docs: Vec<CorpusRecord> = read_jsonl(&options.dataset.join("corpus.jsonl"))?;
+    let queries = asked_in(read_jsonl(&options.dataset.join("queries.jsonl"))?);
     if let Some(peer) = &options.peer {
         return peer_load(peer, &options, &queries).await;
     }
@@ -246,7 +214,8 @@ pub async fn load(
     // A tenant (on the Scale plan) and an API key for each tenant the corpus names.
     let mut tenants: std::collections::BTreeMap<String, (TenantId, String)> = Default::default();
     for d in &docs {
-        if tenants.contains_key(&d.tenant) {
+        let name = d.tenant();
+        if tenants.contains_key(&name) {
             continue;
         }
         let id = scratch_tenant(&state, "Load").await?;
@@ -269,7 +238,7 @@ pub async fn load(
                 NewAuditEvent::new(Actor::System, action::API_KEY_CREATED, now),
             )
             .await?;
-        tenants.insert(d.tenant.clone(), (id, format!("Bearer {secret}")));
+        tenants.insert(name, (id, format!("Bearer {secret}")));
     }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -392,7 +361,7 @@ pub async fn load(
 /// Uploads each document as a Markdown file through the API, `at_once` at a time.
 async fn upload(
     base: &str,
-    docs: &[Doc],
+    docs: &[CorpusRecord],
     tenants: &std::collections::BTreeMap<String, (TenantId, String)>,
     at_once: usize,
 ) -> anyhow::Result<Vec<(TenantId, DocumentId)>> {
@@ -403,31 +372,15 @@ async fn upload(
     let results: Vec<anyhow::Result<(TenantId, DocumentId)>> =
         futures_util::stream::iter(docs.iter().map(|d| {
             let client = client.clone();
-            let (tenant, auth) = tenants[&d.tenant].clone();
-            let body = if d.title.is_empty() {
-                d.text.clone()
-            } else {
-                format!("# {}\n\n{}\n", d.title, d.text)
-            };
-            // A few SciFact abstracts carry C1 control characters (a mis-decoded dash), which
-            // the upload refuses as binary: they become spaces.
-            let body: String = body
-                .chars()
-                .map(|c| {
-                    if c.is_control() && c != '\n' && c != '\t' {
-                        ' '
-                    } else {
-                        c
-                    }
-                })
-                .collect();
-            let name = format!("{}.md", d.id);
+            let (tenant, auth) = tenants[&d.tenant()].clone();
+            let body = document_text(d);
+            let name = format!("{}.txt", d.id);
             async move {
                 let form = reqwest::multipart::Form::new().part(
                     "file",
                     reqwest::multipart::Part::bytes(body.into_bytes())
                         .file_name(name)
-                        .mime_str("text/markdown")?,
+                        .mime_str("text/plain")?,
                 );
                 let r = client
                     .post(format!("{base}/api/v1/documents"))

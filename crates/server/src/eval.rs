@@ -38,7 +38,7 @@ pub const CUTOFF: usize = 10;
 const CHUNK_DEPTH: u32 = 40;
 /// Documents uploaded per request.
 const UPLOAD_BATCH: usize = 200;
-const DEFAULT_TENANT: &str = "default";
+pub(crate) const DEFAULT_TENANT: &str = "default";
 const MODES: [(SearchMode, &str); 3] = [
     (SearchMode::Lexical, "lexical"),
     (SearchMode::Vector, "vector"),
@@ -46,31 +46,41 @@ const MODES: [(SearchMode, &str); 3] = [
 ];
 
 #[derive(Debug, Default, Deserialize)]
-struct Metadata {
-    tenant: Option<String>,
+pub(crate) struct Metadata {
+    pub(crate) tenant: Option<String>,
     #[serde(default)]
-    tenants: Vec<String>,
+    pub(crate) tenants: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct CorpusRecord {
+pub(crate) struct CorpusRecord {
     #[serde(rename = "_id")]
-    id: String,
+    pub(crate) id: String,
     #[serde(default)]
-    title: String,
+    pub(crate) title: String,
     #[serde(default)]
-    text: String,
+    pub(crate) text: String,
     #[serde(default)]
-    metadata: Option<Metadata>,
+    pub(crate) metadata: Option<Metadata>,
+}
+
+impl CorpusRecord {
+    /// The tenant it belongs to: `metadata.tenant`, else [`DEFAULT_TENANT`].
+    pub(crate) fn tenant(&self) -> String {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.tenant.clone())
+            .unwrap_or_else(|| DEFAULT_TENANT.to_owned())
+    }
 }
 
 #[derive(Debug, Deserialize)]
-struct QueryRecord {
+pub(crate) struct QueryRecord {
     #[serde(rename = "_id")]
-    id: String,
-    text: String,
+    pub(crate) id: String,
+    pub(crate) text: String,
     #[serde(default)]
-    metadata: Option<Metadata>,
+    pub(crate) metadata: Option<Metadata>,
 }
 
 /// A BEIR dataset as read from disk.
@@ -140,7 +150,7 @@ impl Dataset {
 
 /// The uploaded text of a record: title, blank line, text. Control characters (a few corpus
 /// records carry stray ones) become spaces, or the upload would be refused as binary.
-fn document_text(r: &CorpusRecord) -> String {
+pub(crate) fn document_text(r: &CorpusRecord) -> String {
     format!("{}\n\n{}\n", r.title.trim(), r.text.trim())
         .chars()
         .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
@@ -227,12 +237,7 @@ async fn evaluate(
     // One scratch tenant per tenant name in the corpus.
     let mut by_tenant: BTreeMap<String, Vec<&CorpusRecord>> = BTreeMap::new();
     for r in &data.corpus {
-        let name = r
-            .metadata
-            .as_ref()
-            .and_then(|m| m.tenant.clone())
-            .unwrap_or_else(|| DEFAULT_TENANT.to_owned());
-        by_tenant.entry(name).or_default().push(r);
+        by_tenant.entry(r.tenant()).or_default().push(r);
     }
     let mut tenants: HashMap<String, TenantId> = HashMap::new();
     for name in by_tenant.keys() {

@@ -353,6 +353,24 @@ mod tests {
         }
     }
 
+    /// A queue whose passes are recorded, and the gate that holds its thread inside one.
+    fn recorded(limits: Limits) -> (Arc<EncoderQueue>, Log, Arc<Mutex<()>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Mutex::new(()));
+        let queue = EncoderQueue::start(limits, recording(log.clone(), gate.clone())).unwrap();
+        (Arc::new(queue), log, gate)
+    }
+
+    /// `seqs` asked of `queue` from a task of their own.
+    fn ask(
+        queue: &Arc<EncoderQueue>,
+        seqs: Vec<Sequence>,
+        priority: Priority,
+    ) -> tokio::task::JoinHandle<Result<Vec<Vec<f32>>, String>> {
+        let queue = queue.clone();
+        tokio::spawn(async move { queue.embed(seqs, priority).await })
+    }
+
     fn limits(batch: usize, query: usize, wait_ms: u64) -> Limits {
         Limits {
             batch_tokens: batch,
@@ -363,30 +381,19 @@ mod tests {
 
     #[tokio::test]
     async fn requests_waiting_together_share_one_pass_and_each_gets_its_own_vectors() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let gate = Arc::new(Mutex::new(()));
-        let queue = Arc::new(
-            EncoderQueue::start(limits(4096, 1024, 0), recording(log.clone(), gate.clone()))
-                .unwrap(),
-        );
+        let (queue, log, gate) = recorded(limits(4096, 1024, 0));
         // Hold the encoder in a first pass so the next sixteen questions queue behind it.
         let held = gate.lock().unwrap();
-        let first = tokio::spawn({
-            let q = queue.clone();
-            async move { q.embed(vec![seq(5, 100)], Priority::Query).await }
-        });
+        let first = ask(&queue, vec![seq(5, 100)], Priority::Query);
         tokio::task::yield_now().await;
         drained(&queue).await;
         let asked: Vec<_> = (0..16u32)
             .map(|i| {
-                let q = queue.clone();
-                tokio::spawn(async move {
-                    q.embed(
-                        vec![seq(10 + i as usize, i), seq(3, 50 + i)],
-                        Priority::Query,
-                    )
-                    .await
-                })
+                ask(
+                    &queue,
+                    vec![seq(10 + i as usize, i), seq(3, 50 + i)],
+                    Priority::Query,
+                )
             })
             .collect();
         // Every request is in the inbox before the gate opens.
@@ -414,33 +421,21 @@ mod tests {
 
     #[tokio::test]
     async fn questions_go_before_documents_and_a_large_request_is_split_across_passes() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let gate = Arc::new(Mutex::new(()));
-        let queue = Arc::new(
-            EncoderQueue::start(limits(100, 40, 0), recording(log.clone(), gate.clone())).unwrap(),
-        );
+        let (queue, log, gate) = recorded(limits(100, 40, 0));
         let held = gate.lock().unwrap();
-        let blocker = tokio::spawn({
-            let q = queue.clone();
-            async move { q.embed(vec![seq(1, 99)], Priority::Document).await }
-        });
+        let blocker = ask(&queue, vec![seq(1, 99)], Priority::Document);
         tokio::task::yield_now().await;
         drained(&queue).await;
         // A document of ten 30-token chunks, then a question.
-        let document = tokio::spawn({
-            let q = queue.clone();
-            async move {
-                q.embed((0..10).map(|i| seq(30, i)).collect(), Priority::Document)
-                    .await
-            }
-        });
+        let document = ask(
+            &queue,
+            (0..10).map(|i| seq(30, i)).collect(),
+            Priority::Document,
+        );
         while lock(&queue.inbox.arrivals).documents.is_empty() {
             tokio::task::yield_now().await;
         }
-        let question = tokio::spawn({
-            let q = queue.clone();
-            async move { q.embed(vec![seq(8, 77)], Priority::Query).await }
-        });
+        let question = ask(&queue, vec![seq(8, 77)], Priority::Query);
         while lock(&queue.inbox.arrivals).queries.is_empty() {
             tokio::task::yield_now().await;
         }
@@ -496,23 +491,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_whose_caller_gave_up_is_not_computed() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let gate = Arc::new(Mutex::new(()));
-        let queue = Arc::new(
-            EncoderQueue::start(limits(4096, 1024, 0), recording(log.clone(), gate.clone()))
-                .unwrap(),
-        );
+        let (queue, log, gate) = recorded(limits(4096, 1024, 0));
         let held = gate.lock().unwrap();
-        let blocker = tokio::spawn({
-            let q = queue.clone();
-            async move { q.embed(vec![seq(2, 1)], Priority::Query).await }
-        });
+        let blocker = ask(&queue, vec![seq(2, 1)], Priority::Query);
         tokio::task::yield_now().await;
         drained(&queue).await;
-        let abandoned = tokio::spawn({
-            let q = queue.clone();
-            async move { q.embed(vec![seq(2, 2)], Priority::Query).await }
-        });
+        let abandoned = ask(&queue, vec![seq(2, 2)], Priority::Query);
         while lock(&queue.inbox.arrivals).queries.is_empty() {
             tokio::task::yield_now().await;
         }
