@@ -211,11 +211,14 @@ fn run(inbox: &Inbox, limits: Limits, mut pass: Box<Pass>) {
             }
         }
         let budget = budget(&queues, limits);
-        let ran = run_pass(&mut queues, budget, &mut pass);
-        let mut a = lock(&inbox.arrivals);
-        a.passes.passes += 1;
-        a.passes.sequences += ran.0 as u64;
-        a.passes.tokens += ran.1 as u64;
+        // Counted before any request of the pass is answered, so a caller that reads the
+        // counters after its answer sees its pass.
+        run_pass(&mut queues, budget, &mut pass, |sequences, tokens| {
+            let mut a = lock(&inbox.arrivals);
+            a.passes.passes += 1;
+            a.passes.sequences += sequences as u64;
+            a.passes.tokens += tokens as u64;
+        });
     }
 }
 
@@ -229,9 +232,14 @@ fn budget(queues: &[VecDeque<Request>; 2], limits: Limits) -> usize {
 }
 
 /// Packs the next pass from the front of the queues (questions first), runs it and hands
-/// each request its vectors, answering those now complete. Returns the sequences and tokens
-/// it encoded.
-fn run_pass(queues: &mut [VecDeque<Request>; 2], budget: usize, pass: &mut Pass) -> (usize, usize) {
+/// each request its vectors, answering those now complete; `count` hears the sequences and
+/// tokens it encoded before anyone is answered.
+fn run_pass(
+    queues: &mut [VecDeque<Request>; 2],
+    budget: usize,
+    pass: &mut Pass,
+    count: impl FnOnce(usize, usize),
+) {
     // (queue, request, sequences taken) — requests are taken front to back, so the ones in
     // this pass are a prefix of each queue and only the last can be left partly done.
     let mut plan: Vec<(usize, usize, usize)> = Vec::new();
@@ -274,6 +282,7 @@ fn run_pass(queues: &mut [VecDeque<Request>; 2], budget: usize, pass: &mut Pass)
             Err(_) => Err("the encoder panicked".to_owned()),
         }
     };
+    count(sequences, tokens);
     match outcome {
         Ok(vectors) => {
             let mut vectors = vectors.into_iter();
@@ -301,7 +310,6 @@ fn run_pass(queues: &mut [VecDeque<Request>; 2], budget: usize, pass: &mut Pass)
             }
         }
     }
-    (sequences, tokens)
 }
 
 #[cfg(test)]
