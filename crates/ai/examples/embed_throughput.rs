@@ -8,11 +8,13 @@
 //! truncation at 256). Threads: `RAYON_NUM_THREADS` (default: all cores). `--write` saves each
 //! passage with its embedding (`{"text", "embedding"}` per line), so another implementation
 //! can embed the same passages and compare (`scripts/bench-embed.sh`).
+//! `CORTEX_EMBED_PRECISION=bf16` runs the encoder's linear layers in bfloat16.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use cortex_ai::MiniLm;
+use cortex_ai::encoder::Precision;
 use cortex_ai::minilm::MAX_TOKENS;
 
 const FILLER: &str = "Customers can return unused items within thirty days of delivery for a full refund, \
@@ -35,7 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or("usage: embed_throughput MODEL_DIR [PASSAGES] [CORPUS.jsonl] [--write OUT]")?,
     );
     let n: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(128);
-    let model = MiniLm::load(&dir)?;
+    let precision = match std::env::var("CORTEX_EMBED_PRECISION").as_deref() {
+        Ok("bf16") => Precision::Bf16,
+        Ok("f32") | Err(_) => Precision::F32,
+        Ok(other) => return Err(format!("CORTEX_EMBED_PRECISION={other}: f32 or bf16").into()),
+    };
+    let model = MiniLm::load_with(&dir, precision)?;
 
     let sources: Vec<String> = match args.get(3) {
         Some(path) => std::fs::read_to_string(path)?
@@ -117,6 +124,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms[ms.len() / 2],
         ms[ms.len() * 99 / 100]
     );
+    // Passes of 1 to 32 questions: the time of one pass of each size.
+    for size in [1usize, 2, 4, 8, 12, 16, 24, 32] {
+        let batch: Vec<&str> = queries
+            .iter()
+            .chain([&long])
+            .cycle()
+            .take(size)
+            .copied()
+            .collect();
+        let tokens: usize = batch.iter().map(|q| model.count_tokens(q) + 2).sum();
+        let mut ms: Vec<f64> = (0..60)
+            .map(|_| {
+                let t = Instant::now();
+                model.embed(&batch).map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<Result<_, _>>()?;
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "pass of {size:2} questions ({tokens:4} tokens): p50 {:.2} ms, {:.0} questions/s",
+            ms[ms.len() / 2],
+            size as f64 * 1e3 / ms[ms.len() / 2]
+        );
+    }
     if let Some(path) = write {
         let lines: Vec<String> = refs
             .iter()

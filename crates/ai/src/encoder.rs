@@ -1,14 +1,21 @@
 //! A BERT encoder forward pass on the CPU, written for throughput on packed batches.
 //!
 //! Sequences are not padded: the tokens of a whole batch are laid end to end in one
-//! `[tokens, hidden]` matrix, so every linear layer is one large matrix product (`gemm`, AVX-512
-//! where available, all cores) and attention runs per sequence and head over exactly that
-//! sequence's tokens — no padding is computed and no mask is needed. Buffers are allocated once
-//! per batch and reused by every layer; biases and residuals are folded into the products'
-//! accumulators, and the element-wise steps (GELU, softmax, LayerNorm) are vectorised
-//! (`cortex-kernels`) and spread over the cores by rayon.
+//! `[tokens, hidden]` matrix, so every linear layer is one large matrix product and attention
+//! runs per sequence and head over exactly that sequence's tokens — no padding is computed and
+//! no mask is needed. The linear layers' weights are packed once at load into panels of 64
+//! output columns (`cortex_kernels::panels`: an AVX-512 kernel of six rows by 64 columns, the
+//! same for a lone question's handful of rows and a batch's thousands); attention's two small
+//! products go to `gemm`. Buffers are allocated once per batch and reused by every layer;
+//! biases and residuals are folded into the products' accumulators, and the element-wise steps
+//! (GELU, softmax, LayerNorm) are vectorised (`cortex-kernels`) and spread over the cores by
+//! rayon.
 //!
-//! Weights are read from `model.safetensors` with candle and kept as plain `f32` rows.
+//! Weights are read from `model.safetensors` with candle and kept in f32. At
+//! [`Precision::Bf16`] the linear layers also keep a bfloat16 copy, multiplied with AVX-512
+//! BF16 dot products (`cortex_kernels::bf16`) in passes of few rows, where reading the weights
+//! is the cost: half the bytes. Sums stay f32, and so does everything else (embeddings,
+//! attention, softmax, GELU, LayerNorm, pooling).
 
 use std::collections::HashMap;
 
@@ -18,6 +25,8 @@ use rayon::prelude::*;
 
 use crate::minilm::EmbedError;
 use cortex_kernels as kernels;
+use cortex_kernels::bf16::Bf16Matrix;
+use cortex_kernels::panels::Panels;
 
 /// How a text's token states become its vector (sentence-transformers' `1_Pooling`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,16 +69,51 @@ fn default_position_kind() -> String {
     "absolute".into()
 }
 
+/// The number format of the linear layers' weights and of their inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32 throughout (the reference).
+    F32,
+    /// In passes of at most 48 tokens (a few questions), the linear layers' weights and inputs
+    /// rounded to bfloat16, products summed in f32; larger passes in f32. Needs a CPU with
+    /// AVX-512 BF16 ([`Precision::bf16_available`]).
+    Bf16,
+}
+
+impl Precision {
+    /// Whether this CPU runs [`Precision::Bf16`] natively.
+    pub fn bf16_available() -> bool {
+        kernels::bf16::available()
+    }
+}
+
+/// A linear layer's `[out, in]` weight matrix, packed in panels; at [`Precision::Bf16`] also in
+/// bf16, for passes of few rows.
+struct Weight {
+    f32: Panels,
+    bf16: Option<Bf16Matrix>,
+}
+
+impl Weight {
+    fn new(w: Vec<f32>, out: usize, width: usize, precision: Precision) -> Self {
+        let bf16 = (precision == Precision::Bf16).then(|| Bf16Matrix::pack(&w, out, width));
+        Self {
+            f32: Panels::pack(&w, out, width),
+            bf16,
+        }
+    }
+}
+
 struct Layer {
     /// Query, key and value projections stacked: `[3·hidden, hidden]`.
-    qkv_w: Vec<f32>,
+    qkv_w: Weight,
     qkv_b: Vec<f32>,
-    attn_out_w: Vec<f32>,
+    attn_out_w: Weight,
     attn_out_b: Vec<f32>,
     attn_ln: (Vec<f32>, Vec<f32>),
-    inter_w: Vec<f32>,
+    inter_w: Weight,
     inter_b: Vec<f32>,
-    out_w: Vec<f32>,
+    out_w: Weight,
     out_b: Vec<f32>,
     out_ln: (Vec<f32>, Vec<f32>),
 }
@@ -87,10 +131,8 @@ pub struct Encoder {
     token_type: Vec<f32>,
     embed_ln: (Vec<f32>, Vec<f32>),
     layers: Vec<Layer>,
+    precision: Precision,
 }
-
-/// At most this many rows go through [`kernels::dot_rows`] instead of `gemm`.
-const SMALL_ROWS: usize = 32;
 
 /// Rows per task for the element-wise steps.
 const ROWS_PER_TASK: usize = 32;
@@ -128,8 +170,23 @@ impl Weights {
 }
 
 impl Encoder {
-    /// Builds the encoder from `config.json` and `model.safetensors` bytes.
+    /// Builds the encoder from `config.json` and `model.safetensors` bytes, in f32.
     pub fn load(config: &Config, safetensors: &[u8]) -> Result<Self, EmbedError> {
+        Self::load_with(config, safetensors, Precision::F32)
+    }
+
+    /// As [`Encoder::load`], the linear layers in `precision`; [`Precision::Bf16`] on a CPU
+    /// without AVX-512 BF16 is refused rather than run slowly.
+    pub fn load_with(
+        config: &Config,
+        safetensors: &[u8],
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
+        if precision == Precision::Bf16 && !Precision::bf16_available() {
+            return Err(EmbedError::Config(
+                "bf16 needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks".into(),
+            ));
+        }
         let (h, i) = (config.hidden_size, config.intermediate_size);
         if config.hidden_act != "gelu" {
             return Err(EmbedError::Config(format!(
@@ -164,15 +221,25 @@ impl Encoder {
                 qkv_w.extend(w.get(&format!("{p}.attention.self.{part}.weight"), &[h, h])?);
                 qkv_b.extend(w.get(&format!("{p}.attention.self.{part}.bias"), &[h])?);
             }
+            let weight =
+                |m: Vec<f32>, out: usize, width: usize| Weight::new(m, out, width, precision);
             layers.push(Layer {
-                qkv_w,
+                qkv_w: weight(qkv_w, 3 * h, h),
                 qkv_b,
-                attn_out_w: w.get(&format!("{p}.attention.output.dense.weight"), &[h, h])?,
+                attn_out_w: weight(
+                    w.get(&format!("{p}.attention.output.dense.weight"), &[h, h])?,
+                    h,
+                    h,
+                ),
                 attn_out_b: w.get(&format!("{p}.attention.output.dense.bias"), &[h])?,
                 attn_ln: w.layer_norm(&format!("{p}.attention.output.LayerNorm"), h)?,
-                inter_w: w.get(&format!("{p}.intermediate.dense.weight"), &[i, h])?,
+                inter_w: weight(
+                    w.get(&format!("{p}.intermediate.dense.weight"), &[i, h])?,
+                    i,
+                    h,
+                ),
                 inter_b: w.get(&format!("{p}.intermediate.dense.bias"), &[i])?,
-                out_w: w.get(&format!("{p}.output.dense.weight"), &[h, i])?,
+                out_w: weight(w.get(&format!("{p}.output.dense.weight"), &[h, i])?, h, i),
                 out_b: w.get(&format!("{p}.output.dense.bias"), &[h])?,
                 out_ln: w.layer_norm(&format!("{p}.output.LayerNorm"), h)?,
             });
@@ -196,7 +263,13 @@ impl Encoder {
             )?,
             embed_ln: w.layer_norm("embeddings.LayerNorm", h)?,
             layers,
+            precision,
         })
+    }
+
+    /// The linear layers' number format.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn hidden_size(&self) -> usize {
@@ -316,6 +389,7 @@ impl Encoder {
         let mut ctx = vec![0f32; total * hidden];
         let mut x1 = vec![0f32; total * hidden];
         let mut inter = vec![0f32; total * self.intermediate];
+        let mut pairs = Vec::new();
         for layer in &self.layers {
             // Attention: x1 = LN(x + attention(x)·Wo + bo).
             linear(
@@ -326,6 +400,7 @@ impl Encoder {
                 &layer.qkv_b,
                 total,
                 hidden,
+                &mut pairs,
             );
             self.attention(&qkv, &mut ctx, &spans);
             linear(
@@ -336,6 +411,7 @@ impl Encoder {
                 &layer.attn_out_b,
                 total,
                 hidden,
+                &mut pairs,
             );
             self.layer_norm(&mut x1, &layer.attn_ln);
             // Feed-forward: x = LN(x1 + gelu(x1·Wi + bi)·Wo + bo).
@@ -347,6 +423,7 @@ impl Encoder {
                 &layer.inter_b,
                 total,
                 hidden,
+                &mut pairs,
             );
             inter
                 .par_chunks_mut(ROWS_PER_TASK * self.intermediate)
@@ -359,6 +436,7 @@ impl Encoder {
                 &layer.out_b,
                 total,
                 self.intermediate,
+                &mut pairs,
             );
             self.layer_norm(&mut x, &layer.out_ln);
         }
@@ -459,21 +537,25 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 /// `out[t, :] = residual[t, :] + bias + input[t, :]·Wᵀ` for `rows` rows, `w` being
-/// `[out_width, in_width]` row-major (PyTorch's `Linear` layout).
+/// `[out_width, in_width]` row-major (PyTorch's `Linear` layout); `pairs` is scratch for the
+/// input rounded to bf16 when `w` is.
+#[allow(clippy::too_many_arguments)]
 fn linear(
     out: &mut [f32],
     residual: Option<&[f32]>,
     input: &[f32],
-    w: &[f32],
+    w: &Weight,
     bias: &[f32],
     rows: usize,
     in_width: usize,
+    pairs: &mut Vec<u32>,
 ) {
     let out_width = bias.len();
+    let w_len = w.f32.out_width() * w.f32.in_width();
     assert!(
         out.len() == rows * out_width
             && input.len() == rows * in_width
-            && w.len() == out_width * in_width
+            && w_len == out_width * in_width
             && residual.is_none_or(|r| r.len() == out.len()),
         "linear: mismatched shapes"
     );
@@ -494,51 +576,105 @@ fn linear(
             }
         }),
     }
-    if rows <= SMALL_ROWS {
-        // Few rows (a query): stream each weight row once instead of letting gemm pack the
-        // whole matrix for a handful of output rows.
-        let block = out_width.div_ceil(rayon::current_num_threads() * 4).max(16);
-        let partial: Vec<Vec<f32>> = w
-            .par_chunks(block * in_width)
-            .map(|wb| {
-                let mut dots = vec![0f32; (wb.len() / in_width) * rows];
-                kernels::dot_rows(wb, input, in_width, &mut dots);
-                dots
-            })
-            .collect();
-        for (b, dots) in partial.iter().enumerate() {
-            for (j, per_row) in dots.chunks_exact(rows).enumerate() {
-                for (i, d) in per_row.iter().enumerate() {
-                    out[i * out_width + b * block + j] += d;
-                }
-            }
+    match &w.bf16 {
+        Some(m) if rows <= BF16_MAX_ROWS => {
+            let p = m.pairs();
+            pairs.clear();
+            pairs.resize(rows * p, 0);
+            pairs
+                .par_chunks_mut(ROWS_PER_TASK * p)
+                .zip(input.par_chunks(ROWS_PER_TASK * in_width))
+                .for_each(|(o, i)| kernels::bf16::to_pairs(i, in_width, o));
+            let pairs = &pairs[..];
+            spread(out, rows, out_width, m.blocks(), |r, blocks, o, stride| {
+                kernels::bf16::multiply_add(
+                    m,
+                    &pairs[r.start * p..r.end * p],
+                    r.len(),
+                    blocks,
+                    o,
+                    stride,
+                );
+            });
         }
-        return;
-    }
-    // SAFETY: the slices have the sizes checked above: out is rows×out_width, input is
-    // rows×in_width, w is out_width×in_width; the strides address exactly those elements.
-    #[expect(unsafe_code, reason = "gemm takes raw pointers and strides")]
-    unsafe {
-        gemm::gemm(
+        _ => spread(
+            out,
             rows,
             out_width,
-            in_width,
-            out.as_mut_ptr(),
-            1,
-            out_width as isize,
-            true,
-            input.as_ptr(),
-            1,
-            in_width as isize,
-            w.as_ptr(),
-            in_width as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(rayon::current_num_threads()),
-        );
+            w.f32.blocks(),
+            |r, blocks, o, stride| {
+                kernels::panels::multiply_add(
+                    &w.f32,
+                    &input[r.start * in_width..r.end * in_width],
+                    r.len(),
+                    blocks,
+                    o,
+                    stride,
+                );
+            },
+        ),
+    }
+}
+
+const _: () = assert!(kernels::bf16::BLOCK == kernels::panels::BLOCK);
+
+/// Most rows multiplied in bf16; more go to f32. `vdpbf16ps` retires at about half the rate of
+/// f32 FMAs on the CPUs measured (`docs/benchmarks.md`), so bf16 wins only where reading the
+/// weights dominates: passes of a few questions. Above ~60 rows f32 is as fast or faster.
+const BF16_MAX_ROWS: usize = 48;
+
+/// Rows per task of a product over many rows: six of the kernels' tiles.
+const TILE_ROWS: usize = 36;
+
+/// `out += rows·Wᵀ` (`W` in `blocks` panels of 64 columns) spread over the threads by
+/// `product(rows, panels, out, stride)`, which adds the given rows' products with the given
+/// panels into `out` (rows `stride` apart). Many rows are split in tiles, each against every
+/// panel (which stays in the core's cache); few rows (a question's pass) split the panels
+/// instead, each thread into a buffer of its own, so both cores work on one question.
+fn spread(
+    out: &mut [f32],
+    rows: usize,
+    out_width: usize,
+    blocks: usize,
+    product: impl Fn(std::ops::Range<usize>, std::ops::Range<usize>, &mut [f32], usize) + Sync,
+) {
+    let threads = rayon::current_num_threads();
+    if rows >= 4 * threads * TILE_ROWS {
+        out.par_chunks_mut(TILE_ROWS * out_width)
+            .enumerate()
+            .for_each(|(i, o)| {
+                let first = i * TILE_ROWS;
+                product(first..first + o.len() / out_width, 0..blocks, o, out_width);
+            });
+        return;
+    }
+    let per = blocks.div_ceil(threads).max(1);
+    if per >= blocks {
+        product(0..rows, 0..blocks, out, out_width);
+        return;
+    }
+    let block = kernels::panels::BLOCK;
+    let parts: Vec<(usize, usize, Vec<f32>)> = (0..blocks)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| {
+            let end = (first + per).min(blocks);
+            let col0 = first * block;
+            let width = (end * block).min(out_width) - col0;
+            let mut part = vec![0f32; rows * width];
+            product(0..rows, first..end, &mut part, width);
+            (col0, width, part)
+        })
+        .collect();
+    for (col0, width, part) in parts {
+        for (orow, prow) in out
+            .chunks_exact_mut(out_width)
+            .zip(part.chunks_exact(width))
+        {
+            for (o, v) in orow[col0..col0 + width].iter_mut().zip(prow) {
+                *o += v;
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::encoder::{Config, Encoder, Pooling};
+use crate::encoder::{Config, Encoder, Pooling, Precision};
 
 /// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2: the length read when the
 /// folder has no `sentence_bert_config.json`.
@@ -98,8 +98,13 @@ pub fn sentence_settings(dir: &Path, max_positions: usize) -> Result<(Pooling, u
 
 impl MiniLm {
     /// Loads `model.safetensors`, `tokenizer.json` and `config.json` from `dir` (any
-    /// BERT-architecture model), with its pooling and length ([`sentence_settings`]).
+    /// BERT-architecture model), with its pooling and length ([`sentence_settings`]), in f32.
     pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load_with(dir, Precision::F32)
+    }
+
+    /// As [`MiniLm::load`], the encoder's linear layers in `precision`.
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<Self, EmbedError> {
         let config: Config = serde_json::from_slice(&read(dir, "config.json")?)
             .map_err(|e| EmbedError::Config(e.to_string()))?;
         let (pooling, max_tokens) = sentence_settings(dir, config.max_position_embeddings)?;
@@ -116,7 +121,7 @@ impl MiniLm {
                 ..Default::default()
             }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let encoder = Encoder::load(&config, &read(dir, "model.safetensors")?)?;
+        let encoder = Encoder::load_with(&config, &read(dir, "model.safetensors")?, precision)?;
         Ok(Self {
             encoder,
             pooling,
@@ -124,6 +129,11 @@ impl MiniLm {
             tokenizer,
             counter,
         })
+    }
+
+    /// The encoder's number format.
+    pub fn precision(&self) -> Precision {
+        self.encoder.precision()
     }
 
     pub fn dimensions(&self) -> usize {

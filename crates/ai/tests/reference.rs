@@ -68,6 +68,40 @@ fn embeddings_match_sentence_transformers() {
     );
 }
 
+/// The bf16 encoder (where the CPU has AVX-512 BF16) must stay within cosine 0.9995 of
+/// sentence-transformers on every reference text; elsewhere asking for it is refused.
+#[test]
+fn bf16_embeddings_stay_close_to_sentence_transformers() {
+    use cortex_ai::encoder::Precision;
+    if !Precision::bf16_available() {
+        let refused = MiniLm::load_with(&model_dir(), Precision::Bf16);
+        assert!(
+            refused.is_err(),
+            "bf16 without the instructions must be refused"
+        );
+        return;
+    }
+    let model = MiniLm::load_with(&model_dir(), Precision::Bf16).expect("load");
+    assert_eq!(model.precision(), Precision::Bf16);
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
+    let mut worst = f32::MAX;
+    // All at once, and each alone (a question's pass takes the few-rows path).
+    let together = model.embed(&texts).expect("embed");
+    for ((text, want), got) in refs.iter().zip(&together) {
+        let alone = model.embed(&[text.as_str()]).expect("embed").remove(0);
+        for got in [got, &alone] {
+            let c = cosine(got, want);
+            assert!(c >= 0.9995, "bf16 cosine {c} for {text:?}");
+            worst = worst.min(c);
+        }
+    }
+    eprintln!(
+        "bf16: lowest cosine to sentence-transformers over {} texts: {worst:.7}",
+        refs.len()
+    );
+}
+
 #[test]
 fn a_text_embeds_the_same_alone_and_in_a_packed_batch() {
     let model = MiniLm::load(&model_dir()).expect("load");

@@ -1,8 +1,8 @@
 //! Numeric kernels as plain loops the compiler vectorises, compiled three times: for AVX-512,
 //! for AVX2 + FMA (chosen at run time, best first, where the CPU has them) and for the
 //! baseline target. Two users: the text encoder's element-wise steps (GELU, softmax,
-//! LayerNorm; its matrix products go to `gemm`) and the embedded store's vector scan over
-//! int8-quantised rows ([`quantize`], [`scores_i8`]).
+//! LayerNorm) and linear layers ([`panels`] in f32, [`bf16`] in bfloat16), and the embedded
+//! store's vector scan over int8-quantised rows ([`quantize`], [`scores_i8`]).
 //!
 //! `exp` and `erf` are polynomial approximations (Cephes' `expf`, Abramowitz–Stegun 7.1.26)
 //! with no branches, so a loop over them vectorises; their errors (≈ 1e-7 relative and
@@ -48,6 +48,64 @@ macro_rules! simd_fn {
             body($($arg),*)
         }
     };
+}
+
+pub mod bf16;
+pub mod panels;
+
+/// What the AVX-512 matrix kernels ([`bf16`], [`panels`]) share.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    #![expect(unsafe_code, reason = "AVX-512 intrinsics on raw pointers")]
+
+    use std::arch::x86_64::*;
+
+    /// Adds a tile's accumulators (`M` rows of four 16-lane vectors) to `M` rows of `out`,
+    /// `stride` apart, `valid` (≤ 64) columns each.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; `out` addresses `valid` writable values at each of the `M` rows.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn add_tile<const M: usize>(
+        acc: &[[__m512; 4]; M],
+        out: *mut f32,
+        stride: usize,
+        valid: usize,
+    ) {
+        for (m, a) in acc.iter().enumerate() {
+            for (v, &sum) in a.iter().enumerate() {
+                let first = v * 16;
+                if first >= valid {
+                    break;
+                }
+                let n = (valid - first).min(16);
+                let mask: __mmask16 = if n == 16 { u16::MAX } else { (1u16 << n) - 1 };
+                // SAFETY: the caller's bounds: row `m`'s columns first..first+n are in `out`.
+                unsafe {
+                    let o = out.add(m * stride + first);
+                    let now = _mm512_maskz_loadu_ps(mask, o);
+                    _mm512_mask_storeu_ps(o, mask, _mm512_add_ps(now, sum));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod testing {
+    /// A deterministic spread of values in [-1, 1).
+    pub(crate) fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
 }
 
 /// e^x: 0 below -87.3 (where f32 runs out of normal numbers), capped above 88.3.
@@ -186,60 +244,6 @@ simd_fn! {
     }
 }
 
-simd_fn! {
-    /// `out[j·t + i] = w_j · x_i` for every row `w_j` of `w` and `x_i` of `x` (both `k` wide,
-    /// `t` = rows of `x`): a matrix product for few rows of `x`, streaming each row of `w` once
-    /// and without packing it — what a single query's pass through a linear layer needs.
-    fn dot_rows(w: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
-        if k == 0 {
-            return;
-        }
-        let t = x.len() / k;
-        let body = k - k % 16;
-        for (j, wj) in w.chunks_exact(k).enumerate() {
-            // Four rows of x at a time: each 16-wide piece of w is loaded once and feeds four
-            // independent accumulator chains (one chain would wait on each FMA's latency).
-            let mut i = 0;
-            while i + 4 <= t {
-                let row = |r: usize| &x[(i + r) * k..(i + r) * k + body];
-                let (x0, x1, x2, x3) = (row(0), row(1), row(2), row(3));
-                let (mut a0, mut a1, mut a2, mut a3) = ([0f32; 16], [0f32; 16], [0f32; 16], [0f32; 16]);
-                let pieces = wj[..body]
-                    .chunks_exact(16)
-                    .zip(x0.chunks_exact(16))
-                    .zip(x1.chunks_exact(16))
-                    .zip(x2.chunks_exact(16))
-                    .zip(x3.chunks_exact(16));
-                for ((((wc, c0), c1), c2), c3) in pieces {
-                    for l in 0..16 {
-                        a0[l] = wc[l].mul_add(c0[l], a0[l]);
-                        a1[l] = wc[l].mul_add(c1[l], a1[l]);
-                        a2[l] = wc[l].mul_add(c2[l], a2[l]);
-                        a3[l] = wc[l].mul_add(c3[l], a3[l]);
-                    }
-                }
-                for (r, a) in [a0, a1, a2, a3].iter().enumerate() {
-                    let xr = &x[(i + r) * k..(i + r + 1) * k];
-                    let rest: f32 = wj[body..].iter().zip(&xr[body..]).map(|(p, q)| p * q).sum();
-                    out[j * t + i + r] = a.iter().sum::<f32>() + rest;
-                }
-                i += 4;
-            }
-            for i in i..t {
-                let xi = &x[i * k..(i + 1) * k];
-                let mut acc = [0f32; 16];
-                for (wc, xc) in wj[..body].chunks_exact(16).zip(xi[..body].chunks_exact(16)) {
-                    for l in 0..16 {
-                        acc[l] = wc[l].mul_add(xc[l], acc[l]);
-                    }
-                }
-                let rest: f32 = wj[body..].iter().zip(&xi[body..]).map(|(p, q)| p * q).sum();
-                out[j * t + i] = acc.iter().sum::<f32>() + rest;
-            }
-        }
-    }
-}
-
 /// Appends the int8 codes of `row` to `codes` and returns their scale: `row[i] ≈ codes[i]·scale`
 /// with `|row[i] − codes[i]·scale| ≤ scale / 2`. A zero row has scale 0.
 pub fn quantize(row: &[f32], codes: &mut Vec<i8>) -> f32 {
@@ -341,22 +345,6 @@ mod tests {
         );
         // Rows (2, 3) and (4, 5): normalised to (-1, 1), scaled by 2, shifted by 0.5.
         assert_eq!(xs, [-1.5, 2.5, -1.5, 2.5]);
-    }
-
-    #[test]
-    fn dot_rows_computes_every_pair() {
-        let k = 19;
-        let w: Vec<f32> = (0..3 * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        // Six rows of x: one block of four and two single rows.
-        let x: Vec<f32> = (0..6 * k).map(|i| (i as f32 * 0.11).cos()).collect();
-        let mut out = vec![0.0; 18];
-        dot_rows(&w, &x, k, &mut out);
-        for j in 0..3 {
-            for i in 0..6 {
-                let want: f32 = (0..k).map(|l| w[j * k + l] * x[i * k + l]).sum();
-                assert!((out[j * 6 + i] - want).abs() < 1e-5, "{j},{i}");
-            }
-        }
     }
 
     #[test]

@@ -101,6 +101,7 @@ impl AppState {
                         query_tokens: k.embed_query_tokens,
                         max_wait: std::time::Duration::from_micros(k.embed_wait_micros),
                     })
+                    .with_precision(k.embed_precision.precision())
                     .with_hub(k.model_hub_repo.as_ref().map(|repo| Hub {
                         endpoint: k.model_hub_endpoint.clone(),
                         repo: repo.clone(),

@@ -1,7 +1,7 @@
 //! `cortexlayer bench load`: the real HTTP server under concurrent clients, as a customer's
 //! traffic reaches it. A BEIR-layout dataset (`corpus.jsonl`, whose `metadata.tenant` spreads
 //! documents over tenants, and `queries.jsonl`) is uploaded through `POST /api/v1/documents`
-//! — each document its own Markdown file, a few uploads at a time — and timed until every
+//! — each document eval's title-and-text file, a few uploads at a time — and timed until every
 //! vector is searchable; then closed-loop clients (each sends its next request when the last
 //! is answered) drive `POST /api/v1/search` in each mode and `POST /api/v1/chat` for a while,
 //! cycling the queries, each in its tenant. Every load runs with the question cache off, so
@@ -75,6 +75,11 @@ fn rss_mb() -> (f64, f64) {
             .map_or(0.0, |kb| kb / 1024.0)
     };
     (field("RssAnon:"), field("RssFile:"))
+}
+
+/// `  anon N MB`: the process's anonymous resident memory now, after each load.
+fn anon_now() -> String {
+    format!("  anon {:.0} MB", rss_mb().0)
 }
 
 /// One request a client sends.
@@ -308,6 +313,25 @@ pub async fn load(
                 .collect(),
         )
     };
+    // The encoder alone, one question after the other through the same queue: what a lone
+    // request's embedding costs, apart from searching and HTTP.
+    let mut embed_ms = Vec::new();
+    for (_, q) in asked.iter().take(300) {
+        let t = Instant::now();
+        state
+            .embedder
+            .embed_query(q)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        embed_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    embed_ms.sort_by(f64::total_cmp);
+    println!(
+        "embed   {} questions one at a time: p50 {:.2} ms, p99 {:.2} ms",
+        embed_ms.len(),
+        percentile(&embed_ms, 50.0),
+        percentile(&embed_ms, 99.0)
+    );
     let c = options.concurrency;
     for mode in &options.modes {
         let what = if mode == "chat" {
@@ -316,10 +340,14 @@ pub async fn load(
             format!("search {mode}")
         };
         let f = drive(&base, calls(mode), c, options.seconds).await?;
-        println!("{}", f.line(&format!("{what}, c{c}, no cache")));
-        if mode == "hybrid" {
+        println!(
+            "{}{}",
+            f.line(&format!("{what}, c{c}, no cache")),
+            anon_now()
+        );
+        if c != 1 {
             let f = drive(&base, calls(mode), 1, options.seconds).await?;
-            println!("{}", f.line(&format!("{what}, c1, no cache")));
+            println!("{}{}", f.line(&format!("{what}, c1, no cache")), anon_now());
         }
     }
     if options.modes.iter().any(|m| m == "hybrid") && cache > 0 {
@@ -334,11 +362,14 @@ pub async fn load(
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let cached_base = format!("http://{}", listener.local_addr()?);
         let cached_server = serve(cached, listener);
-        let f = drive(&cached_base, calls("hybrid"), c, options.seconds).await?;
-        println!(
-            "{}",
-            f.line(&format!("search hybrid, c{c}, cache of {cache}"))
-        );
+        for clients in [c, 1] {
+            let f = drive(&cached_base, calls("hybrid"), clients, options.seconds).await?;
+            println!(
+                "{}{}",
+                f.line(&format!("search hybrid, c{clients}, cache of {cache}")),
+                anon_now()
+            );
+        }
         cached_server.abort();
     }
     let rss_after = rss_mb();

@@ -285,6 +285,39 @@ pub struct KnowledgeSettings {
     pub embed_batch_tokens: usize,
     pub embed_query_tokens: usize,
     pub embed_wait_micros: u64,
+    /// The local encoder's number format: `f32`, or `bf16` for passes of a few questions
+    /// (lower latency for a lone question; refused at start on a CPU without AVX-512 BF16).
+    /// (`CORTEX_EMBED_PRECISION`)
+    pub embed_precision: EmbedPrecision,
+}
+
+/// `CORTEX_EMBED_PRECISION`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedPrecision {
+    F32,
+    Bf16,
+}
+
+impl EmbedPrecision {
+    fn parse(v: &str) -> Result<Self, ConfigError> {
+        match v {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            other => Err(ConfigError::Env {
+                name: "CORTEX_EMBED_PRECISION",
+                reason: format!("{other:?} is not f32 or bf16"),
+            }),
+        }
+    }
+
+    /// The encoder's precision.
+    pub fn precision(self) -> cortex_ai::encoder::Precision {
+        match self {
+            Self::F32 => cortex_ai::encoder::Precision::F32,
+            Self::Bf16 => cortex_ai::encoder::Precision::Bf16,
+        }
+    }
 }
 
 impl Default for KnowledgeSettings {
@@ -328,6 +361,7 @@ impl Default for KnowledgeSettings {
             embed_wait_micros: crate::infra::encoder_queue::Limits::default()
                 .max_wait
                 .as_micros() as u64,
+            embed_precision: EmbedPrecision::F32,
         }
     }
 }
@@ -715,6 +749,9 @@ impl Settings {
             if let Some(v) = env(name) {
                 *slot = parse(name, &v)?;
             }
+        }
+        if let Some(v) = env("CORTEX_EMBED_PRECISION") {
+            k.embed_precision = EmbedPrecision::parse(&v)?;
         }
         if let Some(v) = env("CORTEX_EMBED_WAIT_MICROS") {
             k.embed_wait_micros = parse("CORTEX_EMBED_WAIT_MICROS", &v)?;
@@ -1260,6 +1297,23 @@ mod tests {
             .validate()
             .expect_err("refused");
         assert!(err.to_string().contains("ENCRYPTION_KEY"));
+    }
+
+    #[test]
+    fn the_encoder_precision_is_f32_unless_bf16_is_asked_for() {
+        use cortex_ai::encoder::Precision;
+        let default = load(&[]).expect("loads");
+        assert_eq!(
+            default.knowledge.embed_precision.precision(),
+            Precision::F32
+        );
+        let bf16 = load(&[("CORTEX_EMBED_PRECISION", "bf16")]).expect("loads");
+        assert_eq!(bf16.knowledge.embed_precision.precision(), Precision::Bf16);
+        let err = load(&[("CORTEX_EMBED_PRECISION", "int8")]).expect_err("refused");
+        assert!(err.to_string().contains("CORTEX_EMBED_PRECISION"), "{err}");
+        let toml: Settings =
+            toml::from_str("[knowledge]\nembed_precision = \"bf16\"\n").expect("parses");
+        assert_eq!(toml.knowledge.embed_precision, EmbedPrecision::Bf16);
     }
 
     #[test]

@@ -295,3 +295,65 @@ pub async fn concurrent_workers_never_share_a_job(store: DynStore) {
         "every job leased exactly once"
     );
 }
+
+/// Fair turns: a tenant's long line of queued jobs of one kind does not hold back another
+/// tenant's job, nor the same tenant's job of another kind; within a line, oldest first.
+pub async fn a_long_line_of_one_tenants_jobs_does_not_hold_back_anothers(store: DynStore) {
+    let (a, _) = tenant_with_owner(&store, "importer").await;
+    let (b, _) = tenant_with_owner(&store, "small").await;
+    let t0 = now();
+    for n in 0..5 {
+        store
+            .enqueue_job(Some(a), job("ParseDocument", n, t0))
+            .await
+            .expect("enqueue");
+    }
+    // Later arrivals: another tenant's upload, the importer's own channel reply.
+    store
+        .enqueue_job(
+            Some(b),
+            job("ParseDocument", 100, t0 + Duration::seconds(1)),
+        )
+        .await
+        .expect("enqueue");
+    store
+        .enqueue_job(Some(a), job("ChannelReply", 200, t0 + Duration::seconds(2)))
+        .await
+        .expect("enqueue");
+    let at = t0 + Duration::seconds(3);
+    let lease = Duration::seconds(60);
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let one = store.lease_jobs(at, lease, 1).await.expect("lease");
+        order.extend(one.iter().map(|l| l.job.payload["n"].as_i64().expect("n")));
+    }
+    assert_eq!(
+        order,
+        vec![0, 100, 200],
+        "each line's first job goes before the importer's second"
+    );
+    // The importer's line goes on where it was; a job joining it queues at its end.
+    store
+        .enqueue_job(Some(a), job("ParseDocument", 5, at))
+        .await
+        .expect("enqueue");
+    // And a line that has emptied starts again at the front.
+    store
+        .enqueue_job(
+            Some(b),
+            job("ParseDocument", 101, at + Duration::seconds(1)),
+        )
+        .await
+        .expect("enqueue");
+    let rest = store
+        .lease_jobs(at + Duration::seconds(2), lease, 10)
+        .await
+        .expect("lease");
+    assert_eq!(
+        rest.iter()
+            .map(|l| l.job.payload["n"].as_i64().expect("n"))
+            .collect::<Vec<_>>(),
+        vec![101, 1, 2, 3, 4, 5],
+        "the emptied line's job is at turn 0, the importer's next at turn 1"
+    );
+}

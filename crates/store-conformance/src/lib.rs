@@ -92,6 +92,7 @@ macro_rules! conformance_tests {
             an_expired_lease_passes_to_the_next_worker,
             a_lease_running_out_on_the_last_attempt_fails_the_job,
             concurrent_workers_never_share_a_job,
+            a_long_line_of_one_tenants_jobs_does_not_hold_back_anothers,
             documents_are_created_with_their_first_job_and_listed_newest_first,
             the_document_limit_holds_under_concurrent_uploads,
             chunks_replace_atomically_and_are_found_lexically,

@@ -50,7 +50,7 @@ const LEASE_SQL: &str = "UPDATE jobs SET status = 'running', attempts = attempts
         SELECT id FROM jobs
         WHERE ((status = 'queued' AND run_at <= $1) OR (status = 'running' AND leased_until <= $1))
           AND attempts < max_attempts
-        ORDER BY run_at, id LIMIT $4)
+        ORDER BY turn, run_at, id LIMIT $4)
     RETURNING *";
 
 impl SqliteStore {
@@ -103,11 +103,15 @@ impl JobStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
-        let mut jobs = rows.iter().map(job_from).collect::<Result<Vec<_>>>()?;
-        // RETURNING promises no order; hand jobs out oldest first.
-        jobs.sort_by_key(|j| (j.run_at, j.id));
+        let mut jobs = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>("turn").map_err(db)?, job_from(r)?)))
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING promises no order; hand jobs out in the order they were chosen.
+        jobs.sort_by_key(|(turn, j)| (*turn, j.run_at, j.id));
+        let jobs = jobs.into_iter().map(|(_, j)| j);
         tx.commit().await.map_err(db)?;
-        Ok(jobs.into_iter().map(|job| Lease { job, token }).collect())
+        Ok(jobs.map(|job| Lease { job, token }).collect())
     }
 
     async fn extend_lease(&self, job: JobId, token: Uuid, until: DateTime<Utc>) -> Result<()> {

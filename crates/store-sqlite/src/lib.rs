@@ -194,27 +194,36 @@ async fn insert_audit(
     Ok(())
 }
 
+/// Enqueues a job at the end of its tenant's line for its kind (`{tenant}`: how the line's
+/// tenant is matched).
+const INSERT_JOB_SQL: &str = "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at, turn)
+     VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8,
+             COALESCE((SELECT MAX(turn) + 1 FROM jobs WHERE {tenant} AND kind = $3 AND status = 'queued'), 0))
+     ON CONFLICT (unique_key) DO NOTHING";
+
 async fn insert_job(
     conn: &mut SqliteConnection,
     tenant: Option<TenantId>,
     job: &NewJob,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8)
-         ON CONFLICT (unique_key) DO NOTHING",
-    )
-    .bind(job.id.0)
-    .bind(tenant.map(|t| t.0))
-    .bind(&job.kind)
-    .bind(job.payload.to_string())
-    .bind(job.unique_key.as_deref())
-    .bind(i64::from(job.max_attempts))
-    .bind(ms(job.run_at))
-    .bind(ms(job.created_at))
-    .execute(conn)
-    .await
-    .map_err(db)?;
+    // The job's turn: one past the last of its tenant's queued jobs of its kind (an `=` or
+    // `IS NULL` match rather than `IS`, so the partial index `jobs_turns` serves it).
+    let sql = match tenant {
+        Some(_) => INSERT_JOB_SQL.replace("{tenant}", "tenant_id = $2"),
+        None => INSERT_JOB_SQL.replace("{tenant}", "tenant_id IS NULL"),
+    };
+    let done = sqlx::query(&sql)
+        .bind(job.id.0)
+        .bind(tenant.map(|t| t.0))
+        .bind(&job.kind)
+        .bind(job.payload.to_string())
+        .bind(job.unique_key.as_deref())
+        .bind(i64::from(job.max_attempts))
+        .bind(ms(job.run_at))
+        .bind(ms(job.created_at))
+        .execute(conn)
+        .await
+        .map_err(db)?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
+use cortex_ai::encoder::Precision;
 use cortex_ai::{MiniLm, Sequence};
 use cortex_core::ports::{EmbedError, Embedder};
 
@@ -32,6 +33,7 @@ pub struct LocalEmbedder {
     model: OnceLock<Arc<Loaded>>,
     hub: Option<Hub>,
     limits: Limits,
+    precision: Precision,
 }
 
 /// A model in memory and the queue of its encoder thread.
@@ -53,9 +55,11 @@ pub struct Hub {
     pub revision: String,
 }
 
-/// Models already loaded in this process, by folder.
-fn loaded() -> &'static Mutex<HashMap<PathBuf, Arc<Loaded>>> {
-    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Arc<Loaded>>>> = OnceLock::new();
+/// Models already loaded in this process, by folder and precision.
+type LoadedModels = Mutex<HashMap<(PathBuf, Precision), Arc<Loaded>>>;
+
+fn loaded() -> &'static LoadedModels {
+    static LOADED: OnceLock<LoadedModels> = OnceLock::new();
     LOADED.get_or_init(Default::default)
 }
 
@@ -68,7 +72,15 @@ impl LocalEmbedder {
             model: OnceLock::new(),
             hub: None,
             limits: Limits::default(),
+            precision: Precision::F32,
         }
+    }
+
+    /// Runs the encoder's linear layers in `precision` (the folder's model is loaded once per
+    /// precision).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// How the encoder thread forms its passes (the first embedder to load a folder sets
@@ -176,17 +188,21 @@ impl LocalEmbedder {
                 missing.join(", ")
             );
         }
-        let key = self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone());
+        let key = (
+            self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone()),
+            self.precision,
+        );
         let mut cache = loaded().lock().unwrap_or_else(|e| e.into_inner());
         let model = match cache.get(&key) {
             Some(m) => m.clone(),
             None => {
-                let model = Arc::new(MiniLm::load(&self.dir).map_err(|e| {
-                    anyhow::anyhow!(
-                        "loading the embedding model from {}: {e}",
-                        self.dir.display()
-                    )
-                })?);
+                let model =
+                    Arc::new(MiniLm::load_with(&self.dir, self.precision).map_err(|e| {
+                        anyhow::anyhow!(
+                            "loading the embedding model from {}: {e}",
+                            self.dir.display()
+                        )
+                    })?);
                 let encoder = model.clone();
                 let queue = EncoderQueue::start(
                     self.limits,

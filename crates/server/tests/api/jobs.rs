@@ -99,3 +99,70 @@ async fn the_jobs_run_command_works_through_the_queue_and_says_what_ran() {
     );
     assert_eq!(app.document(&owner.access, &id).await["status"], "ready");
 }
+
+/// Fair turns as a customer sees them: while one company's import of many documents waits in
+/// the queue, another company's single upload is searchable by meaning after a handful of
+/// jobs, not after the whole import.
+#[tokio::test]
+async fn another_companys_upload_is_searchable_by_meaning_while_an_import_waits() {
+    // No background workers: the test runs each job itself, as one worker would.
+    let app = crate::helpers::spawn_app_with(|s| s.knowledge.workers = 0).await;
+    let importer = app.owner("owner@importer.example", "Importer").await;
+    let small = app.owner("owner@small.example", "Small").await;
+    // Nine: the Starter plan holds ten documents.
+    let files: Vec<(String, Vec<u8>)> = (0..9)
+        .map(|n| {
+            (
+                format!("article-{n}.md"),
+                format!("# Article {n}\n\nShipping to region {n} takes {n} working days.\n")
+                    .into_bytes(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let r = app.upload(&importer.access, &refs).await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let id = app
+        .upload_one(
+            &small.access,
+            "returns.md",
+            b"# Returns\n\nUnused items can be sent back within thirty days for a full refund.\n",
+        )
+        .await;
+
+    let mut ran = 0;
+    while app.document(&small.access, &id).await["status"] != "ready" {
+        assert!(
+            ran < 6,
+            "the small upload is still waiting after {ran} jobs"
+        );
+        cortexlayer_server::jobs::run_next(&app.state)
+            .await
+            .expect("lease")
+            .expect("a job is due");
+        ran += 1;
+    }
+    let hits = app
+        .search(&small.access, "can I get my money back", "vector", 3)
+        .await;
+    assert!(
+        hits.iter()
+            .any(|h| h["chunk"]["document_id"] == id.as_str()),
+        "{hits:?}"
+    );
+    // The import is still mostly waiting, and all of it completes afterwards.
+    let ready = |listed: serde_json::Value| {
+        listed["data"]
+            .as_array()
+            .expect("documents")
+            .iter()
+            .filter(|d| d["status"] == "ready")
+            .count()
+    };
+    let listed = app.get_as("/api/v1/documents", &importer.access).await;
+    let before = ready(listed.json().await.expect("json"));
+    assert!(before <= 2, "{before} of the import's documents went first");
+    app.run_pending_jobs().await;
+    let listed = app.get_as("/api/v1/documents", &importer.access).await;
+    assert_eq!(ready(listed.json().await.expect("json")), 9);
+}
