@@ -616,8 +616,6 @@ fn linear(
     }
 }
 
-const _: () = assert!(kernels::bf16::BLOCK == kernels::panels::BLOCK);
-
 /// Most rows multiplied in bf16; more go to f32. `vdpbf16ps` retires at about half the rate of
 /// f32 FMAs on the CPUs measured (`docs/benchmarks.md`), so bf16 wins only where reading the
 /// weights dominates: passes of a few questions. Above ~60 rows f32 is as fast or faster.

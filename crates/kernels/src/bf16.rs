@@ -14,8 +14,8 @@
 
 use std::ops::Range;
 
-/// Output columns per packed panel.
-pub const BLOCK: usize = 64;
+/// Output columns per packed panel (the same as [`crate::panels::BLOCK`]).
+pub const BLOCK: usize = crate::PANEL;
 
 /// Rows multiplied together by the AVX-512 kernel.
 const ROWS: usize = 6;
@@ -126,14 +126,9 @@ impl Bf16Matrix {
         self.out.div_ceil(BLOCK)
     }
 
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.data.len() * 4
-    }
-
     /// Output columns of panel `b`.
     fn valid(&self, b: usize) -> usize {
-        BLOCK.min(self.out - b * BLOCK)
+        crate::panel_width(self.out, b)
     }
 }
 
@@ -150,16 +145,9 @@ pub fn multiply_add(
     out: &mut [f32],
     stride: usize,
 ) {
-    if rows == 0 || blocks.is_empty() {
+    if !crate::check_product(w.out, &blocks, rows, (x.len(), w.pairs), out.len(), stride) {
         return;
     }
-    assert!(blocks.end <= w.blocks(), "multiply_add: no such panel");
-    let last = blocks.end - 1;
-    let width = (last - blocks.start) * BLOCK + w.valid(last);
-    assert!(
-        x.len() >= rows * w.pairs && width <= stride && out.len() >= (rows - 1) * stride + width,
-        "multiply_add: buffers too short"
-    );
     #[cfg(target_arch = "x86_64")]
     if available() {
         // SAFETY: the CPU has the features `avx512::multiply_add` is compiled for (just

@@ -53,6 +53,44 @@ macro_rules! simd_fn {
 pub mod bf16;
 pub mod panels;
 
+/// Output columns per packed panel, in both matrix kernels ([`bf16`], [`panels`]).
+const PANEL: usize = 64;
+
+/// Output columns of panel `b` of a matrix `out` columns wide.
+fn panel_width(out: usize, b: usize) -> usize {
+    PANEL.min(out - b * PANEL)
+}
+
+/// The checks both matrix kernels make before `multiply_add` runs: `false` when there is
+/// nothing to do (no rows or no panels).
+///
+/// # Panics
+/// When `blocks` is past the matrix's panels, `x` is shorter than `rows` rows of `x_row`
+/// values, or `out` is too short for `rows` rows `stride` apart of the panels' columns.
+fn check_product(
+    out_width: usize,
+    blocks: &std::ops::Range<usize>,
+    rows: usize,
+    (x_len, x_row): (usize, usize),
+    out_len: usize,
+    stride: usize,
+) -> bool {
+    if rows == 0 || blocks.is_empty() {
+        return false;
+    }
+    assert!(
+        blocks.end <= out_width.div_ceil(PANEL),
+        "multiply_add: no such panel"
+    );
+    let last = blocks.end - 1;
+    let width = (last - blocks.start) * PANEL + panel_width(out_width, last);
+    assert!(
+        x_len >= rows * x_row && width <= stride && out_len >= (rows - 1) * stride + width,
+        "multiply_add: buffers too short"
+    );
+    true
+}
+
 /// What the AVX-512 matrix kernels ([`bf16`], [`panels`]) share.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {

@@ -13,7 +13,7 @@
 use std::ops::Range;
 
 /// Output columns per packed panel.
-pub const BLOCK: usize = 64;
+pub const BLOCK: usize = crate::PANEL;
 
 /// Rows multiplied together by the AVX-512 kernel.
 const ROWS: usize = 6;
@@ -63,7 +63,7 @@ impl Panels {
 
     /// Output columns of panel `b`.
     fn valid(&self, b: usize) -> usize {
-        BLOCK.min(self.out - b * BLOCK)
+        crate::panel_width(self.out, b)
     }
 }
 
@@ -80,16 +80,9 @@ pub fn multiply_add(
     out: &mut [f32],
     stride: usize,
 ) {
-    if rows == 0 || blocks.is_empty() {
+    if !crate::check_product(w.out, &blocks, rows, (x.len(), w.width), out.len(), stride) {
         return;
     }
-    assert!(blocks.end <= w.blocks(), "multiply_add: no such panel");
-    let last = blocks.end - 1;
-    let width = (last - blocks.start) * BLOCK + w.valid(last);
-    assert!(
-        x.len() >= rows * w.width && width <= stride && out.len() >= (rows - 1) * stride + width,
-        "multiply_add: buffers too short"
-    );
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512 F (just checked), and the lengths the kernel relies on

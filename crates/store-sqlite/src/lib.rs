@@ -194,25 +194,33 @@ async fn insert_audit(
     Ok(())
 }
 
-/// Enqueues a job at the end of its tenant's line for its kind (`{tenant}`: how the line's
-/// tenant is matched).
-const INSERT_JOB_SQL: &str = "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at, turn)
-     VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8,
-             COALESCE((SELECT MAX(turn) + 1 FROM jobs WHERE {tenant} AND kind = $3 AND status = 'queued'), 0))
-     ON CONFLICT (unique_key) DO NOTHING";
+/// Enqueues a job at the end of its tenant's line for its kind, the line's tenant matched by
+/// `$tenant` (an `=` or `IS NULL` match rather than `IS`, so the partial index `jobs_turns`
+/// serves it).
+macro_rules! insert_job_sql {
+    ($tenant:literal) => {
+        concat!(
+            "INSERT INTO jobs (id, tenant_id, kind, payload, unique_key, status, attempts, max_attempts, run_at, created_at, updated_at, turn)
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8, $8,
+                     COALESCE((SELECT MAX(turn) + 1 FROM jobs WHERE ",
+            $tenant,
+            " AND kind = $3 AND status = 'queued'), 0))
+             ON CONFLICT (unique_key) DO NOTHING"
+        )
+    };
+}
 
 async fn insert_job(
     conn: &mut SqliteConnection,
     tenant: Option<TenantId>,
     job: &NewJob,
 ) -> Result<bool> {
-    // The job's turn: one past the last of its tenant's queued jobs of its kind (an `=` or
-    // `IS NULL` match rather than `IS`, so the partial index `jobs_turns` serves it).
+    // The job's turn: one past the last of its tenant's queued jobs of its kind.
     let sql = match tenant {
-        Some(_) => INSERT_JOB_SQL.replace("{tenant}", "tenant_id = $2"),
-        None => INSERT_JOB_SQL.replace("{tenant}", "tenant_id IS NULL"),
+        Some(_) => insert_job_sql!("tenant_id = $2"),
+        None => insert_job_sql!("tenant_id IS NULL"),
     };
-    let done = sqlx::query(&sql)
+    let done = sqlx::query(sql)
         .bind(job.id.0)
         .bind(tenant.map(|t| t.0))
         .bind(&job.kind)
