@@ -26,7 +26,7 @@ cargo build --release --quiet -p cortex-ai --example embed_throughput
 
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
-echo "== CortexLayer (Rust encoder, gemm), $THREADS threads"
+echo "== CortexLayer (Rust encoder), $THREADS threads"
 RAYON_NUM_THREADS="$THREADS" target/release/examples/embed_throughput "$MODEL_DIR" "$PASSAGES" \
   ${CORPUS:+"$CORPUS"} --write "$out"
 echo "== sentence-transformers (PyTorch CPU), $THREADS threads, same passages"

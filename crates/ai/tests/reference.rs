@@ -68,21 +68,20 @@ fn embeddings_match_sentence_transformers() {
     );
 }
 
-/// The bf16 encoder (where the CPU has AVX-512 BF16) must stay within cosine 0.9995 of
-/// sentence-transformers on every reference text; elsewhere asking for it is refused.
-#[test]
-fn bf16_embeddings_stay_close_to_sentence_transformers() {
-    use cortex_ai::encoder::Precision;
-    if !Precision::bf16_available() {
-        let refused = MiniLm::load_with(&model_dir(), Precision::Bf16);
+/// An encoder in a narrower number format must stay within cosine 0.9995 of
+/// sentence-transformers on every reference text, in one pass of all of them and each alone;
+/// where the CPU lacks the format's instructions, asking for it is refused.
+fn stays_close_to_sentence_transformers(precision: cortex_ai::encoder::Precision, available: bool) {
+    if !available {
+        let refused = MiniLm::load_with(&model_dir(), precision);
         assert!(
             refused.is_err(),
-            "bf16 without the instructions must be refused"
+            "{precision:?} without the instructions must be refused"
         );
         return;
     }
-    let model = MiniLm::load_with(&model_dir(), Precision::Bf16).expect("load");
-    assert_eq!(model.precision(), Precision::Bf16);
+    let model = MiniLm::load_with(&model_dir(), precision).expect("load");
+    assert_eq!(model.precision(), precision);
     let refs = reference();
     let texts: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
     let mut worst = f32::MAX;
@@ -92,14 +91,26 @@ fn bf16_embeddings_stay_close_to_sentence_transformers() {
         let alone = model.embed(&[text.as_str()]).expect("embed").remove(0);
         for got in [got, &alone] {
             let c = cosine(got, want);
-            assert!(c >= 0.9995, "bf16 cosine {c} for {text:?}");
+            assert!(c >= 0.9995, "{precision:?} cosine {c} for {text:?}");
             worst = worst.min(c);
         }
     }
     eprintln!(
-        "bf16: lowest cosine to sentence-transformers over {} texts: {worst:.7}",
+        "{precision:?}: lowest cosine to sentence-transformers over {} texts: {worst:.7}",
         refs.len()
     );
+}
+
+#[test]
+fn bf16_embeddings_stay_close_to_sentence_transformers() {
+    use cortex_ai::encoder::Precision;
+    stays_close_to_sentence_transformers(Precision::Bf16, Precision::bf16_available());
+}
+
+#[test]
+fn f16_embeddings_stay_close_to_sentence_transformers() {
+    use cortex_ai::encoder::Precision;
+    stays_close_to_sentence_transformers(Precision::F16, Precision::f16_available());
 }
 
 #[test]

@@ -51,6 +51,7 @@ macro_rules! simd_fn {
 }
 
 pub mod bf16;
+pub mod f16;
 pub mod panels;
 
 /// Output columns per packed panel, in both matrix kernels ([`bf16`], [`panels`]).

@@ -285,9 +285,9 @@ pub struct KnowledgeSettings {
     pub embed_batch_tokens: usize,
     pub embed_query_tokens: usize,
     pub embed_wait_micros: u64,
-    /// The local encoder's number format: `f32`, or `bf16` for passes of a few questions
-    /// (lower latency for a lone question; refused at start on a CPU without AVX-512 BF16).
-    /// (`CORTEX_EMBED_PRECISION`)
+    /// The local encoder's number format: `f32`; `f16` for every pass (faster; refused at start
+    /// on a CPU without AVX-512 FP16); or `bf16` for passes of a few questions (refused on a CPU
+    /// without AVX-512 BF16). (`CORTEX_EMBED_PRECISION`)
     pub embed_precision: EmbedPrecision,
 }
 
@@ -297,6 +297,7 @@ pub struct KnowledgeSettings {
 pub enum EmbedPrecision {
     F32,
     Bf16,
+    F16,
 }
 
 impl EmbedPrecision {
@@ -304,9 +305,10 @@ impl EmbedPrecision {
         match v {
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
+            "f16" => Ok(Self::F16),
             other => Err(ConfigError::Env {
                 name: "CORTEX_EMBED_PRECISION",
-                reason: format!("{other:?} is not f32 or bf16"),
+                reason: format!("{other:?} is not f32, f16 or bf16"),
             }),
         }
     }
@@ -316,6 +318,7 @@ impl EmbedPrecision {
         match self {
             Self::F32 => cortex_ai::encoder::Precision::F32,
             Self::Bf16 => cortex_ai::encoder::Precision::Bf16,
+            Self::F16 => cortex_ai::encoder::Precision::F16,
         }
     }
 }
@@ -1300,7 +1303,7 @@ mod tests {
     }
 
     #[test]
-    fn the_encoder_precision_is_f32_unless_bf16_is_asked_for() {
+    fn the_encoder_precision_is_f32_unless_another_is_asked_for() {
         use cortex_ai::encoder::Precision;
         let default = load(&[]).expect("loads");
         assert_eq!(
@@ -1309,6 +1312,8 @@ mod tests {
         );
         let bf16 = load(&[("CORTEX_EMBED_PRECISION", "bf16")]).expect("loads");
         assert_eq!(bf16.knowledge.embed_precision.precision(), Precision::Bf16);
+        let f16 = load(&[("CORTEX_EMBED_PRECISION", "f16")]).expect("loads");
+        assert_eq!(f16.knowledge.embed_precision.precision(), Precision::F16);
         let err = load(&[("CORTEX_EMBED_PRECISION", "int8")]).expect_err("refused");
         assert!(err.to_string().contains("CORTEX_EMBED_PRECISION"), "{err}");
         let toml: Settings =

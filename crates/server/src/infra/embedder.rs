@@ -287,7 +287,9 @@ impl Embedder for LocalEmbedder {
         {
             self.download(hub).await?;
         }
-        let loader = LocalEmbedder::new(self.dir.clone()).with_limits(self.limits);
+        let loader = LocalEmbedder::new(self.dir.clone())
+            .with_limits(self.limits)
+            .with_precision(self.precision);
         let model = tokio::task::spawn_blocking(move || loader.load())
             .await
             .map_err(|e| EmbedError::Failed(format!("loading stopped: {e}")))?

@@ -72,6 +72,8 @@ pub struct Passes {
     pub passes: u64,
     pub sequences: u64,
     pub tokens: u64,
+    /// Time spent inside passes.
+    pub busy: Duration,
 }
 
 struct Inbox {
@@ -213,11 +215,12 @@ fn run(inbox: &Inbox, limits: Limits, mut pass: Box<Pass>) {
         let budget = budget(&queues, limits);
         // Counted before any request of the pass is answered, so a caller that reads the
         // counters after its answer sees its pass.
-        run_pass(&mut queues, budget, &mut pass, |sequences, tokens| {
+        run_pass(&mut queues, budget, &mut pass, |sequences, tokens, took| {
             let mut a = lock(&inbox.arrivals);
             a.passes.passes += 1;
             a.passes.sequences += sequences as u64;
             a.passes.tokens += tokens as u64;
+            a.passes.busy += took;
         });
     }
 }
@@ -233,12 +236,12 @@ fn budget(queues: &[VecDeque<Request>; 2], limits: Limits) -> usize {
 
 /// Packs the next pass from the front of the queues (questions first), runs it and hands
 /// each request its vectors, answering those now complete; `count` hears the sequences and
-/// tokens it encoded before anyone is answered.
+/// tokens it encoded and how long it took before anyone is answered.
 fn run_pass(
     queues: &mut [VecDeque<Request>; 2],
     budget: usize,
     pass: &mut Pass,
-    count: impl FnOnce(usize, usize),
+    count: impl FnOnce(usize, usize, Duration),
 ) {
     // (queue, request, sequences taken) — requests are taken front to back, so the ones in
     // this pass are a prefix of each queue and only the last can be left partly done.
@@ -261,6 +264,7 @@ fn run_pass(
         }
     }
     let sequences: usize = plan.iter().map(|p| p.2).sum();
+    let took;
     let outcome = {
         let refs: Vec<(&[u32], &[u32])> = plan
             .iter()
@@ -271,7 +275,10 @@ fn run_pass(
                     .map(Sequence::pair)
             })
             .collect();
-        match catch_unwind(AssertUnwindSafe(|| pass(&refs))) {
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| pass(&refs)));
+        took = started.elapsed();
+        match result {
             Ok(Ok(v)) if v.len() == refs.len() => Ok(v),
             Ok(Ok(v)) => Err(format!(
                 "the encoder returned {} vectors for {} texts",
@@ -282,7 +289,7 @@ fn run_pass(
             Err(_) => Err("the encoder panicked".to_owned()),
         }
     };
-    count(sequences, tokens);
+    count(sequences, tokens, took);
     match outcome {
         Ok(vectors) => {
             let mut vectors = vectors.into_iter();
@@ -408,6 +415,8 @@ mod tests {
         while lock(&queue.inbox.arrivals).queries.len() < 16 {
             tokio::task::yield_now().await;
         }
+        // The first pass lasts at least this long, and the counters say so.
+        std::thread::sleep(Duration::from_millis(20));
         drop(held);
         assert_eq!(first.await.unwrap().unwrap(), vec![vec![100.0, 5.0]]);
         for (i, a) in asked.into_iter().enumerate() {
@@ -425,6 +434,7 @@ mod tests {
         );
         assert_eq!(passes[1].len(), 32);
         assert_eq!(queue.passes().sequences, 33);
+        assert!(queue.passes().busy >= Duration::from_millis(20));
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cortex_ai::encoder::Precision;
 use cortex_core::ports::Embedder;
 use cortexlayer_server::infra::embedder::LocalEmbedder;
 use cortexlayer_server::infra::encoder_queue::Limits;
@@ -92,5 +93,18 @@ async fn questions_asked_at_once_share_passes_and_each_gets_the_vector_it_gets_a
     assert_eq!(as_document.len(), 16);
     for (d, r) in as_document.iter().zip(&as_request) {
         assert!(cosine(d, r) > 0.99999);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_warmed_up_in_the_background_runs_at_the_precision_that_was_set() {
+    let embedder = LocalEmbedder::new(model_dir()).with_precision(Precision::Bf16);
+    let warmed = embedder.warm_up().await;
+    if Precision::bf16_available() {
+        warmed.unwrap();
+        assert_eq!(embedder.load().unwrap().model.precision(), Precision::Bf16);
+    } else {
+        let e = warmed.unwrap_err();
+        assert!(e.to_string().contains("bf16"), "{e}");
     }
 }
