@@ -11,11 +11,11 @@
 //! (GELU, softmax, LayerNorm) are vectorised (`cortex-kernels`) and spread over the cores by
 //! rayon.
 //!
-//! Weights are read from `model.safetensors` with candle and kept in f32. At
-//! [`Precision::Bf16`] the linear layers also keep a bfloat16 copy, multiplied with AVX-512
-//! BF16 dot products (`cortex_kernels::bf16`) in passes of few rows, where reading the weights
-//! is the cost: half the bytes. Sums stay f32, and so does everything else (embeddings,
-//! attention, softmax, GELU, LayerNorm, pooling).
+//! Weights are read from `model.safetensors` with candle. The linear layers are packed in the
+//! precision the passes use and only in that one: f32 panels; at [`Precision::F16`] IEEE
+//! half-precision panels (`cortex_kernels::f16`, AVX-512 FP16); at [`Precision::Bf16`]
+//! bfloat16 pairs multiplied with AVX-512 BF16 dot products (`cortex_kernels::bf16`). Everything
+//! else stays f32 (embeddings, attention, softmax, GELU, LayerNorm, pooling).
 
 use std::collections::HashMap;
 
@@ -75,9 +75,12 @@ fn default_position_kind() -> String {
 pub enum Precision {
     /// f32 throughout (the reference).
     F32,
-    /// In passes of at most 48 tokens (a few questions), the linear layers' weights and inputs
-    /// rounded to bfloat16, products summed in f32; larger passes in f32. Needs a CPU with
-    /// AVX-512 BF16 ([`Precision::bf16_available`]).
+    /// Every pass's linear layers with weights and inputs rounded to bfloat16, products of
+    /// pairs summed in f32 (`vdpbf16ps`). Needs a CPU with AVX-512 BF16
+    /// ([`Precision::bf16_available`]). Faster than f32 where that instruction retires at the
+    /// f32 FMA's rate (AMD Zen 5: 1.3× on documents, 2× on a lone question); on the Intel
+    /// CPU measured it retires at half that rate and only a lone question gains, so `auto`
+    /// prefers [`Precision::F16`] there.
     Bf16,
     /// Every pass's linear layers in IEEE half precision: weights and inputs rounded to f16,
     /// products and partial sums over 32 positions in f16, then summed in f32. Twice the
@@ -98,22 +101,29 @@ impl Precision {
     }
 }
 
-/// A linear layer's `[out, in]` weight matrix, packed in panels; at [`Precision::Bf16`] also in
-/// bf16, for passes of few rows.
-struct Weight {
-    f32: Panels,
-    bf16: Option<Bf16Matrix>,
-    f16: Option<F16Panels>,
+/// A linear layer's `[out, in]` weight matrix, packed once at load in the one precision every
+/// pass uses (an f32 copy next to an f16 one would be 42 MB nobody reads).
+enum Weight {
+    F32(Panels),
+    Bf16(Bf16Matrix),
+    F16(F16Panels),
 }
 
 impl Weight {
     fn new(w: Vec<f32>, out: usize, width: usize, precision: Precision) -> Self {
-        let bf16 = (precision == Precision::Bf16).then(|| Bf16Matrix::pack(&w, out, width));
-        let f16 = (precision == Precision::F16).then(|| F16Panels::pack(&w, out, width));
-        Self {
-            f32: Panels::pack(&w, out, width),
-            bf16,
-            f16,
+        match precision {
+            Precision::F32 => Self::F32(Panels::pack(&w, out, width)),
+            Precision::Bf16 => Self::Bf16(Bf16Matrix::pack(&w, out, width)),
+            Precision::F16 => Self::F16(F16Panels::pack(&w, out, width)),
+        }
+    }
+
+    /// `(out_width, in_width)`.
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Self::F32(p) => (p.out_width(), p.in_width()),
+            Self::Bf16(m) => (m.out_width(), m.in_width()),
+            Self::F16(h) => (h.out_width(), h.in_width()),
         }
     }
 }
@@ -592,11 +602,10 @@ fn linear(
     pairs: &mut Vec<u32>,
 ) {
     let out_width = bias.len();
-    let w_len = w.f32.out_width() * w.f32.in_width();
     assert!(
         out.len() == rows * out_width
             && input.len() == rows * in_width
-            && w_len == out_width * in_width
+            && w.shape() == (out_width, in_width)
             && residual.is_none_or(|r| r.len() == out.len()),
         "linear: mismatched shapes"
     );
@@ -617,28 +626,28 @@ fn linear(
             }
         }),
     }
-    if let Some(h) = &w.f16 {
-        pairs.clear();
-        pairs.resize(rows * in_width, 0);
-        pairs
-            .par_chunks_mut(ROWS_PER_TASK * in_width)
-            .zip(input.par_chunks(ROWS_PER_TASK * in_width))
-            .for_each(|(o, i)| kernels::f16::to_halves(i, o));
-        let halves = &pairs[..];
-        spread(out, rows, out_width, h.blocks(), |r, blocks, o, stride| {
-            kernels::f16::multiply_add(
-                h,
-                &halves[r.start * in_width..r.end * in_width],
-                r.len(),
-                blocks,
-                o,
-                stride,
-            );
-        });
-        return;
-    }
-    match &w.bf16 {
-        Some(m) if rows <= BF16_MAX_ROWS => {
+    let f32_panels = match w {
+        Weight::F16(h) => {
+            pairs.clear();
+            pairs.resize(rows * in_width, 0);
+            pairs
+                .par_chunks_mut(ROWS_PER_TASK * in_width)
+                .zip(input.par_chunks(ROWS_PER_TASK * in_width))
+                .for_each(|(o, i)| kernels::f16::to_halves(i, o));
+            let halves = &pairs[..];
+            spread(out, rows, out_width, h.blocks(), |r, blocks, o, stride| {
+                kernels::f16::multiply_add(
+                    h,
+                    &halves[r.start * in_width..r.end * in_width],
+                    r.len(),
+                    blocks,
+                    o,
+                    stride,
+                );
+            });
+            return;
+        }
+        Weight::Bf16(m) => {
             let p = m.pairs();
             pairs.clear();
             pairs.resize(rows * p, 0);
@@ -657,30 +666,27 @@ fn linear(
                     stride,
                 );
             });
+            return;
         }
-        _ => spread(
-            out,
-            rows,
-            out_width,
-            w.f32.blocks(),
-            |r, blocks, o, stride| {
-                kernels::panels::multiply_add(
-                    &w.f32,
-                    &input[r.start * in_width..r.end * in_width],
-                    r.len(),
-                    blocks,
-                    o,
-                    stride,
-                );
-            },
-        ),
-    }
+        Weight::F32(p) => p,
+    };
+    spread(
+        out,
+        rows,
+        out_width,
+        f32_panels.blocks(),
+        |r, blocks, o, stride| {
+            kernels::panels::multiply_add(
+                f32_panels,
+                &input[r.start * in_width..r.end * in_width],
+                r.len(),
+                blocks,
+                o,
+                stride,
+            );
+        },
+    );
 }
-
-/// Most rows multiplied in bf16; more go to f32. `vdpbf16ps` retires at about half the rate of
-/// f32 FMAs on the CPUs measured (`docs/benchmarks.md`), so bf16 wins only where reading the
-/// weights dominates: passes of a few questions. Above ~60 rows f32 is as fast or faster.
-const BF16_MAX_ROWS: usize = 48;
 
 /// Rows per task of a product over many rows: six of the kernels' tiles.
 const TILE_ROWS: usize = 36;
