@@ -290,6 +290,64 @@ pub async fn deleting_a_document_removes_its_chunks_index_entries_and_unused_vec
     assert_not_found(store.delete_document(t, a).await, "twice");
 }
 
+/// Whether `text`'s vector is stored for the tenant: a new document with that one chunk has
+/// nothing to embed exactly when it is.
+async fn vector_kept(store: &DynStore, tenant: TenantId, text: &str) -> bool {
+    let probe = create(store, tenant, "probe").await;
+    put_chunks(store, tenant, probe, 1, &[text]).await;
+    let kept = store
+        .pending_embeddings(tenant, probe, MODEL, 10)
+        .await
+        .expect("pending")
+        .is_empty();
+    store
+        .delete_document(tenant, probe)
+        .await
+        .expect("delete probe");
+    kept
+}
+
+pub async fn reprocessing_a_document_drops_only_the_vectors_nothing_else_uses(store: DynStore) {
+    let (t, _) = tenant_with_owner(&store, "owner").await;
+    let (other, _) = tenant_with_owner(&store, "other-owner").await;
+    let a = create(&store, t, "a").await;
+    let b = create(&store, t, "b").await;
+    let theirs = create(&store, other, "theirs").await;
+    put_chunks(
+        &store,
+        t,
+        a,
+        1,
+        &["kept by b too", "only the old a says this"],
+    )
+    .await;
+    put_chunks(&store, t, b, 1, &["kept by b too"]).await;
+    put_chunks(&store, other, theirs, 1, &["only the old a says this"]).await;
+    embed_all(&store, t, a, |_| unit(3, 0.0)).await;
+    embed_all(&store, other, theirs, |_| unit(4, 0.0)).await;
+
+    // `a` parsed again with new text: the old text's vector goes, the shared one stays, and
+    // the other tenant's vector of the same text is not touched.
+    put_chunks(&store, t, a, 1, &["the new a"]).await;
+    assert!(
+        !vector_kept(&store, t, "only the old a says this").await,
+        "the vector only the old chunk used is dropped"
+    );
+    assert!(
+        vector_kept(&store, t, "kept by b too").await,
+        "the vector b still uses is kept"
+    );
+    assert!(
+        vector_kept(&store, other, "only the old a says this").await,
+        "another tenant's vector of the same text is kept"
+    );
+    let hits = store
+        .vector_search(other, MODEL, &unit(4, 0.0), 10)
+        .await
+        .expect("search");
+    assert_eq!(texts(&hits), vec!["only the old a says this"]);
+}
+
 pub async fn a_failed_document_answers_nothing_until_reprocessed(store: DynStore) {
     let (t, _) = tenant_with_owner(&store, "owner").await;
     let doc = create(&store, t, "manual").await;

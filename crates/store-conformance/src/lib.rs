@@ -101,6 +101,7 @@ macro_rules! conformance_tests {
             windows_are_stored_with_their_chunk_and_added_to_vectors_from_before,
             another_tenants_documents_chunks_and_vectors_are_out_of_reach,
             deleting_a_document_removes_its_chunks_index_entries_and_unused_vectors,
+            reprocessing_a_document_drops_only_the_vectors_nothing_else_uses,
             a_failed_document_answers_nothing_until_reprocessed,
             a_tenant_gets_its_k_best_vectors_however_many_others_hold,
             documents_whose_job_failed_for_good_are_marked_failed,

@@ -29,6 +29,7 @@ cortex_store_conformance::conformance_tests!(@cases open;
     vectors_are_stored_once_per_text_and_searched_by_cosine,
     another_tenants_documents_chunks_and_vectors_are_out_of_reach,
     deleting_a_document_removes_its_chunks_index_entries_and_unused_vectors,
+    reprocessing_a_document_drops_only_the_vectors_nothing_else_uses,
     a_tenant_gets_its_k_best_vectors_however_many_others_hold,
     vector_search_sees_vectors_added_and_deleted_after_a_search,
     vectors_added_between_searches_join_the_results_and_deletions_leave_them,

@@ -54,17 +54,19 @@ async fn delete_chunks(
     conn: &mut SqliteConnection,
     tenant: TenantId,
     document: Uuid,
-) -> Result<()> {
-    let gone = sqlx::query("DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2")
-        .bind(tenant.0)
-        .bind(document)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    if gone.rows_affected() > 0 {
+) -> Result<Vec<String>> {
+    let hashes: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM chunks WHERE tenant_id = $1 AND document_id = $2 RETURNING content_hash",
+    )
+    .bind(tenant.0)
+    .bind(document)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    if !hashes.is_empty() {
         bump_chunk_version(conn, tenant, true).await?;
     }
-    Ok(())
+    Ok(hashes)
 }
 
 /// Marks the tenant's chunks as changed (in the caller's transaction) and returns the new
@@ -90,12 +92,27 @@ async fn bump_chunk_version(
 
 /// Drops vectors of the tenant that no chunk uses any more, and tells the vector caches
 /// when some went.
-async fn collect_vectors(conn: &mut SqliteConnection, tenant: TenantId) -> Result<()> {
+async fn collect_vectors(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    mut hashes: Vec<String>,
+) -> Result<()> {
+    hashes.sort_unstable();
+    hashes.dedup();
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    // By key, model by model (every model with vectors has a version row): a scan of the
+    // tenant's vectors on each reprocessed document made an import quadratic.
     let gone = sqlx::query(
-        "DELETE FROM embeddings WHERE tenant_id = $1 AND NOT EXISTS (
-             SELECT 1 FROM chunks c WHERE c.tenant_id = $1 AND c.content_hash = embeddings.content_hash)",
+        "DELETE FROM embeddings WHERE tenant_id = $1
+             AND model IN (SELECT model FROM embedding_versions WHERE tenant_id = $1)
+             AND content_hash IN (SELECT value FROM json_each($2))
+             AND NOT EXISTS (SELECT 1 FROM chunks c
+                 WHERE c.tenant_id = $1 AND c.content_hash = embeddings.content_hash)",
     )
     .bind(tenant.0)
+    .bind(serde_json::to_string(&hashes).unwrap_or_else(|_| "[]".into()))
     .execute(&mut *conn)
     .await
     .map_err(db)?;
@@ -232,6 +249,14 @@ impl KnowledgeStore for SqliteStore {
 
     async fn delete_document(&self, tenant: TenantId, document: DocumentId) -> Result<Document> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        let gone: Vec<String> = sqlx::query_scalar(
+            "SELECT content_hash FROM chunks WHERE tenant_id = $1 AND document_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(document.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
         let row = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2 RETURNING *")
             .bind(tenant.0)
             .bind(document.0)
@@ -240,7 +265,7 @@ impl KnowledgeStore for SqliteStore {
             .map_err(db)?
             .ok_or(StoreError::NotFound)?;
         // The cascade removes the chunks; their triggers remove the lexical entries.
-        collect_vectors(&mut tx, tenant).await?;
+        collect_vectors(&mut tx, tenant, gone).await?;
         tx.commit().await.map_err(db)?;
         document_from(&row)
     }
@@ -330,7 +355,7 @@ impl KnowledgeStore for SqliteStore {
                 .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
                 .await);
         }
-        delete_chunks(&mut tx, tenant, document.0).await?;
+        let gone = delete_chunks(&mut tx, tenant, document.0).await?;
         // The new version first: the chunks carry it.
         let added = if chunks.is_empty() {
             0
@@ -360,7 +385,7 @@ impl KnowledgeStore for SqliteStore {
             .await
             .map_err(db)?;
         }
-        collect_vectors(&mut tx, tenant).await?;
+        collect_vectors(&mut tx, tenant, gone).await?;
         insert_job(&mut tx, Some(tenant), &next).await?;
         tx.commit().await.map_err(db)
     }
@@ -394,8 +419,8 @@ impl KnowledgeStore for SqliteStore {
                 .refused("documents", tenant, document.0, conflict::STALE_GENERATION)
                 .await);
         }
-        delete_chunks(&mut tx, tenant, document.0).await?;
-        collect_vectors(&mut tx, tenant).await?;
+        let gone = delete_chunks(&mut tx, tenant, document.0).await?;
+        collect_vectors(&mut tx, tenant, gone).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -550,8 +575,8 @@ impl KnowledgeStore for SqliteStore {
         for row in &rows {
             let tenant = TenantId(row.try_get("tenant_id").map_err(db)?);
             let id: Uuid = row.try_get("id").map_err(db)?;
-            delete_chunks(&mut tx, tenant, id).await?;
-            collect_vectors(&mut tx, tenant).await?;
+            let gone = delete_chunks(&mut tx, tenant, id).await?;
+            collect_vectors(&mut tx, tenant, gone).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(rows.len() as u64)
