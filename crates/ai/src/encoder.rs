@@ -626,7 +626,25 @@ fn linear(
             }
         }),
     }
-    let f32_panels = match w {
+    match w {
+        Weight::F32(panels) => {
+            spread(
+                out,
+                rows,
+                out_width,
+                panels.blocks(),
+                |r, blocks, o, stride| {
+                    kernels::panels::multiply_add(
+                        panels,
+                        &input[r.start * in_width..r.end * in_width],
+                        r.len(),
+                        blocks,
+                        o,
+                        stride,
+                    );
+                },
+            );
+        }
         Weight::F16(h) => {
             pairs.clear();
             pairs.resize(rows * in_width, 0);
@@ -645,7 +663,6 @@ fn linear(
                     stride,
                 );
             });
-            return;
         }
         Weight::Bf16(m) => {
             let p = m.pairs();
@@ -666,26 +683,8 @@ fn linear(
                     stride,
                 );
             });
-            return;
         }
-        Weight::F32(p) => p,
-    };
-    spread(
-        out,
-        rows,
-        out_width,
-        f32_panels.blocks(),
-        |r, blocks, o, stride| {
-            kernels::panels::multiply_add(
-                f32_panels,
-                &input[r.start * in_width..r.end * in_width],
-                r.len(),
-                blocks,
-                o,
-                stride,
-            );
-        },
-    );
+    }
 }
 
 /// Rows per task of a product over many rows: six of the kernels' tiles.

@@ -112,7 +112,7 @@ async fn collect_vectors(
                  WHERE c.tenant_id = $1 AND c.content_hash = embeddings.content_hash)",
     )
     .bind(tenant.0)
-    .bind(serde_json::to_string(&hashes).unwrap_or_else(|_| "[]".into()))
+    .bind(serde_json::to_string(&hashes).map_err(StoreError::other)?)
     .execute(&mut *conn)
     .await
     .map_err(db)?;
